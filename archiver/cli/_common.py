@@ -1,0 +1,46 @@
+"""Shared pieces of the CLI: exit codes, error mapping, output helpers."""
+
+from __future__ import annotations
+
+import enum
+import json
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any, TypeVar
+
+import click
+
+from ..errors import ArchiverError, ConfigError
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+class ExitCode(enum.IntEnum):
+    """Exit codes are a contract with scripts and schedulers."""
+
+    OK = 0  # everything archived / unchanged / verified clean
+    FAILURE = 1  # nothing usable done, or verify found problems
+    USAGE = 2  # bad command line (click's own code)
+    PARTIAL = 3  # some items failed after retries, everything else stored
+
+
+@contextmanager
+def handle_errors() -> Iterator[None]:
+    """Turn our errors into a one-line message on stderr and exit code 1 (2 for config)."""
+    try:
+        yield
+    except ConfigError as exc:
+        click.echo(f"Error: {exc}", err=True)
+        sys.exit(ExitCode.USAGE)
+    except ArchiverError as exc:
+        click.echo(f"Error: {exc}", err=True)
+        sys.exit(ExitCode.FAILURE)
+
+
+def emit_json(obj: Any) -> None:
+    """One JSON object per line on stdout."""
+    click.echo(json.dumps(obj, sort_keys=True, default=str))
+
+
+json_option = click.option("--json", "as_json", is_flag=True, help="Machine-readable JSON lines.")

@@ -1,0 +1,4 @@
+"""Shared fixtures. Each area keeps its fixtures in a ``fixtures_*.py`` module beside this file."""
+
+from fixtures_s3 import *  # noqa: F401,F403
+from fixtures_sim import *  # noqa: F401,F403
