@@ -1,0 +1,445 @@
+"""Tests of archiver.catalog: incremental recording, staging, events, and reindex from a store."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import pytest
+
+from archiver.canonical import canonical_sha256, sha256_hex
+from archiver.catalog import Catalog, reindex
+from archiver.errors import StorageError
+from archiver.keys import debt_record_key, event_key, manifest_key, media_key, record_key
+
+SCHEMA = json.loads((Path(__file__).parent.parent / "schemas" / "manifest.schema.json").read_text())
+VALIDATOR = jsonschema.Draft202012Validator(
+    SCHEMA, format_checker=jsonschema.Draft202012Validator.FORMAT_CHECKER
+)
+
+
+def h(text: str) -> str:
+    return sha256_hex(text.encode())
+
+
+def make_manifest(
+    debt_id: str,
+    sequence: int,
+    followups: dict[str, list[str]],
+    *,
+    previous: tuple[str, str] | None = None,
+    problems: list[dict[str, Any]] | None = None,
+    status: str = "completed",
+) -> dict[str, Any]:
+    """A manifest following schemas/manifest.schema.json; ``followups`` maps id -> media kinds."""
+    fups = []
+    for fid, kinds in followups.items():
+        media = []
+        for kind in kinds:
+            sha = h(f"{debt_id}/{fid}/{kind}")
+            ext = "mp3" if kind == "audio" else "pdf"
+            media.append(
+                {
+                    "kind": kind,
+                    "key": media_key(debt_id, fid, kind, sha, ext),
+                    "version_id": f"v-{fid}-{kind}",
+                    "sha256": sha,
+                    "size": 1000 if kind == "audio" else 200,
+                    "content_type": "audio/mpeg" if kind == "audio" else "application/pdf",
+                    "sniffed_type": "audio/mpeg" if kind == "audio" else "application/pdf",
+                    "source": f"https://media.getbill.test/{debt_id}/{fid}.{ext}",
+                    "downloaded_at": "2026-11-28T10:00:00Z",
+                    "url_expires_at": "2026-11-28T11:00:00Z",
+                    "retain_until": "2029-11-28T00:00:00Z",
+                    "retention_mode": "COMPLIANCE",
+                    "legal_hold": False,
+                }
+            )
+        rsha = h(f"record {debt_id}/{fid}/{status}")
+        fups.append(
+            {
+                "id": fid,
+                "type": "call",
+                "status": status,
+                "call_date": "2026-11-20T09:00:00+00:00",
+                "record_key": record_key(debt_id, fid, rsha),
+                "record_sha256": rsha,
+                "record_size": 321,
+                "record_version_id": f"rv-{fid}",
+                "record_retain_until": "2029-11-28T00:00:00Z",
+                "media": media,
+            }
+        )
+    problems = problems or []
+    n_media = sum(len(f["media"]) for f in fups)
+    dsha = h(f"debt {debt_id}")
+    manifest = {
+        "schema": "getbill-archiver/manifest/v1",
+        "debt_id": debt_id,
+        "sequence": sequence,
+        "created_at": f"2026-11-28T10:{sequence:02d}:00Z",
+        "run_id": f"run-{sequence}",
+        "tool": {"name": "getbill-archiver", "version": "0.1.0"},
+        "source": {"api_base_url": "https://api.getbill.test"},
+        "previous": None if previous is None else {"key": previous[0], "sha256": previous[1]},
+        "policy": {"name": "us-reg-f", "sha256": h("policy"), "mode": "COMPLIANCE"},
+        "debt": {"key": debt_record_key(debt_id, dsha), "sha256": dsha, "size": 10},
+        "debt_unavailable": None,
+        "followups": fups,
+        "problems": problems,
+        "summary": {
+            "followups": len(fups),
+            "media": n_media,
+            "media_bytes": sum(m["size"] for f in fups for m in f["media"]),
+            "problems": len(problems),
+            "last_activity": "2026-11-20T09:00:00+00:00",
+        },
+    }
+    errors = [e.message for e in VALIDATOR.iter_errors(manifest)]
+    assert errors == [], errors
+    return manifest
+
+
+@dataclass
+class FakeInfo:
+    version_id: str | None
+
+
+class FakeStore:
+    """list_keys / read_bytes / head over a dict, like archiver.storage.ObjectStore."""
+
+    def __init__(self) -> None:
+        self.objects: dict[str, bytes] = {}
+        self.unreadable: set[str] = set()
+
+    def put(self, key: str, data: bytes) -> None:
+        self.objects[key] = data
+
+    def list_keys(self, prefix: str) -> Iterator[str]:
+        yield from sorted(k for k in self.objects if k.startswith(prefix))
+
+    def read_bytes(self, key: str, version_id: str | None = None) -> bytes:
+        if key in self.unreadable:
+            raise StorageError("read failed", key=key)
+        return self.objects[key]
+
+    def head(self, key: str) -> FakeInfo | None:
+        return FakeInfo(f"ver-{sha256_hex(self.objects[key])[:8]}") if key in self.objects else None
+
+
+def chain(debt_id: str, specs: list[dict[str, list[str]]]) -> list[tuple[dict, str, bytes, str]]:
+    """Manifests 1..n of a debt, hash-chained: (manifest, key, bytes, sha256)."""
+    out: list[tuple[dict, str, bytes, str]] = []
+    previous = None
+    for seq, followups in enumerate(specs, start=1):
+        m = make_manifest(debt_id, seq, followups, previous=previous)
+        data, sha = canonical_sha256(m)
+        key = manifest_key(debt_id, seq)
+        out.append((m, key, data, sha))
+        previous = (key, sha)
+    return out
+
+
+@pytest.fixture
+def catalog() -> Catalog:
+    return Catalog.open(":memory:")
+
+
+def record(catalog: Catalog, entry: tuple[dict, str, bytes, str]) -> None:
+    m, key, data, sha = entry
+    catalog.record_manifest(m, key=key, sha256=sha, version_id=f"ver-{sha[:8]}")
+
+
+def test_record_manifest_then_status(catalog: Catalog) -> None:
+    entry = chain("D1", [{"F1": ["audio", "pdf"], "F2": []}])[0]
+    record(catalog, entry)
+    [row] = catalog.status()
+    assert row["debt_id"] == "D1"
+    assert row["sequence"] == 1
+    assert row["manifest_key"] == "debts/D1/manifests/00000001.json"
+    assert row["manifest_sha256"] == entry[3]
+    assert row["last_archived_at"] == "2026-11-28T10:01:00Z"
+    assert (row["followups"], row["media"], row["media_bytes"], row["problems"]) == (2, 2, 1200, 0)
+    assert row["policy"] == "us-reg-f"
+    assert row["on_hold"] is False
+    assert catalog.status("nope") == []
+    latest = catalog.latest_manifest("D1")
+    assert latest is not None and latest["sha256"] == entry[3]
+    assert latest["version_id"] == f"ver-{entry[3][:8]}"
+
+
+def test_recording_twice_does_not_duplicate(catalog: Catalog) -> None:
+    entry = chain("D1", [{"F1": ["audio"], "F2": ["pdf"]}])[0]
+    entry[0]["problems"] = [{"type": "media_expired", "message": "x", "followup_id": "F2"}]
+    record(catalog, entry)
+    first = catalog.counts()
+    record(catalog, entry)
+    assert catalog.counts() == first
+    assert first["manifests"] == 1 and first["followups"] == 2 and first["media"] == 2
+    assert first["problems"] == 1
+
+
+def test_second_sequence_updates_counts_and_keeps_first_seen(catalog: Catalog) -> None:
+    e1, e2 = chain("D1", [{"F1": ["audio"]}, {"F1": ["audio"], "F2": ["pdf"]}])
+    record(catalog, e1)
+    record(catalog, e2)
+    [row] = catalog.status()
+    assert row["sequence"] == 2 and row["manifest_sha256"] == e2[3]
+    assert (row["followups"], row["media"], row["media_bytes"]) == (2, 2, 1200)
+    fups = {r["followup_id"]: r for r in catalog.db["followups"].rows}
+    assert (fups["F1"]["first_seen_sequence"], fups["F1"]["last_seen_sequence"]) == (1, 2)
+    assert (fups["F2"]["first_seen_sequence"], fups["F2"]["last_seen_sequence"]) == (2, 2)
+    media = {r["followup_id"]: r for r in catalog.db["media"].rows}
+    assert media["F1"]["first_sequence"] == 1 and media["F2"]["first_sequence"] == 2
+    assert [m["sequence"] for m in catalog.manifests("D1")] == [1, 2]
+    assert catalog.manifests("D1")[1]["previous_sha256"] == e1[3]
+
+
+def test_out_of_order_recording_keeps_newest_fields(catalog: Catalog) -> None:
+    e1, e2 = chain("D1", [{"F1": []}, {"F1": []}])
+    e2[0]["followups"][0]["status"] = "answered"
+    record(catalog, e2)
+    record(catalog, e1)
+    [row] = catalog.status()
+    assert row["sequence"] == 2
+    [fup] = catalog.db["followups"].rows
+    assert fup["status"] == "answered"
+    assert (fup["first_seen_sequence"], fup["last_seen_sequence"]) == (1, 2)
+
+
+def test_stored_object_staging_and_find(catalog: Catalog) -> None:
+    src = "https://media.getbill.test/D1/F1.mp3"
+    assert catalog.find_stored_media("D1", "F1", "audio", src) is None
+    key = media_key("D1", "F1", "audio", h("D1/F1/audio"), "mp3")
+    catalog.record_stored_object(
+        debt_id="D1",
+        key=key,
+        sha256=h("D1/F1/audio"),
+        size=1000,
+        version_id="v1",
+        kind="audio",
+        followup_id="F1",
+        source=src,
+        run_id="run-1",
+    )
+    found = catalog.find_stored_media("D1", "F1", "audio", src)
+    assert found is not None
+    assert (found["key"], found["sha256"], found["size"], found["origin"]) == (
+        key,
+        h("D1/F1/audio"),
+        1000,
+        "staged",
+    )
+    assert catalog.find_stored_media("D1", "F1", "pdf", src) is None
+    assert catalog.find_stored_media("D1", "F1", "audio", src + "x") is None
+    # Once a manifest names the object, it comes from the manifest's media instead.
+    record(catalog, chain("D1", [{"F1": ["audio"]}])[0])
+    assert catalog.db["stored_objects"].count == 0
+    found = catalog.find_stored_media("D1", "F1", "audio", src)
+    assert found is not None and found["key"] == key and found["origin"] == "manifest"
+
+
+def test_staging_never_stores_a_query_string(catalog: Catalog) -> None:
+    catalog.record_stored_object(
+        debt_id="D1",
+        key="debts/D1/media/F1/audio-x.mp3",
+        sha256=h("x"),
+        size=1,
+        version_id=None,
+        kind="audio",
+        followup_id="F1",
+        source="https://media.getbill.test/a.mp3?X-Amz-Signature=secret",
+        run_id=None,
+    )
+    [row] = catalog.db["stored_objects"].rows
+    assert row["source"] == "https://media.getbill.test/a.mp3"
+
+
+def test_no_query_strings_and_sources_as_given(catalog: Catalog) -> None:
+    entry = chain("D1", [{"F1": ["audio", "pdf"]}])[0]
+    record(catalog, entry)
+    catalog.start_run(
+        run_id="r1",
+        started_at="2026-11-28T10:00:00Z",
+        command="archive",
+        debt_ids=["D1"],
+        options={"api_token": "tok-secret", "media_url": "https://m.test/a?sig=secret", "n": 1},
+    )
+    for table in catalog.db.table_names():
+        for row in catalog.db[table].rows:
+            for value in row.values():
+                assert not (isinstance(value, str) and "?" in value), (table, value)
+                assert not (isinstance(value, str) and "secret" in value), (table, value)
+    stored = {r["key"]: r["source"] for r in catalog.db["media"].rows}
+    given = {m["key"]: m["source"] for m in entry[0]["followups"][0]["media"]}
+    assert stored == given
+    [run] = catalog.runs()
+    assert run["options"] == {"media_url": "https://m.test/a", "n": 1}
+
+
+def test_runs_journal(catalog: Catalog) -> None:
+    catalog.start_run(
+        run_id="r1",
+        started_at="2026-11-28T10:00:00Z",
+        command="archive",
+        debt_ids=["D1"],
+        options={},
+    )
+    catalog.start_run(
+        run_id="r2",
+        started_at="2026-11-28T11:00:00Z",
+        command="archive",
+        debt_ids=[],
+        options={},
+    )
+    catalog.finish_run("r1", finished_at="2026-11-28T10:05:00Z", status="ok", summary={"m": 1})
+    runs = catalog.runs()
+    assert [r["run_id"] for r in runs] == ["r2", "r1"]
+    assert runs[1]["status"] == "ok" and runs[1]["summary"] == {"m": 1}
+    assert runs[1]["command"] == "archive" and runs[1]["debt_ids"] == ["D1"]
+    assert runs[0]["status"] == "running"
+    assert len(catalog.runs(limit=1)) == 1
+
+
+def test_events_put_on_hold_and_release(catalog: Catalog) -> None:
+    record(catalog, chain("D1", [{"F1": []}])[0])
+    hold = {"debt_id": "D1", "action": "hold", "at": "2026-11-28T12:00:00Z", "reason": "dispute"}
+    catalog.record_event(hold, key=event_key("D1", "20261128T120000Z", "hold"), sha256=h("1"))
+    assert catalog.status("D1")[0]["on_hold"] is True
+    release = {"debt_id": "D1", "action": "release", "at": "2026-11-28T13:00:00Z"}
+    catalog.record_event(release, key=event_key("D1", "20261128T130000Z", "release"), sha256=h("2"))
+    [row] = catalog.status("D1")
+    assert row["on_hold"] is False and row["last_event"] == "release"
+    # Action and debt taken from the key when the event does not say.
+    catalog.record_event(
+        {"at": "2026-11-28T14:00:00Z"},
+        key=event_key("D1", "20261128T140000Z", "hold"),
+        sha256=h("3"),
+    )
+    assert catalog.status("D1")[0]["on_hold"] is True
+
+
+def test_dossier_in_status(catalog: Catalog) -> None:
+    record(catalog, chain("D1", [{"F1": []}])[0])
+    assert catalog.status()[0]["dossier_sequence"] is None
+    catalog.record_dossier(
+        debt_id="D1",
+        sequence=1,
+        key="debts/D1/dossiers/00000001.pdf",
+        sha256=h("pdf"),
+        version_id="v",
+        renderer_version="1",
+    )
+    assert catalog.status()[0]["dossier_sequence"] == 1
+
+
+def _store_with_two_debts() -> tuple[FakeStore, list[tuple[dict, str, bytes, str]]]:
+    store = FakeStore()
+    entries = chain("D1", [{"F1": ["audio"]}, {"F1": ["audio"], "F2": ["pdf"]}]) + chain(
+        "D2", [{"G1": []}, {"G1": [], "G2": ["audio", "pdf"]}]
+    )
+    for _m, key, data, _sha in entries:
+        store.put(key, data)
+    store.put("debts/D1/media/F1/unrelated.bin", b"x")
+    return store, entries
+
+
+def test_reindex_rebuilds_identical_status() -> None:
+    store, entries = _store_with_two_debts()
+    hold = {"debt_id": "D2", "action": "hold", "at": "2026-11-28T12:00:00Z"}
+    hold_bytes = json.dumps(hold).encode()
+    hold_key = event_key("D2", "20261128T120000Z", "hold")
+    store.put(hold_key, hold_bytes)
+    store.put("debts/D1/dossiers/00000002.pdf", b"%PDF-1.7 fake")
+
+    incremental = Catalog.open(":memory:")
+    for m, key, _data, sha in entries:
+        incremental.record_manifest(m, key=key, sha256=sha, version_id=store.head(key).version_id)
+    incremental.record_event(hold, key=hold_key, sha256=sha256_hex(hold_bytes))
+    incremental.record_dossier(
+        debt_id="D1",
+        sequence=2,
+        key="debts/D1/dossiers/00000002.pdf",
+        sha256=sha256_hex(b"%PDF-1.7 fake"),
+        version_id=store.head("debts/D1/dossiers/00000002.pdf").version_id,
+        renderer_version=None,
+    )
+
+    rebuilt = Catalog.open(":memory:")
+    # Stale rows must disappear: reindex starts from a clean catalog.
+    record(rebuilt, chain("STALE", [{"X": []}])[0])
+    messages: list[str] = []
+    result = reindex(rebuilt, store, verify_chain=True, on_progress=messages.append)
+
+    assert result.problems == []
+    assert (result.debts, result.manifests, result.events, result.dossiers) == (2, 4, 1, 1)
+    assert (result.followups, result.media) == (4, 4)
+    assert rebuilt.status() == incremental.status()
+    assert [r["debt_id"] for r in rebuilt.status()] == ["D1", "D2"]
+    assert rebuilt.status("D2")[0]["on_hold"] is True
+    for table in ("followups", "media", "manifests", "problems"):
+        assert list(rebuilt.db[table].rows) == list(incremental.db[table].rows), table
+    assert messages and "4 manifests" in messages[-1]
+
+
+def test_reindex_reports_corrupt_manifest_and_indexes_the_rest() -> None:
+    store, _entries = _store_with_two_debts()
+    store.put(manifest_key("D2", 2), b"{not json")
+    store.put(manifest_key("D3", 1), json.dumps({"schema": "nope"}).encode())
+    store.put(event_key("D1", "20261128T120000Z", "hold"), b"\x00garbage")
+    store.unreadable.add(manifest_key("D1", 1))
+
+    catalog = Catalog.open(":memory:")
+    result = reindex(catalog, store)
+
+    by_key = {p.key: p.type for p in result.problems}
+    assert by_key == {
+        manifest_key("D2", 2): "unparseable_manifest",
+        manifest_key("D3", 1): "invalid_manifest",
+        manifest_key("D1", 1): "unreadable_manifest",
+        event_key("D1", "20261128T120000Z", "hold"): "unparseable_event",
+    }
+    assert result.manifests == 2 and result.debts == 2
+    status = {r["debt_id"]: r["sequence"] for r in catalog.status()}
+    assert status == {"D1": 2, "D2": 1}
+    assert result.to_dict()["problems"][0]["type"]
+
+
+def test_reindex_verify_chain_finds_broken_link() -> None:
+    store = FakeStore()
+    e1, e2 = chain("D1", [{"F1": []}, {"F1": []}])
+    e3 = make_manifest("D1", 3, {"F1": []}, previous=(e2[1], h("wrong")))
+    for _m, key, data, _sha in (e1, e2):
+        store.put(key, data)
+    store.put(manifest_key("D1", 3), canonical_sha256(e3)[0])
+    e5 = make_manifest("D1", 5, {"F1": []}, previous=(manifest_key("D1", 4), h("x")))
+    store.put(manifest_key("D1", 5), canonical_sha256(e5)[0])
+
+    result = reindex(Catalog.open(":memory:"), store, verify_chain=True)
+    types = sorted((p.key.rsplit("/", 1)[1], p.type) for p in result.problems)
+    assert types == [
+        ("00000003.json", "chain_broken"),
+        ("00000005.json", "chain_broken"),
+        ("00000005.json", "sequence_gap"),
+    ]
+    # Chain problems do not stop indexing: S3 holds these manifests, the catalog lists them.
+    assert result.manifests == 4
+    assert reindex(Catalog.open(":memory:"), store).problems == []
+
+
+def test_open_file_is_idempotent_and_keeps_runs_on_clear(tmp_path: Path) -> None:
+    path = tmp_path / "archiver-catalog.db"
+    cat = Catalog.open(path)
+    record(cat, chain("D1", [{"F1": ["audio"]}])[0])
+    cat.start_run(run_id="r1", started_at="t", command="archive", debt_ids=[], options={})
+    again = Catalog.open(path)
+    assert again.status()[0]["debt_id"] == "D1"
+    assert again.db.journal_mode == "wal"
+    again.clear()
+    assert again.status() == [] and len(again.runs()) == 1
+    again.clear(include_local=True)
+    assert again.runs() == []
