@@ -1,9 +1,318 @@
-"""Commands of this area (placeholder until its issue lands)."""
+"""``archiver archive``, ``verify``, ``status`` and ``reindex``."""
 
 from __future__ import annotations
 
+import dataclasses
+import logging
+import os
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
 import click
+
+from ..config import ArchiverConfig
+from ._common import ExitCode, emit_json, handle_errors, json_option
+
+log = logging.getLogger("archiver")
+
+bucket_option = click.option(
+    "--bucket", envvar="ARCHIVER_BUCKET", help="S3 bucket with Object Lock [env ARCHIVER_BUCKET]."
+)
+catalog_option = click.option(
+    "--catalog",
+    envvar="ARCHIVER_CATALOG",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default="archiver-catalog.db",
+    show_default=True,
+    help="SQLite catalog file [env ARCHIVER_CATALOG].",
+)
+
+
+def _config(**overrides: Any) -> ArchiverConfig:
+    base = ArchiverConfig.from_env(os.environ)
+    return dataclasses.replace(base, **{k: v for k, v in overrides.items() if v is not None})
+
+
+def _read_debt_ids(debt_ids: tuple[str, ...], debts_file: str | None) -> list[str]:
+    ids = list(debt_ids)
+    if debts_file:
+        stream = sys.stdin if debts_file == "-" else open(debts_file, encoding="utf-8")  # noqa: SIM115
+        with stream:
+            for line in stream:
+                line = line.strip()
+                if line and not line.startswith("#"):
+                    ids.append(line)
+    seen: set[str] = set()
+    return [i for i in ids if not (i in seen or seen.add(i))]  # type: ignore[func-returns-value]
+
+
+@contextmanager
+def _progress(enabled: bool) -> Iterator[Any]:
+    """A rich progress display on stderr (debts, files, bytes), or a no-op callback."""
+    if not enabled:
+        yield lambda event: None
+        return
+    from rich.console import Console
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+    )
+
+    console = Console(stderr=True)
+    with Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[extra]}"),
+        TimeElapsedColumn(),
+        console=console,
+        transient=False,
+    ) as progress:
+        debts = progress.add_task("debts", total=None, extra="")
+        files = progress.add_task("files", total=0, extra="")
+        state = {"bytes": 0}
+
+        def on_event(event: Any) -> None:
+            kind = event.kind
+            if kind == "debt_started":
+                progress.update(debts, extra=event.debt_id)
+            elif kind == "debt_done":
+                progress.advance(debts)
+            elif kind == "media_planned":
+                task = progress.tasks[files]
+                progress.update(files, total=(task.total or 0) + event.count)
+            elif kind == "media_done" and event.message == "stored":
+                state["bytes"] += event.size
+                progress.advance(files)
+                progress.update(files, extra=f"{state['bytes'] / 1e6:,.1f} MB stored")
+            elif kind == "media_failed":
+                progress.advance(files)
+                console.print(f"[yellow]media failed[/] {event.debt_id}: {event.message}")
+            elif kind == "log":
+                console.print(f"{event.debt_id}: {event.message}")
+
+        yield on_event
+
+
+def _api_event_logger(event: Any) -> None:
+    # Rate-limit waits and retries are visible on stderr, never with a token in them.
+    click.echo(f"[api] {getattr(event, 'message', event)}", err=True)
 
 
 def register(group: click.Group) -> None:
-    """Add this module's commands to ``group``."""
+    """Add archive, verify, status and reindex to ``group``."""
+    group.add_command(archive)
+    group.add_command(verify)
+    group.add_command(status)
+    group.add_command(reindex)
+
+
+@click.command()
+@click.argument("debt_ids", nargs=-1)
+@click.option("--debts-file", help="File with one debt id per line ('-' for stdin).")
+@bucket_option
+@click.option("--policy", envvar="ARCHIVER_POLICY", help="Retention policy name or TOML file "
+              "[env ARCHIVER_POLICY, default 'default'].")
+@click.option("--concurrency", type=click.IntRange(1, 64), default=4, show_default=True,
+              help="Media downloads/uploads in flight at once.")
+@catalog_option
+@click.option("--dry-run", is_flag=True, help="List what would be archived; download and "
+              "write nothing.")
+@click.option("--no-dossier", is_flag=True, help="Do not render/store the PDF dossier.")
+@json_option
+def archive(
+    debt_ids: tuple[str, ...],
+    debts_file: str | None,
+    bucket: str | None,
+    policy: str | None,
+    concurrency: int,
+    catalog: Path,
+    dry_run: bool,
+    no_dossier: bool,
+    as_json: bool,
+) -> None:
+    """Archive every followup and media file of the given debts into S3 under Object Lock.
+
+    Writes records, media, the debt record, a hash-chained manifest per debt and its PDF
+    dossier; all PUTs are conditional, checksummed and locked. A rerun stores only what is new.
+
+    Exit codes: 0 archived or unchanged, 3 partial (some media failed; listed), 1 failure,
+    2 usage error.
+
+    \b
+    Example:
+      export ARCHIVER_BUCKET=evidence AWS_ENDPOINT_URL_S3=http://127.0.0.1:8333
+      export GETBILL_CLIENT_ID=... GETBILL_CLIENT_SECRET=...
+      archiver archive xyz789ghi012 abc123def456 --policy us-cfpb-reg-f --json
+      archiver archive --debts-file debts.txt --concurrency 8
+    """
+    from ..api import ApiSettings
+    from ..wiring import open_archiver
+
+    ids = _read_debt_ids(debt_ids, debts_file)
+    if not ids:
+        raise click.UsageError("give at least one DEBT_ID or --debts-file")
+    cfg = _config(bucket=bucket, policy=policy, concurrency=concurrency, catalog=catalog)
+    with handle_errors():
+        api_settings = ApiSettings.from_env(os.environ)
+        show_progress = sys.stderr.isatty() and not as_json
+        with _progress(show_progress) as on_event, open_archiver(
+            cfg,
+            api_settings,
+            dry_run=dry_run,
+            render_dossiers=not no_dossier,
+            on_event=on_event,
+            on_api_event=_api_event_logger,
+        ) as session:
+            run = session.archiver.run(ids)
+    for debt in run.debts:
+        if as_json:
+            emit_json(debt.to_json())
+        else:
+            _print_debt(debt)
+    summary = run.summary()
+    if as_json:
+        emit_json({"summary": summary})
+    else:
+        click.echo(
+            f"{summary['debts']} debt(s): "
+            + ", ".join(f"{n} {s}" for s, n in sorted(summary["by_status"].items()))
+            + f"; {summary['media_stored']} media stored, {summary['media_reused']} reused, "
+            f"{summary['problems']} problem(s)"
+        )
+    sys.exit({"ok": ExitCode.OK, "partial": ExitCode.PARTIAL}.get(run.exit_status,
+                                                                  ExitCode.FAILURE))
+
+
+def _print_debt(debt: Any) -> None:
+    head = f"{debt.debt_id}: {debt.status}"
+    if debt.sequence:
+        head += f" (manifest {debt.sequence}, {debt.manifest_key}, sha256 {debt.manifest_sha256})"
+    click.echo(head)
+    click.echo(f"  {debt.followups} followups, {debt.media_stored} media stored, "
+               f"{debt.media_reused} reused")
+    for p in debt.problems:
+        where = " ".join(str(p[k]) for k in ("followup_id", "kind", "source") if p.get(k))
+        click.echo(f"  problem: {p['type']}: {p['message']}" + (f" [{where}]" if where else ""))
+
+
+@click.command()
+@click.argument("debt_ids", nargs=-1)
+@click.option("--all", "all_debts", is_flag=True, help="Verify every debt in the bucket.")
+@bucket_option
+@click.option("--no-dossier", is_flag=True, help="Skip re-rendering stored dossiers.")
+@json_option
+def verify(
+    debt_ids: tuple[str, ...], all_debts: bool, bucket: str | None, no_dossier: bool,
+    as_json: bool,
+) -> None:
+    """Prove that what is archived is complete and unaltered.
+
+    Checks the manifest chain (contiguous sequences, each ``previous`` equal to the SHA-256 of
+    the stored bytes), that every object exists with its size and SHA-256 (re-hashed by
+    streaming) under a lock at least as strong as the manifest says, and that each stored
+    dossier equals a re-render. Every problem is reported, typed. Exit 0 clean, 1 problems.
+
+    \b
+    Example:
+      archiver verify xyz789ghi012
+      archiver verify --all --json
+    """
+    from ..verify import debts_in_bucket, verify_debt
+    from ..wiring import open_store
+
+    if not debt_ids and not all_debts:
+        raise click.UsageError("give DEBT_ID... or --all")
+    with handle_errors():
+        store = open_store(_config(bucket=bucket).bucket)
+        store.check_bucket()
+        ids = list(debt_ids) or debts_in_bucket(store)
+        rerender = None
+        if not no_dossier:
+            from ..wiring import rerender_stored
+
+            rerender = rerender_stored
+        results = [verify_debt(store, d, rerender=rerender) for d in ids]
+    bad = 0
+    for r in results:
+        bad += not r.ok
+        if as_json:
+            emit_json(r.to_json())
+            continue
+        click.echo(f"{r.debt_id}: {'OK' if r.ok else 'PROBLEMS'} — {r.manifests} manifest(s), "
+                   f"{r.objects} object(s), {r.bytes_hashed:,} bytes re-hashed, "
+                   f"{r.dossiers} dossier(s)")
+        for p in r.problems:
+            click.echo(f"  {p.type}: {p.message}" + (f" [{p.key}]" if p.key else "")
+                       + (f" expected {p.expected}, found {p.found}" if p.expected else ""))
+    if as_json:
+        emit_json({"summary": {"debts": len(results), "with_problems": bad,
+                               "problems": sum(len(r.problems) for r in results)}})
+    sys.exit(ExitCode.FAILURE if bad else ExitCode.OK)
+
+
+@click.command()
+@click.argument("debt_id", required=False)
+@catalog_option
+@json_option
+def status(debt_id: str | None, catalog: Path, as_json: bool) -> None:
+    """Show what the catalog knows: per debt, the latest manifest, counts, problems, holds.
+
+    \b
+    Example:
+      archiver status
+      archiver status xyz789ghi012 --json
+    """
+    from ..catalog import Catalog
+
+    with handle_errors():
+        rows = Catalog.open(_config(catalog=catalog).catalog).status(debt_id)
+    if as_json:
+        for row in rows:
+            emit_json(row)
+        return
+    if not rows:
+        click.echo("nothing archived yet" + (f" for {debt_id}" if debt_id else ""))
+        return
+    for row in rows:
+        click.echo(
+            f"{row.get('debt_id')}: manifest {row.get('sequence')} "
+            f"({row.get('manifest_key')}), {row.get('followups')} followups, "
+            f"{row.get('media')} media, {row.get('problems')} problem(s)"
+            + (", ON HOLD" if row.get("on_hold") else "")
+        )
+
+
+@click.command()
+@bucket_option
+@catalog_option
+@json_option
+def reindex(bucket: str | None, catalog: Path, as_json: bool) -> None:
+    """Rebuild the local catalog from the manifests in S3 (S3 is the source of truth).
+
+    \b
+    Example:
+      ARCHIVER_BUCKET=evidence archiver reindex --catalog archiver-catalog.db
+    """
+    from ..catalog import Catalog
+    from ..catalog import reindex as do_reindex
+    from ..wiring import open_store
+
+    with handle_errors():
+        cfg = _config(bucket=bucket, catalog=catalog)
+        store = open_store(cfg.bucket)
+        store.check_bucket()
+        result = do_reindex(Catalog.open(cfg.catalog), store)
+    data = dataclasses.asdict(result) if dataclasses.is_dataclass(result) else dict(result)
+    if as_json:
+        emit_json(data)
+    else:
+        click.echo(", ".join(f"{k}: {v}" for k, v in data.items() if k != "problems"))
+        for p in data.get("problems", []):
+            click.echo(f"  problem: {p}")

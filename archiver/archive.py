@@ -1,0 +1,727 @@
+"""The archive pipeline: one debt at a time, every followup and its media into WORM storage.
+
+Per debt (see README "What one run does"):
+1. read the latest manifest from S3 (S3 is the source of truth, not the catalog);
+2. list every followup (all pages) and read the debt record (a 403 is noted, not fatal);
+3. plan: records are hashed in memory; media already named by the previous manifest, or left in
+   S3 by an interrupted run (same followup, kind and source), are reused without downloading;
+4. download the other media earliest-expiry first, a bounded pool of workers, each file
+   streamed to a temp file while hashed, then stored with a conditional, checksummed, locked PUT;
+5. extend the retention of earlier objects when the policy anchors on the last activity;
+6. if the snapshot differs from the previous manifest, write manifest N+1 last, then the dossier.
+
+A crash anywhere leaves either no manifest (rerun finds the stored objects and reuses them) or
+a complete one (rerun finds nothing new). Nothing is ever overwritten: every PUT is
+``If-None-Match: *`` and a same-key/different-bytes answer is a loud error.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import uuid
+from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Protocol
+from urllib.parse import quote
+
+from . import keys
+from .canonical import canonical_json, canonical_sha256, sha256_hex
+from .errors import (
+    ApiAuthError,
+    ApiError,
+    ArchiverError,
+    MediaError,
+    ObjectConflictError,
+    StorageError,
+    UnsafeIdError,
+)
+from .manifest import (
+    build_manifest,
+    fingerprint,
+    iso,
+    manifest_bytes,
+    media_index,
+    parse_iso,
+    record_index,
+)
+from .models import Debt, Followup, MediaRef
+from .policies import AnchorDates, RetentionPolicy, last_activity, retain_until
+from .storage import Lock, ObjectStore
+
+Clock = Callable[[], datetime]
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+# --------------------------------------------------------------------------- events & results
+
+
+@dataclass(frozen=True)
+class ArchiveEvent:
+    """Progress reported to the caller (the CLI draws bars from these; core code never prints).
+
+    kinds: ``debt_started``, ``media_planned`` (count, bytes unknown), ``media_done``
+    (size, reused), ``media_failed``, ``debt_done``, ``log`` (message).
+    """
+
+    kind: str
+    debt_id: str | None = None
+    count: int = 0
+    size: int = 0
+    message: str = ""
+
+
+@dataclass
+class DebtResult:
+    """What happened to one debt. ``status``: archived | unchanged | partial | failed | planned."""
+
+    debt_id: str
+    status: str
+    sequence: int | None = None
+    manifest_key: str | None = None
+    manifest_sha256: str | None = None
+    followups: int = 0
+    media_stored: int = 0
+    media_reused: int = 0
+    media_bytes_stored: int = 0
+    retention_extended: int = 0
+    dossier_key: str | None = None
+    problems: list[dict[str, Any]] = field(default_factory=list)
+    error: dict[str, Any] | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        out = {
+            "debt_id": self.debt_id,
+            "status": self.status,
+            "sequence": self.sequence,
+            "manifest_key": self.manifest_key,
+            "manifest_sha256": self.manifest_sha256,
+            "followups": self.followups,
+            "media_stored": self.media_stored,
+            "media_reused": self.media_reused,
+            "media_bytes_stored": self.media_bytes_stored,
+            "retention_extended": self.retention_extended,
+            "dossier_key": self.dossier_key,
+            "problems": self.problems,
+        }
+        if self.error:
+            out["error"] = self.error
+        return out
+
+
+@dataclass
+class RunResult:
+    run_id: str
+    debts: list[DebtResult]
+
+    @property
+    def exit_status(self) -> str:
+        """``ok`` | ``partial`` | ``failed`` over the whole run."""
+        statuses = {d.status for d in self.debts}
+        if not self.debts or statuses <= {"archived", "unchanged", "planned"}:
+            return "ok"
+        if statuses == {"failed"}:
+            return "failed"
+        return "partial"
+
+    def summary(self) -> dict[str, Any]:
+        counts: dict[str, int] = {}
+        for d in self.debts:
+            counts[d.status] = counts.get(d.status, 0) + 1
+        return {
+            "run_id": self.run_id,
+            "debts": len(self.debts),
+            "by_status": counts,
+            "followups": sum(d.followups for d in self.debts),
+            "media_stored": sum(d.media_stored for d in self.debts),
+            "media_reused": sum(d.media_reused for d in self.debts),
+            "media_bytes_stored": sum(d.media_bytes_stored for d in self.debts),
+            "problems": sum(len(d.problems) for d in self.debts),
+            "status": self.exit_status,
+        }
+
+
+# --------------------------------------------------------------------------- collaborators
+
+
+class FollowupSource(Protocol):
+    """The part of :class:`archiver.api.GetbillClient` the pipeline needs."""
+
+    def list_followups(self, debt_id: str) -> Any: ...
+    def get_followup(self, followup_id: str) -> Followup: ...
+    def get_debt(self, debt_id: str) -> Debt: ...
+
+
+class Downloader(Protocol):
+    def download(self, ref: MediaRef, refresh: Callable[[MediaRef], MediaRef]) -> Any: ...
+
+
+class CatalogLike(Protocol):
+    def start_run(self, **kw: Any) -> None: ...
+    def finish_run(self, run_id: str, **kw: Any) -> None: ...
+    def record_manifest(self, manifest: dict[str, Any], **kw: Any) -> None: ...
+    def record_stored_object(self, **kw: Any) -> None: ...
+    def record_dossier(self, **kw: Any) -> None: ...
+
+
+DossierRenderer = Callable[[dict[str, Any], str, str, dict[str, dict[str, Any]], Any, list[Any]], bytes]
+
+
+@dataclass(frozen=True)
+class ArchiveSettings:
+    """Tuning of one archive run (documented defaults; the CLI fills them from flags/env)."""
+
+    concurrency: int = 4
+    dry_run: bool = False
+    render_dossier: bool = True
+    api_base_url: str | None = None
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def _problem(exc: BaseException, **ctx: Any) -> dict[str, Any]:
+    if isinstance(exc, ArchiverError):
+        out = {"type": type(exc).__name__, "message": exc.message}
+        for name in ("followup_id", "kind", "url", "field", "status"):
+            if name in exc.context and name not in ctx:
+                ctx[name if name != "url" else "source"] = exc.context[name]
+    else:
+        out = {"type": type(exc).__name__, "message": str(exc) or type(exc).__name__}
+    out.update({k: v for k, v in ctx.items() if v is not None})
+    return out
+
+
+def _meta_value(text: str) -> str:
+    """S3 user metadata must be ASCII: percent-encode anything else."""
+    return quote(text, safe=":/@-._~!$&'()*+,;=")
+
+
+def _events_hold_active(store: ObjectStore, debt_id: str) -> bool:
+    """A debt is on hold when its latest hold/release event is a hold."""
+    last = None
+    for key in sorted(store.list_keys(f"{keys.debt_prefix(debt_id)}events/")):
+        if key.endswith("-hold.json"):
+            last = "hold"
+        elif key.endswith("-release.json"):
+            last = "release"
+    return last == "hold"
+
+
+def latest_manifest(store: ObjectStore, debt_id: str) -> tuple[str, bytes, dict[str, Any]] | None:
+    """The newest manifest of a debt in S3: ``(key, bytes, parsed)`` or None."""
+    best: tuple[int, str] | None = None
+    for key in store.list_keys(f"{keys.debt_prefix(debt_id)}manifests/"):
+        parsed = keys.parse_manifest_key(key)
+        if parsed and (best is None or parsed[1] > best[0]):
+            best = (parsed[1], key)
+    if best is None:
+        return None
+    data = store.read_bytes(best[1])
+    return best[1], data, json.loads(data)
+
+
+# --------------------------------------------------------------------------- the pipeline
+
+
+class Archiver:
+    """Archives debts. One instance per run; thread-safe use of its collaborators only."""
+
+    def __init__(
+        self,
+        *,
+        api: FollowupSource,
+        downloader: Downloader,
+        store: ObjectStore,
+        policy: RetentionPolicy,
+        catalog: CatalogLike | None = None,
+        settings: ArchiveSettings = ArchiveSettings(),
+        clock: Clock = utcnow,
+        on_event: Callable[[ArchiveEvent], None] | None = None,
+        render_dossier: DossierRenderer | None = None,
+    ) -> None:
+        self.api = api
+        self.downloader = downloader
+        self.store = store
+        self.policy = policy
+        self.catalog = catalog
+        self.settings = settings
+        self.clock = clock
+        self._emit = on_event or (lambda e: None)
+        self._render = render_dossier
+        self._api_lock = threading.Lock()
+        self.run_id = f"{clock().strftime('%Y%m%dT%H%M%SZ')}-{uuid.uuid4().hex[:8]}"
+
+    # ---- public
+
+    def run(self, debt_ids: Iterable[str]) -> RunResult:
+        """Archive each debt; one failing debt never stops the others."""
+        ids = list(debt_ids)
+        if not self.settings.dry_run:
+            self.store.check_bucket()
+        if self.catalog is not None and not self.settings.dry_run:
+            self.catalog.start_run(
+                run_id=self.run_id,
+                started_at=iso(self.clock()),
+                command="archive",
+                debt_ids=ids,
+                options={"policy": self.policy.name, "concurrency": self.settings.concurrency},
+            )
+        results = [self.archive_debt(debt_id) for debt_id in ids]
+        run = RunResult(self.run_id, results)
+        if self.catalog is not None and not self.settings.dry_run:
+            self.catalog.finish_run(
+                self.run_id, finished_at=iso(self.clock()), status=run.exit_status,
+                summary=run.summary(),
+            )
+        return run
+
+    def archive_debt(self, debt_id: str) -> DebtResult:
+        """Archive one debt; errors become a ``failed`` result naming what went wrong."""
+        self._emit(ArchiveEvent("debt_started", debt_id=debt_id))
+        try:
+            keys.check_id(debt_id, what="debt id")
+            result = self._archive_debt(debt_id)
+        except (ArchiverError, OSError) as exc:
+            problem = _problem(exc, debt_id=debt_id)
+            result = DebtResult(debt_id=debt_id, status="failed", error=problem,
+                                problems=[problem])
+            self._emit(ArchiveEvent("log", debt_id=debt_id, message=f"failed: {problem['message']}"))
+        self._emit(ArchiveEvent("debt_done", debt_id=debt_id, message=result.status))
+        return result
+
+    # ---- one debt
+
+    def _archive_debt(self, debt_id: str) -> DebtResult:
+        now = self.clock()
+        prev = latest_manifest(self.store, debt_id)
+        prev_key, prev_manifest = (prev[0], prev[2]) if prev else (None, None)
+        # previous.sha256 names the stored bytes exactly as they are in S3.
+        prev_sha = sha256_hex(prev[1]) if prev else None
+
+        listing = self.api.list_followups(debt_id)
+        problems: list[dict[str, Any]] = [
+            _problem(p, debt_id=debt_id) for p in getattr(listing, "problems", [])
+        ]
+        followups: list[Followup] = [f for f in listing.items if f.debt_id == debt_id]
+        for f in listing.items:
+            if f.debt_id != debt_id:
+                problems.append({
+                    "type": "ValidationError",
+                    "message": f"followup {f.id} names debt {f.debt_id}, not {debt_id}: skipped",
+                    "followup_id": f.id,
+                })
+
+        debt, debt_unavailable = self._read_debt(debt_id)
+        activity = last_activity(
+            [f.call_date for f in followups] + [f.processed_at for f in followups]
+        )
+        hold = _events_hold_active(self.store, debt_id)
+
+        def lock_for(kind: str, call_date: datetime | None) -> Lock:
+            until = retain_until(
+                self.policy, kind,  # type: ignore[arg-type]
+                AnchorDates(call_date=call_date, last_activity=activity, archived_at=now),
+            )
+            return Lock(self.policy.mode, until, hold)  # type: ignore[arg-type]
+
+        prev_records = record_index(prev_manifest)
+        prev_media = media_index(prev_manifest)
+        extensions: list[dict[str, Any]] = []
+
+        # -- records (hashed in memory; stored only when new)
+        entries: dict[str, dict[str, Any]] = {}
+        records: dict[str, dict[str, Any]] = {}
+        record_puts: list[tuple[str, bytes, Lock, str]] = []
+        for f in followups:
+            data, sha = canonical_sha256(f.sanitized_record())
+            records[f.id] = json.loads(data)
+            key = keys.record_key(debt_id, f.id, sha)
+            lock = lock_for("record", f.call_date)
+            old = prev_records.get(f.id)
+            entry = {
+                "id": f.id,
+                "type": f.type,
+                "status": f.status,
+                "call_date": iso(f.call_date),
+                "record_key": key,
+                "record_sha256": sha,
+                "record_size": len(data),
+                "record_version_id": None,
+                "record_retain_until": iso(lock.retain_until),
+                "media": [],
+            }
+            if old and old["record_sha256"] == sha:
+                entry["record_version_id"] = old.get("record_version_id")
+                entry["record_retain_until"] = self._keep_or_extend(
+                    "record", key, old.get("record_version_id"), old.get("record_retain_until"),
+                    lock, extensions,
+                )
+            else:
+                record_puts.append((f.id, data, lock, key))
+            entries[f.id] = entry
+
+        # -- media plan: reuse what the previous manifest names or an interrupted run left
+        to_fetch: list[tuple[MediaRef, Lock]] = []
+        reused = 0
+        orphans: dict[tuple[str, str], list[str]] | None = None
+        for f in followups:
+            for ref in f.media():
+                lock = lock_for(ref.kind, f.call_date)
+                old_m = prev_media.get((f.id, ref.kind, ref.source))
+                if old_m is not None:
+                    m = dict(old_m)
+                    m["retain_until"] = self._keep_or_extend(
+                        ref.kind, m["key"], m.get("version_id"), m.get("retain_until"), lock,
+                        extensions,
+                    )
+                    m["legal_hold"] = hold
+                    entries[f.id]["media"].append(m)
+                    reused += 1
+                    self._emit(ArchiveEvent("media_done", debt_id=debt_id, size=0, count=1,
+                                            message="reused"))
+                    continue
+                if orphans is None:
+                    orphans = self._stored_media(debt_id)
+                found = self._find_orphan(orphans, f.id, ref, lock, now)
+                if found is not None:
+                    entries[f.id]["media"].append(found)
+                    reused += 1
+                    continue
+                to_fetch.append((ref, lock))
+
+        if self.settings.dry_run:
+            return DebtResult(
+                debt_id=debt_id, status="planned", sequence=None, followups=len(followups),
+                media_stored=len(to_fetch), media_reused=reused, problems=problems,
+            )
+
+        # -- store new records
+        for fid, data, lock, key in record_puts:
+            stored = self.store.put_bytes(
+                key, data, lock=lock, content_type="application/json",
+                metadata={"followup-id": fid, "kind": "record"},
+            )
+            entries[fid]["record_version_id"] = stored.version_id
+
+        # -- debt record
+        debt_entry = None
+        if debt is not None:
+            debt_entry = self._store_debt(debt_id, debt, prev_manifest, lock_for("debt", None),
+                                          extensions)
+
+        # -- media downloads, earliest expiry first
+        stored_count, stored_bytes = 0, 0
+        self._emit(ArchiveEvent("media_planned", debt_id=debt_id, count=len(to_fetch)))
+        far = datetime.max.replace(tzinfo=UTC)
+        to_fetch.sort(key=lambda item: item[0].expires_at or far)
+        workers = max(1, min(self.settings.concurrency, len(to_fetch) or 1))
+        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="media") as pool:
+            futures = {pool.submit(self._fetch_and_store, ref, lock): ref for ref, lock in to_fetch}
+            for fut in as_completed(futures):
+                ref = futures[fut]
+                try:
+                    m = fut.result()
+                except (MediaError, StorageError, ApiError, OSError) as exc:
+                    if isinstance(exc, ObjectConflictError):
+                        raise
+                    problems.append(_problem(exc, followup_id=ref.followup_id, kind=ref.kind,
+                                             source=ref.source))
+                    self._emit(ArchiveEvent("media_failed", debt_id=debt_id,
+                                            message=f"{ref.followup_id} {ref.kind}: {exc}"))
+                    continue
+                entries[ref.followup_id]["media"].append(m)
+                stored_count += 1
+                stored_bytes += int(m["size"])
+
+        # -- extend earlier manifests/dossiers when anchored on last activity
+        if prev_manifest is not None:
+            self._extend_history(debt_id, lock_for, extensions)
+
+        sequence = (prev_manifest["sequence"] + 1) if prev_manifest else 1
+        policy_info = {
+            "name": self.policy.name,
+            "title": self.policy.title,
+            "sha256": self.policy.sha256,
+            "mode": self.policy.mode,
+        }
+        manifest = build_manifest(
+            debt_id=debt_id,
+            sequence=sequence,
+            created_at=now,
+            run_id=self.run_id,
+            previous={"key": prev_key, "sha256": prev_sha} if prev_key and prev_sha else None,
+            policy=policy_info,
+            debt=debt_entry,
+            debt_unavailable=debt_unavailable,
+            followups=list(entries.values()),
+            problems=problems,
+            retention_extensions=extensions,
+            media_stored=stored_count,
+            media_reused=reused,
+            last_activity=activity,
+            api_base_url=self.settings.api_base_url,
+        )
+        result = DebtResult(
+            debt_id=debt_id, status="archived", followups=len(followups),
+            media_stored=stored_count, media_reused=reused, media_bytes_stored=stored_bytes,
+            retention_extended=len(extensions), problems=problems,
+        )
+        if prev_manifest is not None and fingerprint(manifest) == fingerprint(prev_manifest):
+            result.status = "partial" if problems else "unchanged"
+            result.sequence = prev_manifest["sequence"]
+            result.manifest_key = prev_key
+            result.manifest_sha256 = prev_sha
+            if prev is not None:
+                result.dossier_key = self._ensure_dossier(debt_id, prev_key or "", prev[1],
+                                                          prev_manifest, records, debt,
+                                                          lock_for("dossier", None))
+            return result
+
+        data, sha = manifest_bytes(manifest)
+        mkey = keys.manifest_key(debt_id, sequence)
+        stored = self.store.put_bytes(
+            mkey, data, lock=lock_for("manifest", None), content_type="application/json",
+            metadata={"kind": "manifest"},
+        )
+        if self.catalog is not None:
+            self.catalog.record_manifest(manifest, key=mkey, sha256=sha,
+                                         version_id=stored.version_id, run_id=self.run_id)
+        result.sequence, result.manifest_key, result.manifest_sha256 = sequence, mkey, sha
+        result.status = "partial" if problems else "archived"
+        result.dossier_key = self._ensure_dossier(debt_id, mkey, data, manifest, records, debt,
+                                                  lock_for("dossier", None))
+        return result
+
+    # ---- pieces
+
+    def _read_debt(self, debt_id: str) -> tuple[Debt | None, dict[str, Any] | None]:
+        try:
+            return self.api.get_debt(debt_id), None
+        except ApiAuthError as exc:
+            # Typically 403: the token lacks debts:read. Noted in the manifest, not fatal.
+            return None, {"reason": exc.api_message or exc.message, "status": exc.status}
+        except ApiError as exc:
+            if exc.status == 404:
+                return None, {"reason": "debt not found (404)", "status": 404}
+            raise
+
+    def _store_debt(
+        self,
+        debt_id: str,
+        debt: Debt,
+        prev_manifest: dict[str, Any] | None,
+        lock: Lock,
+        extensions: list[dict[str, Any]],
+    ) -> dict[str, Any]:
+        data, sha = canonical_sha256(debt.raw)
+        key = keys.debt_record_key(debt_id, sha)
+        old = (prev_manifest or {}).get("debt") or {}
+        if old.get("sha256") == sha:
+            entry = dict(old)
+            entry["retain_until"] = self._keep_or_extend(
+                "debt", key, old.get("version_id"), old.get("retain_until"), lock, extensions
+            )
+            return entry
+        stored = self.store.put_bytes(key, data, lock=lock, content_type="application/json",
+                                      metadata={"kind": "debt"})
+        return {
+            "key": key,
+            "sha256": sha,
+            "size": len(data),
+            "version_id": stored.version_id,
+            "retain_until": iso(lock.retain_until),
+            "retention_mode": lock.mode,
+            "legal_hold": lock.legal_hold,
+        }
+
+    def _keep_or_extend(
+        self,
+        kind: str,
+        key: str,
+        version_id: str | None,
+        current: str | None,
+        wanted: Lock,
+        extensions: list[dict[str, Any]],
+    ) -> str:
+        """Retain-until for a reused object: never shorter than before; extended on S3 when the
+        policy anchors this kind on the last activity and that moved forward."""
+        cur = parse_iso(current)
+        rule = self.policy.rules.get(kind)  # type: ignore[call-overload]
+        if rule is None or rule.anchor != "last_activity" or cur is None:
+            return current or iso(wanted.retain_until) or ""
+        if wanted.retain_until <= cur:
+            return current or ""
+        if not self.settings.dry_run:
+            self.store.extend_retention(key, version_id, mode=wanted.mode,
+                                        retain_until=wanted.retain_until)
+        extensions.append({"key": key, "version_id": version_id, "from": current,
+                           "to": iso(wanted.retain_until)})
+        return iso(wanted.retain_until) or ""
+
+    def _extend_history(
+        self,
+        debt_id: str,
+        lock_for: Callable[[str, datetime | None], Lock],
+        extensions: list[dict[str, Any]],
+    ) -> None:
+        for kind, sub in (("manifest", "manifests/"), ("dossier", "dossiers/")):
+            rule = self.policy.rules.get(kind)  # type: ignore[call-overload]
+            if rule is None or rule.anchor != "last_activity":
+                continue
+            wanted = lock_for(kind, None)
+            for key in self.store.list_keys(f"{keys.debt_prefix(debt_id)}{sub}"):
+                info = self.store.head(key)
+                if info is None:
+                    continue
+                if info.retain_until is not None and info.retain_until >= wanted.retain_until:
+                    continue
+                if self.store.extend_retention(key, info.version_id, mode=wanted.mode,
+                                               retain_until=wanted.retain_until):
+                    extensions.append({"key": key, "version_id": info.version_id,
+                                       "from": iso(info.retain_until),
+                                       "to": iso(wanted.retain_until)})
+
+    def _stored_media(self, debt_id: str) -> dict[tuple[str, str], list[str]]:
+        """Media objects in S3 for this debt, by ``(followup_id, kind)`` (one LIST call)."""
+        found: dict[tuple[str, str], list[str]] = {}
+        prefix = f"{keys.debt_prefix(debt_id)}media/"
+        for key in self.store.list_keys(prefix):
+            rest = key[len(prefix):].split("/")
+            if len(rest) != 2:
+                continue
+            kind = rest[1].split("-", 1)[0]
+            found.setdefault((rest[0], kind), []).append(key)
+        return found
+
+    def _find_orphan(
+        self,
+        orphans: dict[tuple[str, str], list[str]],
+        followup_id: str,
+        ref: MediaRef,
+        lock: Lock,
+        now: datetime,
+    ) -> dict[str, Any] | None:
+        """An object stored by an interrupted run for this same media: reuse, don't download."""
+        for key in orphans.get((followup_id, ref.kind), []):
+            info = self.store.head(key)
+            if info is None or info.metadata.get("source") != _meta_value(ref.source):
+                continue
+            meta = info.metadata
+            return {
+                "kind": ref.kind,
+                "key": key,
+                "version_id": info.version_id,
+                "sha256": info.sha256,
+                "size": info.size,
+                "content_type": meta.get("declared-type") or None,
+                "sniffed_type": meta.get("sniffed-type") or info.content_type or "",
+                "source": ref.source,
+                "downloaded_at": meta.get("downloaded-at") or iso(now),
+                "url_expires_at": meta.get("url-expires-at") or None,
+                "retain_until": iso(info.retain_until or lock.retain_until),
+                "retention_mode": info.lock_mode or lock.mode,
+                "legal_hold": bool(info.legal_hold),
+            }
+        return None
+
+    def _refresh(self, ref: MediaRef) -> MediaRef:
+        """Fetch the followup again for fresh signed URLs (``GET /followups/{id}``)."""
+        with self._api_lock:
+            fresh = self.api.get_followup(ref.followup_id)
+        for new in fresh.media():
+            if new.kind == ref.kind:
+                return new
+        raise MediaError("the refreshed followup no longer has this media",
+                         debt_id=ref.debt_id, followup_id=ref.followup_id, kind=ref.kind,
+                         url=ref.source)
+
+    def _fetch_and_store(self, ref: MediaRef, lock: Lock) -> dict[str, Any]:
+        got = self.downloader.download(ref, self._refresh)
+        path = Path(got.path)
+        try:
+            key = keys.media_key(ref.debt_id, ref.followup_id, ref.kind, got.sha256,
+                                 got.extension)
+            metadata = {
+                "source": _meta_value(got.source),
+                "followup-id": ref.followup_id,
+                "kind": ref.kind,
+                "sniffed-type": got.sniffed_type,
+                "declared-type": _meta_value(got.content_type or ""),
+                "downloaded-at": iso(got.downloaded_at) or "",
+                "url-expires-at": iso(got.url_expires_at) or "",
+            }
+            stored = self.store.put_file(key, path, sha256=got.sha256, size=got.size, lock=lock,
+                                         content_type=got.sniffed_type, metadata=metadata)
+        finally:
+            path.unlink(missing_ok=True)
+        if self.catalog is not None:
+            try:
+                self.catalog.record_stored_object(
+                    debt_id=ref.debt_id, key=key, sha256=got.sha256, size=got.size,
+                    version_id=stored.version_id, kind=ref.kind, followup_id=ref.followup_id,
+                    source=got.source, run_id=self.run_id,
+                )
+            except Exception:  # noqa: BLE001 - the catalog is an index; S3 holds the truth
+                pass
+        self._emit(ArchiveEvent("media_done", debt_id=ref.debt_id, size=got.size, count=1,
+                                message="stored"))
+        return {
+            "kind": ref.kind,
+            "key": key,
+            "version_id": stored.version_id,
+            "sha256": got.sha256,
+            "size": got.size,
+            "content_type": got.content_type,
+            "sniffed_type": got.sniffed_type,
+            "source": got.source,
+            "downloaded_at": iso(got.downloaded_at),
+            "url_expires_at": iso(got.url_expires_at),
+            "retain_until": iso(lock.retain_until),
+            "retention_mode": lock.mode,
+            "legal_hold": lock.legal_hold,
+        }
+
+    def _ensure_dossier(
+        self,
+        debt_id: str,
+        manifest_key: str,
+        manifest_data: bytes,
+        manifest: dict[str, Any],
+        records: dict[str, dict[str, Any]],
+        debt: Debt | None,
+        lock: Lock,
+    ) -> str | None:
+        """Render and store the dossier of a manifest unless it is already stored."""
+        if self._render is None or not self.settings.render_dossier:
+            return None
+        key = keys.dossier_key(debt_id, manifest["sequence"])
+        if self.store.head(key) is not None:
+            return key
+        debt_dict = json.loads(canonical_json(debt.raw)) if debt is not None else None
+        pdf = self._render(manifest, manifest_key, sha256_hex(manifest_data), records, debt_dict,
+                           [])
+        stored = self.store.put_bytes(key, pdf, lock=lock, content_type="application/pdf",
+                                      metadata={"kind": "dossier"})
+        if self.catalog is not None:
+            self.catalog.record_dossier(debt_id=debt_id, sequence=manifest["sequence"], key=key,
+                                        sha256=sha256_hex(pdf), version_id=stored.version_id,
+                                        renderer_version="")
+        return key
+
+
+__all__ = [
+    "ArchiveEvent",
+    "ArchiveSettings",
+    "Archiver",
+    "DebtResult",
+    "RunResult",
+    "UnsafeIdError",
+    "latest_manifest",
+]

@@ -1,0 +1,45 @@
+"""Run configuration: one frozen dataclass with documented defaults.
+
+Only the CLI reads flags and environment variables into it (``ARCHIVER_*``, ``GETBILL_*``);
+S3 endpoint and credentials stay with boto3's own mechanisms (``AWS_ENDPOINT_URL_S3``,
+``AWS_ENDPOINT_URL``, ``AWS_PROFILE``, ``AWS_ACCESS_KEY_ID``...).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+DEFAULT_MEDIA_HOSTS = ("*.amazonaws.com", "*.getbill.io")
+
+
+@dataclass(frozen=True)
+class ArchiverConfig:
+    """Settings of the archiver.
+
+    bucket: S3 bucket with Object Lock (``ARCHIVER_BUCKET``).
+    catalog: SQLite catalog file (``ARCHIVER_CATALOG``, default ``archiver-catalog.db``).
+    media_hosts: allowlist of media hosts, fnmatch wildcards (``ARCHIVER_MEDIA_HOSTS``).
+    policy: retention policy name or file (``ARCHIVER_POLICY``, default ``default``).
+    concurrency: media downloads/uploads in flight at once.
+    """
+
+    bucket: str | None = None
+    catalog: Path = Path("archiver-catalog.db")
+    media_hosts: tuple[str, ...] = DEFAULT_MEDIA_HOSTS
+    policy: str = "default"
+    concurrency: int = 4
+    extra: dict[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> ArchiverConfig:
+        hosts = env.get("ARCHIVER_MEDIA_HOSTS")
+        return cls(
+            bucket=env.get("ARCHIVER_BUCKET") or None,
+            catalog=Path(env.get("ARCHIVER_CATALOG") or "archiver-catalog.db"),
+            media_hosts=tuple(h.strip() for h in hosts.split(",") if h.strip())
+            if hosts
+            else DEFAULT_MEDIA_HOSTS,
+            policy=env.get("ARCHIVER_POLICY") or "default",
+        )

@@ -1,0 +1,113 @@
+"""Builds the objects of a run from configuration: the one place that wires collaborators.
+
+The CLI, the demo and the integration tests all go through :func:`open_archiver`, so what the
+tests prove is what users run.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+
+from .api import ApiSettings, GetbillClient
+from .archive import ArchiveEvent, Archiver, ArchiveSettings
+from .catalog import Catalog
+from .config import ArchiverConfig
+from .download import DownloadSettings, MediaDownloader
+from .errors import ConfigError
+from .policies import RetentionPolicy, load_policy
+from .storage import ObjectStore, make_s3_client
+
+
+def open_store(bucket: str | None, s3_client: Any = None) -> ObjectStore:
+    """An :class:`ObjectStore` on ``bucket`` (boto3's own env gives endpoint and credentials)."""
+    if not bucket:
+        raise ConfigError("no bucket: pass --bucket NAME or set ARCHIVER_BUCKET")
+    return ObjectStore(s3_client if s3_client is not None else make_s3_client(), bucket)
+
+
+def render_for_archive(
+    manifest: dict[str, Any],
+    manifest_key: str,
+    manifest_sha256: str,
+    records: dict[str, dict[str, Any]],
+    debt: dict[str, Any] | None,
+    events: list[dict[str, Any]],
+) -> bytes:
+    """Render a dossier from in-memory archive data (same input as a later re-render)."""
+    from .dossier import DossierInput, render_dossier_bytes
+
+    return render_dossier_bytes(
+        DossierInput(
+            manifest=manifest,
+            manifest_key=manifest_key,
+            manifest_sha256=manifest_sha256,
+            records=records,
+            debt=debt,
+            events=events,
+        )
+    )
+
+
+def rerender_stored(
+    manifest: dict[str, Any], manifest_key: str, manifest_sha256: str, store: ObjectStore
+) -> tuple[bytes, str]:
+    """Re-render the dossier of a stored manifest from S3 alone: ``(pdf, renderer version)``."""
+    from .dossier import RENDERER_VERSION, load_dossier_input, render_dossier_bytes
+
+    inp = load_dossier_input(store, manifest["debt_id"], manifest["sequence"])
+    return render_dossier_bytes(inp), RENDERER_VERSION
+
+
+@dataclass
+class ArchiverSession:
+    archiver: Archiver
+    store: ObjectStore
+    catalog: Catalog
+    policy: RetentionPolicy
+
+
+@contextmanager
+def open_archiver(
+    config: ArchiverConfig,
+    api_settings: ApiSettings,
+    *,
+    s3_client: Any = None,
+    http: httpx.Client | None = None,
+    media_http: httpx.Client | None = None,
+    dry_run: bool = False,
+    render_dossiers: bool = True,
+    on_event: Callable[[ArchiveEvent], None] | None = None,
+    on_api_event: Callable[[Any], None] | None = None,
+) -> Iterator[ArchiverSession]:
+    """Everything a run needs, closed on exit."""
+    policy = load_policy(config.policy)
+    store = open_store(config.bucket, s3_client)
+    with ExitStack() as stack:
+        api = stack.enter_context(GetbillClient(api_settings, http=http, on_event=on_api_event))
+        if media_http is None:
+            media_http = stack.enter_context(httpx.Client(follow_redirects=False))
+        downloader = MediaDownloader(
+            media_http, DownloadSettings(allowed_hosts=tuple(config.media_hosts))
+        )
+        catalog = Catalog.open(config.catalog)
+        archiver = Archiver(
+            api=api,
+            downloader=downloader,
+            store=store,
+            policy=policy,
+            catalog=catalog,
+            settings=ArchiveSettings(
+                concurrency=config.concurrency,
+                dry_run=dry_run,
+                render_dossier=render_dossiers,
+                api_base_url=api_settings.base_url,
+            ),
+            on_event=on_event,
+            render_dossier=render_for_archive,
+        )
+        yield ArchiverSession(archiver, store, catalog, policy)
