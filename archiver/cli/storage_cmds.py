@@ -1,9 +1,65 @@
-"""Commands of this area (placeholder until its issue lands)."""
+"""Storage commands: ``archiver init-bucket``."""
 
 from __future__ import annotations
 
+from typing import cast
+
 import click
+
+from ..storage import MODES, Mode, ObjectStore, make_s3_client
+from ._common import emit_json, handle_errors, json_option
+
+
+@click.command("init-bucket")
+@click.argument("name")
+@click.option(
+    "--mode",
+    type=click.Choice(MODES, case_sensitive=False),
+    help="Default retention mode for new objects (needs --days).",
+)
+@click.option(
+    "--days",
+    type=click.IntRange(min=1),
+    help="Default retention in days for new objects (needs --mode).",
+)
+@json_option
+def init_bucket(name: str, mode: str | None, days: int | None, as_json: bool) -> None:
+    """Create the S3 bucket NAME with Object Lock (WORM) enabled.
+
+    Object Lock can only be switched on when a bucket is created, so an existing bucket
+    without it is refused (exit 1): archives need a new bucket. Running it again on a bucket
+    that has Object Lock is fine (the default retention changes only if given).
+
+    The S3 endpoint and credentials come from the usual AWS environment: AWS_ENDPOINT_URL_S3
+    (or AWS_ENDPOINT_URL), AWS_PROFILE or AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY, AWS_REGION.
+
+    \b
+    Example:
+      AWS_ENDPOINT_URL_S3=http://127.0.0.1:8333 \\
+        archiver init-bucket evidence-2026 --mode COMPLIANCE --days 2190
+    """
+    if (mode is None) != (days is None):
+        raise click.UsageError("--mode and --days go together (or leave both out)")
+    lock_mode = cast(Mode, mode.upper()) if mode else None
+    with handle_errors():
+        store = ObjectStore(make_s3_client(), name)
+        store.create_bucket(mode=lock_mode, days=days)
+        store.check_bucket()
+        default = store.default_retention()
+    if as_json:
+        emit_json(
+            {
+                "bucket": name,
+                "object_lock": True,
+                "default_mode": default[0] if default else None,
+                "default_days": default[1] if default else None,
+            }
+        )
+        return
+    retention = f"default retention {default[0]} {default[1]} days" if default else "no default"
+    click.echo(f"Bucket {name} is ready: Object Lock enabled, {retention}.")
 
 
 def register(group: click.Group) -> None:
     """Add this module's commands to ``group``."""
+    group.add_command(init_bucket)
