@@ -9,7 +9,7 @@ from __future__ import annotations
 import hashlib
 import os
 import random
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -278,21 +278,28 @@ def test_streaming_hash_matches_body_over_many_chunks(tmp_path: Path) -> None:
     assert h.events[-1].bytes == len(body)
 
 
-def test_streams_with_iter_bytes_and_chunk_size(tmp_path: Path) -> None:
-    """The body is read through iter_bytes(chunk_size), never .read()/.content."""
-    seen: list[int] = []
+def test_body_is_streamed_not_buffered(tmp_path: Path) -> None:
+    """Chunks are hashed and written while the body still arrives (no .read()/.content first):
+    when the server sends its last piece, progress already covers nearly all earlier ones."""
     body = MP3 * 2
+    piece = 777
+    written_when_sent: list[int] = []
+    events: list[DownloadEvent] = []
 
-    class CountingStream(httpx.SyncByteStream):
-        def __iter__(self):  # type: ignore[no-untyped-def]
-            for i in range(0, len(body), 777):
-                seen.append(i)
-                yield body[i : i + 777]
+    class Server(httpx.SyncByteStream):
+        def __iter__(self) -> Iterator[bytes]:
+            for i in range(0, len(body), piece):
+                written_when_sent.append(sum(e.delta for e in events if e.kind == "progress"))
+                yield body[i : i + piece]
 
-    h = Harness(lambda r: httpx.Response(200, stream=CountingStream()), tmp_path)
+    h = Harness(lambda r: httpx.Response(200, stream=Server()), tmp_path)
+    h.downloader.on_event = events.append
     media = h.download(ref())
-    assert len(seen) == -(-len(body) // 777)
     assert media.sha256 == hashlib.sha256(body).hexdigest()
+    last_piece_offset = (len(written_when_sent) - 1) * piece
+    # at most one chunk_size (1024) of the earlier pieces is still waiting in the re-chunker
+    assert written_when_sent[-1] >= last_piece_offset - 1024
+    assert written_when_sent == sorted(written_when_sent)
 
 
 def truncated(body: bytes) -> httpx.Response:
@@ -446,7 +453,11 @@ def test_plain_403_and_404_get_one_refresh_then_fail(tmp_path: Path) -> None:
     for status, text in ((403, "access denied"), (404, "not found")):
         sub = tmp_path / str(status)
         sub.mkdir()
-        h = Harness(lambda r, s=status: httpx.Response(s), sub)
+
+        def refuse(request: httpx.Request, status: int = status) -> httpx.Response:
+            return httpx.Response(status)
+
+        h = Harness(refuse, sub)
         with pytest.raises(MediaError, match=text) as info:
             h.download(ref())
         assert type(info.value) is MediaError
@@ -522,7 +533,7 @@ def test_connection_errors_and_timeouts_retried(tmp_path: Path) -> None:
 
 def test_error_while_reading_body_cleans_up(tmp_path: Path) -> None:
     class Broken(httpx.SyncByteStream):
-        def __iter__(self):  # type: ignore[no-untyped-def]
+        def __iter__(self) -> Iterator[bytes]:
             yield MP3[:5000]
             raise httpx.ReadError("connection reset")
 
