@@ -323,9 +323,8 @@ def _schema_problems(file: str, data: dict[str, Any]) -> list[PolicyProblem]:
         elif err.validator == "pattern":
             problem = f"bad value {instance!r}"
         elif err.validator == "type":
-            problem = (
-                f"wrong type {type(instance).__name__} ({_toml_type(err.validator_value)} needed)"
-            )
+            got = _PY_TO_TOML.get(type(instance).__name__, type(instance).__name__)
+            problem = f"{_a(got)} where {_a(_toml_type(err.validator_value))} is needed"
         elif err.validator in ("minLength", "minItems"):
             problem = "empty"
         else:
@@ -333,6 +332,19 @@ def _schema_problems(file: str, data: dict[str, Any]) -> list[PolicyProblem]:
         problems.append(PolicyProblem(file, _field_name(path), problem, expected))
     # jsonschema reports a 'required' failure once per missing key, each seeing all of them.
     return list(dict.fromkeys(problems))
+
+
+_PY_TO_TOML = {
+    "dict": "table",
+    "list": "array",
+    "str": "string",
+    "int": "integer",
+    "bool": "boolean",
+}
+
+
+def _a(noun: str) -> str:
+    return ("an " if noun[:1] in "aeiou" else "a ") + noun
 
 
 def _toml_type(json_type: Any) -> str:
