@@ -1,9 +1,119 @@
-"""Commands of this area (placeholder until its issue lands)."""
+"""``archiver simulate``: run the local getbill API simulator on 127.0.0.1."""
 
 from __future__ import annotations
 
 import click
 
+from ..simulator import SimulatorConfig, SimulatorServer
+
+
+@click.command("simulate")
+@click.option("--port", default=8765, show_default=True, help="TCP port on 127.0.0.1 (0: any).")
+@click.option("--seed", default=1, show_default=True, help="Dataset seed (same seed, same data).")
+@click.option("--debts", default=8, show_default=True, help="Number of debts.")
+@click.option(
+    "--followups-per-debt", default=12, show_default=True, help="Followups of ordinary debts."
+)
+@click.option(
+    "--big-debt-followups", default=130, show_default=True, help="Followups of the first debt."
+)
+@click.option("--url-ttl", default=3600, show_default=True, help="Signed media URL lifetime (s).")
+@click.option("--token-ttl", default=3600, show_default=True, help="Access token lifetime (s).")
+@click.option("--rate-limit", default=1000, show_default=True, help="Requests per client per hour.")
+@click.option("--error-rate", default=0.0, show_default=True, help="Share of API answers 5xx.")
+@click.option("--media-error-rate", default=0.0, show_default=True, help="Share of media 500s.")
+@click.option("--slow", default=0.0, show_default=True, help="Delay every answer this many s.")
+@click.option("--burst-429", default=0, show_default=True, help="The next N API requests get 429.")
+@click.option(
+    "--truncate-media-first", default=0, show_default=True, help="First K fetches cut short."
+)
+@click.option("--html-media-first", default=0, show_default=True, help="First K fetches are HTML.")
+@click.option("--unstable-total", is_flag=True, help="pagination.total grows between pages.")
+@click.option("--duplicate-ids", is_flag=True, help="Each page repeats the previous last item.")
+def simulate(
+    port: int,
+    seed: int,
+    debts: int,
+    followups_per_debt: int,
+    big_debt_followups: int,
+    url_ttl: int,
+    token_ttl: int,
+    rate_limit: int,
+    error_rate: float,
+    media_error_rate: float,
+    slow: float,
+    burst_429: int,
+    truncate_media_first: int,
+    html_media_first: int,
+    unstable_total: bool,
+    duplicate_ids: bool,
+) -> None:
+    """Serve a local imitation of the getbill external API until Ctrl-C.
+
+    Tokens, scopes, pagination, rate limits, expiring signed media URLs and real WAV/MP3/PDF
+    files, all from a seed, with optional faults. Binds to 127.0.0.1 only.
+
+    \b
+    Example:
+      archiver simulate --port 8765 --seed 1
+      archiver simulate --port 8765 --url-ttl 3 --error-rate 0.1 --slow 0.2
+    """
+    config = SimulatorConfig(
+        seed=seed,
+        debts=debts,
+        followups_per_debt=followups_per_debt,
+        big_debt_followups=big_debt_followups,
+        url_ttl_s=url_ttl,
+        token_ttl_s=token_ttl,
+        rate_limit=rate_limit,
+        error_rate=error_rate,
+        media_error_rate=media_error_rate,
+        delay_s=slow,
+        burst_429=burst_429,
+        truncate_media_first=truncate_media_first,
+        html_media_first=html_media_first,
+        unstable_total=unstable_total,
+        duplicate_across_pages=duplicate_ids,
+    )
+    try:
+        server = SimulatorServer(config, host="127.0.0.1", port=port)
+    except OSError as exc:
+        raise click.ClickException(f"cannot listen on 127.0.0.1:{port}: {exc.strerror}") from None
+    sim = server.simulator
+    # These are the simulator's own fictitious credentials, printed on purpose.
+    client = config.clients[0]
+    static = next(iter(config.static_tokens), None)
+    click.echo(f"getbill simulator listening on {server.base_url}")
+    click.echo(f"  token URL      {server.base_url}/token")
+    click.echo(f"  API base       {server.base_url}/external-api/v1")
+    click.echo(f"  client         {client.client_id} / {client.client_secret}")
+    for other in config.clients[1:]:
+        click.echo(f"  other client   {other.client_id} / {other.client_secret} ({other.company})")
+    if static:
+        click.echo(f"  static token   {static}")
+    ids = sim.debt_ids("A")
+    click.echo(f"  debts (A)      {' '.join(ids)}")
+    click.echo(f"  debts (B, 403) {' '.join(sim.debt_ids('B'))}")
+    if ids:
+        click.echo("Try:")
+        click.echo(
+            f"  TOKEN=$(curl -s -d grant_type=client_credentials -d client_id={client.client_id}"
+            f" -d client_secret={client.client_secret} {server.base_url}/token"
+            " | python3 -c 'import json,sys; print(json.load(sys.stdin)[\"access_token\"])')"
+        )
+        click.echo(
+            f'  curl -H "Authorization: Bearer $TOKEN" '
+            f"'{server.base_url}/external-api/v1/followups/debt/{ids[0]}?limit=100'"
+        )
+    click.echo("Ctrl-C to stop.")
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        click.echo("stopped.")
+    finally:
+        server.stop()
+
 
 def register(group: click.Group) -> None:
-    """Add this module's commands to ``group``."""
+    """Add ``simulate`` to the ``archiver`` group."""
+    group.add_command(simulate)
