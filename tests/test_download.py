@@ -567,3 +567,129 @@ def test_done_event_and_rerun_are_independent(tmp_path: Path) -> None:
     second = h.download(ref())
     assert first.path != second.path and first.sha256 == second.sha256
     assert [e.kind for e in h.events].count("done") == 2
+
+
+# ---------------------------------------------------------------------------------------------
+# against the getbill simulator (in process, real WSGI app, real signed URLs)
+
+SIM_BASE = "http://127.0.0.1:8099"  # loopback: plain http allowed once on the allowlist
+
+
+def _simulator(**config: Any) -> Any:
+    from archiver.simulator import SimClock, Simulator, SimulatorConfig
+
+    cfg = SimulatorConfig(
+        seed=3,
+        debts=3,
+        other_company_debts=0,
+        followups_per_debt=6,
+        big_debt_followups=6,
+        audio_size_range=(40_000, 80_000),
+        large_audio_share=0.0,
+        **config,
+    )
+    return Simulator(cfg, base_url=SIM_BASE, clock=SimClock())
+
+
+def _followup_with(sim: Any, kind: str) -> str:
+    for debt_id in sim.debt_ids():
+        for fid in sim.followup_ids(debt_id):
+            if kind in sim.media_kinds(fid):
+                return str(fid)
+    raise AssertionError(f"no followup with {kind} media")
+
+
+def _sim_api(sim: Any) -> httpx.Client:
+    return httpx.Client(
+        transport=sim.transport(),
+        base_url=SIM_BASE,
+        headers={"Authorization": "Bearer sim-static-token"},
+    )
+
+
+def _sim_ref(api: httpx.Client, followup_id: str, kind: str) -> MediaRef:
+    """What the pipeline's refresh does: GET /followups/{id} and take the fresh media URL."""
+    from archiver.models import Followup
+
+    response = api.get(f"/external-api/v1/followups/{followup_id}")
+    response.raise_for_status()
+    followup = Followup.from_record(response.json()["data"])
+    return next(m for m in followup.media() if m.kind == kind)
+
+
+def _sim_downloader(sim: Any, tmp_path: Path, **settings: Any) -> MediaDownloader:
+    temp_dir = tmp_path / "tmp"
+    temp_dir.mkdir(exist_ok=True)
+    cfg = DownloadSettings(allowed_hosts=("127.0.0.1",), temp_dir=temp_dir, **settings)
+    media_http = httpx.Client(transport=sim.transport())
+    return MediaDownloader(media_http, cfg, sleep=lambda s: None)
+
+
+@pytest.mark.parametrize("kind", ["audio", "pdf"])
+def test_simulator_media_downloaded_and_hashed(tmp_path: Path, kind: str) -> None:
+    sim = _simulator()
+    api = _sim_api(sim)
+    fid = _followup_with(sim, kind)
+    ref = _sim_ref(api, fid, kind)
+    assert ref.url.startswith(SIM_BASE) and "X-Amz-Signature=" in ref.url
+
+    media = _sim_downloader(sim, tmp_path, chunk_size=16 * 1024).download(
+        ref, lambda r: _sim_ref(api, r.followup_id, r.kind)
+    )
+    assert media.sha256 == sim.media_sha256(fid, kind)
+    assert media.size == sim.media_source(fid, kind).size
+    assert media.sniffed_type in (
+        ("audio/wav", "audio/mpeg") if kind == "audio" else ("application/pdf",)
+    )
+    assert media.content_type == sim.media_source(fid, kind).content_type
+    assert "?" not in media.source and media.refreshes == 0
+
+
+def test_simulator_truncated_and_html_media_retried(tmp_path: Path) -> None:
+    sim = _simulator(truncate_media_first=1, html_media_first=0)
+    api = _sim_api(sim)
+    fid = _followup_with(sim, "audio")
+    ref = _sim_ref(api, fid, "audio")
+    media = _sim_downloader(sim, tmp_path).download(ref, lambda r: _sim_ref(api, fid, "audio"))
+    assert media.attempts == 2
+    assert media.sha256 == sim.media_sha256(fid, "audio")
+
+
+def test_simulator_url_expires_server_side_then_refreshed(tmp_path: Path) -> None:
+    """Tiny TTL: by the time we fetch, the simulator (its clock ahead of ours, as with skew)
+    answers 403 "Request has expired"; the downloader refreshes through
+    GET /external-api/v1/followups/{id} and succeeds with the new URL."""
+    sim = _simulator(url_ttl_s=2)
+    api = _sim_api(sim)
+    fid = _followup_with(sim, "audio")
+    ref = _sim_ref(api, fid, "audio")
+    sim.clock.advance(5)  # the URL is dead for the simulator, still valid for our clock
+    refreshes: list[MediaRef] = []
+
+    def refresh(old: MediaRef) -> MediaRef:
+        refreshes.append(old)
+        return _sim_ref(api, old.followup_id, old.kind)
+
+    downloader = _sim_downloader(sim, tmp_path, expiry_margin_seconds=0)
+    media = downloader.download(ref, refresh)
+    assert len(refreshes) == 1
+    assert media.refreshes == 1 and media.attempts == 2
+    assert media.ref.url != ref.url
+    assert media.sha256 == sim.media_sha256(fid, "audio")
+    statuses = [r.status for r in sim.requests_to("/media/")]
+    assert statuses == [403, 200]
+    assert len(sim.requests_to(f"/external-api/v1/followups/{fid}")) == 2
+
+
+def test_simulator_expired_url_refreshed_before_request(tmp_path: Path) -> None:
+    sim = _simulator(url_ttl_s=2)
+    api = _sim_api(sim)
+    fid = _followup_with(sim, "pdf")
+    ref = _sim_ref(api, fid, "pdf")
+    sim.clock.advance(5)
+    downloader = _sim_downloader(sim, tmp_path)
+    downloader.clock = sim.clock  # same clock as the API: we know the URL is dead
+    media = downloader.download(ref, lambda r: _sim_ref(api, r.followup_id, r.kind))
+    assert media.refreshes == 1 and media.attempts == 1
+    assert [r.status for r in sim.requests_to("/media/")] == [200]
+    assert media.sha256 == sim.media_sha256(fid, "pdf")
