@@ -163,6 +163,10 @@ _REFERENCE_DAYS = [
 
 
 def _never_shorter(longer: Duration, shorter: Duration) -> bool:
+    # Fast path: more months (in total) and more days is longer from any start date.
+    months = (longer.years - shorter.years) * 12 + longer.months - shorter.months
+    if months >= 0 and longer.days >= shorter.days:
+        return True
     return all(add_duration(d, longer) >= add_duration(d, shorter) for d in _REFERENCE_DAYS)
 
 
