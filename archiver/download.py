@@ -234,19 +234,19 @@ def check_media_url(url: str, settings: DownloadSettings) -> None:
     )
 
 
-def _signature_expired(url: str, now: float) -> bool:
-    """True if the URL's own presigned expiry has passed: SigV4 ``X-Amz-Date`` +
-    ``X-Amz-Expires``, or SigV2 ``Expires`` (unix time)."""
+def _url_deadline(url: str) -> float | None:
+    """The unix time a presigned URL stops working, from its own query: SigV4 ``X-Amz-Date`` +
+    ``X-Amz-Expires``, or SigV2 ``Expires``. None if the URL does not say."""
     try:
         query = dict(parse_qsl(urlsplit(url).query))
     except ValueError:
-        return False
+        return None
     with contextlib.suppress(KeyError, ValueError):
         signed = datetime.strptime(query["X-Amz-Date"], "%Y%m%dT%H%M%SZ").replace(tzinfo=UTC)
-        return signed.timestamp() + int(query["X-Amz-Expires"]) <= now
+        return signed.timestamp() + int(query["X-Amz-Expires"])
     with contextlib.suppress(KeyError, ValueError):
-        return int(query["Expires"]) <= now
-    return False
+        return float(int(query["Expires"]))
+    return None
 
 
 # --------------------------------------------------------------------------------------------
@@ -274,6 +274,8 @@ class MediaDownloader:
 
     ``http`` should be a client dedicated to media (no base_url needed); its auth and cookies
     are never sent. ``clock`` (unix seconds), ``sleep`` and ``rng`` are injectable for tests.
+    One instance may serve several worker threads: per-download state lives in each call, and
+    ``on_event`` is then called from those threads.
     """
 
     def __init__(
@@ -400,7 +402,7 @@ class MediaDownloader:
             now = self.clock()
             if (
                 _EXPIRED_TEXT.search(body)
-                or (code == "AccessDenied" and _signature_expired(url, now))
+                or (code == "AccessDenied" and _s3_says_expired(body, url, now))
                 or _past(state.ref, now, 0)
             ):
                 self._fail(
@@ -608,8 +610,36 @@ class _State:
     refreshed_for_denial: bool = False  # the one refresh granted to a plain 403/404 is used
 
 
+_XML_TIME = {
+    name: re.compile(rb"<" + name.encode() + rb">\s*([0-9TZ:.+-]{10,40})\s*</")
+    for name in ("Expires", "ServerTime")
+}
+
+
+def _s3_says_expired(body: bytes, url: str, now: float) -> bool:
+    """An S3 ``AccessDenied`` is an expiry when its body shows ``<Expires>`` at or before
+    ``<ServerTime>`` (the server's own clock), or the URL's signature has lapsed by ours."""
+    times: dict[str, float] = {}
+    for name, pattern in _XML_TIME.items():
+        match = pattern.search(body)
+        if match:
+            with contextlib.suppress(ValueError):
+                value = match.group(1).decode("ascii").replace("Z", "+00:00")
+                times[name] = datetime.fromisoformat(value).timestamp()
+    if len(times) == 2 and times["Expires"] <= times["ServerTime"]:
+        return True
+    return _past_deadline(_url_deadline(url), now, 0)
+
+
 def _past(ref: MediaRef, now: float, margin: float) -> bool:
-    return ref.expires_at is not None and ref.expires_at.timestamp() - margin <= now
+    """True if ``ref`` expires within ``margin`` seconds: by ``expires_at``, or when the API
+    did not say, by the URL's own signature parameters."""
+    deadline = ref.expires_at.timestamp() if ref.expires_at is not None else _url_deadline(ref.url)
+    return _past_deadline(deadline, now, margin)
+
+
+def _past_deadline(deadline: float | None, now: float, margin: float) -> bool:
+    return deadline is not None and deadline - margin <= now
 
 
 def _content_length(response: httpx.Response) -> int | None:

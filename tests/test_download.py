@@ -422,14 +422,36 @@ def test_403_request_has_expired_refreshes_then_succeeds(tmp_path: Path) -> None
     assert (media.attempts, media.refreshes) == (2, 1)
 
 
-def test_403_access_denied_with_past_amz_expiry_is_expired(tmp_path: Path) -> None:
-    signed = "20231114T210000Z"  # NOW is 2023-11-14T22:13:20Z: 3600 s ago + 1 h margin passed
-    url = f"https://b.s3.amazonaws.com/k.mp3?X-Amz-Date={signed}&X-Amz-Expires=600&{SECRET}"
-    body = b"<Error><Code>AccessDenied</Code><Message>Access Denied</Message></Error>"
+def test_403_access_denied_with_expires_before_server_time_is_expired(tmp_path: Path) -> None:
+    """S3 says AccessDenied and its body shows the URL's Expires before its own ServerTime:
+    an expiry even though our clock (skewed) still thinks the URL is valid."""
+    body = (
+        b"<Error><Code>AccessDenied</Code><Message>Access Denied</Message>"
+        b"<X-Amz-Expires>3600</X-Amz-Expires><Expires>2023-11-14T22:00:00Z</Expires>"
+        b"<ServerTime>2023-11-14T23:30:00Z</ServerTime></Error>"
+    )
     answers = iter([httpx.Response(403, content=body), ok(MP3)])
     h = Harness(lambda r: next(answers), tmp_path)
+    media = h.download(ref())
+    assert len(h.refreshed) == 1 and media.refreshes == 1
+
+
+def test_access_denied_without_expiry_evidence_is_not_expired(tmp_path: Path) -> None:
+    body = b"<Error><Code>AccessDenied</Code><Message>Access Denied</Message></Error>"
+    h = Harness(lambda r: httpx.Response(403, content=body), tmp_path)
+    with pytest.raises(MediaError) as info:
+        h.download(ref())
+    assert type(info.value) is MediaError and len(h.refreshed) == 1
+
+
+def test_url_signature_expiry_used_when_api_gives_none(tmp_path: Path) -> None:
+    """No media_urls_expire_at: the URL's own X-Amz-Date + X-Amz-Expires says it is dead."""
+    signed = "20231114T210000Z"  # NOW is 2023-11-14T22:13:20Z; signed for 600 s
+    url = f"https://b.s3.amazonaws.com/k.mp3?X-Amz-Date={signed}&X-Amz-Expires=600&{SECRET}"
+    h = Harness(lambda r: ok(MP3), tmp_path)
     h.download(ref(url, expires_in=None))
     assert len(h.refreshed) == 1
+    assert "s3cr3t" not in str(h.requests[0].url)
 
 
 def test_any_403_after_expiry_is_expired(tmp_path: Path) -> None:
