@@ -372,6 +372,10 @@ class MediaDownloader:
             self._fail_transport(state, exc, url)
         try:
             yield response
+        except httpx.RemoteProtocolError as exc:
+            # Over a real socket a body shorter than its Content-Length ends this way.
+            detail = _scrub(str(exc), url)
+            self._fail(state, MediaContentError, f"truncated body ({detail})", "retry", url=url)
         except httpx.HTTPError as exc:  # raised while reading the body
             self._fail_transport(state, exc, url)
         finally:

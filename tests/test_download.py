@@ -715,3 +715,39 @@ def test_simulator_expired_url_refreshed_before_request(tmp_path: Path) -> None:
     assert media.refreshes == 1 and media.attempts == 1
     assert [r.status for r in sim.requests_to("/media/")] == [200]
     assert media.sha256 == sim.media_sha256(fid, "pdf")
+
+
+@pytest.mark.integration
+def test_simulator_over_real_http_truncation_and_html_retried(tmp_path: Path) -> None:
+    """Over a real socket a short body surfaces as an httpx protocol error (not a short read):
+    it must be retried like any truncation, and so must an HTML page served with 200."""
+    from archiver.simulator import SimulatorServer
+
+    sim = _simulator(truncate_media_first=1, html_media_first=0)
+    sim.base_url = None  # let the server put its real port into signed URLs
+    with (
+        SimulatorServer(sim) as server,
+        httpx.Client(
+            base_url=server.base_url, headers={"Authorization": "Bearer sim-static-token"}
+        ) as api,
+        httpx.Client() as media_http,
+    ):
+        fid = _followup_with(sim, "audio")
+        ref = _sim_ref(api, fid, "audio")
+        assert ref.url.startswith(server.base_url)
+        events: list[DownloadEvent] = []
+        downloader = MediaDownloader(
+            media_http,
+            DownloadSettings(allowed_hosts=("127.0.0.1",), temp_dir=tmp_path),
+            sleep=lambda s: None,
+            on_event=events.append,
+        )
+        media = downloader.download(ref, lambda r: _sim_ref(api, r.followup_id, r.kind))
+        sim.config.html_media_first = 99  # from now on: an HTML error page with 200
+        with pytest.raises(MediaContentError, match="HTML page"):
+            downloader.download(ref, lambda r: _sim_ref(api, r.followup_id, r.kind))
+    assert media.attempts == 2
+    assert media.sha256 == sim.media_sha256(fid, "audio")
+    reasons = [e.reason or "" for e in events if e.kind == "retry"]
+    assert reasons[0].startswith("truncated body")
+    assert os.listdir(tmp_path) == [media.path.name]
