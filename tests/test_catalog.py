@@ -321,6 +321,10 @@ def test_events_put_on_hold_and_release(catalog: Catalog) -> None:
         sha256=h("3"),
     )
     assert catalog.status("D1")[0]["on_hold"] is True
+    assert (
+        catalog.db.table("events").get(event_key("D1", "20261128T140000Z", "hold"))["at"]
+        == "2026-11-28T14:00:00Z"
+    )
 
 
 def test_dossier_in_status(catalog: Catalog) -> None:
@@ -443,3 +447,30 @@ def test_open_file_is_idempotent_and_keeps_runs_on_clear(tmp_path: Path) -> None
     assert again.status() == [] and len(again.runs()) == 1
     again.clear(include_local=True)
     assert again.runs() == []
+
+
+def test_reindex_validate_schema_is_stricter() -> None:
+    store = FakeStore()
+    m = make_manifest("D1", 1, {"F1": ["audio"]})
+    del m["followups"][0]["media"][0]["sha256"]  # the catalog does not need it, the schema does
+    store.put(manifest_key("D1", 1), canonical_sha256(m)[0])
+    assert reindex(Catalog.open(":memory:"), store).problems == []
+    [problem] = reindex(Catalog.open(":memory:"), store, validate_schema=True).problems
+    assert problem.type == "invalid_manifest" and "sha256" in problem.message
+
+
+def test_reindex_failure_keeps_previous_catalog() -> None:
+    store, entries = _store_with_two_debts()
+    catalog = Catalog.open(":memory:")
+    record(catalog, entries[0])
+
+    class Boom(Exception):
+        pass
+
+    def explode(_key: str, version_id: str | None = None) -> bytes:
+        raise Boom()
+
+    store.read_bytes = explode  # type: ignore[method-assign]
+    with pytest.raises(Boom):
+        reindex(catalog, store)
+    assert [r["debt_id"] for r in catalog.status()] == ["D1"]
