@@ -36,9 +36,9 @@ def make_manifest(
     status: str = "completed",
 ) -> dict[str, Any]:
     """A manifest following schemas/manifest.schema.json; ``followups`` maps id -> media kinds."""
-    fups = []
+    fups: list[dict[str, Any]] = []
     for fid, kinds in followups.items():
-        media = []
+        media: list[dict[str, Any]] = []
         for kind in kinds:
             sha = h(f"{debt_id}/{fid}/{kind}")
             ext = "mp3" if kind == "audio" else "pdf"
@@ -126,6 +126,11 @@ class FakeStore:
         if key in self.unreadable:
             raise StorageError("read failed", key=key)
         return self.objects[key]
+
+    def version(self, key: str) -> str:
+        info = self.head(key)
+        assert info is not None and info.version_id is not None
+        return info.version_id
 
     def head(self, key: str) -> FakeInfo | None:
         return FakeInfo(f"ver-{sha256_hex(self.objects[key])[:8]}") if key in self.objects else None
@@ -362,14 +367,14 @@ def test_reindex_rebuilds_identical_status() -> None:
 
     incremental = Catalog.open(":memory:")
     for m, key, _data, sha in entries:
-        incremental.record_manifest(m, key=key, sha256=sha, version_id=store.head(key).version_id)
+        incremental.record_manifest(m, key=key, sha256=sha, version_id=store.version(key))
     incremental.record_event(hold, key=hold_key, sha256=sha256_hex(hold_bytes))
     incremental.record_dossier(
         debt_id="D1",
         sequence=2,
         key="debts/D1/dossiers/00000002.pdf",
         sha256=sha256_hex(b"%PDF-1.7 fake"),
-        version_id=store.head("debts/D1/dossiers/00000002.pdf").version_id,
+        version_id=store.version("debts/D1/dossiers/00000002.pdf"),
         renderer_version=None,
     )
 
@@ -470,7 +475,7 @@ def test_reindex_failure_keeps_previous_catalog() -> None:
     def explode(_key: str, version_id: str | None = None) -> bytes:
         raise Boom()
 
-    store.read_bytes = explode  # type: ignore[method-assign]
+    store.read_bytes = explode  # type: ignore[method-assign,assignment]
     with pytest.raises(Boom):
         reindex(catalog, store)
     assert [r["debt_id"] for r in catalog.status()] == ["D1"]
