@@ -311,9 +311,9 @@ class MediaDownloader:
         while True:
             if self._expiring(state.ref) and state.refreshes < s.max_refreshes:
                 self._refresh(state, refresh, "URL expires soon")
-            state.attempts += 1
             try:
                 check_media_url(state.ref.url, s)
+                state.attempts += 1
                 return self._attempt(state)
             except MediaHostNotAllowedError as exc:
                 # Refused outright (also for a redirect target): never retried.

@@ -202,6 +202,7 @@ def test_disallowed_host_refused_before_any_request(tmp_path: Path) -> None:
         h.download(ref("https://evil.example.com/a.mp3?" + SECRET))
     assert h.requests == []
     assert info.value.context["followup_id"] == "fu1"
+    assert info.value.context["attempts"] == 0
 
 
 def test_redirect_outside_allowlist_refused_not_retried(tmp_path: Path) -> None:
