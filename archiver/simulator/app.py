@@ -27,6 +27,7 @@ import copy
 import hashlib
 import hmac
 import html
+import json
 import math
 import random
 import threading
@@ -86,8 +87,6 @@ class _Response:
 
 
 def _json_body(obj: Any) -> bytes:
-    import json
-
     return json.dumps(obj, ensure_ascii=False).encode("utf-8")
 
 
