@@ -42,6 +42,7 @@ from __future__ import annotations
 
 import json
 import re
+import sqlite3
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from importlib import resources
@@ -51,7 +52,7 @@ from typing import Any, Protocol
 import sqlite_utils
 
 from .canonical import sha256_hex
-from .errors import ArchiverError, strip_query
+from .errors import ArchiverError, ConfigError, strip_query
 from .keys import parse_manifest_key
 
 __all__ = [
@@ -89,10 +90,13 @@ class Catalog:
         """Open (or create) the catalog at ``path``; ``":memory:"`` gives a throwaway one."""
         if str(path) == ":memory:":
             return cls(sqlite_utils.Database(memory=True))
-        db = sqlite_utils.Database(path)
-        # WAL lets `archiver status` read while an archive run writes.
-        db.enable_wal()
-        return cls(db)
+        try:
+            db = sqlite_utils.Database(path)
+            # WAL lets `archiver status` read while an archive run writes.
+            db.enable_wal()
+            return cls(db)
+        except sqlite3.Error as exc:
+            raise ConfigError(f"cannot open the catalog: {exc}", catalog=str(path)) from None
 
     # -- schema -------------------------------------------------------------------------------
 
@@ -709,7 +713,8 @@ def _scrub(value: Any) -> Any:
 
 
 class _HasVersion(Protocol):
-    version_id: str | None
+    @property
+    def version_id(self) -> str | None: ...
 
 
 class ObjectSource(Protocol):
@@ -719,7 +724,7 @@ class ObjectSource(Protocol):
 
     def read_bytes(self, key: str, version_id: str | None = None) -> bytes: ...
 
-    def head(self, key: str) -> _HasVersion | None: ...
+    def head(self, key: str, version_id: str | None = None) -> _HasVersion | None: ...
 
 
 @dataclass(frozen=True)

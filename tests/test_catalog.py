@@ -13,7 +13,7 @@ import pytest
 
 from archiver.canonical import canonical_sha256, sha256_hex
 from archiver.catalog import Catalog, reindex
-from archiver.errors import StorageError
+from archiver.errors import ConfigError, StorageError
 from archiver.keys import debt_record_key, event_key, manifest_key, media_key, record_key
 
 SCHEMA = json.loads((Path(__file__).parent.parent / "schemas" / "manifest.schema.json").read_text())
@@ -132,7 +132,7 @@ class FakeStore:
         assert info is not None and info.version_id is not None
         return info.version_id
 
-    def head(self, key: str) -> FakeInfo | None:
+    def head(self, key: str, version_id: str | None = None) -> FakeInfo | None:
         return FakeInfo(f"ver-{sha256_hex(self.objects[key])[:8]}") if key in self.objects else None
 
 
@@ -479,3 +479,9 @@ def test_reindex_failure_keeps_previous_catalog() -> None:
     with pytest.raises(Boom):
         reindex(catalog, store)
     assert [r["debt_id"] for r in catalog.status()] == ["D1"]
+
+
+def test_open_unusable_path_is_a_config_error(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError) as info:
+        Catalog.open(tmp_path / "no-such-dir" / "catalog.db")
+    assert "no-such-dir" in str(info.value)
