@@ -766,3 +766,112 @@ def test_client_closes_only_its_own_http():
     own.close()
     assert own._http.is_closed
     assert json.loads(json.dumps({"repr": repr(own)}))["repr"].startswith("GetbillClient(")
+
+
+# --- against the in-process simulator ---------------------------------------------------------
+
+
+def sim_client(simulator, sim_clock, client_id="demo-client", secret="demo-secret", **kw):
+    sleeps: list[float] = []
+
+    def sleep(seconds: float) -> None:
+        sleeps.append(seconds)
+        sim_clock.advance(seconds)
+
+    client = GetbillClient(
+        ApiSettings(base_url="http://sim.test", client_id=client_id, client_secret=secret, **kw),
+        http=httpx.Client(transport=simulator.transport()),
+        sleep=sleep,
+        clock=sim_clock,
+        rng=random.Random(1),
+    )
+    return client, sleeps
+
+
+def test_sim_all_pages_of_the_big_debt(simulator, sim_clock):
+    big = simulator.debt_ids("A")[0]
+    client, _ = sim_client(simulator, sim_clock)
+    listing = client.list_followups(big)
+    assert [f.id for f in listing.items] == simulator.followup_ids(big)
+    assert len(listing.items) == 130 and listing.pages_fetched == 2
+    assert listing.problems == []  # the simulator's records fit our schemas
+    assert all(f.debt_id == big for f in listing.items)
+    pages = simulator.requests_to(f"/external-api/v1/followups/debt/{big}")
+    assert len(pages) == 2 and len(simulator.requests_to("/token")) == 1
+
+
+def test_sim_get_followup_and_debt(simulator, sim_clock):
+    debt_id = simulator.debt_ids("A")[2]
+    client, _ = sim_client(simulator, sim_clock)
+    fid = simulator.followup_ids(debt_id)[0]
+    f, problems = client.get_followup_checked(fid)
+    assert f.id == fid and f.debt_id == debt_id and problems == []
+    debt, problems = client.get_debt_checked(debt_id)
+    assert debt.id == debt_id and problems == [] and debt.raw == simulator.debt(debt_id)
+
+
+def test_sim_foreign_debt_is_403(simulator, sim_clock):
+    foreign = simulator.debt_ids("B")[0]
+    client, _ = sim_client(simulator, sim_clock)
+    with pytest.raises(ApiAuthError) as info:
+        client.list_followups(foreign)
+    assert info.value.status == 403 and info.value.api_message
+    assert info.value.path == f"/external-api/v1/followups/debt/{foreign}"
+
+
+def test_sim_missing_debts_read_scope_is_403(simulator, sim_clock):
+    debt_id = simulator.debt_ids("A")[0]
+    client, _ = sim_client(
+        simulator,
+        sim_clock,
+        "followups-only-client",
+        "followups-only-secret",
+        scope="followups:read",
+    )
+    assert client.list_followups(debt_id).items  # followups:read is enough for followups
+    with pytest.raises(ApiAuthError) as info:
+        client.get_debt(debt_id)
+    assert info.value.status == 403 and "scope" in (info.value.api_message or "")
+    assert_no_secrets(info.value)
+
+
+def test_sim_wrong_secret(simulator, sim_clock):
+    client, _ = sim_client(simulator, sim_clock, secret="wrong-SECRET-value")
+    with pytest.raises(ApiAuthError) as info:
+        client.list_followups(simulator.debt_ids("A")[0])
+    assert info.value.path == "/token" and "wrong-SECRET-value" not in repr(info.value)
+
+
+def test_sim_token_expiry_is_renewed(simulator, sim_clock):
+    debt_id = simulator.debt_ids("A")[2]
+    client, _ = sim_client(simulator, sim_clock)
+    client.list_followups(debt_id)
+    sim_clock.advance(3600 - 30)  # inside the renewal margin
+    client.list_followups(debt_id)
+    assert len(simulator.requests_to("/token")) == 2
+    assert not [r for r in simulator.request_log if r.status == 401]
+
+
+def test_sim_faults_429_burst_and_5xx_are_survived(simulator, sim_clock):
+    debt_id = simulator.debt_ids("A")[0]
+    simulator.config.burst_429 = 2
+    simulator.config.burst_retry_after_s = 3
+    client, sleeps = sim_client(simulator, sim_clock, max_attempts=8)
+    client.get_followup(simulator.followup_ids(debt_id)[0])
+    assert sleeps == [3, 3]
+    simulator.config.error_rate = 0.3
+    listing = client.list_followups(debt_id)
+    assert len(listing.items) == 130
+
+
+def test_sim_unstable_pagination(simulator, sim_clock):
+    debt_id = simulator.debt_ids("A")[0]
+    simulator.config.duplicate_across_pages = True
+    simulator.config.unstable_total = True
+    client, _ = sim_client(simulator, sim_clock)
+    listing = client.list_followups(debt_id)
+    ids = [f.id for f in listing.items]
+    assert len(ids) == len(set(ids))
+    assert set(simulator.followup_ids(debt_id)) <= set(ids)
+    assert listing.duplicates  # the repeated record was dropped, first copy kept
+    assert any("changed while it was read" in p.message for p in listing.problems)
