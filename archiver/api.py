@@ -21,25 +21,35 @@ Behaviour, in short:
 * **Records**: each record of a listing is validated on its own (:mod:`archiver.schemas`);
   records without a usable id are skipped and reported, others are kept and their problems
   reported beside them (:class:`Listing`).
+
+Settings and events live in :mod:`archiver.api_settings`, the rate-limit arithmetic in
+:mod:`archiver.ratelimit`, the page loop in :mod:`archiver.pagination` (all re-exported here
+where the CLI needs them).
 """
 
 from __future__ import annotations
 
 import dataclasses
-import math
 import random
 import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from email.utils import parsedate_to_datetime
-from ipaddress import ip_address
 from typing import Any, Generic, Literal, TypeVar
-from urllib.parse import quote, urlsplit
+from urllib.parse import quote
 
 import httpx
 
 from . import __version__
+from .api_settings import (
+    API_PREFIX,
+    DEFAULT_BASE_URL,
+    DEFAULT_SCOPE,
+    ApiEvent,
+    ApiSettings,
+    EventKind,
+    format_event,
+)
 from .canonical import canonical_json
 from .errors import (
     ApiAuthError,
@@ -54,11 +64,14 @@ from .errors import (
 from .keys import check_id
 from .models import MEDIA_FIELDS, VOLATILE_FIELDS, Debt, Followup
 from .pagination import Duplicate, Page, PageNumberPaginator, paginate
+from .ratelimit import RateLimitState, wait_from_429
 from .schemas import is_fatal, record_label, validate, validate_record
 
 __all__ = [
     "API_PREFIX",
     "DEFAULT_BASE_URL",
+    "DEFAULT_SCOPE",
+    "EventKind",
     "RETRYABLE_EXCEPTIONS",
     "RETRYABLE_STATUSES",
     "ApiEvent",
@@ -69,9 +82,6 @@ __all__ = [
     "format_event",
 ]
 
-DEFAULT_BASE_URL = "https://getbill.io"
-API_PREFIX = "/external-api/v1"
-DEFAULT_SCOPE = "followups:read debts:read"
 # The documented lifetime of an access token, used when the token response omits expires_in.
 DEFAULT_TOKEN_LIFETIME = 3600.0
 
@@ -82,169 +92,6 @@ RETRYABLE_EXCEPTIONS: tuple[type[Exception], ...] = (
     httpx.NetworkError,
     httpx.RemoteProtocolError,
 )
-
-_LOOPBACK_NAMES = {"localhost"}
-_RESERVED_SUFFIXES = (".localhost", ".test", ".invalid")
-
-
-@dataclass(frozen=True)
-class ApiSettings:
-    """How to reach and authenticate to getbill. Defaults follow the public docs.
-
-    base_url: API host; resources live under ``{base_url}/external-api/v1``, the token
-        endpoint at ``{base_url}/token`` (env ``GETBILL_API_URL``).
-    token: a static bearer token (env ``GETBILL_TOKEN``); wins over client credentials.
-    client_id, client_secret: OAuth2 client credentials (env ``GETBILL_CLIENT_ID``,
-        ``GETBILL_CLIENT_SECRET``).
-    scope: scopes asked for with client credentials; ``debts:read`` is only needed to
-        archive the debt record itself.
-    timeout: seconds for connect/read/write/pool of each request.
-    max_attempts: tries per request, counting the first (5xx, timeouts, connection errors
-        and 429 waits all count).
-    backoff_base, backoff_max: exponential backoff with full jitter: attempt n waits a random
-        time in ``[0, min(backoff_max, backoff_base * 2**(n-1))]`` seconds.
-    max_rate_limit_wait: the longest a 429 may make us wait, in seconds (env
-        ``GETBILL_MAX_RATE_LIMIT_WAIT``); the documented 429 asks for up to an hour, so a
-        longer wait fails fast with :class:`ApiRateLimitError` instead.
-    page_limit: records per page (the API's maximum is 100).
-    max_pages: hard cap on pages of one listing (100,000 records at the default limit).
-    token_renew_margin: renew the access token this many seconds before it expires.
-    allow_insecure_http: allow sending credentials over plain ``http://`` to a host that is
-        not local (loopback, ``localhost``, ``*.test``); off by default.
-    """
-
-    base_url: str = DEFAULT_BASE_URL
-    token: str | None = field(default=None, repr=False)
-    client_id: str | None = None
-    client_secret: str | None = field(default=None, repr=False)
-    scope: str = DEFAULT_SCOPE
-    timeout: float = 30.0
-    max_attempts: int = 5
-    backoff_base: float = 0.5
-    backoff_max: float = 30.0
-    max_rate_limit_wait: float = 120.0
-    page_limit: int = 100
-    max_pages: int = 1000
-    token_renew_margin: float = 60.0
-    allow_insecure_http: bool = False
-
-    def __post_init__(self) -> None:
-        base = (self.base_url or "").strip().rstrip("/")
-        parts = urlsplit(base)
-        if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise ConfigError(f"getbill API URL must be http(s)://host, got {strip_query(base)!r}")
-        if parts.query or parts.fragment or parts.username or parts.password:
-            raise ConfigError("getbill API URL must not contain credentials, a query or fragment")
-        if (
-            parts.scheme == "http"
-            and not self.allow_insecure_http
-            and not _is_local(parts.hostname)
-        ):
-            raise ConfigError(
-                f"refusing to send getbill credentials over plain http to {parts.hostname}; "
-                "use https (or allow_insecure_http for a test server)"
-            )
-        object.__setattr__(self, "base_url", base)
-        for name in ("timeout", "backoff_base", "backoff_max", "token_renew_margin"):
-            if not getattr(self, name) >= 0:
-                raise ConfigError(f"{name} must be >= 0")
-        if not self.max_rate_limit_wait >= 0:
-            raise ConfigError("max_rate_limit_wait must be >= 0")
-        if self.max_attempts < 1:
-            raise ConfigError("max_attempts must be at least 1")
-        if not 1 <= self.page_limit <= 100:
-            raise ConfigError("page_limit must be between 1 and 100 (the API's maximum)")
-        if self.max_pages < 1:
-            raise ConfigError("max_pages must be at least 1")
-
-    @classmethod
-    def from_env(cls, environ: Mapping[str, str], **overrides: Any) -> ApiSettings:
-        """Read ``GETBILL_API_URL``, ``GETBILL_TOKEN``, ``GETBILL_CLIENT_ID``,
-        ``GETBILL_CLIENT_SECRET`` and ``GETBILL_MAX_RATE_LIMIT_WAIT``; ``overrides`` (e.g.
-        from CLI flags) win. Empty variables count as unset."""
-        values: dict[str, Any] = {}
-        for env_name, attr in (
-            ("GETBILL_API_URL", "base_url"),
-            ("GETBILL_TOKEN", "token"),
-            ("GETBILL_CLIENT_ID", "client_id"),
-            ("GETBILL_CLIENT_SECRET", "client_secret"),
-        ):
-            if environ.get(env_name):
-                values[attr] = environ[env_name].strip()
-        wait = environ.get("GETBILL_MAX_RATE_LIMIT_WAIT")
-        if wait:
-            try:
-                values["max_rate_limit_wait"] = float(wait)
-            except ValueError:
-                raise ConfigError(
-                    f"GETBILL_MAX_RATE_LIMIT_WAIT must be a number of seconds, got {wait!r:.20}"
-                ) from None
-        values.update({k: v for k, v in overrides.items() if v is not None})
-        return cls(**values)
-
-    @property
-    def api_root(self) -> str:
-        return self.base_url + API_PREFIX
-
-    @property
-    def token_url(self) -> str:
-        return self.base_url + "/token"
-
-    @property
-    def auth_mode(self) -> Literal["token", "client_credentials", "none"]:
-        if self.token:
-            return "token"
-        if self.client_id and self.client_secret:
-            return "client_credentials"
-        return "none"
-
-
-def _is_local(host: str) -> bool:
-    host = host.lower()
-    if host in _LOOPBACK_NAMES or host.endswith(_RESERVED_SUFFIXES):
-        return True
-    try:
-        return ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
-EventKind = Literal["rate_limited", "retry", "token", "page"]
-
-
-@dataclass(frozen=True)
-class ApiEvent:
-    """Something the user should see while the client works (it never prints itself).
-
-    kind: ``rate_limited`` (waiting for a 429 / exhausted quota), ``retry`` (a transient
-    failure, waiting before the next attempt), ``token`` (an access token was obtained or
-    renewed), ``page`` (one page of a listing was read).
-    """
-
-    kind: EventKind
-    message: str
-    path: str | None = None
-    wait_seconds: float | None = None
-    attempt: int | None = None
-    status: int | None = None
-    page: int | None = None
-    pages: int | None = None
-
-
-def format_event(event: ApiEvent) -> str:
-    """One human line for an :class:`ApiEvent`, e.g. for ``click.echo(..., err=True)``."""
-    return f"getbill API: {event.message}"
-
-
-@dataclass
-class RateLimitState:
-    """The last ``X-RateLimit-*`` headers seen. ``reset_at`` is a unix time."""
-
-    limit: int | None = None
-    remaining: int | None = None
-    reset_at: float | None = None
-    window: int | None = None
-    updated_at: float | None = None
 
 
 T = TypeVar("T")
@@ -621,7 +468,7 @@ class GetbillClient:
                     path=path,
                 ) from None
 
-            self._track_quota(response)
+            self.rate_limit.update(response.headers, self._clock())
             status = response.status_code
             if status == 429:
                 wait, source = self._rate_limit_wait(response, attempt)
@@ -736,35 +583,10 @@ class GetbillClient:
 
     # -- rate limits
 
-    def _track_quota(self, response: httpx.Response) -> None:
-        h = response.headers
-        now = self._clock()
-        seen = False
-        state = self.rate_limit
-        for header, attr in (
-            ("X-RateLimit-Limit", "limit"),
-            ("X-RateLimit-Remaining", "remaining"),
-            ("X-RateLimit-Window", "window"),
-        ):
-            value = _to_number(h.get(header))
-            if value is not None:
-                setattr(state, attr, int(value))
-                seen = True
-        reset = _to_number(h.get("X-RateLimit-Reset"))
-        if reset is not None:
-            # Documented as a unix time; a small number can only be "seconds from now".
-            state.reset_at = reset if reset > 1e9 else now + reset
-            seen = True
-        if seen:
-            state.updated_at = now
-
     def _respect_quota(self, path: str) -> None:
         """Wait for the window to reset when the last response said no request is left."""
-        state = self.rate_limit
-        if state.remaining != 0 or state.reset_at is None:
-            return
-        wait = state.reset_at - self._clock()
-        if wait <= 0 or wait > self.settings.max_rate_limit_wait:
+        wait = self.rate_limit.quota_wait(self._clock())
+        if wait is None or wait > self.settings.max_rate_limit_wait:
             # Too long: send anyway and let the server's 429 decide (and fail fast with details).
             return
         self._emit(
@@ -776,37 +598,12 @@ class GetbillClient:
             )
         )
         self._sleep(wait)
-        state.remaining = None
+        self.rate_limit.remaining = None
 
     def _rate_limit_wait(self, response: httpx.Response, attempt: int) -> tuple[float, str]:
-        now = self._clock()
-        body = _safe_json(response)
-        details = body.get("details") if isinstance(body, dict) else None
-        details = details if isinstance(details, dict) else {}
-        retry_after = _to_number(details.get("retry_after"))
-        if retry_after is not None:
-            return max(0.0, retry_after), f"server asked {retry_after:.0f} s"
-        reset_time = details.get("reset_time")
-        if isinstance(reset_time, str):
-            try:
-                reset = datetime.fromisoformat(reset_time.replace("Z", "+00:00"))
-                if reset.tzinfo is None:
-                    reset = reset.replace(tzinfo=UTC)
-                return max(0.0, reset.timestamp() - now), f"until reset at {reset_time}"
-            except ValueError:
-                pass
-        header = response.headers.get("Retry-After")
-        if header:
-            seconds = _to_number(header)
-            if seconds is None:
-                try:
-                    seconds = parsedate_to_datetime(header).timestamp() - now
-                except (TypeError, ValueError):
-                    seconds = None
-            if seconds is not None:
-                return max(0.0, seconds), "Retry-After header"
-        if self.rate_limit.reset_at is not None:
-            return max(0.0, self.rate_limit.reset_at - now), "until X-RateLimit-Reset"
+        hint = wait_from_429(_safe_json(response), response.headers, self.rate_limit, self._clock())
+        if hint is not None:
+            return hint
         ceiling = min(self.settings.backoff_max, self.settings.backoff_base * 2 ** (attempt - 1))
         return self._rng.uniform(0, ceiling), "no wait given; backing off"
 
@@ -978,17 +775,3 @@ def _safe_json(response: httpx.Response) -> Any:
         return response.json()
     except ValueError:
         return None
-
-
-def _to_number(value: Any) -> float | None:
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, int | float):
-        return float(value) if math.isfinite(value) else None
-    if isinstance(value, str):
-        try:
-            number = float(value.strip())
-        except ValueError:
-            return None
-        return number if math.isfinite(number) else None
-    return None
