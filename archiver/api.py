@@ -249,7 +249,7 @@ class GetbillClient:
                 ApiEvent(
                     "page",
                     f"{path}: page {page.number}"
-                    + (f"/{page.pages}" if page.pages is not None else "")
+                    + (f"/{page.pages}" if page.pages else "")
                     + f", {len(page.records)} records",
                     path=path,
                     page=page.number,
