@@ -1,0 +1,372 @@
+"""Legal holds against the real SeaweedFS: every version held, events written, idempotent."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from itertools import count
+from typing import Any
+
+import click
+import pytest
+from click.testing import CliRunner
+
+from archiver import keys
+from archiver.canonical import canonical_sha256
+from archiver.catalog import Catalog
+from archiver.cli.retention_cmds import register
+from archiver.errors import RetentionError, StorageError, UnsafeIdError, ValidationError
+from archiver.holds import (
+    EVENT_SCHEMA,
+    event_timestamp,
+    hold_active,
+    list_events,
+    place_hold,
+    release_hold,
+)
+from archiver.manifest import iso
+from archiver.schemas import validate
+from archiver.storage import Lock, ObjectStore
+
+pytestmark = pytest.mark.integration
+
+
+# ---------------------------------------------------------------------------------------------
+# A small archive, written straight through ObjectStore (no pipeline needed)
+
+
+@dataclass
+class SeededDebt:
+    debt_id: str
+    created_at: datetime
+    objects: list[dict[str, Any]] = field(default_factory=list)  # key, version_id, sha256, size
+    manifests: list[str] = field(default_factory=list)
+
+
+def seed_debt(
+    store: ObjectStore,
+    debt_id: str = "D-1",
+    *,
+    mode: str = "GOVERNANCE",
+    created_at: datetime | None = None,
+    manifests: int = 2,
+    legal_hold: bool = False,
+) -> SeededDebt:
+    """A debt record, two followup records (a call and an email), one recording and
+    ``manifests`` schema-valid manifests naming them all, locked ``mode`` for one day."""
+    created = created_at or datetime.now(UTC).replace(microsecond=0)
+    lock = Lock(mode, datetime.now(UTC) + timedelta(days=1), legal_hold=legal_hold)  # type: ignore[arg-type]
+    seeded = SeededDebt(debt_id, created)
+
+    def put(key: str, data: bytes, kind: str) -> dict[str, Any]:
+        stored = store.put_bytes(
+            key, data, lock=lock, content_type="application/json", metadata={"kind": kind}
+        )
+        obj = {
+            "key": key,
+            "version_id": stored.version_id,
+            "sha256": stored.sha256,
+            "size": stored.size,
+        }
+        seeded.objects.append(obj)
+        return obj
+
+    debt_data, debt_sha = canonical_sha256({"id": debt_id, "amount": 1200})
+    debt = put(keys.debt_record_key(debt_id, debt_sha), debt_data, "debt")
+    call_date = created - timedelta(days=3)
+    followups = []
+    for fid, ftype, fdate in (("F-1", "call", call_date), ("F-2", "email", None)):
+        data, sha = canonical_sha256({"id": fid, "debt_id": debt_id, "type": ftype})
+        rec = put(keys.record_key(debt_id, fid, sha), data, "record")
+        followups.append(
+            {
+                "id": fid,
+                "type": ftype,
+                "status": "done",
+                "call_date": iso(fdate),
+                "record_key": rec["key"],
+                "record_sha256": rec["sha256"],
+                "record_size": rec["size"],
+                "record_version_id": rec["version_id"],
+                "record_retain_until": iso(lock.retain_until),
+                "media": [],
+            }
+        )
+    audio_bytes = b"RIFF" + bytes(range(256)) * 4
+    audio_sha = hashlib.sha256(audio_bytes).hexdigest()
+    audio_key = keys.media_key(debt_id, "F-1", "audio", audio_sha, "wav")
+    audio = put(audio_key, audio_bytes, "audio")
+    followups[0]["media"].append(
+        {
+            "kind": "audio",
+            "key": audio_key,
+            "version_id": audio["version_id"],
+            "sha256": audio_sha,
+            "size": audio["size"],
+            "content_type": "audio/wav",
+            "sniffed_type": "audio/wav",
+            "source": "https://media.getbill.io/rec/F-1.wav",
+            "downloaded_at": iso(created),
+            "url_expires_at": None,
+            "retain_until": iso(lock.retain_until),
+            "retention_mode": mode,
+            "legal_hold": legal_hold,
+        }
+    )
+    previous = None
+    for seq in range(1, manifests + 1):
+        manifest = {
+            "schema": "getbill-archiver/manifest/v1",
+            "debt_id": debt_id,
+            "sequence": seq,
+            "created_at": iso(created + timedelta(seconds=seq - 1)),
+            "run_id": f"run-{seq}",
+            "tool": {"name": "getbill-archiver", "version": "test"},
+            "source": {},
+            "previous": previous,
+            "policy": {"name": "short-test", "sha256": "a" * 64, "mode": mode},
+            "debt": {
+                **debt,
+                "retain_until": iso(lock.retain_until),
+                "retention_mode": mode,
+                "legal_hold": legal_hold,
+            },
+            "debt_unavailable": None,
+            "followups": followups,
+            "problems": [],
+            "retention_extensions": [],
+            "summary": {
+                "followups": 2,
+                "media": 1,
+                "media_bytes": audio["size"],
+                "problems": 0,
+                "last_activity": iso(call_date),
+            },
+        }
+        assert validate("manifest", manifest) == []
+        data, sha = canonical_sha256(manifest)
+        mkey = keys.manifest_key(debt_id, seq)
+        put(mkey, data, "manifest")
+        seeded.manifests.append(mkey)
+        previous = {"key": mkey, "sha256": sha}
+    return seeded
+
+
+def ticking_clock(start: datetime | None = None) -> Any:
+    """A clock that moves one second per call, so events never share a timestamp."""
+    base = start or datetime.now(UTC)
+    ticks = count()
+    return lambda: base + timedelta(seconds=next(ticks))
+
+
+def versions_of(store: ObjectStore, debt_id: str) -> list[tuple[str, str | None]]:
+    return sorted(
+        (v.key, v.version_id)
+        for v in store.list_versions(keys.debt_prefix(debt_id))
+        if not v.is_delete_marker
+    )
+
+
+def holds_of(store: ObjectStore, debt_id: str) -> dict[tuple[str, str | None], bool]:
+    out = {}
+    for key, vid in versions_of(store, debt_id):
+        lock = store.get_lock(key, vid)
+        out[(key, vid)] = bool(lock and lock.legal_hold)
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
+# Hold
+
+
+def test_hold_puts_legal_hold_on_every_version_and_writes_the_event(
+    locked_bucket: ObjectStore,
+) -> None:
+    seeded = seed_debt(locked_bucket)
+    seed_debt(locked_bucket, "D-2")  # another debt: must stay untouched
+    catalog = Catalog.open(":memory:")
+    clock = ticking_clock()
+
+    result = place_hold(
+        locked_bucket, "D-1", reason="Complaint 118", actor="j.doe", clock=clock, catalog=catalog
+    )
+
+    assert result.ok and result.event_written and not result.already
+    assert result.event_key is not None
+    assert result.event_key.startswith("debts/D-1/events/") and result.event_key.endswith(
+        "-hold.json"
+    )
+    holds = holds_of(locked_bucket, "D-1")
+    # 4 data objects + 2 manifests + the event itself, all held
+    assert len(holds) == len(seeded.objects) + 1 == 7
+    assert all(holds.values()), holds
+    assert not any(holds_of(locked_bucket, "D-2").values())
+    assert len(result.versions) == 7
+
+    event = json.loads(locked_bucket.read_bytes(result.event_key))
+    assert event["schema"] == EVENT_SCHEMA
+    assert event["action"] == "hold" and event["debt_id"] == "D-1"
+    assert event["reason"] == "Complaint 118" and event["actor"] == "j.doe"
+    assert event["at"].endswith("Z")
+    assert event["objects"] == 6
+    assert sorted((v["key"], v["version_id"]) for v in event["versions"]) == sorted(
+        (o["key"], o["version_id"]) for o in seeded.objects
+    )
+    # Canonical, checksummed, locked like evidence, and itself held.
+    data = locked_bucket.read_bytes(result.event_key)
+    assert data == canonical_sha256(event)[0]
+    info = locked_bucket.head(result.event_key)
+    assert info is not None and info.sha256 == result.event_sha256
+    assert info.lock_mode == "GOVERNANCE" and info.legal_hold
+    assert info.retain_until is not None
+    assert info.retain_until > datetime.now(UTC) + timedelta(days=5 * 365)
+
+    assert hold_active(locked_bucket, "D-1") and not hold_active(locked_bucket, "D-2")
+    assert catalog.db["events"].count == 1
+    row = next(iter(catalog.db["events"].rows))
+    assert (row["action"], row["debt_id"], row["key"]) == ("hold", "D-1", result.event_key)
+
+
+def test_held_object_cannot_be_deleted_even_with_governance_bypass(
+    locked_bucket: ObjectStore,
+) -> None:
+    seeded = seed_debt(locked_bucket, manifests=1)
+    place_hold(locked_bucket, "D-1", reason="dispute", actor="ops")
+    target = seeded.objects[0]
+    with pytest.raises(RetentionError) as err:
+        locked_bucket.delete_version(target["key"], target["version_id"], bypass_governance=True)
+    assert target["key"] in str(err.value)
+    assert locked_bucket.head(target["key"], target["version_id"]) is not None
+
+
+def test_release_lifts_every_hold_and_writes_the_event(locked_bucket: ObjectStore) -> None:
+    seed_debt(locked_bucket, manifests=1)
+    clock = ticking_clock()
+    held = place_hold(locked_bucket, "D-1", reason="dispute", actor="ops", clock=clock)
+    released = release_hold(locked_bucket, "D-1", reason="dispute closed", actor="ops", clock=clock)
+
+    assert released.ok and released.event_written and released.event_key
+    assert released.event_key.endswith("-release.json")
+    holds = holds_of(locked_bucket, "D-1")
+    # Every version, the hold event included, is free again; the release event never held.
+    assert holds and not any(holds.values()), holds
+    assert held.event_key in {k for k, _ in holds}
+    assert not hold_active(locked_bucket, "D-1")
+
+    event = json.loads(locked_bucket.read_bytes(released.event_key))
+    assert event["action"] == "release" and event["reason"] == "dispute closed"
+    assert {v["key"] for v in event["versions"]} >= {held.event_key}
+    info = locked_bucket.head(released.event_key)
+    assert info is not None and not info.legal_hold and info.lock_mode == "GOVERNANCE"
+
+    # Once released a version is deletable by governance bypass again (retention only).
+    record_key = next(k for k, _ in holds if "/records/" in k)
+    vid = next(v for k, v in holds if k == record_key)
+    locked_bucket.delete_version(record_key, vid, bypass_governance=True)  # type: ignore[arg-type]
+    assert locked_bucket.head(record_key, vid) is None
+
+    events = list_events(locked_bucket, "D-1")
+    assert [e["action"] for e in events] == ["hold", "release"]
+    assert [e["key"] for e in events] == [held.event_key, released.event_key]
+
+
+def test_hold_active_flips_and_hold_twice_is_idempotent(locked_bucket: ObjectStore) -> None:
+    seed_debt(locked_bucket, manifests=1)
+    clock = ticking_clock()
+    assert not hold_active(locked_bucket, "D-1")
+
+    first = place_hold(locked_bucket, "D-1", reason="dispute", actor="ops", clock=clock)
+    assert hold_active(locked_bucket, "D-1")
+    before = versions_of(locked_bucket, "D-1")
+    second = place_hold(locked_bucket, "D-1", reason="dispute again", actor="ops", clock=clock)
+
+    assert second.ok and second.already and not second.event_written
+    assert second.event_key == first.event_key
+    assert versions_of(locked_bucket, "D-1") == before  # no second event, nothing new
+    assert all(holds_of(locked_bucket, "D-1").values())
+    assert [e["action"] for e in list_events(locked_bucket, "D-1")] == ["hold"]
+
+    release_hold(locked_bucket, "D-1", reason="closed", actor="ops", clock=clock)
+    assert not hold_active(locked_bucket, "D-1")
+    again = release_hold(locked_bucket, "D-1", reason="closed", actor="ops", clock=clock)
+    assert again.already and not again.event_written and again.event_key is None
+    assert [e["action"] for e in list_events(locked_bucket, "D-1")] == ["hold", "release"]
+
+    # A purge record between events does not change the hold state.
+    third = place_hold(locked_bucket, "D-1", reason="new dispute", actor="ops", clock=clock)
+    assert third.event_written and hold_active(locked_bucket, "D-1")
+
+
+def test_a_half_applied_hold_is_completed_by_running_it_again(
+    locked_bucket: ObjectStore,
+) -> None:
+    seed_debt(locked_bucket, manifests=1)
+    clock = ticking_clock()
+    place_hold(locked_bucket, "D-1", reason="dispute", actor="ops", clock=clock)
+    # Simulate a crash after the event: some holds never got placed.
+    for key, vid in versions_of(locked_bucket, "D-1")[:3]:
+        locked_bucket.set_legal_hold(key, vid, False)
+    assert not all(holds_of(locked_bucket, "D-1").values())
+
+    rerun = place_hold(locked_bucket, "D-1", reason="dispute", actor="ops", clock=clock)
+    assert rerun.already and rerun.ok
+    assert all(holds_of(locked_bucket, "D-1").values())
+
+
+def test_hold_input_checks(locked_bucket: ObjectStore) -> None:
+    with pytest.raises(UnsafeIdError):
+        place_hold(locked_bucket, "../D-1", reason="x", actor="ops")
+    with pytest.raises(ValidationError, match="reason"):
+        place_hold(locked_bucket, "D-1", reason="   ", actor="ops")
+    with pytest.raises(StorageError, match="nothing is archived for debt D-404"):
+        place_hold(locked_bucket, "D-404", reason="dispute", actor="ops")
+    with pytest.raises(StorageError, match="nothing is archived"):
+        release_hold(locked_bucket, "D-404", reason="closed", actor="ops")
+
+
+def test_event_timestamp_sorts_by_time() -> None:
+    a = datetime(2026, 11, 28, 10, 15, 0, 123456, tzinfo=UTC)
+    assert event_timestamp(a) == "20261128T101500.123456Z"
+    assert event_timestamp(a) < event_timestamp(a + timedelta(microseconds=1))
+
+
+# ---------------------------------------------------------------------------------------------
+# CLI
+
+
+def _cli() -> click.Group:
+    @click.group()
+    def group() -> None:
+        """Test group."""
+
+    register(group)
+    return group
+
+
+def test_cli_hold_and_release(locked_bucket: ObjectStore, s3_env: dict[str, str]) -> None:
+    seed_debt(locked_bucket, manifests=1)
+    runner = CliRunner()
+    args = ["--bucket", locked_bucket.bucket, "--json"]
+
+    held = runner.invoke(_cli(), ["hold", "D-1", "--reason", "dispute", "--actor", "amy", *args])
+    assert held.exit_code == 0, held.output
+    out = json.loads(held.stdout)
+    assert out["action"] == "hold" and out["event_written"] and out["ok"]
+    assert hold_active(locked_bucket, "D-1")
+
+    text = runner.invoke(_cli(), ["hold", "D-1", "--reason", "x", "--bucket", locked_bucket.bucket])
+    assert text.exit_code == 0 and "already on hold" in text.output
+
+    released = runner.invoke(_cli(), ["release", "D-1", "--reason", "closed", *args])
+    assert released.exit_code == 0, released.output
+    assert json.loads(released.stdout)["event_written"]
+    assert not hold_active(locked_bucket, "D-1")
+
+    no_reason = runner.invoke(_cli(), ["hold", "D-1", "--reason", " ", *args])
+    assert no_reason.exit_code == 2 and "--reason" in no_reason.output
+    missing = runner.invoke(_cli(), ["hold", "D-404", "--reason", "x", *args])
+    assert missing.exit_code == 1 and "nothing is archived" in missing.output
+    no_bucket = runner.invoke(_cli(), ["hold", "D-1", "--reason", "x"], env={"ARCHIVER_BUCKET": ""})
+    assert no_bucket.exit_code == 2 and "bucket" in no_bucket.output
