@@ -50,7 +50,7 @@ from .manifest import (
 )
 from .models import Debt, Followup, MediaRef
 from .policies import AnchorDates, RetentionPolicy, last_activity, retain_until
-from .storage import Lock, ObjectStore
+from .storage import Lock, ObjectStore, StoredObject
 
 Clock = Callable[[], datetime]
 
@@ -189,13 +189,18 @@ class ArchiveSettings:
 def _problem(exc: BaseException, **ctx: Any) -> dict[str, Any]:
     if isinstance(exc, ArchiverError):
         out = {"type": type(exc).__name__, "message": exc.message}
-        for name in ("followup_id", "kind", "url", "field", "status"):
+        for name in ("followup_id", "kind", "url", "field", "status", "severity"):
             if name in exc.context and name not in ctx:
                 ctx[name if name != "url" else "source"] = exc.context[name]
     else:
         out = {"type": type(exc).__name__, "message": str(exc) or type(exc).__name__}
     out.update({k: v for k, v in ctx.items() if v is not None})
     return out
+
+
+def _blocking(problems: list[dict[str, Any]]) -> bool:
+    """Whether any problem means something is missing (warnings about kept records are not)."""
+    return any(p.get("severity") != "warning" for p in problems)
 
 
 def _meta_value(text: str) -> str:
@@ -404,7 +409,7 @@ class Archiver:
 
         # -- store new records
         for fid, data, lock, key in record_puts:
-            stored = self.store.put_bytes(
+            stored = self._put_bytes(
                 key, data, lock=lock, content_type="application/json",
                 metadata={"followup-id": fid, "kind": "record"},
             )
@@ -474,7 +479,7 @@ class Archiver:
             retention_extended=len(extensions), problems=problems,
         )
         if prev_manifest is not None and fingerprint(manifest) == fingerprint(prev_manifest):
-            result.status = "partial" if problems else "unchanged"
+            result.status = "partial" if _blocking(problems) else "unchanged"
             result.sequence = prev_manifest["sequence"]
             result.manifest_key = prev_key
             result.manifest_sha256 = prev_sha
@@ -486,7 +491,7 @@ class Archiver:
 
         data, sha = manifest_bytes(manifest)
         mkey = keys.manifest_key(debt_id, sequence)
-        stored = self.store.put_bytes(
+        stored = self._put_bytes(
             mkey, data, lock=lock_for("manifest", None), content_type="application/json",
             metadata={"kind": "manifest"},
         )
@@ -494,12 +499,28 @@ class Archiver:
             self.catalog.record_manifest(manifest, key=mkey, sha256=sha,
                                          version_id=stored.version_id, run_id=self.run_id)
         result.sequence, result.manifest_key, result.manifest_sha256 = sequence, mkey, sha
-        result.status = "partial" if problems else "archived"
+        result.status = "partial" if _blocking(problems) else "archived"
         result.dossier_key = self._ensure_dossier(debt_id, mkey, data, manifest, records, debt,
                                                   lock_for("dossier", None))
         return result
 
     # ---- pieces
+
+    def _put_bytes(self, key: str, data: bytes, *, lock: Lock, **kw: Any) -> StoredObject:
+        return self._settle(self.store.put_bytes(key, data, lock=lock, **kw), lock)
+
+    def _put_file(self, key: str, path: Path, *, lock: Lock, **kw: Any) -> StoredObject:
+        return self._settle(self.store.put_file(key, path, lock=lock, **kw), lock)
+
+    def _settle(self, stored: StoredObject, lock: Lock) -> StoredObject:
+        """An object that was already there (a rerun after a crash) gets at least the lock
+        this run promises in its manifest: retention extended (never shortened), hold set."""
+        if not stored.created:
+            self.store.extend_retention(stored.key, stored.version_id, mode=lock.mode,
+                                        retain_until=lock.retain_until)
+            if lock.legal_hold:
+                self.store.set_legal_hold(stored.key, stored.version_id, True)
+        return stored
 
     def _read_debt(self, debt_id: str) -> tuple[Debt | None, dict[str, Any] | None]:
         try:
@@ -529,7 +550,7 @@ class Archiver:
                 "debt", key, old.get("version_id"), old.get("retain_until"), lock, extensions
             )
             return entry
-        stored = self.store.put_bytes(key, data, lock=lock, content_type="application/json",
+        stored = self._put_bytes(key, data, lock=lock, content_type="application/json",
                                       metadata={"kind": "debt"})
         return {
             "key": key,
@@ -657,7 +678,7 @@ class Archiver:
                 "downloaded-at": iso(got.downloaded_at) or "",
                 "url-expires-at": iso(got.url_expires_at) or "",
             }
-            stored = self.store.put_file(key, path, sha256=got.sha256, size=got.size, lock=lock,
+            stored = self._put_file(key, path, sha256=got.sha256, size=got.size, lock=lock,
                                          content_type=got.sniffed_type, metadata=metadata)
         finally:
             path.unlink(missing_ok=True)
@@ -707,7 +728,7 @@ class Archiver:
         debt_dict = json.loads(canonical_json(debt.raw)) if debt is not None else None
         pdf = self._render(manifest, manifest_key, sha256_hex(manifest_data), records, debt_dict,
                            [])
-        stored = self.store.put_bytes(key, pdf, lock=lock, content_type="application/pdf",
+        stored = self._put_bytes(key, pdf, lock=lock, content_type="application/pdf",
                                       metadata={"kind": "dossier"})
         if self.catalog is not None:
             self.catalog.record_dossier(debt_id=debt_id, sequence=manifest["sequence"], key=key,

@@ -101,8 +101,13 @@ def _progress(enabled: bool) -> Iterator[Any]:
 
 
 def _api_event_logger(event: Any) -> None:
-    # Rate-limit waits and retries are visible on stderr, never with a token in them.
-    click.echo(f"[api] {getattr(event, 'message', event)}", err=True)
+    # Rate-limit waits, retries and token renewals are visible on stderr (never the token);
+    # page-by-page events are too chatty for a person.
+    if getattr(event, "kind", None) == "page":
+        return
+    from ..api import format_event
+
+    click.echo(f"[api] {format_event(event)}", err=True)
 
 
 def register(group: click.Group) -> None:

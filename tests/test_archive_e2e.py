@@ -1,0 +1,378 @@
+"""End-to-end: the archive pipeline over real HTTP to the simulator and a real SeaweedFS.
+
+Everything here goes through sockets: the getbill simulator on 127.0.0.1 and ``weed mini``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import pytest
+from click.testing import CliRunner
+
+from archiver.api import ApiSettings
+from archiver.archive import RunResult
+from archiver.canonical import sha256_hex
+from archiver.cli import main
+from archiver.config import ArchiverConfig
+from archiver.s3server import LocalS3Server
+from archiver.simulator import SimClock, Simulator, SimulatorConfig, SimulatorServer
+from archiver.storage import ObjectStore
+from archiver.verify import verify_debt
+from archiver.wiring import open_archiver, rerender_stored
+
+pytestmark = pytest.mark.integration
+
+SMALL = dict(
+    seed=3,
+    debts=4,
+    other_company_debts=1,
+    followups_per_debt=8,
+    big_debt_followups=10,
+    audio_size_range=(20_000, 80_000),
+    large_audio_share=0.0,
+)
+
+
+@dataclass
+class Env:
+    sim: Simulator
+    sim_url: str
+    s3: LocalS3Server
+    store: ObjectStore
+    config: ArchiverConfig
+    api: ApiSettings
+    clock: SimClock
+
+    def run(self, debt_ids: list[str], **kw: Any) -> RunResult:
+        with open_archiver(self.config, self.api, s3_client=self.s3.client(), **kw) as session:
+            return session.archiver.run(debt_ids)
+
+    def debts(self) -> list[str]:
+        return self.sim.debt_ids(company="A")
+
+    def cli_env(self) -> dict[str, str]:
+        return {
+            **self.s3.env(),
+            "ARCHIVER_BUCKET": self.store.bucket,
+            "ARCHIVER_CATALOG": str(self.config.catalog),
+            "ARCHIVER_MEDIA_HOSTS": "127.0.0.1",
+            "GETBILL_API_URL": self.sim_url,
+            "GETBILL_CLIENT_ID": "demo-client",
+            "GETBILL_CLIENT_SECRET": "demo-secret",
+        }
+
+
+@pytest.fixture
+def env(s3_server: LocalS3Server, locked_bucket: ObjectStore, tmp_path: Path) -> Iterator[Env]:
+    clock = SimClock()
+    sim = Simulator(SimulatorConfig(**SMALL), clock=clock)  # type: ignore[arg-type]
+    with SimulatorServer(sim) as server:
+        yield Env(
+            sim=sim,
+            sim_url=server.base_url,
+            s3=s3_server,
+            store=locked_bucket,
+            config=ArchiverConfig(
+                bucket=locked_bucket.bucket,
+                catalog=tmp_path / "catalog.db",
+                media_hosts=("127.0.0.1",),
+                concurrency=4,
+            ),
+            api=ApiSettings(
+                base_url=server.base_url, client_id="demo-client", client_secret="demo-secret",
+                backoff_base=0.01, backoff_max=0.05,
+            ),
+            clock=clock,
+        )
+
+
+def all_versions(store: ObjectStore, prefix: str = "") -> list[Any]:
+    return [v for v in store.list_versions(prefix) if not v.is_delete_marker]
+
+
+def manifest_of(store: ObjectStore, debt_id: str, seq: int) -> tuple[bytes, dict[str, Any]]:
+    data = store.read_bytes(f"debts/{debt_id}/manifests/{seq:08d}.json")
+    return data, json.loads(data)
+
+
+# --------------------------------------------------------------------------- the happy path
+
+
+def test_full_archive_stores_every_followup_and_media_byte_exact(env: Env) -> None:
+    debts = env.debts()
+    run = env.run(debts)
+    assert run.exit_status == "ok", run.summary()
+    assert {d.status for d in run.debts} == {"archived"}
+    for debt_id in debts:
+        data, manifest = manifest_of(env.store, debt_id, 1)
+        assert manifest["previous"] is None
+        assert manifest["debt_id"] == debt_id
+        ids = {f["id"] for f in manifest["followups"]}
+        assert ids == set(env.sim.followup_ids(debt_id))
+        assert manifest["debt"] and manifest["debt"]["key"].startswith(f"debts/{debt_id}/debt/")
+        for f in manifest["followups"]:
+            kinds = {m["kind"] for m in f["media"]}
+            assert kinds == set(env.sim.media_kinds(f["id"]))
+            for m in f["media"]:
+                # the stored bytes are the simulator's bytes, and the key names their hash
+                assert m["sha256"] == env.sim.media_sha256(f["id"], m["kind"])
+                assert m["sha256"] in m["key"]
+                assert env.store.sha256_of(m["key"], m["version_id"])[0] == m["sha256"]
+                lock = env.store.get_lock(m["key"], m["version_id"])
+                assert lock is not None and lock.mode == "GOVERNANCE"
+                assert "?" not in m["source"]
+            record = json.loads(env.store.read_bytes(f["record_key"]))
+            assert record["id"] == f["id"]
+            assert sha256_hex(env.store.read_bytes(f["record_key"])) == f["record_sha256"]
+        # the dossier of the manifest is stored next to it
+        assert env.store.head(f"debts/{debt_id}/dossiers/00000001.pdf") is not None
+        result = verify_debt(env.store, debt_id, rerender=rerender_stored)
+        assert result.ok, result.problems
+
+
+def test_rerun_writes_nothing_and_reports_unchanged(env: Env) -> None:
+    debts = env.debts()
+    env.run(debts)
+    before = Counter(v.key for v in all_versions(env.store))
+    media_gets = len(env.sim.requests_to("/media/"))
+    run = env.run(debts)
+    assert {d.status for d in run.debts} == {"unchanged"}
+    assert Counter(v.key for v in all_versions(env.store)) == before
+    assert len(env.sim.requests_to("/media/")) == media_gets, "media downloaded again"
+
+
+def test_new_followup_gives_sequence_2_chained_to_1(env: Env) -> None:
+    debt_id = env.debts()[0]
+    env.run([debt_id])
+    first_bytes, first = manifest_of(env.store, debt_id, 1)
+    new = env.sim.add_followup(debt_id, type="call", status="deal_found")
+    run = env.run([debt_id])
+    (res,) = run.debts
+    assert res.status == "archived" and res.sequence == 2
+    assert res.media_stored == len(env.sim.media_kinds(new["id"]))
+    assert res.media_reused == sum(len(f["media"]) for f in first["followups"])
+    _, second = manifest_of(env.store, debt_id, 2)
+    assert second["previous"] == {
+        "key": f"debts/{debt_id}/manifests/00000001.json",
+        "sha256": sha256_hex(first_bytes),
+    }
+    assert {f["id"] for f in second["followups"]} == {f["id"] for f in first["followups"]} | {
+        new["id"]
+    }
+    assert verify_debt(env.store, debt_id, rerender=rerender_stored).ok
+
+
+# --------------------------------------------------------------------------- faults
+
+
+def test_expired_urls_are_refreshed(env: Env) -> None:
+    debt_id = env.debts()[0]
+    env.sim.config.url_ttl_s = 2
+
+    # Listing signs URLs valid 2 s; moving the simulator clock 10 s ahead makes every one of
+    # them expired by the time it is fetched, so each media needs GET /followups/{id}.
+    from archiver import download as download_mod
+
+    original_download = download_mod.MediaDownloader.download
+
+    def late_download(self: Any, ref: Any, refresh: Any) -> Any:
+        env.clock.advance(10)
+        return original_download(self, ref, refresh)
+
+    download_mod.MediaDownloader.download = late_download  # type: ignore[method-assign]
+    try:
+        run = env.run([debt_id])
+    finally:
+        download_mod.MediaDownloader.download = original_download  # type: ignore[method-assign]
+    (res,) = run.debts
+    assert res.status == "archived", res.problems
+    media = sum(len(env.sim.media_kinds(f)) for f in env.sim.followup_ids(debt_id))
+    assert res.media_stored == media
+    refreshes = [r for r in env.sim.requests_to("/external-api/v1/followups/")
+                 if "/debt/" not in r.path]
+    assert len(refreshes) >= media
+
+
+def test_truncated_body_is_retried(env: Env) -> None:
+    debt_id = env.debts()[0]
+    env.sim.config.truncate_media_first = 1
+    (res,) = env.run([debt_id]).debts
+    assert res.status == "archived", res.problems
+    media_requests = env.sim.requests_to("/media/")
+    media = sum(len(env.sim.media_kinds(f)) for f in env.sim.followup_ids(debt_id))
+    assert len(media_requests) == 2 * media  # one truncated, one complete each
+    assert verify_debt(env.store, debt_id).ok
+
+
+def test_persistently_bad_media_gives_partial_with_problems(env: Env) -> None:
+    debt_id = env.debts()[0]
+    env.sim.config.html_media_first = 100  # every media answers an HTML page
+    runner = CliRunner()
+    result = runner.invoke(main, ["archive", debt_id, "--json"], env=env.cli_env())
+    assert result.exit_code == 3, result.output
+    lines = [json.loads(line) for line in result.stdout.splitlines()]
+    debt_line, summary = lines[0], lines[-1]
+    assert debt_line["status"] == "partial"
+    assert debt_line["problems"] and all(
+        p["type"] == "MediaContentError" for p in debt_line["problems"]
+    )
+    assert summary["summary"]["status"] == "partial"
+    # the manifest was still written and lists the problems
+    _, manifest = manifest_of(env.store, debt_id, 1)
+    assert len(manifest["problems"]) == len(debt_line["problems"])
+    # once the media server behaves, a rerun stores them and writes manifest 2
+    env.sim.config.html_media_first = 0
+    result = runner.invoke(main, ["archive", debt_id, "--json"], env=env.cli_env())
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout.splitlines()[0])["sequence"] == 2
+
+
+def test_disallowed_media_host_is_refused_clearly(env: Env) -> None:
+    debt_id = env.debts()[0]
+    env.config = ArchiverConfig(**{**env.config.__dict__, "media_hosts": ("*.getbill.io",)})
+    (res,) = env.run([debt_id]).debts
+    assert res.status == "partial"
+    assert res.problems
+    for p in res.problems:
+        assert p["type"] == "MediaHostNotAllowedError"
+        assert "127.0.0.1" in p["message"]
+        assert "X-Amz-Signature" not in json.dumps(p)
+    assert not list(env.store.list_keys(f"debts/{debt_id}/media/"))
+
+
+@pytest.mark.parametrize("bad_id", ["../etc", "a/b", "x" * 129, "ab\x00c", ".."])
+def test_unsafe_debt_id_is_refused_clearly(env: Env, bad_id: str) -> None:
+    result = CliRunner().invoke(main, ["archive", bad_id, env.debts()[0], "--json"],
+                                env=env.cli_env())
+    lines = [json.loads(line) for line in result.stdout.splitlines()]
+    assert result.exit_code == 3, result.output
+    bad = lines[0]
+    assert bad["status"] == "failed"
+    assert bad["error"]["type"] == "UnsafeIdError"
+    assert lines[1]["status"] == "archived"
+    keys = list(env.store.list_keys(""))
+    assert all(k.startswith(f"debts/{lines[1]['debt_id']}/") for k in keys)
+
+
+# --------------------------------------------------------------------------- crash and resume
+
+
+def test_killed_mid_run_then_rerun_ends_complete_without_duplicates(
+    env: Env, tmp_path: Path
+) -> None:
+    debt_id = env.debts()[0]
+    for _ in range(10):
+        env.sim.add_followup(debt_id, type="call", audio_size=150_000)
+    env.sim.config.delay_s = 0.3  # slow answers so the kill lands mid-run
+    cmd = [sys.executable, "-m", "archiver", "archive", debt_id, "--concurrency", "2", "--json"]
+    proc = subprocess.Popen(cmd, env={**os.environ, **env.cli_env()},
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if len(list(env.store.list_keys(f"debts/{debt_id}/media/"))) >= 3:
+            break
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=10)
+    stored_before = set(env.store.list_keys(f"debts/{debt_id}/media/"))
+    assert stored_before, "the run was killed before it stored anything"
+    assert not list(env.store.list_keys(f"debts/{debt_id}/manifests/")), "killed too late"
+
+    env.sim.config.delay_s = 0
+    media_before = Counter(r.path for r in env.sim.requests_to("/media/"))
+    (res,) = env.run([debt_id]).debts
+    assert res.status == "archived" and res.sequence == 1
+    assert res.media_reused >= len(stored_before)
+    # nothing already stored was downloaded again
+    media_after = Counter(r.path for r in env.sim.requests_to("/media/"))
+    _, manifest = manifest_of(env.store, debt_id, 1)
+    for m in (m for f in manifest["followups"] for m in f["media"]):
+        path = urlsplit(m["source"]).path
+        if m["key"] in stored_before:
+            assert media_after[path] == media_before[path], f"{path} downloaded again"
+        else:
+            assert media_after[path] > media_before[path]
+    # no duplicates: one version per key, and the archive equals an uninterrupted one
+    versions = Counter(v.key for v in all_versions(env.store, f"debts/{debt_id}/"))
+    assert max(versions.values()) == 1
+    assert verify_debt(env.store, debt_id, rerender=rerender_stored).ok
+    media_keys = {m["key"] for f in manifest["followups"] for m in f["media"]}
+    expected = {
+        f"{env.sim.media_sha256(f, k)}" for f in env.sim.followup_ids(debt_id)
+        for k in env.sim.media_kinds(f)
+    }
+    assert {k.rsplit("-", 1)[-1].split(".")[0] for k in media_keys} == expected
+
+
+# --------------------------------------------------------------------------- verify catches
+
+
+def test_verify_catches_a_tampered_object_and_a_broken_chain(env: Env) -> None:
+    debt_id = env.debts()[0]
+    env.run([debt_id])
+    env.sim.add_followup(debt_id, type="email", status="sent")
+    env.run([debt_id])
+    _, manifest = manifest_of(env.store, debt_id, 2)
+    media = next(m for f in manifest["followups"] for m in f["media"])
+    client = env.s3.client()
+    bucket = env.store.bucket
+
+    # rewrite a recording: remove its version with governance bypass, put other bytes
+    client.delete_object(Bucket=bucket, Key=media["key"], VersionId=media["version_id"],
+                         BypassGovernanceRetention=True)
+    client.put_object(Bucket=bucket, Key=media["key"], Body=b"ID3" + b"\0" * 5000)
+    # rewrite manifest 1 the same way: the chain from manifest 2 no longer matches
+    m1_key = f"debts/{debt_id}/manifests/00000001.json"
+    m1_version = env.store.head(m1_key).version_id  # type: ignore[union-attr]
+    client.delete_object(Bucket=bucket, Key=m1_key, VersionId=m1_version,
+                         BypassGovernanceRetention=True)
+    client.put_object(Bucket=bucket, Key=m1_key, Body=b'{"schema": "forged"}')
+
+    result = CliRunner().invoke(main, ["verify", debt_id, "--json", "--no-dossier"],
+                                env=env.cli_env())
+    assert result.exit_code == 1, result.output
+    report = json.loads(result.stdout.splitlines()[0])
+    types = {(p["type"], p.get("key")) for p in report["problems"]}
+    assert any(t == "ChainBroken" for t, _ in types), types
+    assert any(k == media["key"] and t in ("ChecksumMismatch", "ObjectMissing")
+               for t, k in types), types
+
+
+# --------------------------------------------------------------------------- secrets
+
+
+def test_no_secret_reaches_storage_catalog_or_logs(env: Env) -> None:
+    debts = env.debts()
+    result = CliRunner().invoke(main, ["archive", *debts], env=env.cli_env())
+    assert result.exit_code == 0, result.output
+    result2 = CliRunner().invoke(
+        main, ["archive", *debts, "--json"],
+        env={**env.cli_env(), "GETBILL_CLIENT_ID": "", "GETBILL_TOKEN": "sim-static-token"},
+    )
+    assert result2.exit_code == 0, result2.output
+    secrets = ["demo-secret", "sim-static-token", "X-Amz-Signature", "X-Amz-Credential"]
+    secrets += list(env.sim._tokens)  # every access token the simulator issued
+    assert len(secrets) > 4
+    blobs = [result.output.encode(), result2.output.encode(), result.stderr.encode()]
+    for v in all_versions(env.store):
+        blobs.append(env.store.read_bytes(v.key, v.version_id))
+    blobs.append(Path(env.config.catalog).read_bytes())
+    con = sqlite3.connect(env.config.catalog)
+    for (table,) in con.execute("select name from sqlite_master where type='table'"):
+        blobs.append(json.dumps(con.execute(f"select * from [{table}]").fetchall()).encode())
+    for blob in blobs:
+        for secret in secrets:
+            assert secret.encode() not in blob, f"{secret[:12]}... leaked"
