@@ -469,6 +469,21 @@ def _deletion_record(
     }
 
 
+def _lock_state(store: ObjectStore, key: str, version_id: str) -> str:
+    """`` [COMPLIANCE until 2027-01-01T00:00:00Z, legal hold ON]``: why S3 said no, in facts."""
+    try:
+        info = store.head(key, version_id)
+    except ArchiverError:
+        return ""
+    if info is None:
+        return ""
+    parts = []
+    if info.lock_mode and info.retain_until:
+        parts.append(f"{info.lock_mode} until {iso_utc(info.retain_until)}")
+    parts.append(f"legal hold {'ON' if info.legal_hold else 'off'}")
+    return f" [{', '.join(parts)}]"
+
+
 def execute_purge(
     store: ObjectStore,
     plan: PurgePlan,
@@ -529,9 +544,8 @@ def execute_purge(
             try:
                 store.delete_version(c.key, c.version_id, bypass_governance=bypass_governance)
             except RetentionError as exc:
-                result.refused.append(
-                    PurgeRefusal(debt_id, c.key, c.version_id, refusal_reason(exc))
-                )
+                reason = f"{refusal_reason(exc)}{_lock_state(store, c.key, c.version_id)}"
+                result.refused.append(PurgeRefusal(debt_id, c.key, c.version_id, reason))
                 continue
             result.deleted.append(c)
     return result

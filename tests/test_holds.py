@@ -370,3 +370,10 @@ def test_cli_hold_and_release(locked_bucket: ObjectStore, s3_env: dict[str, str]
     assert missing.exit_code == 1 and "nothing is archived" in missing.output
     no_bucket = runner.invoke(_cli(), ["hold", "D-1", "--reason", "x"], env={"ARCHIVER_BUCKET": ""})
     assert no_bucket.exit_code == 2 and "bucket" in no_bucket.output
+
+
+@pytest.mark.parametrize("name", ["hold", "release", "purge"])
+def test_cli_help_has_an_example(name: str) -> None:
+    result = CliRunner().invoke(_cli(), [name, "--help"])
+    assert result.exit_code == 0 and "Example:" in result.output
+    assert "--reason" in result.output and "--bucket" in result.output

@@ -1,0 +1,307 @@
+"""Purge against the real SeaweedFS: dry run, deletion records, holds, refusals."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import click
+import pytest
+from click.testing import CliRunner
+from test_holds import seed_debt, ticking_clock, versions_of
+
+from archiver import keys
+from archiver.catalog import Catalog
+from archiver.cli.retention_cmds import register
+from archiver.errors import RetentionError
+from archiver.holds import place_hold
+from archiver.policies import RetentionPolicy, load_policy
+from archiver.purge import execute_purge, plan_purge
+from archiver.storage import ObjectStore
+
+pytestmark = pytest.mark.integration
+
+POLICY_TOML = """
+name = "short-test"
+title = "Test: one day max"
+jurisdiction = "internal"
+notice = "Test only, not legal advice."
+mode = "GOVERNANCE"
+
+[[legal_basis]]
+citation = "test"
+summary = "test policy"
+
+[audio]
+min = "P1D"
+max = "P1D"
+anchor = "archived_at"
+
+[pdf]
+min = "P1D"
+max = "P1D"
+anchor = "archived_at"
+
+[record]
+min = "P1D"
+max = "P1D"
+anchor = "archived_at"
+
+[debt]
+min = "P1D"
+max = "P1D"
+anchor = "archived_at"
+
+[manifest]
+min = "P1D"
+anchor = "archived_at"
+
+[dossier]
+min = "P1D"
+anchor = "archived_at"
+"""
+
+
+@pytest.fixture
+def policy_file(tmp_path: Path) -> Path:
+    path = tmp_path / "short-test.toml"
+    path.write_text(POLICY_TOML, encoding="utf-8")
+    return path
+
+
+@pytest.fixture
+def policy(policy_file: Path) -> RetentionPolicy:
+    return load_policy(policy_file)
+
+
+def _later(days: int = 5) -> datetime:
+    return datetime.now(UTC) + timedelta(days=days)
+
+
+def _data_keys(seeded: object) -> set[str]:
+    return {o["key"] for o in seeded.objects if "/manifests/" not in o["key"]}  # type: ignore[attr-defined]
+
+
+def test_dry_run_lists_expired_objects_once_and_changes_nothing(
+    locked_bucket: ObjectStore, policy: RetentionPolicy
+) -> None:
+    seeded = seed_debt(locked_bucket)  # two manifests naming the same four objects
+    before = versions_of(locked_bucket, "D-1")
+
+    plan = plan_purge(locked_bucket, policy=policy, now=_later())
+
+    assert plan.debts == ["D-1"]
+    assert {c.key for c in plan.candidates} == _data_keys(seeded)
+    assert len(plan.candidates) == 4  # named by two manifests, considered once
+    assert not plan.held
+    # Manifests (and the absent dossiers) have no max: never candidates.
+    assert not any("/manifests/" in c.key for c in plan.candidates)
+    by_key = {o["key"]: o for o in seeded.objects}
+    for c in plan.candidates:
+        assert c.version_id == by_key[c.key]["version_id"]
+        assert c.sha256 == by_key[c.key]["sha256"] and c.size == by_key[c.key]["size"]
+        assert c.policy_name == "short-test" and c.policy_sha256 == policy.sha256
+        assert c.anchor == "archived_at"
+    # The latest manifest (created a second later) gives the delete-after date.
+    record = next(c for c in plan.candidates if c.kind == "record")
+    assert record.delete_after == seeded.created_at + timedelta(days=1, seconds=1)
+    assert versions_of(locked_bucket, "D-1") == before
+
+    # Not yet past the max: nothing planned.
+    assert plan_purge(locked_bucket, policy=policy, now=datetime.now(UTC)).candidates == []
+
+
+def test_execute_with_bypass_deletes_and_leaves_a_locked_deletion_record(
+    locked_bucket: ObjectStore, policy: RetentionPolicy
+) -> None:
+    seeded = seed_debt(locked_bucket)
+    seed_debt(locked_bucket, "D-2")
+    catalog = Catalog.open(":memory:")
+    plan = plan_purge(locked_bucket, policy=policy, now=_later(), debt_ids=["D-1"])
+    assert {c.debt_id for c in plan.candidates} == {"D-1"}
+
+    result = execute_purge(
+        locked_bucket,
+        plan,
+        reason="monthly purge",
+        actor="ops",
+        bypass_governance=True,
+        clock=ticking_clock(),
+        catalog=catalog,
+    )
+
+    assert result.ok and len(result.deleted) == 4 and not result.refused
+    remaining = {k for k, _ in versions_of(locked_bucket, "D-1")}
+    assert not remaining & _data_keys(seeded)
+    assert set(seeded.manifests) <= remaining
+    assert len(versions_of(locked_bucket, "D-2")) == 6  # untouched
+
+    [record_ref] = result.records
+    key = record_ref["key"]
+    assert key.startswith("debts/D-1/events/") and key.endswith("-purge.json")
+    record = json.loads(locked_bucket.read_bytes(key))
+    assert record["action"] == "purge" and record["reason"] == "monthly purge"
+    assert record["actor"] == "ops" and record["bypass_governance"] is True
+    assert record["policies"] == [{"name": "short-test", "sha256": policy.sha256}]
+    named = {(v["key"], v["version_id"], v["sha256"], v["size"]) for v in record["versions"]}
+    assert named == {
+        (o["key"], o["version_id"], o["sha256"], o["size"])
+        for o in seeded.objects
+        if o["key"] in _data_keys(seeded)
+    }
+    info = locked_bucket.head(key)
+    assert info is not None and info.lock_mode == "GOVERNANCE"
+    assert info.retain_until is not None
+    assert info.retain_until > datetime.now(UTC) + timedelta(days=5 * 365)
+    with pytest.raises(RetentionError):
+        locked_bucket.delete_version(key, info.version_id or "")  # the record is locked
+    assert catalog.db["events"].count == 1
+
+    # A rerun finds nothing left to purge (the deleted versions are reported missing).
+    again = plan_purge(locked_bucket, policy=policy, now=_later(), debt_ids=["D-1"])
+    assert again.candidates == []
+    assert {p.type for p in again.problems} == {"missing"}
+
+
+def test_purge_skips_a_held_debt_and_reports_it(
+    locked_bucket: ObjectStore, policy: RetentionPolicy
+) -> None:
+    seed_debt(locked_bucket, "D-1", manifests=1)
+    seed_debt(locked_bucket, "D-2", manifests=1)
+    place_hold(locked_bucket, "D-2", reason="dispute", actor="ops")
+
+    plan = plan_purge(locked_bucket, policy=policy, now=_later())
+    assert {c.debt_id for c in plan.candidates} == {"D-1"}
+    assert len(plan.held) == 4 and {c.debt_id for c in plan.held} == {"D-2"}
+
+    before = versions_of(locked_bucket, "D-2")
+    result = execute_purge(locked_bucket, plan, reason="purge", actor="ops", bypass_governance=True)
+    assert len(result.deleted) == 4 and result.ok
+    assert versions_of(locked_bucket, "D-2") == before
+
+    # A hold placed between plan and execute: the server refuses, the tool reports it.
+    seed_debt(locked_bucket, "D-3", manifests=1)
+    late = plan_purge(locked_bucket, policy=policy, now=_later(), debt_ids=["D-3"])
+    place_hold(locked_bucket, "D-3", reason="late dispute", actor="ops")
+    refused = execute_purge(
+        locked_bucket, late, reason="purge", actor="ops", bypass_governance=True
+    )
+    assert not refused.deleted and len(refused.refused) == 4
+    assert all(r.key.startswith("debts/D-3/") for r in refused.refused)
+    assert all("legal hold ON" in r.reason for r in refused.refused)
+
+
+def test_compliance_objects_are_refused_even_with_bypass(
+    locked_bucket: ObjectStore, policy: RetentionPolicy
+) -> None:
+    seed_debt(locked_bucket, mode="COMPLIANCE", manifests=1)
+    plan = plan_purge(locked_bucket, policy=policy, now=_later())
+    result = execute_purge(locked_bucket, plan, reason="purge", actor="ops", bypass_governance=True)
+    assert not result.deleted and len(result.refused) == 4
+    for r in result.refused:
+        assert "refused" in r.reason and r.version_id
+        assert "[COMPLIANCE until " in r.reason and "legal hold off]" in r.reason
+    # The deletion record was written first anyway, saying what was asked.
+    assert len(result.records) == 1
+
+
+def test_shortening_compliance_retention_is_refused_naming_the_key(
+    locked_bucket: ObjectStore,
+) -> None:
+    seeded = seed_debt(locked_bucket, mode="COMPLIANCE", manifests=1)
+    target = seeded.objects[1]
+    with pytest.raises(RetentionError) as err:
+        locked_bucket.set_retention(
+            target["key"],
+            target["version_id"],
+            mode="COMPLIANCE",
+            retain_until=datetime.now(UTC) + timedelta(hours=2),
+        )
+    assert target["key"] in str(err.value)
+    assert err.value.context["current_mode"] == "COMPLIANCE"
+    info = locked_bucket.head(target["key"], target["version_id"])
+    assert info is not None and info.retain_until is not None
+    assert info.retain_until > datetime.now(UTC) + timedelta(hours=20)  # unchanged
+
+
+def test_manifest_policy_is_loaded_by_name_and_unknown_names_keep_objects(
+    locked_bucket: ObjectStore,
+) -> None:
+    seed_debt(locked_bucket, manifests=1)  # the manifests name "short-test": not shipped
+    plan = plan_purge(locked_bucket, policy=None, now=_later(days=4000))
+    assert plan.candidates == [] and plan.held == []
+    assert [p.type for p in plan.problems] == ["policy_unavailable"]
+
+
+# ---------------------------------------------------------------------------------------------
+# CLI
+
+
+def _cli() -> click.Group:
+    @click.group()
+    def group() -> None:
+        """Test group."""
+
+    register(group)
+    return group
+
+
+def test_cli_purge_dry_run_and_refusals_without_bypass(
+    locked_bucket: ObjectStore,
+    policy_file: Path,
+    s3_env: dict[str, str],
+) -> None:
+    seed_debt(locked_bucket, manifests=1)
+    # The CLI plans at the real "now": move every date of the debt into the past by
+    # re-seeding with an old created_at (max P1D anchored on archived_at).
+    seed_debt(locked_bucket, "D-OLD", manifests=1, created_at=datetime.now(UTC) - timedelta(days=5))
+    runner = CliRunner()
+    base = ["purge", "--policy", str(policy_file), "--bucket", locked_bucket.bucket]
+    before = versions_of(locked_bucket, "D-OLD")
+
+    dry = runner.invoke(_cli(), [*base, "--json"])
+    assert dry.exit_code == 0, dry.output
+    out = json.loads(dry.stdout)
+    assert out["executed"] is False and out["result"] is None
+    assert {c["debt_id"] for c in out["plan"]["candidates"]} == {"D-OLD"}
+    assert len(out["plan"]["candidates"]) == 4
+    assert versions_of(locked_bucket, "D-OLD") == before
+
+    text = runner.invoke(_cli(), base)
+    assert text.exit_code == 0 and "Dry run: nothing deleted" in text.output
+
+    usage = runner.invoke(_cli(), [*base, "--bypass-governance"])
+    assert usage.exit_code == 2 and "--execute" in usage.output
+    no_reason = runner.invoke(_cli(), [*base, "--execute"])
+    assert no_reason.exit_code == 2 and "--reason" in no_reason.output
+
+    # GOVERNANCE lock still running (one day from the real now), no bypass: all refused, exit 3.
+    refused = runner.invoke(_cli(), [*base, "--execute", "--reason", "monthly", "--actor", "ops"])
+    assert refused.exit_code == 3, refused.output
+    assert "REFUSED debts/D-OLD/" in refused.output and "Deleted 0 version(s), refused 4" in (
+        refused.output
+    )
+    assert {k for k, _ in versions_of(locked_bucket, "D-OLD")} >= {k for k, _ in before}
+
+    deleted = runner.invoke(
+        _cli(),
+        [
+            *base,
+            "--debt",
+            "D-OLD",
+            "--execute",
+            "--bypass-governance",
+            "--reason",
+            "monthly",
+            "--actor",
+            "ops",
+            "--json",
+        ],
+    )
+    assert deleted.exit_code == 0, deleted.output
+    result = json.loads(deleted.stdout)["result"]
+    assert result["deleted"] == 4 and result["refused"] == 0
+    events = [k for k, _ in versions_of(locked_bucket, "D-OLD") if "/events/" in k]
+    assert len(events) == 2 and all(k.endswith("-purge.json") for k in events)
+    assert keys.manifest_key("D-OLD", 1) in {k for k, _ in versions_of(locked_bucket, "D-OLD")}
