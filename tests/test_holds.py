@@ -20,11 +20,13 @@ from archiver.cli.retention_cmds import register
 from archiver.errors import RetentionError, StorageError, UnsafeIdError, ValidationError
 from archiver.holds import (
     EVENT_SCHEMA,
+    event_lock,
     event_timestamp,
     hold_active,
     list_events,
     place_hold,
     release_hold,
+    write_event,
 )
 from archiver.manifest import iso
 from archiver.schemas import validate
@@ -294,9 +296,14 @@ def test_hold_active_flips_and_hold_twice_is_idempotent(locked_bucket: ObjectSto
     assert again.already and not again.event_written and again.event_key is None
     assert [e["action"] for e in list_events(locked_bucket, "D-1")] == ["hold", "release"]
 
-    # A purge record between events does not change the hold state.
     third = place_hold(locked_bucket, "D-1", reason="new dispute", actor="ops", clock=clock)
     assert third.event_written and hold_active(locked_bucket, "D-1")
+    # A later purge record is not a hold/release: the debt stays on hold.
+    now = clock()
+    purge_event = {"schema": EVENT_SCHEMA, "action": "purge", "debt_id": "D-1", "at": iso(now)}
+    write_event(locked_bucket, purge_event, now=now, lock=event_lock(locked_bucket, "D-1", now))
+    assert list_events(locked_bucket, "D-1")[-1]["action"] == "purge"
+    assert hold_active(locked_bucket, "D-1")
 
 
 def test_a_half_applied_hold_is_completed_by_running_it_again(
