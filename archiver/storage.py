@@ -254,15 +254,22 @@ class ObjectStore:
         try:
             self.client.create_bucket(**kwargs)
         except ClientError as exc:
-            if _code(exc) == "BucketAlreadyOwnedByYou":
-                self.check_bucket()
-            elif _code(exc) == "BucketAlreadyExists":
-                raise StorageError(
-                    f"bucket name {self.bucket!r} is taken by another account; choose another",
-                    bucket=self.bucket,
-                ) from exc
-            else:
+            code = _code(exc)
+            if code not in ("BucketAlreadyOwnedByYou", "BucketAlreadyExists"):
                 self._fail(exc, f"create bucket {self.bucket}")
+            # SeaweedFS answers BucketAlreadyExists even for our own bucket: look before judging.
+            try:
+                self.check_bucket()
+            except BucketNotLockedError:
+                raise
+            except StorageError as inner:
+                if code == "BucketAlreadyExists":
+                    raise StorageError(
+                        f"bucket name {self.bucket!r} is taken by another account; "
+                        "choose another name",
+                        bucket=self.bucket,
+                    ) from inner
+                raise
         except BotoCoreError as exc:
             self._fail(exc, f"create bucket {self.bucket}")
         if mode is not None and days is not None:

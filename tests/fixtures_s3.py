@@ -1,1 +1,74 @@
-"""Fixtures (filled by its area)."""
+"""S3 fixtures: one real SeaweedFS server for the whole session, fresh Object-Lock buckets.
+
+``s3_server``      the LocalS3Server (session): ``.endpoint_url``, ``.env()``, ``.client()``
+``s3_client``      a boto3 S3 client for it (session)
+``s3_env``         monkeypatches AWS_* so boto3's own env lookup reaches the server (function)
+``locked_bucket``  an ObjectStore on a new Object-Lock bucket with a unique name (function)
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from archiver.s3server import LocalS3Server
+from archiver.storage import ObjectStore
+
+__all__ = ["locked_bucket", "s3_client", "s3_env", "s3_server", "unique_bucket_name"]
+
+
+def unique_bucket_name(prefix: str = "test") -> str:
+    """A bucket name no other test uses (lowercase, 3-63 characters)."""
+    return f"{prefix}-{uuid.uuid4().hex[:16]}"
+
+
+@pytest.fixture(scope="session")
+def s3_server(request: pytest.FixtureRequest) -> Iterator[LocalS3Server]:
+    """A SeaweedFS ``weed mini`` on 127.0.0.1, started once per test session."""
+    server = LocalS3Server()
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+        plugins = request.config.pluginmanager
+        reporter: Any = plugins.get_plugin("terminalreporter")
+        capture: Any = plugins.get_plugin("capturemanager")
+        if reporter is not None and capture is not None:
+            with capture.global_and_fixture_disabled():
+                reporter.write_line(
+                    f"SeaweedFS: started in {server.start_seconds or 0:.2f} s, "
+                    f"stopped in {server.stop_seconds or 0:.2f} s"
+                )
+
+
+@pytest.fixture(scope="session")
+def s3_client(s3_server: LocalS3Server) -> Any:
+    """A boto3 S3 client for the session server (path addressing, explicit checksums only)."""
+    return s3_server.client()
+
+
+@pytest.fixture
+def s3_env(s3_server: LocalS3Server, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
+    """Point boto3's environment (AWS_ENDPOINT_URL_S3, keys, region) at the session server."""
+    monkeypatch.delenv("AWS_PROFILE", raising=False)
+    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
+    env = s3_server.env()
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    return env
+
+
+@pytest.fixture
+def locked_bucket(s3_client: Any) -> ObjectStore:
+    """An ObjectStore on a brand-new bucket with Object Lock (no default retention).
+
+    Buckets are not deleted afterwards: locked objects cannot be, and the server's temporary
+    folder goes away at the end of the session.
+    """
+    store = ObjectStore(s3_client, unique_bucket_name("locked"))
+    store.create_bucket()
+    return store
