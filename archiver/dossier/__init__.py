@@ -1,0 +1,29 @@
+"""The PDF audit dossier: one document telling the story of a debt's collection and proving
+the archive behind it is intact. Rendered from the archive only (manifest + stored records),
+never from the live API; the same input gives byte-identical PDF/A-2b output.
+
+    inp = load_dossier_input(store, "dbt123")          # latest manifest, hashes checked
+    info = render_dossier(inp, open("dossier.pdf", "wb"))
+
+Modules: ``data`` (pure preparation), ``sections`` (layout), ``render`` (document, page
+furniture), ``pdfa`` (PDF/A finishing), ``fonts``, ``load`` (reading from the object store).
+"""
+
+from __future__ import annotations
+
+from .data import DossierInput, DossierView, build_view
+from .load import latest_sequence, load_dossier_input, load_events
+from .render import RENDERER_VERSION, DossierInfo, render_dossier, render_dossier_bytes
+
+__all__ = [
+    "RENDERER_VERSION",
+    "DossierInfo",
+    "DossierInput",
+    "DossierView",
+    "build_view",
+    "latest_sequence",
+    "load_dossier_input",
+    "load_events",
+    "render_dossier",
+    "render_dossier_bytes",
+]

@@ -1,0 +1,170 @@
+"""Reads what a dossier is rendered from out of the archive, checking every SHA-256.
+
+Only two methods of :class:`archiver.storage.ObjectStore` are used (``list_keys`` and
+``read_bytes``), so any object with those can stand in for it in tests.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any, Protocol
+
+from .. import keys
+from ..canonical import canonical_json, sha256_hex
+from ..errors import ArchiverError, IntegrityError, StorageError
+from .data import DossierInput, parse_when
+
+
+class ReadableStore(Protocol):
+    """What the loader needs of an object store."""
+
+    def list_keys(self, prefix: str) -> Any: ...
+
+    def read_bytes(self, key: str, version_id: str | None = None) -> bytes: ...
+
+
+def _read(store: ReadableStore, key: str, version_id: str | None = None) -> bytes:
+    try:
+        return store.read_bytes(key, version_id)
+    except ArchiverError:
+        raise
+    except KeyError as exc:  # in-memory stores
+        raise StorageError("object not found", key=key) from exc
+
+
+def _json(data: bytes, key: str) -> Any:
+    try:
+        return json.loads(data)
+    except ValueError as exc:
+        raise IntegrityError(f"stored object is not JSON: {exc}", key=key) from None
+
+
+def latest_sequence(store: ReadableStore, debt_id: str) -> int | None:
+    """The highest manifest sequence stored for ``debt_id``, or None."""
+    best: int | None = None
+    for key in store.list_keys(f"{keys.debt_prefix(debt_id)}manifests/"):
+        parsed = keys.parse_manifest_key(key)
+        if parsed and parsed[0] == debt_id and (best is None or parsed[1] > best):
+            best = parsed[1]
+    return best
+
+
+def load_events(store: ReadableStore, debt_id: str, until: str | None) -> list[dict[str, Any]]:
+    """Legal-hold events of ``debt_id`` at or before ``until`` (ISO 8601), oldest first.
+
+    A dossier shows the events up to its manifest's ``created_at`` only, so that rendering the
+    same manifest later (after new holds) still gives the same bytes. Pass the same ``until``
+    when rendering at archive time.
+    """
+    limit = parse_when(until) if until else None
+    events: list[tuple[str, str, dict[str, Any]]] = []
+    for key in store.list_keys(f"{keys.debt_prefix(debt_id)}events/"):
+        if not key.endswith(".json"):
+            continue
+        event = _json(_read(store, key), key)
+        if not isinstance(event, dict):
+            continue
+        at = parse_when(event.get("at"))
+        if limit is not None and (at is None or at > limit):
+            continue
+        events.append((str(event.get("at", "")), key, event))
+    return [e for _, _, e in sorted(events, key=lambda x: (x[0], x[1]))]
+
+
+def load_dossier_input(
+    store: ReadableStore, debt_id: str, sequence: int | None = None
+) -> DossierInput:
+    """Read manifest ``sequence`` of ``debt_id`` (the latest when None) and everything it names.
+
+    Every record and the debt record are re-hashed and compared with the manifest; all
+    mismatches are collected and raised together as one :class:`IntegrityError` (a dossier
+    must never present evidence that does not match its manifest). Raises
+    :class:`StorageError` when the debt has no manifest.
+    """
+    keys.check_id(debt_id, what="debt id")
+    if sequence is None:
+        sequence = latest_sequence(store, debt_id)
+        if sequence is None:
+            raise StorageError("no manifest stored for this debt", debt_id=debt_id)
+    mkey = keys.manifest_key(debt_id, sequence)
+    data = _read(store, mkey)
+    msha = sha256_hex(data)
+    manifest = _json(data, mkey)
+    problems: list[dict[str, Any]] = []
+
+    def problem(kind: str, key: str, message: str, **extra: Any) -> None:
+        problems.append({"type": kind, "key": key, "message": message, **extra})
+
+    if not isinstance(manifest, dict):
+        raise IntegrityError("manifest is not a JSON object", key=mkey, debt_id=debt_id)
+    if manifest.get("debt_id") != debt_id or manifest.get("sequence") != sequence:
+        problem(
+            "ManifestMismatch",
+            mkey,
+            "debt_id/sequence inside differ from the key",
+            found=f"{manifest.get('debt_id')}/{manifest.get('sequence')}",
+        )
+    if canonical_json(manifest) != data:
+        # Its SHA-256 is still what we report, but the chain rules require canonical bytes.
+        problem("ManifestNotCanonical", mkey, "manifest bytes are not RFC 8785 canonical JSON")
+
+    records: dict[str, dict[str, Any]] = {}
+    for entry in manifest.get("followups") or []:
+        rkey = entry.get("record_key", "")
+        try:
+            rdata = _read(store, rkey, entry.get("record_version_id"))
+        except StorageError as exc:
+            problem("RecordMissing", rkey, str(exc), followup_id=entry.get("id"))
+            continue
+        found = sha256_hex(rdata)
+        if found != entry.get("record_sha256"):
+            problem(
+                "ChecksumMismatch",
+                rkey,
+                "record SHA-256 differs from the manifest",
+                followup_id=entry.get("id"),
+                expected=entry.get("record_sha256"),
+                found=found,
+            )
+            continue
+        record = _json(rdata, rkey)
+        if isinstance(record, dict):
+            records[str(entry.get("id"))] = record
+
+    debt: dict[str, Any] | None = None
+    ref = manifest.get("debt")
+    if isinstance(ref, dict) and ref.get("key"):
+        try:
+            ddata = _read(store, ref["key"], ref.get("version_id"))
+        except StorageError as exc:
+            problem("RecordMissing", ref["key"], str(exc))
+        else:
+            found = sha256_hex(ddata)
+            if found != ref.get("sha256"):
+                problem(
+                    "ChecksumMismatch",
+                    ref["key"],
+                    "debt record SHA-256 differs",
+                    expected=ref.get("sha256"),
+                    found=found,
+                )
+            else:
+                parsed = _json(ddata, ref["key"])
+                debt = parsed if isinstance(parsed, dict) else None
+
+    if problems:
+        raise IntegrityError(
+            f"{len(problems)} problem(s) reading the archive of manifest {sequence}; "
+            "run `archiver verify` for the full report",
+            problems=problems,
+            debt_id=debt_id,
+            key=mkey,
+        )
+    return DossierInput(
+        manifest=manifest,
+        manifest_key=mkey,
+        manifest_sha256=msha,
+        records=records,
+        debt=debt,
+        events=load_events(store, debt_id, manifest.get("created_at")),
+    )

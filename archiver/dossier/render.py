@@ -1,0 +1,180 @@
+"""Lays out a :class:`~archiver.dossier.data.DossierView` as a PDF with reportlab platypus.
+
+The output is a function of the input only: reportlab runs with ``invariant=1`` (fixed ids,
+no clock), every date shown comes from the manifest, and :mod:`.pdfa` post-processes with
+pikepdf deterministically. Bump :data:`RENDERER_VERSION` whenever the bytes would change.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, BinaryIO
+
+from reportlab.lib import colors
+from reportlab.lib.pagesizes import A4
+from reportlab.lib.units import mm
+from reportlab.pdfbase.pdfmetrics import stringWidth
+from reportlab.pdfgen.canvas import Canvas
+from reportlab.platypus import BaseDocTemplate, Flowable, Frame, PageTemplate
+
+from .. import TOOL_NAME
+from . import sections
+from .data import DossierInput, build_view
+from .fonts import MONO, SANS, SANS_BOLD, load_fonts
+from .pdfa import PdfMetadata, make_pdfa
+
+# Recorded in the PDF metadata and colophon. Bump on any change that alters the output bytes,
+# so `verify` can tell "rendered by another version" from "tampered with".
+RENDERER_VERSION = "1.0.0"
+
+PAGE_SIZE = A4
+MARGIN_X = 18 * mm
+MARGIN_TOP = 22 * mm
+MARGIN_BOTTOM = 20 * mm
+INK = colors.HexColor("#1f2937")
+MUTED = colors.HexColor("#6b7280")
+RULE = colors.HexColor("#cbd5e1")
+
+
+@dataclass(frozen=True)
+class DossierInfo:
+    """What a render produced: page count, SHA-256 and size of the PDF, renderer version."""
+
+    pages: int
+    sha256: str
+    size: int
+    renderer_version: str = RENDERER_VERSION
+
+
+def _numbered_canvas(debt_id: str, sha12: str, sequence: int, pages: list[int]) -> type[Canvas]:
+    """A canvas that holds every page until the end, so each can say "page x of y"."""
+
+    class NumberedCanvas(Canvas):
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            super().__init__(*args, **kwargs)
+            self._held: list[dict[str, Any]] = []
+
+        def showPage(self) -> None:  # noqa: N802 (reportlab API)
+            self._held.append(dict(self.__dict__))
+            self._startPage()
+
+        def save(self) -> None:
+            total = len(self._held)
+            pages.append(total)
+            for number, state in enumerate(self._held, start=1):
+                self.__dict__.update(state)
+                self._furniture(number, total)
+                super().showPage()
+            super().save()
+
+        def _furniture(self, number: int, total: int) -> None:
+            width, height = PAGE_SIZE
+            self.saveState()
+            self.setStrokeColor(RULE)
+            self.setLineWidth(0.5)
+            top = height - MARGIN_TOP + 6 * mm
+            self.line(MARGIN_X, top, width - MARGIN_X, top)
+            self.line(MARGIN_X, MARGIN_BOTTOM - 6 * mm, width - MARGIN_X, MARGIN_BOTTOM - 6 * mm)
+            self.setFillColor(MUTED)
+            title = "Collection audit dossier"
+            self.setFont(SANS_BOLD, 7.5)
+            self.drawString(MARGIN_X, top + 2.2 * mm, title)
+            self.setFont(SANS, 7.5)
+            self.drawString(
+                MARGIN_X + stringWidth(title, SANS_BOLD, 7.5) + 3 * mm,
+                top + 2.2 * mm,
+                f"·  debt {debt_id}  ·  manifest #{sequence}",
+            )
+            self.setFont(MONO, 7.5)
+            self.drawRightString(width - MARGIN_X, top + 2.2 * mm, f"SHA-256 {sha12}…")
+            foot = MARGIN_BOTTOM - 10 * mm
+            self.setFont(SANS, 7.5)
+            self.drawString(
+                MARGIN_X, foot, f"{TOOL_NAME} dossier renderer {RENDERER_VERSION}  ·  {debt_id}"
+            )
+            self.drawRightString(width - MARGIN_X, foot, f"Page {number} of {total}")
+            self.restoreState()
+
+    return NumberedCanvas
+
+
+class _DossierDoc(BaseDocTemplate):
+    """Adds a PDF outline entry for each section heading (``sections.Heading``)."""
+
+    def afterFlowable(self, flowable: Flowable) -> None:  # noqa: N802 (reportlab API)
+        outline = getattr(flowable, "outline", None)
+        if outline is not None:
+            title, key, level = outline
+            self.canv.bookmarkPage(key)
+            self.canv.addOutlineEntry(title, key, level=level, closed=level > 0)
+
+
+def _render_raw(inp: DossierInput, on_progress: Callable[[str], None] | None) -> tuple[bytes, int]:
+    fonts = load_fonts()
+    view = build_view(inp)
+    story = sections.build_story(view, fonts, f"{TOOL_NAME} dossier renderer {RENDERER_VERSION}")
+    pages: list[int] = []
+    buf = io.BytesIO()
+    doc = _DossierDoc(
+        buf,
+        pagesize=PAGE_SIZE,
+        leftMargin=MARGIN_X,
+        rightMargin=MARGIN_X,
+        topMargin=MARGIN_TOP,
+        bottomMargin=MARGIN_BOTTOM,
+        invariant=1,
+        # The canvas otherwise starts every page in base-14 Helvetica, which PDF/A forbids.
+        initialFontName=SANS,
+        title=f"Audit dossier — debt {view.debt_id}",
+        author=TOOL_NAME,
+        subject=f"debt {view.debt_id}",
+        keywords=view.manifest_sha256,
+        creator=f"{TOOL_NAME} dossier renderer {RENDERER_VERSION}",
+        lang="en",
+    )
+    frame = Frame(
+        MARGIN_X, MARGIN_BOTTOM, doc.width, doc.height, id="body", leftPadding=0, rightPadding=0
+    )
+    doc.addPageTemplates([PageTemplate(id="page", frames=[frame])])
+    if on_progress:
+        on_progress(f"laying out {len(view.followups)} followups")
+    doc.build(
+        story,
+        canvasmaker=_numbered_canvas(view.debt_id, view.manifest_sha256[:12], view.sequence, pages),
+    )
+    return buf.getvalue(), pages[-1]
+
+
+def render_dossier_bytes(
+    inp: DossierInput, *, on_progress: Callable[[str], None] | None = None
+) -> bytes:
+    """Render the dossier of ``inp`` as PDF/A-2b bytes. Same input, same bytes."""
+    raw, _pages = _render_raw(inp, on_progress)
+    return _finish(inp, raw)
+
+
+def render_dossier(
+    inp: DossierInput, out: BinaryIO, *, on_progress: Callable[[str], None] | None = None
+) -> DossierInfo:
+    """Render the dossier of ``inp`` into ``out``; return page count, SHA-256 and size."""
+    raw, pages = _render_raw(inp, on_progress)
+    pdf = _finish(inp, raw)
+    out.write(pdf)
+    return DossierInfo(pages=pages, sha256=hashlib.sha256(pdf).hexdigest(), size=len(pdf))
+
+
+def _finish(inp: DossierInput, raw: bytes) -> bytes:
+    man = inp.manifest
+    debt_id = str(man.get("debt_id", ""))
+    meta = PdfMetadata(
+        title=f"Audit dossier — debt {debt_id}",
+        subject=f"debt {debt_id}",
+        keywords=inp.manifest_sha256,
+        author=TOOL_NAME,
+        creator=f"{TOOL_NAME} dossier renderer {RENDERER_VERSION}",
+        created_at=str(man.get("created_at", "")),
+    )
+    return make_pdfa(raw, meta)

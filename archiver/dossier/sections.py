@@ -1,0 +1,943 @@
+"""The seven sections of the dossier as platypus flowables, built from a ``DossierView``.
+
+Long lists are laid out as many small tables (``CHUNK`` rows each) rather than one huge one:
+reportlab re-measures the remainder of a table at every page split, so one 10,000-row table
+would take quadratic time. Long texts are split into paragraphs of bounded size for the
+same reason, and so that a 20 KB note flows across pages instead of raising LayoutError.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import Any
+from xml.sax.saxutils import escape
+
+import pikepdf
+import reportlab
+from reportlab.graphics.charts.barcharts import HorizontalBarChart, VerticalBarChart
+from reportlab.graphics.shapes import Drawing, String
+from reportlab.lib import colors
+from reportlab.lib.enums import TA_LEFT
+from reportlab.lib.styles import ParagraphStyle
+from reportlab.lib.units import mm
+from reportlab.lib.utils import simpleSplit
+from reportlab.pdfbase.pdfmetrics import stringWidth
+from reportlab.platypus import (
+    CondPageBreak,
+    Flowable,
+    PageBreak,
+    Paragraph,
+    Spacer,
+    Table,
+    TableStyle,
+)
+
+from .data import DossierView, FollowupView, fmt_duration, fmt_size, fmt_value, fmt_when
+from .fonts import MONO, SANS, SANS_BOLD, SANS_ITALIC, FontSet
+
+CHUNK = 40  # rows per table
+MAX_PARA = 1500  # characters per paragraph of a long text
+WIDTH = 174 * mm  # A4 width minus margins (see render.MARGIN_X)
+
+INK = colors.HexColor("#1f2937")
+MUTED = colors.HexColor("#6b7280")
+ACCENT = colors.HexColor("#1e3a5f")
+HEAD_BG = colors.HexColor("#e8edf3")
+BAND_BG = colors.HexColor("#f5f7fa")
+GRID = colors.HexColor("#cbd5e1")
+ALERT = colors.HexColor("#b42318")
+OK = colors.HexColor("#067647")
+
+
+def _style(name: str, **kw: Any) -> ParagraphStyle:
+    base: dict[str, Any] = {
+        "fontName": SANS,
+        "fontSize": 8.5,
+        "leading": 11.5,
+        "textColor": INK,
+        "alignment": TA_LEFT,
+        "splitLongWords": 1,
+    }
+    base.update(kw)
+    return ParagraphStyle(name, **base)
+
+
+S_BODY = _style("body", fontSize=9, leading=12.5, spaceAfter=4)
+S_CELL = _style("cell", fontSize=8, leading=10)
+S_CELL_BOLD = _style("cellb", fontName=SANS_BOLD, fontSize=8, leading=10)
+S_CELL_MUTED = _style("cellm", fontSize=7.5, leading=9.5, textColor=MUTED)
+S_MONO = _style("mono", fontName=MONO, fontSize=7, leading=9)
+S_MONO_CELL = _style("monocell", fontName=MONO, fontSize=6.6, leading=8.4)
+S_CODE = _style(
+    "code",
+    fontName=MONO,
+    fontSize=7.3,
+    leading=9.6,
+    backColor=BAND_BG,
+    borderColor=GRID,
+    borderWidth=0.4,
+    borderPadding=(3, 4, 3, 4),
+    leftIndent=4,
+    rightIndent=4,
+    spaceBefore=3,
+    spaceAfter=7,
+)
+S_TITLE = _style("title", fontName=SANS_BOLD, fontSize=24, leading=29, textColor=ACCENT)
+S_SUBTITLE = _style("subtitle", fontSize=13, leading=17, textColor=MUTED, spaceAfter=10)
+S_H1 = _style("h1", fontName=SANS_BOLD, fontSize=15, leading=19, textColor=ACCENT, spaceAfter=8)
+S_H2 = _style(
+    "h2",
+    fontName=SANS_BOLD,
+    fontSize=10.5,
+    leading=14,
+    textColor=ACCENT,
+    spaceBefore=8,
+    spaceAfter=4,
+)
+S_LABEL = _style("label", fontName=SANS_BOLD, fontSize=7.5, leading=10, textColor=MUTED)
+S_TEXT = _style("text", fontSize=8.5, leading=11.5, spaceAfter=2, leftIndent=2 * mm)
+S_ALERT = _style("alert", fontSize=8, leading=10.5, textColor=ALERT)
+S_NOTE = _style("note", fontName=SANS_ITALIC, fontSize=8, leading=10.5, textColor=MUTED)
+
+# Few per-cell commands: reportlab applies each one to every cell it covers, and that is
+# most of the cost of building a large table. Top/bottom padding keep the default (3 pt).
+BASE_TABLE = [
+    ("FONT", (0, 0), (-1, -1), SANS, 8, 10),
+    ("LEFTPADDING", (0, 0), (-1, -1), 3),
+    ("RIGHTPADDING", (0, 0), (-1, -1), 3),
+    ("VALIGN", (0, 0), (-1, -1), "TOP"),
+    ("LINEBELOW", (0, 0), (-1, -1), 0.25, GRID),
+]
+# For tables that only place other flowables side by side. FONTNAME matters even then: a
+# table sets its cells' font (base-14 Helvetica by default, which PDF/A forbids).
+LAYOUT_TABLE = [
+    ("FONTNAME", (0, 0), (-1, -1), SANS),
+    ("VALIGN", (0, 0), (-1, -1), "TOP"),
+    ("LEFTPADDING", (0, 0), (-1, -1), 0),
+]
+HEADER_ROW = [
+    ("FONT", (0, 0), (-1, 0), SANS_BOLD, 8, 10),
+    ("BACKGROUND", (0, 0), (-1, 0), HEAD_BG),
+    ("LINEBELOW", (0, 0), (-1, 0), 0.6, ACCENT),
+]
+
+
+class _Text:
+    """Escapes text for platypus markup and replaces what the fonts cannot draw (counted)."""
+
+    def __init__(self, fonts: FontSet) -> None:
+        self.fonts = fonts
+        self.replaced = 0
+
+    def __call__(self, value: Any) -> str:
+        text, n = self.fonts.drawable(value if isinstance(value, str) else fmt_value(value))
+        self.replaced += n
+        return escape(text)
+
+    def cell(self, value: Any, font: str, size: float, width: float) -> str:
+        """Plain cell text wrapped to ``width`` (the cell's inner width) in ``font``/``size``."""
+        return wrap(self.plain(value), font, size, width)
+
+    def plain(self, value: Any) -> str:
+        """For table cells holding plain strings (no markup)."""
+        text, n = self.fonts.drawable(value if isinstance(value, str) else fmt_value(value))
+        self.replaced += n
+        return text
+
+
+def wrap(text: str, font: str, size: float, width: float) -> str:
+    """``text`` broken into lines that fit ``width`` points, as one plain string.
+
+    Plain strings in table cells cost a third of a Paragraph (no markup parsing), which is
+    what keeps a 10,000-followup dossier linear and fast. Words wider than the cell are cut.
+    """
+    if "\n" not in text and stringWidth(text, font, size) <= width:
+        return text  # the common case: one line
+    lines: list[str] = []
+    for raw in text.split("\n"):
+        words = []
+        for word in raw.split(" "):
+            # A word can only be wider than the cell if it is long (cheap test first).
+            while len(word) * size * 1.25 > width and stringWidth(word, font, size) > width:
+                # Cut an over-long token (a URL, a key) where it still fits.
+                n = max(1, int(len(word) * width / stringWidth(word, font, size)))
+                while n > 1 and stringWidth(word[:n], font, size) > width:
+                    n -= 1
+                words.append(word[:n])
+                word = word[n:]
+            words.append(word)
+        lines.extend(simpleSplit(" ".join(words), font, size, width) or [""])
+    return "\n".join(lines)
+
+
+class Heading(Paragraph):
+    """A section title that also becomes a PDF outline entry."""
+
+    def __init__(self, text: str, style: ParagraphStyle, key: str, level: int = 0) -> None:
+        super().__init__(text, style)
+        self.outline = (text, key, level)
+
+
+def _table(
+    rows: list[list[Any]],
+    widths: Sequence[float],
+    *,
+    header: bool = True,
+    extra: Iterable[tuple[Any, ...]] = (),
+) -> Table:
+    t = Table(rows, colWidths=list(widths), repeatRows=1 if header else 0, hAlign="LEFT")
+    t.setStyle(TableStyle([*BASE_TABLE, *(HEADER_ROW if header else []), *extra]))
+    return t
+
+
+def _chunked(
+    header: list[Any], rows: list[list[Any]], widths: Sequence[float], **kw: Any
+) -> list[Flowable]:
+    if not rows:
+        return []
+    return [
+        _table([header, *rows[i : i + CHUNK]], widths, **kw) for i in range(0, len(rows), CHUNK)
+    ]
+
+
+def _facts(rows: list[tuple[str, Any]], t: _Text, label_width: float = 44 * mm) -> Table:
+    """A two-column label/value table; values may be flowables already."""
+    data = [
+        [
+            Paragraph(t(label), S_LABEL),
+            value if isinstance(value, Flowable) else Paragraph(t(value), S_CELL),
+        ]
+        for label, value in rows
+    ]
+    return _table(data, [label_width, WIDTH - label_width], header=False)
+
+
+def _mono(text: str, t: _Text, style: ParagraphStyle = S_MONO) -> Paragraph:
+    return Paragraph(t(text), style)
+
+
+def _long_text(text: str, t: _Text, style: ParagraphStyle) -> list[Flowable]:
+    """Paragraphs of at most MAX_PARA characters, split at line breaks, then at spaces."""
+    out: list[Flowable] = []
+    for line in text.split("\n"):
+        if not line.strip():
+            continue
+        while len(line) > MAX_PARA:
+            cut = line.rfind(" ", MAX_PARA // 2, MAX_PARA)
+            cut = cut if cut > 0 else MAX_PARA
+            out.append(Paragraph(t(line[:cut]), style))
+            line = line[cut:].lstrip()
+        out.append(Paragraph(t(line), style))
+    return out
+
+
+# --------------------------------------------------------------------------- 1. cover
+
+
+def cover(v: DossierView, t: _Text) -> list[Flowable]:
+    out: list[Flowable] = [
+        Spacer(1, 14 * mm),
+        Heading("Collection audit dossier", S_TITLE, "cover"),
+        Paragraph(f"Debt {t(v.debt_id)}", S_SUBTITLE),
+        Paragraph(
+            "This document tells the story of the collection of one debt, as archived by "
+            f"{t(v.tool.split(' ')[0])}, and gives the means to prove that the archive behind "
+            "it is intact. It was rendered from the archived manifest and records only, never "
+            "from the live API: rendering the same manifest again gives the same bytes.",
+            S_BODY,
+        ),
+        Spacer(1, 4 * mm),
+        Paragraph("The debt", S_H2),
+    ]
+    facts: list[tuple[str, Any]] = [("Debt id", _mono(v.debt_id, t))]
+    facts += v.debt_facts
+    if not v.debt_facts:
+        why = v.debt_unavailable or "no debt record in this manifest"
+        facts.append(("Debt record", f"not archived: {why}"))
+    out.append(_facts(facts, t))
+    out += [Paragraph("The manifest this dossier is rendered from", S_H2)]
+    prev = v.previous
+    out.append(
+        _facts(
+            [
+                ("Sequence", str(v.sequence)),
+                ("Key", _mono(v.manifest_key, t)),
+                ("SHA-256", _mono(v.manifest_sha256, t)),
+                ("Created at (= generated at)", fmt_when(v.created_at, seconds=True)),
+                (
+                    "Previous manifest",
+                    _mono(f"{prev.get('key')}\n", t) if prev else "none: first manifest",
+                ),
+                ("Previous SHA-256", _mono(str(prev.get("sha256")), t) if prev else "—"),
+                ("Archived by", v.tool),
+                ("Records read from", v.source or "—"),
+            ],
+            t,
+        )
+    )
+    out += [Paragraph("Retention", S_H2)]
+    pol = v.policy
+    out.append(
+        _facts(
+            [
+                (
+                    "Policy",
+                    f"{pol.get('name', '?')}" + (f" — {pol['title']}" if pol.get("title") else ""),
+                ),
+                ("Object Lock mode", str(pol.get("mode", "?"))),
+                ("Policy file SHA-256", _mono(str(pol.get("sha256", "")), t)),
+            ],
+            t,
+        )
+    )
+    out += [
+        Paragraph("Contents", S_H2),
+        Paragraph(
+            "1 Cover · 2 Summary · 3 Timeline · 4 Followups in detail · 5 Media inventory · "
+            "6 Chain of custody · 7 How to verify",
+            S_BODY,
+        ),
+        PageBreak(),
+    ]
+    return out
+
+
+# --------------------------------------------------------------------------- 2. summary
+
+
+def _drawing(width: float, height: float) -> Drawing:
+    d = Drawing(width, height)
+    # The renderer otherwise starts each drawing in base-14 Helvetica, which PDF/A forbids.
+    d.initialFontName = SANS
+    return d
+
+
+def _bar_chart(pairs: list[tuple[str, int]], t: _Text, width: float) -> Drawing:
+    """Horizontal bars, one per category; every string in an embedded TrueType font."""
+    n = max(len(pairs), 1)
+    bar_h = 13
+    height = n * bar_h + 30
+    d = _drawing(width, height)
+    chart = HorizontalBarChart()
+    chart.x, chart.y = 62, 18
+    chart.width, chart.height = width - 80, n * bar_h
+    chart.data = [[c for _, c in pairs] or [0]]
+    chart.categoryAxis.categoryNames = [t.plain(k) for k, _ in pairs] or ["—"]
+    chart.categoryAxis.reverseDirection = 1  # first category on top, like the table
+    chart.valueAxis.valueMin = 0
+    top = max((c for _, c in pairs), default=1)
+    chart.valueAxis.valueMax = max(top, 1) * 1.12
+    step = max(1, _nice_step(top))
+    chart.valueAxis.valueStep = step
+    chart.valueAxis.labelTextFormat = "%d"
+    for labels in (chart.categoryAxis.labels, chart.valueAxis.labels, chart.barLabels):
+        labels.fontName = SANS
+        labels.fontSize = 7
+        labels.fillColor = INK
+    chart.barLabelFormat = "%d"
+    chart.barLabels.nudge = 7
+    chart.barLabels.boxAnchor = "w"
+    chart.bars[0].fillColor = ACCENT
+    chart.bars[0].strokeColor = None
+    chart.barWidth = bar_h * 0.6
+    chart.valueAxis.strokeColor = GRID
+    chart.categoryAxis.strokeColor = GRID
+    d.add(chart)
+    return d
+
+
+def _month_chart(pairs: list[tuple[str, int]], width: float) -> Drawing:
+    height = 110
+    d = _drawing(width, height)
+    chart = VerticalBarChart()
+    chart.x, chart.y = 28, 30
+    chart.width, chart.height = width - 40, height - 45
+    chart.data = [[c for _, c in pairs]]
+    every = max(1, len(pairs) // 18)
+    chart.categoryAxis.categoryNames = [
+        m if i % every == 0 else "" for i, (m, _) in enumerate(pairs)
+    ]
+    chart.categoryAxis.labels.angle = 45
+    chart.categoryAxis.labels.boxAnchor = "ne"
+    chart.categoryAxis.labels.dy = -2
+    top = max(c for _, c in pairs)
+    chart.valueAxis.valueMin = 0
+    chart.valueAxis.valueMax = max(top, 1) * 1.1
+    chart.valueAxis.valueStep = max(1, _nice_step(top))
+    chart.valueAxis.labelTextFormat = "%d"
+    for labels in (chart.categoryAxis.labels, chart.valueAxis.labels, chart.barLabels):
+        labels.fontName = SANS
+        labels.fontSize = 6.5
+        labels.fillColor = INK
+    chart.bars[0].fillColor = ACCENT
+    chart.bars[0].strokeColor = None
+    chart.valueAxis.strokeColor = GRID
+    chart.categoryAxis.strokeColor = GRID
+    chart.valueAxis.visibleGrid = 1
+    chart.valueAxis.gridStrokeColor = colors.HexColor("#e5e7eb")
+    d.add(chart)
+    d.add(
+        String(
+            0, height - 8, "Followups per month", fontName=SANS_BOLD, fontSize=7.5, fillColor=MUTED
+        )
+    )
+    return d
+
+
+def _nice_step(top: int) -> int:
+    for step in (1, 2, 5, 10, 20, 25, 50, 100, 200, 250, 500, 1000, 2000, 5000, 10000):
+        if top / step <= 6:
+            return step
+    return max(1, top // 5)
+
+
+def summary(v: DossierView, t: _Text) -> list[Flowable]:
+    n = len(v.followups)
+    out: list[Flowable] = [Heading("2  Summary", S_H1, "summary")]
+    if n == 0:
+        out.append(
+            Paragraph(
+                "No followup is archived for this debt in this manifest: there has been no "
+                "recorded contact with the debtor so far.",
+                S_BODY,
+            )
+        )
+    payments = len(v.payments)
+    unavailable = len(v.media_unavailable)
+    out.append(
+        _facts(
+            [
+                ("Followups archived", f"{n:,}"),
+                ("First contact", fmt_when(v.first_contact)),
+                ("Last contact", fmt_when(v.last_contact)),
+                ("Total call time", fmt_duration(v.total_call_ms) if v.total_call_ms else "—"),
+                ("Triggered a payment", f"{payments:,} followup{'s' if payments != 1 else ''}"),
+                ("Media archived", f"{v.media_archived:,} files, {fmt_size(v.media_bytes)}"),
+                (
+                    "Media unavailable",
+                    Paragraph(
+                        f"<font color='#b42318'>{unavailable:,}</font>"
+                        " (see below and the chain of custody)"
+                        if unavailable
+                        else "0",
+                        S_CELL,
+                    ),
+                ),
+                ("Problems recorded by the run", f"{len(v.problems):,}"),
+            ],
+            t,
+        )
+    )
+    if v.by_type:
+        left = 62 * mm
+        type_rows = [[t.plain(k), f"{c:,}"] for k, c in v.by_type]
+        type_table = _table(
+            [["Type", "Followups"], *type_rows],
+            [32 * mm, 22 * mm],
+            extra=[("ALIGN", (1, 0), (1, -1), "RIGHT")],
+        )
+        chart = _bar_chart(v.by_type, t, WIDTH - left)
+        status_rows = [[t.plain(k), f"{c:,}"] for k, c in v.by_status]
+        status_table = _table(
+            [["Status", "Followups"], *status_rows],
+            [32 * mm, 22 * mm],
+            extra=[("ALIGN", (1, 0), (1, -1), "RIGHT")],
+        )
+        out += [
+            Paragraph("Followups by type", S_H2),
+            Table(
+                [[type_table, chart]],
+                colWidths=[left, WIDTH - left],
+                style=LAYOUT_TABLE,
+                hAlign="LEFT",
+            ),
+            Paragraph("Followups by status", S_H2),
+            Table(
+                [[status_table, _bar_chart(v.by_status, t, WIDTH - left)]],
+                colWidths=[left, WIDTH - left],
+                style=LAYOUT_TABLE,
+                hAlign="LEFT",
+            ),
+        ]
+    if len(v.by_month) > 1:
+        out += [Spacer(1, 4 * mm), _month_chart(v.by_month, WIDTH)]
+    if v.payments:
+        by_id = {f.id: f for f in v.followups}
+        rows = [
+            [
+                _mono(fid, t, S_MONO_CELL),
+                fmt_when(by_id[fid].when),
+                t.plain(by_id[fid].type),
+                t.plain(by_id[fid].status),
+            ]
+            for fid in v.payments
+        ]
+        out += [CondPageBreak(30 * mm), Paragraph("Followups that triggered a payment", S_H2)]
+        out += _chunked(
+            ["Followup", "Date", "Type", "Status"], rows, [54 * mm, 40 * mm, 40 * mm, 40 * mm]
+        )
+    if v.media_unavailable:
+        rows = [
+            [_mono(fid, t, S_MONO_CELL), t.plain(kind), Paragraph(t(why), S_CELL)]
+            for fid, kind, why in v.media_unavailable
+        ]
+        out += [CondPageBreak(30 * mm), Paragraph("Media not archived", S_H2)]
+        out += _chunked(
+            ["Followup", "Kind", "Why"],
+            rows,
+            [54 * mm, 18 * mm, WIDTH - 72 * mm],
+            extra=[("TEXTCOLOR", (1, 1), (1, -1), ALERT)],
+        )
+    out.append(PageBreak())
+    return out
+
+
+# --------------------------------------------------------------------------- 3. timeline
+
+
+def _clip(text: str, n: int) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= n else text[: n - 1].rstrip() + "…"
+
+
+def timeline(v: DossierView, t: _Text) -> list[Flowable]:
+    out: list[Flowable] = [
+        Heading("3  Timeline", S_H1, "timeline"),
+        Paragraph(
+            "One row per followup, oldest first (call date, else scheduled or processed "
+            "time; all times UTC). Summaries are shortened here; section 4 gives them in full.",
+            S_NOTE,
+        ),
+        Spacer(1, 2 * mm),
+    ]
+    if not v.followups:
+        out += [Paragraph("No followup archived.", S_BODY), PageBreak()]
+        return out
+    widths = [36 * mm, 20 * mm, 18 * mm, 25 * mm, WIDTH - 99 * mm]
+    inner = [w - 6 for w in widths]
+    rows = []
+    for f in v.followups:
+        rows.append(
+            [
+                fmt_when(f.when) + "\n" + t.cell(f.id, MONO, 6.6, inner[0]),
+                t.cell(f.type, SANS, 8, inner[1]),
+                t.cell(f.direction or "—", SANS, 8, inner[2]),
+                t.cell(f.status, SANS, 8, inner[3]),
+                t.cell(_clip(f.summary, 220) or "—", SANS, 8, inner[4]),
+            ]
+        )
+    out += _chunked(["Date (UTC) / id", "Type", "Direction", "Status", "Summary"], rows, widths)
+    out.append(PageBreak())
+    return out
+
+
+# --------------------------------------------------------------------------- 4. detail
+
+
+SHORT_TEXT = 700  # summary/notes up to this length sit in the field table
+
+
+def _followup_block(f: FollowupView, t: _Text) -> list[Flowable]:
+    """One table per followup: a header row (repeated if the table splits across pages),
+    every record field, then where the record and its media are stored. Summary and notes
+    too long for a table cell flow as paragraphs between two tables."""
+    label_w = 40 * mm
+    value_w = WIDTH - label_w - 6
+    widths = [label_w, WIDTH - label_w]
+    bits = " · ".join(x for x in (fmt_when(f.when), f.type, f.direction, f.status) if x)
+    header = [t.cell(f.id, MONO, 8, label_w - 6), t.cell(bits, SANS_BOLD, 8.5, value_w)]
+    head_style = [
+        ("FONT", (0, 0), (0, 0), MONO, 8, 10.5),
+        ("FONT", (1, 0), (1, 0), SANS_BOLD, 8.5, 10.5),
+        ("TEXTCOLOR", (0, 0), (-1, 0), ACCENT),
+        ("BACKGROUND", (0, 0), (-1, 0), HEAD_BG),
+        ("LINEABOVE", (0, 0), (-1, 0), 0.8, ACCENT),
+        ("FONT", (0, 1), (0, -1), SANS_BOLD, 7.5, 10),
+        ("TEXTCOLOR", (0, 1), (0, -1), MUTED),
+    ]
+    rows: list[list[str]] = [header]
+    if not f.record_loaded:
+        rows.append(["record", "the stored record was not available to this render"])
+    rows += [[name, t.cell(value, SANS, 8, value_w)] for name, value in f.fields if value != "null"]
+    extra = list(head_style)
+    empty = [name for name, value in f.fields if value == "null"]
+    if empty:
+        # One row for all the null fields: every field is shown, at a fraction of the height.
+        rows.append(["null", t.cell(", ".join(empty), SANS, 8, value_w)])
+        extra.append(("TEXTCOLOR", (1, len(rows) - 1), (1, len(rows) - 1), MUTED))
+    long_texts: list[tuple[str, str]] = []
+    for label, text in (("summary", f.summary), ("notes", f.notes)):
+        if not text.strip():
+            continue
+        if len(text) <= SHORT_TEXT:
+            rows.append([label, t.cell(text, SANS, 8, value_w)])
+        else:
+            rows.append([label, f"{len(text):,} characters, in full below"])
+            long_texts.append((label, text))
+    archive = [
+        ["record", t.cell(f.record_key, MONO, 6.6, value_w)],
+        ["record SHA-256", f.record_sha256],
+        [
+            "record version",
+            t.cell(
+                f"{f.record_version_id or '—'} · retained until {fmt_when(f.record_retain_until)}",
+                MONO,
+                6.6,
+                value_w,
+            ),
+        ],
+    ]
+    for m in f.media:
+        archive.append(
+            [
+                f"{m.kind} · {fmt_size(m.size).split(' (')[0]}",
+                m.sha256 + "\n" + t.cell(m.key, MONO, 6.6, value_w),
+            ]
+        )
+    for p in f.problems:
+        archive.append(["problem", t.cell(p, SANS, 8, value_w)])
+
+    def archive_style(a0: int) -> list[tuple[Any, ...]]:
+        st: list[tuple[Any, ...]] = [
+            ("BACKGROUND", (0, a0), (-1, -1), BAND_BG),
+            ("FONT", (1, a0), (1, -1), MONO, 6.6, 8.4),
+            ("LINEABOVE", (0, a0), (-1, a0), 0.5, GRID),
+        ]
+        if f.problems:
+            first = a0 + len(archive) - len(f.problems)
+            st += [
+                ("FONT", (1, first), (1, -1), SANS, 8, 10),
+                ("TEXTCOLOR", (0, first), (-1, -1), ALERT),
+            ]
+        return st
+
+    if not long_texts:
+        a0 = len(rows)
+        return [
+            _table(rows + archive, widths, extra=extra + archive_style(a0)),
+            Spacer(1, 5 * mm),
+        ]
+    out: list[Flowable] = [_table(rows, widths, extra=extra)]
+    for label, text in long_texts:
+        para_label = Paragraph(label.capitalize(), S_LABEL)
+        para_label.keepWithNext = True
+        out += [Spacer(1, 1.5 * mm), para_label, *_long_text(text, t, S_TEXT)]
+    out += [
+        Spacer(1, 1.5 * mm),
+        _table([header, *archive], widths, extra=head_style + archive_style(1)),
+        Spacer(1, 5 * mm),
+    ]
+    return out
+
+
+def details(v: DossierView, t: _Text) -> list[Flowable]:
+    out: list[Flowable] = [
+        Heading("4  Followups in detail", S_H1, "details"),
+        Paragraph(
+            "Every field of every archived followup record, as received from the getbill API "
+            "(signed media links are shown without their secret query string), followed by "
+            "where the record and its media are stored.",
+            S_NOTE,
+        ),
+        Spacer(1, 3 * mm),
+    ]
+    if not v.followups:
+        out.append(Paragraph("No followup archived.", S_BODY))
+    for f in v.followups:
+        out += _followup_block(f, t)
+    out.append(PageBreak())
+    return out
+
+
+# --------------------------------------------------------------------------- 5. media
+
+
+def media_inventory(v: DossierView, t: _Text) -> list[Flowable]:
+    out: list[Flowable] = [
+        Heading("5  Media inventory", S_H1, "media"),
+        Paragraph(
+            f"{v.media_archived:,} files archived ({fmt_size(v.media_bytes)}), stored under S3 "
+            "Object Lock. Each file is named by its SHA-256.",
+            S_BODY,
+        ),
+    ]
+    if not v.media:
+        out += [Paragraph("No media archived.", S_BODY), PageBreak()]
+        return out
+    widths = [30 * mm, 26 * mm, 93 * mm, 25 * mm]
+    inner = [w - 6 for w in widths]
+    rows = []
+    for m in v.media:
+        rows.append(
+            [
+                t.cell(m.followup_id, MONO, 6.6, inner[0])
+                + "\n"
+                + m.kind
+                + "\n"
+                + t.cell(m.sniffed_type or m.content_type or "", SANS, 7.5, inner[0]),
+                wrap(fmt_size(m.size).replace(" (", "\n("), SANS, 7.5, inner[1])
+                + ("\n" + fmt_duration(m.duration_ms) if m.duration_ms is not None else ""),
+                m.sha256
+                + "\n"
+                + t.cell(m.key, MONO, 6.6, inner[2])
+                + "\n"
+                + t.cell(f"version {m.version_id or '—'}", MONO, 6.6, inner[2]),
+                fmt_when(m.retain_until).replace(" UTC", "")
+                + "\n"
+                + (m.retention_mode or "")
+                + "\n"
+                + ("LEGAL HOLD ON" if m.legal_hold else "legal hold off"),
+            ]
+        )
+    out += _chunked(
+        ["Followup / kind", "Size / duration", "SHA-256 · key · version", "Retained until"],
+        rows,
+        widths,
+        extra=[
+            ("FONT", (0, 1), (1, -1), SANS, 7.5, 9.2),
+            ("FONT", (3, 1), (3, -1), SANS, 7.5, 9.2),
+            ("FONT", (2, 1), (2, -1), MONO, 6.6, 8.4),
+        ],
+    )
+    out.append(PageBreak())
+    return out
+
+
+# --------------------------------------------------------------------------- 6. custody
+
+
+def custody(v: DossierView, t: _Text) -> list[Flowable]:
+    out: list[Flowable] = [Heading("6  Chain of custody", S_H1, "custody")]
+    rows: list[list[Any]]
+    out.append(Paragraph("Manifest chain", S_H2))
+    prev = v.previous
+    out.append(
+        _facts(
+            [
+                ("This manifest", _mono(f"{v.manifest_key}\n{v.manifest_sha256}", t)),
+                (
+                    "Previous manifest",
+                    _mono(f"{prev.get('key')} {prev.get('sha256')}", t)
+                    if prev
+                    else "none: this is the first manifest of the debt",
+                ),
+            ],
+            t,
+        )
+    )
+    out.append(Paragraph("Media downloads", S_H2))
+    out.append(
+        Paragraph(
+            "Signed media links expire (about an hour after the API issues them). Each file was "
+            "stored before its link expired, by the margin shown.",
+            S_NOTE,
+        )
+    )
+    if v.media:
+        widths = [34 * mm, 40 * mm, 40 * mm, WIDTH - 114 * mm]
+        rows = []
+        late_rows = []
+        for i, m in enumerate(v.media, start=1):
+            rows.append(
+                [
+                    t.cell(m.followup_id, MONO, 6.6, widths[0] - 6) + f"  {m.kind}",
+                    t.cell(fmt_when(m.downloaded_at, seconds=True), SANS, 8, widths[1] - 6),
+                    t.cell(fmt_when(m.url_expires_at, seconds=True), SANS, 8, widths[2] - 6),
+                    wrap(m.margin, SANS, 8, widths[3] - 6),
+                ]
+            )
+            if m.late:
+                late_rows.append(i)
+        tables = _chunked(
+            ["Followup / kind", "Downloaded at", "Link expires at", "Margin"],
+            rows,
+            widths,
+            extra=[("FONT", (0, 1), (0, -1), MONO, 6.6, 8.4)],
+        )
+        for n, table in enumerate(tables):
+            for i in late_rows:
+                r = i - n * CHUNK
+                if 1 <= r <= CHUNK:
+                    table.setStyle(
+                        [
+                            ("TEXTCOLOR", (3, r), (3, r), ALERT),
+                            ("FONTNAME", (3, r), (3, r), SANS_BOLD),
+                        ]
+                    )
+        out += tables
+    else:
+        out.append(Paragraph("No media archived.", S_BODY))
+
+    out.append(Paragraph("Problems recorded by the run", S_H2))
+    if v.problems:
+        rows = [
+            [
+                Paragraph(t(p.get("type", "")), S_CELL_BOLD),
+                _mono(str(p.get("followup_id", "—")), t, S_MONO_CELL),
+                t.plain(p.get("kind", "—")),
+                Paragraph(t(p.get("message", "")), S_CELL),
+            ]
+            for p in v.problems
+        ]
+        out += _chunked(
+            ["Problem", "Followup", "Kind", "Message"],
+            rows,
+            [36 * mm, 38 * mm, 14 * mm, WIDTH - 88 * mm],
+            extra=[("TEXTCOLOR", (0, 1), (0, -1), ALERT)],
+        )
+    else:
+        out.append(Paragraph("No problem recorded.", S_BODY))
+
+    out.append(Paragraph("Retention extensions", S_H2))
+    if v.retention_extensions:
+        rows = [
+            [
+                [
+                    _mono(str(e.get("key", "")), t, S_MONO_CELL),
+                    Paragraph("version " + t(e.get("version_id") or "—"), S_CELL_MUTED),
+                ],
+                fmt_when(e.get("from")),
+                fmt_when(e.get("to")),
+            ]
+            for e in v.retention_extensions
+        ]
+        # Dates need 34.2 mm at 8 pt; the object column takes the rest.
+        out += _chunked(
+            ["Object", "Retained until (before)", "Extended to"],
+            rows,
+            [WIDTH - 76 * mm, 38 * mm, 38 * mm],
+        )
+    else:
+        out.append(Paragraph("This run extended no retention period.", S_BODY))
+
+    out.append(Paragraph("Legal holds", S_H2))
+    out.append(
+        Paragraph(
+            "Hold and release events up to the manifest's creation; later events belong to a later "
+            "dossier.",
+            S_NOTE,
+        )
+    )
+    if v.events:
+        rows = [
+            [
+                fmt_when(e.get("at")),
+                Paragraph(f"<b>{t(e.get('action', ''))}</b>", S_CELL),
+                Paragraph(t(e.get("actor", "")), S_CELL),
+                Paragraph(t(e.get("reason", "")), S_CELL),
+                t.plain(e.get("objects", "")),
+            ]
+            for e in v.events
+        ]
+        out += _chunked(
+            ["At", "Action", "Actor", "Reason", "Objects"],
+            rows,
+            [36 * mm, 17 * mm, 34 * mm, WIDTH - 101 * mm, 14 * mm],
+            extra=[("ALIGN", (4, 0), (4, -1), "RIGHT")],
+        )
+    else:
+        out.append(Paragraph("No legal hold was placed on this debt.", S_BODY))
+    out.append(PageBreak())
+    return out
+
+
+# --------------------------------------------------------------------------- 7. verify
+
+
+def how_to_verify(v: DossierView, t: _Text) -> list[Flowable]:
+    key = v.manifest_key
+    first_media = v.media[0] if v.media else None
+    code = lambda s: Paragraph(t(s), S_CODE)  # noqa: E731
+    out: list[Flowable] = [
+        Heading("7  How to verify", S_H1, "verify"),
+        Paragraph(
+            "Everything in this dossier can be checked with standard tools, without "
+            "getbill-archiver. Each archived object is immutable (S3 Object Lock) and is named, "
+            "in this document and in the manifest, by the SHA-256 of its exact bytes.",
+            S_BODY,
+        ),
+        Paragraph("1. The manifest", S_H2),
+        Paragraph(
+            "Fetch it and recompute its SHA-256; it must equal the value on the cover.", S_BODY
+        ),
+        code(f"aws s3api get-object --bucket $BUCKET --key {key} manifest.json"),
+        code("sha256sum manifest.json        # macOS: shasum -a 256 manifest.json"),
+        code(f"# expected: {v.manifest_sha256}"),
+        Paragraph(
+            "The manifest is canonical JSON (RFC 8785): it lists every followup record and "
+            "medium with its key, version id, size and SHA-256, the retention policy, and the "
+            "problems met during the run.",
+            S_BODY,
+        ),
+        Paragraph("2. Each record and medium", S_H2),
+        Paragraph(
+            "Use the key and version id from section 4 or 5 (or from the manifest). Fetching "
+            "a version id returns exactly the bytes that were locked.",
+            S_BODY,
+        ),
+    ]
+    if first_media is not None:
+        out += [
+            code(
+                f"aws s3api get-object --bucket $BUCKET --key {first_media.key} "
+                f"--version-id {first_media.version_id or 'VERSION'} media.bin"
+            ),
+            code("sha256sum media.bin"),
+            code(f"# expected: {first_media.sha256}"),
+        ]
+    else:
+        out += [
+            code(
+                "aws s3api get-object --bucket $BUCKET --key KEY --version-id VERSION "
+                "object.bin && sha256sum object.bin"
+            )
+        ]
+    out += [
+        Paragraph("3. The lock", S_H2),
+        code(f"aws s3api get-object-retention --bucket $BUCKET --key {key}"),
+        code(f"aws s3api get-object-legal-hold --bucket $BUCKET --key {key}"),
+        Paragraph("4. The manifest chain", S_H2),
+        Paragraph(
+            "Each archive run writes a new manifest (debts/ID/manifests/00000001.json, "
+            "00000002.json, ...). Each manifest names the key and SHA-256 of the one before it "
+            'in its "previous" field; the first has none. Fetch the previous manifest, '
+            "hash it and compare, and repeat down to sequence 1: a removed, replaced or "
+            "reordered manifest breaks the chain.",
+            S_BODY,
+        ),
+        code("jq -r '.previous.key, .previous.sha256' manifest.json"),
+        Paragraph("5. All at once", S_H2),
+        Paragraph(
+            "getbill-archiver does all of the above for every object of the debt, and also "
+            "re-renders this dossier and compares its bytes:",
+            S_BODY,
+        ),
+        code(f"archiver verify {v.debt_id} --bucket $BUCKET"),
+    ]
+    return out
+
+
+def colophon(v: DossierView, t: _Text, fonts: FontSet, renderer: str) -> list[Flowable]:
+    note = (
+        f"Rendered by {t(renderer)} with reportlab {reportlab.Version} and pikepdf "
+        f"{pikepdf.__version__}, as PDF/A-2b, text in {t(fonts.family)} (embedded)."
+    )
+    if t.replaced:
+        note += (
+            f" {t.replaced:,} character(s) of the archived text cannot be drawn in this font "
+            f"and are shown as “{t(fonts.marker)}”; the archived records hold them exactly."
+        )
+    return [Spacer(1, 8 * mm), Paragraph(note, S_NOTE)]
+
+
+def build_story(v: DossierView, fonts: FontSet, renderer: str = "") -> list[Flowable]:
+    """Every flowable of the dossier, in order."""
+    t = _Text(fonts)
+    story: list[Flowable] = []
+    for section in (cover, summary, timeline, details, media_inventory, custody, how_to_verify):
+        story += section(v, t)
+    story += colophon(v, t, fonts, renderer)
+    return story
+
+
+__all__ = ["Heading", "build_story"]
