@@ -16,7 +16,7 @@ import contextlib
 import hashlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, NoReturn, cast
 
@@ -60,9 +60,17 @@ _REFUSED_CODES = {"AccessDenied", "InvalidRequest", "InvalidArgument", "MethodNo
 
 
 def _utc(value: datetime) -> datetime:
+    """``value`` in UTC, rounded up to a whole second.
+
+    S3 keeps retain-until dates to the second; rounding up (never down, which would shorten
+    the lock) makes a date read back equal the date written, so reruns see nothing to extend.
+    """
     if value.tzinfo is None:
         raise ValueError(f"retain_until must be timezone-aware (UTC), got naive {value!r}")
-    return value.astimezone(UTC)
+    value = value.astimezone(UTC)
+    if value.microsecond:
+        value = value.replace(microsecond=0) + timedelta(seconds=1)
+    return value
 
 
 @dataclass(frozen=True)

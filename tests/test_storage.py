@@ -30,7 +30,7 @@ MiB = 1024 * 1024
 
 
 def _lock(mode: str = "COMPLIANCE", days: float = 1, hold: bool = False) -> Lock:
-    until = datetime.now(UTC).replace(microsecond=0) + timedelta(days=days)
+    until = datetime.now(UTC) + timedelta(days=days)
     return Lock(mode, until, legal_hold=hold)  # type: ignore[arg-type]
 
 
@@ -48,6 +48,9 @@ def test_lock_needs_an_aware_date_and_normalises_to_utc() -> None:
     assert Lock("GOVERNANCE", paris).retain_until == datetime(2030, 1, 1, 11, tzinfo=UTC)
     with pytest.raises(ValueError, match="mode"):
         Lock("FOREVER", paris)  # type: ignore[arg-type]
+    # S3 keeps whole seconds: round up, never down (that would shorten the lock).
+    fraction = datetime(2030, 1, 1, 0, 0, 0, 1, tzinfo=UTC)
+    assert Lock("GOVERNANCE", fraction).retain_until == datetime(2030, 1, 1, 0, 0, 1, tzinfo=UTC)
 
 
 def test_settings_refuse_parts_below_the_s3_minimum() -> None:
@@ -282,6 +285,25 @@ def test_governance_delete_needs_bypass(locked_bucket: ObjectStore) -> None:
     assert locked_bucket.head(stored.key, stored.version_id) is not None
     locked_bucket.delete_version(stored.key, stored.version_id, bypass_governance=True)
     assert locked_bucket.head(stored.key, stored.version_id) is None
+
+
+@pytest.mark.integration
+def test_governance_extends_without_bypass_and_shortens_only_with_it(
+    locked_bucket: ObjectStore,
+) -> None:
+    lock = _lock("GOVERNANCE", days=1)
+    stored = locked_bucket.put_bytes("g2.json", b"g", lock=lock, content_type="x/y")
+    key, vid = stored.key, stored.version_id
+    later = datetime.now(UTC) + timedelta(days=10, microseconds=5)
+    assert locked_bucket.extend_retention(key, vid, mode="GOVERNANCE", retain_until=later)
+    # Read back equal to what was asked (rounded up to the second): a rerun has nothing to do.
+    assert not locked_bucket.extend_retention(key, vid, mode="GOVERNANCE", retain_until=later)
+    with pytest.raises(RetentionError):
+        locked_bucket.set_retention(key, vid, mode="GOVERNANCE", retain_until=lock.retain_until)
+    locked_bucket.set_retention(
+        key, vid, mode="GOVERNANCE", retain_until=lock.retain_until, bypass_governance=True
+    )
+    assert locked_bucket.get_lock(key, vid) == lock
 
 
 @pytest.mark.integration
