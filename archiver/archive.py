@@ -23,7 +23,7 @@ import uuid
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Protocol
 from urllib.parse import quote
@@ -48,11 +48,15 @@ from .manifest import (
     parse_iso,
     record_index,
 )
+from .holds import hold_active
 from .models import Debt, Followup, MediaRef
 from .policies import AnchorDates, RetentionPolicy, last_activity, retain_until
 from .storage import Lock, ObjectStore, StoredObject
 
 Clock = Callable[[], datetime]
+
+MIN_LOCK = timedelta(days=1)
+"""The shortest lock any stored object gets, even when its policy minimum has already ended."""
 
 
 def utcnow() -> datetime:
@@ -208,17 +212,6 @@ def _meta_value(text: str) -> str:
     return quote(text, safe=":/@-._~!$&'()*+,;=")
 
 
-def _events_hold_active(store: ObjectStore, debt_id: str) -> bool:
-    """A debt is on hold when its latest hold/release event is a hold."""
-    last = None
-    for key in sorted(store.list_keys(f"{keys.debt_prefix(debt_id)}events/")):
-        if key.endswith("-hold.json"):
-            last = "hold"
-        elif key.endswith("-release.json"):
-            last = "release"
-    return last == "hold"
-
-
 def latest_manifest(store: ObjectStore, debt_id: str) -> tuple[str, bytes, dict[str, Any]] | None:
     """The newest manifest of a debt in S3: ``(key, bytes, parsed)`` or None."""
     best: tuple[int, str] | None = None
@@ -327,13 +320,17 @@ class Archiver:
         activity = last_activity(
             [f.call_date for f in followups] + [f.processed_at for f in followups]
         )
-        hold = _events_hold_active(self.store, debt_id)
+        hold = hold_active(self.store, debt_id)
 
         def lock_for(kind: str, call_date: datetime | None) -> Lock:
             until = retain_until(
                 self.policy, kind,  # type: ignore[arg-type]
                 AnchorDates(call_date=call_date, last_activity=activity, archived_at=now),
             )
+            # A minimum that already ended (a recording older than its retention when first
+            # archived) still gets a short lock: S3 refuses retain-until dates in the past,
+            # and the purge step deletes it once past its maximum.
+            until = max(until, now + MIN_LOCK)
             return Lock(self.policy.mode, until, hold)  # type: ignore[arg-type]
 
         prev_records = record_index(prev_manifest)

@@ -64,10 +64,6 @@ def event_key(debt_id: str, timestamp: str, action: str) -> str:
     return f"{debt_prefix(debt_id)}events/{timestamp}-{action}.json"
 
 
-def deletion_record_key(timestamp: str) -> str:
-    return f"purges/{timestamp}.json"
-
-
 _MANIFEST_RE = re.compile(r"^debts/([^/]+)/manifests/(\d{8})\.json$")
 
 

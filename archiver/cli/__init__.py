@@ -31,9 +31,25 @@ def main() -> None:
 
 def _register() -> None:
     # Imported here so that each area keeps its own module; importing registers the commands.
-    from . import archive_cmds, demo_cmd, dossier_cmd, policy_cmds, simulate_cmd, storage_cmds
+    from . import (
+        archive_cmds,
+        demo_cmd,
+        dossier_cmd,
+        policy_cmds,
+        retention_cmds,
+        simulate_cmd,
+        storage_cmds,
+    )
 
-    for module in (archive_cmds, demo_cmd, dossier_cmd, policy_cmds, simulate_cmd, storage_cmds):
+    for module in (
+        archive_cmds,
+        demo_cmd,
+        dossier_cmd,
+        policy_cmds,
+        retention_cmds,
+        simulate_cmd,
+        storage_cmds,
+    ):
         module.register(main)
 
 

@@ -1,0 +1,150 @@
+"""Archive throughput against a bare copy, and peak memory of archiving one large recording.
+
+Runs everything on this machine: SeaweedFS (``weed mini``) and the getbill simulator, each in its
+own process, so the measured process is only the archiver (or the bare-copy loop).
+
+1. Baseline: the ceiling of a bare copy here. The same N media of S bytes are fetched with
+   ``httpx.get`` and written with boto3 ``put_object`` in a pool of ``--concurrency`` threads;
+   no hashing, no lock, no conditional write, no manifest.
+2. The archive: ``archiver archive`` of the debt holding those N media, same concurrency: streamed
+   SHA-256, temp files, conditional checksummed locked PUTs, records, manifest, catalog, dossier.
+3. Peak RSS of ``python -m archiver archive`` for a debt with one recording of ``--big-mb`` MB.
+
+Prints MB/s of both, their ratio (goal >= 0.9 at concurrency 8) and the peak RSS (goal < 150 MB).
+
+    .venv/bin/python benchmarks/archive_throughput.py --count 32 --size-mb 8 --concurrency 8
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import multiprocessing as mp
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from archiver.api import ApiSettings, GetbillClient
+from archiver.config import ArchiverConfig
+from archiver.s3server import LocalS3Server
+from archiver.storage import ObjectStore
+from archiver.wiring import open_archiver
+
+
+def serve_simulator(conn: Any, count: int, size: int, big: int) -> None:
+    """Child process: a simulator with one debt of ``count`` media and one with a big one."""
+    from archiver.simulator import Simulator, SimulatorConfig, SimulatorServer
+
+    sim = Simulator(SimulatorConfig(seed=11, debts=4, other_company_debts=0,
+                                    followups_per_debt=0, big_debt_followups=0))
+    many, single = sim.debt_ids(company="A")[:2]
+    for _ in range(count):
+        sim.add_followup(many, type="call", audio_size=size, audio_format="wav")
+    if big:
+        sim.add_followup(single, type="call", audio_size=big, audio_format="wav")
+    with SimulatorServer(sim) as server:
+        conn.send((server.base_url, many, single))
+        conn.recv()  # wait until the parent is done
+
+
+def media_urls(api: ApiSettings, debt_id: str) -> list[str]:
+    with GetbillClient(api) as client:
+        return [ref.url for f in client.list_followups(debt_id).items for ref in f.media()]
+
+
+def bare_copy(urls: list[str], s3: Any, bucket: str, concurrency: int) -> int:
+    def one(i_url: tuple[int, str]) -> int:
+        i, url = i_url
+        body = httpx.get(url, timeout=120).content
+        s3.put_object(Bucket=bucket, Key=f"copy/{i}", Body=body)
+        return len(body)
+
+    with ThreadPoolExecutor(max_workers=concurrency) as pool:
+        return sum(pool.map(one, enumerate(urls)))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--count", type=int, default=32, help="media files (default 32)")
+    parser.add_argument("--size-mb", type=float, default=8, help="size of each (default 8 MB)")
+    parser.add_argument("--concurrency", type=int, default=8)
+    parser.add_argument("--big-mb", type=int, default=500, help="recording for the RSS check")
+    parser.add_argument("--rounds", type=int, default=2, help="alternate baseline/archive runs")
+    args = parser.parse_args()
+    size = int(args.size_mb * 1_000_000)
+
+    parent, child = mp.Pipe()
+    sim_proc = mp.Process(target=serve_simulator,
+                          args=(child, args.count, size, args.big_mb * 1_000_000), daemon=True)
+    sim_proc.start()
+    base_url, many, single = parent.recv()
+    api = ApiSettings(base_url=base_url, client_id="demo-client", client_secret="demo-secret")
+    with tempfile.TemporaryDirectory() as tmp, LocalS3Server() as s3:
+        client = s3.client()
+        client.create_bucket(Bucket="bare")
+        total = args.count * size
+        print(f"{args.count} media x {args.size_mb} MB = {total / 1e6:.0f} MB, "
+              f"concurrency {args.concurrency}, {os.cpu_count()} cores")
+        baseline, archive = [], []
+        for r in range(args.rounds):
+            # Bare copy: fresh signed URLs, plain GET then plain PUT.
+            urls = media_urls(api, many)
+            t = time.perf_counter()
+            copied = bare_copy(urls, client, "bare", args.concurrency)
+            baseline.append(copied / (time.perf_counter() - t) / 1e6)
+            # The archive into a fresh Object-Lock bucket.
+            store = ObjectStore(client, f"archive-{r}")
+            store.create_bucket()
+            cfg = ArchiverConfig(bucket=store.bucket, catalog=Path(tmp) / f"c{r}.db",
+                                 media_hosts=("127.0.0.1",), concurrency=args.concurrency)
+            t = time.perf_counter()
+            with open_archiver(cfg, api, s3_client=client) as session:
+                run = session.archiver.run([many])
+            elapsed = time.perf_counter() - t
+            (res,) = run.debts
+            assert res.status == "archived", res.to_json()
+            archive.append(res.media_bytes_stored / elapsed / 1e6)
+            print(f"round {r + 1}: bare copy {baseline[-1]:.1f} MB/s, "
+                  f"archive {archive[-1]:.1f} MB/s")
+        best_base, best_arch = max(baseline), max(archive)
+        print(f"bare copy  : {best_base:.1f} MB/s (best of {args.rounds})")
+        print(f"archive    : {best_arch:.1f} MB/s (best of {args.rounds})")
+        print(f"ratio      : {best_arch / best_base:.2f} (goal >= 0.90)")
+
+        if args.big_mb:
+            store = ObjectStore(client, "rss")
+            store.create_bucket()
+            env = {
+                **os.environ, **s3.env(),
+                "ARCHIVER_BUCKET": "rss", "ARCHIVER_CATALOG": str(Path(tmp) / "rss.db"),
+                "ARCHIVER_MEDIA_HOSTS": "127.0.0.1", "GETBILL_API_URL": base_url,
+                "GETBILL_CLIENT_ID": "demo-client", "GETBILL_CLIENT_SECRET": "demo-secret",
+            }
+            before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+            t = time.perf_counter()
+            out = subprocess.run(
+                [sys.executable, "-m", "archiver", "archive", single, "--json"],
+                env=env, capture_output=True, text=True, check=False,
+            )
+            elapsed = time.perf_counter() - t
+            peak_kb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+            line = json.loads(out.stdout.splitlines()[0]) if out.stdout else {}
+            assert out.returncode == 0, out.stderr[-2000:]
+            note = "" if peak_kb > before else " (<= an earlier child's peak)"
+            print(f"one {args.big_mb} MB recording: archived in {elapsed:.1f} s, "
+                  f"status {line.get('status')}, peak RSS {peak_kb / 1024:.0f} MB{note} "
+                  "(goal < 150 MB)")
+    parent.send("stop")
+    sim_proc.join(timeout=10)
+
+
+if __name__ == "__main__":
+    main()
