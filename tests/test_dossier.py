@@ -1,0 +1,349 @@
+"""The PDF audit dossier: content, reproducibility, PDF/A-2b, fonts, loading from the archive."""
+
+from __future__ import annotations
+
+import io
+import json
+import re
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pikepdf
+import pypdf
+import pytest
+from click.testing import CliRunner
+from fixtures.dossier_sample import SampleArchive, make_archive
+
+from archiver.canonical import canonical_json, sha256_hex
+from archiver.cli import main
+from archiver.dossier import (
+    RENDERER_VERSION,
+    DossierInput,
+    build_view,
+    load_dossier_input,
+    render_dossier,
+    render_dossier_bytes,
+)
+from archiver.dossier.data import custody_margin, fmt_value
+from archiver.dossier.fonts import load_fonts
+from archiver.dossier.pdfa import check_pdfa
+from archiver.errors import IntegrityError, StorageError
+
+
+def _input(a: SampleArchive, **changes: Any) -> DossierInput:
+    # Events up to the manifest's creation, as load_dossier_input gives them.
+    inp = DossierInput(
+        a.manifest, a.manifest_key, a.manifest_sha256, a.records, a.debt, a.events[:2]
+    )
+    return replace(inp, **changes)
+
+
+def _pages_text(pdf: bytes) -> list[str]:
+    return [p.extract_text() or "" for p in pypdf.PdfReader(io.BytesIO(pdf)).pages]
+
+
+@pytest.fixture(scope="module")
+def sample() -> SampleArchive:
+    return make_archive(24, long_notes_chars=20_000)
+
+
+@pytest.fixture(scope="module")
+def pdf(sample: SampleArchive) -> bytes:
+    return render_dossier_bytes(_input(sample))
+
+
+@pytest.fixture(scope="module")
+def text(pdf: bytes) -> str:
+    return "\n".join(_pages_text(pdf))
+
+
+# --------------------------------------------------------------------------- content
+
+
+def test_every_followup_id_and_hash_is_in_the_text(sample: SampleArchive, text: str) -> None:
+    assert sample.manifest_sha256 in text
+    followups = sample.manifest["followups"]
+    assert len(followups) == 24
+    media = [m for f in followups for m in f["media"]]
+    assert media, "the sample should archive some media"
+    for f in followups:
+        assert f["id"] in text
+        assert f["record_sha256"] in text
+    for m in media:
+        assert m["sha256"] in text, m["key"]
+
+
+def test_cover_shows_debt_manifest_and_policy(sample: SampleArchive, text: str) -> None:
+    for expected in (
+        "Collection audit dossier",
+        "Mme Zoé Łukasiewicz-Müller",
+        "CLI-2024-00042",
+        "Crédit Exemple SAS",
+        "1250 EUR",  # 1250.0 in memory, 1250 in the canonical bytes: shown the same way
+        sample.manifest_key,
+        "fr-cnil-5y",
+        "COMPLIANCE",
+        "2025-02-11 09:00:00 UTC",  # generated-at is the manifest's created_at
+        f"{sample.manifest['tool']['name']} {sample.manifest['tool']['version']}",
+        sample.manifest["previous"]["sha256"],
+    ):
+        assert expected in text, expected
+
+
+def test_recorded_problems_and_holds_appear(sample: SampleArchive, text: str) -> None:
+    assert sample.manifest["problems"]
+    for p in sample.manifest["problems"]:
+        assert p["type"] in text
+        assert p["message"] in text
+    assert "Litige ouvert par le débiteur" in text  # hold before the manifest
+    assert "Regulator inquiry" not in text  # hold after it: not in this snapshot
+    ext = sample.manifest["retention_extensions"][0]
+    assert "2030-02-11 09:00 UTC" in text and ext["key"][:40] in text
+
+
+def test_custody_margin_and_summary_figures(text: str) -> None:
+    assert re.search(r"stored \d+ min before its link expired", text)
+    assert "Followups by type" in text and "Total call time" in text
+    assert "Triggered a payment" in text
+
+
+def test_accented_greek_cyrillic_polish_text_is_extracted(text: str) -> None:
+    for s in (
+        "Le débiteur confirme la réception de la facture",
+        "zażółć gęślą jaźń",
+        "Ο οφειλέτης ζήτησε επανάκληση",
+        "Должник обещал оплатить",
+        "€1 250,00",
+    ):
+        assert s in text, s
+
+
+def test_every_page_has_header_and_page_x_of_y(sample: SampleArchive, pdf: bytes) -> None:
+    pages = _pages_text(pdf)
+    n = len(pages)
+    assert n > 5
+    for i, page in enumerate(pages, start=1):
+        assert f"Page {i} of {n}" in page
+        assert sample.manifest_sha256[:12] in page
+        assert sample.manifest["debt_id"] in page
+
+
+def test_long_notes_continue_across_pages(sample: SampleArchive, pdf: bytes) -> None:
+    notes = sample.records[sample.manifest["followups"][0]["id"]]["notes"]
+    assert len(notes) == 20_000
+    pages = _pages_text(pdf)
+    first = next(i for i, p in enumerate(pages) if "[0] Appel long" in p)
+    last = next(i for i, p in enumerate(pages) if "[20] Appel long" in p)
+    assert last > first, "a 20 KB note spans several pages"
+    joined = "".join(pages).replace("\n", "")
+    assert "X" * 300 in joined  # the unbroken 600-character token is wrapped, not dropped
+
+
+def test_debt_without_followups_or_debt_record_renders() -> None:
+    a = make_archive(0, with_debt=False, sequence=1)
+    pdf = render_dossier_bytes(_input(a))
+    text = "\n".join(_pages_text(pdf))
+    assert "No followup archived" in text
+    assert "403: token lacks debts:read" in text
+    assert "none: first manifest" in text
+    assert check_pdfa(pdf).passed
+
+
+def test_missing_record_is_said_not_hidden(sample: SampleArchive) -> None:
+    fid = sample.manifest["followups"][3]["id"]
+    records = {k: v for k, v in sample.records.items() if k != fid}
+    text = "\n".join(_pages_text(render_dossier_bytes(_input(sample, records=records))))
+    assert "the stored record was not available to this render" in text
+
+
+# --------------------------------------------------------------------------- properties
+
+
+def test_two_renders_are_byte_identical(sample: SampleArchive, pdf: bytes) -> None:
+    assert render_dossier_bytes(_input(sample)) == pdf
+
+
+def test_render_from_storage_equals_render_at_archive_time(sample: SampleArchive) -> None:
+    # At archive time the records are in memory (floats like 1250.0); at verify time they are
+    # parsed back from canonical JSON (1250). Both renders must give the same bytes.
+    small = make_archive(6)
+    loaded = load_dossier_input(small.to_store(), small.manifest["debt_id"])
+    assert loaded.debt == json.loads(canonical_json(small.debt))
+    assert render_dossier_bytes(loaded) == render_dossier_bytes(_input(small))
+
+
+def test_render_dossier_reports_pages_and_sha(sample: SampleArchive, pdf: bytes) -> None:
+    out = io.BytesIO()
+    info = render_dossier(_input(sample), out)
+    assert out.getvalue() == pdf
+    assert info.sha256 == sha256_hex(pdf)
+    assert info.pages == len(pypdf.PdfReader(io.BytesIO(pdf)).pages)
+    assert info.renderer_version == RENDERER_VERSION
+
+
+def test_pdfa_2b_validator_passes(pdf: bytes) -> None:
+    report = check_pdfa(pdf)
+    assert report.passed, report.summary()
+
+
+def test_every_font_is_embedded_truetype(pdf: bytes) -> None:
+    seen = 0
+    with pikepdf.open(io.BytesIO(pdf)) as doc:
+        for obj in doc.objects:
+            if not isinstance(obj, pikepdf.Dictionary) or obj.get("/Type") != "/Font":
+                continue
+            seen += 1
+            assert obj.get("/Subtype") == "/TrueType", obj.get("/BaseFont")
+            assert "Helvetica" not in str(obj.get("/BaseFont"))
+            assert "/FontFile2" in obj["/FontDescriptor"], obj.get("/BaseFont")
+    assert seen >= 4
+
+
+def test_metadata_title_subject_keywords_and_xmp(sample: SampleArchive, pdf: bytes) -> None:
+    debt_id = sample.manifest["debt_id"]
+    with pikepdf.open(io.BytesIO(pdf)) as doc:
+        info = doc.docinfo
+        assert str(info["/Title"]) == f"Audit dossier — debt {debt_id}"
+        assert str(info["/Subject"]) == f"debt {debt_id}"
+        assert str(info["/Keywords"]) == sample.manifest_sha256
+        assert RENDERER_VERSION in str(info["/Creator"])
+        assert str(info["/CreationDate"]).startswith("D:20250211090000")
+        meta = doc.open_metadata()
+        assert meta["pdfaid:part"] == "2"
+        assert meta["pdfaid:conformance"] == "B"
+        assert meta["pdf:Keywords"] == sample.manifest_sha256
+        assert meta["xmp:MetadataDate"].startswith("2025-02-11T09:00:00")  # never the clock
+        assert len(doc.Root.OutputIntents) == 1
+        assert doc.Root.Outlines.Count != 0  # section bookmarks
+
+
+def test_undrawable_characters_are_replaced_and_counted(sample: SampleArchive) -> None:
+    fonts = load_fonts()
+    fid = sample.manifest["followups"][2]["id"]
+    records = dict(sample.records)
+    records[fid] = {**records[fid], "summary": "Paiement reçu 漢字 \x07 ok"}
+    assert ord("漢") not in fonts.coverage
+    pdf = render_dossier_bytes(_input(sample, records=records))
+    text = "\n".join(_pages_text(pdf))
+    assert f"Paiement reçu {fonts.marker}{fonts.marker} {fonts.marker} ok" in text
+    assert "character(s) of the archived text cannot be drawn" in text
+    assert check_pdfa(pdf).passed  # no .notdef glyph drawn
+
+
+# --------------------------------------------------------------------------- pure data
+
+
+def test_view_is_chronological_and_counts(sample: SampleArchive) -> None:
+    view = build_view(_input(sample))
+    whens = [f.when for f in view.followups]
+    assert whens == sorted(whens)
+    assert sum(c for _, c in view.by_type) == 24
+    assert view.media_archived == sample.manifest["summary"]["media"]
+    assert view.media_bytes == sample.manifest["summary"]["media_bytes"]
+    assert {fid for fid, _, _ in view.media_unavailable} == {
+        p["followup_id"] for p in sample.manifest["problems"] if p.get("kind")
+    }
+    assert view.first_contact is not None and view.last_contact is not None
+    assert view.first_contact < view.last_contact
+
+
+def test_view_does_not_depend_on_input_order(sample: SampleArchive) -> None:
+    shuffled = dict(reversed(list(sample.records.items())))
+    man = {**sample.manifest, "followups": list(reversed(sample.manifest["followups"]))}
+    assert build_view(_input(sample, records=shuffled, manifest=man)) == build_view(_input(sample))
+
+
+def test_custody_margin_words() -> None:
+    t0 = datetime(2024, 1, 1, 10, 0, tzinfo=UTC)
+    iso = lambda d: d.isoformat().replace("+00:00", "Z")  # noqa: E731
+    assert custody_margin(iso(t0), iso(t0 + timedelta(minutes=41))) == (
+        "stored 41 min before its link expired",
+        False,
+    )
+    text, late = custody_margin(iso(t0 + timedelta(minutes=3)), iso(t0))
+    assert late and "AFTER" in text
+    assert custody_margin(iso(t0), None)[0] == "link expiry not stated by the API"
+
+
+def test_fmt_value_matches_canonical_json() -> None:
+    assert fmt_value(1250.0) == fmt_value(1250) == "1250"
+    assert fmt_value(0.5) == "0.5"
+    assert fmt_value(None) == "null" and fmt_value(True) == "true"
+    assert fmt_value({"b": 1.0, "a": [2.0]}) == '{"a": [2], "b": 1}'
+
+
+# --------------------------------------------------------------------------- loading
+
+
+def test_load_reads_latest_manifest_and_checks_hashes(sample: SampleArchive) -> None:
+    store = sample.to_store()
+    inp = load_dossier_input(store, sample.manifest["debt_id"])
+    assert inp.manifest == sample.manifest
+    assert inp.manifest_sha256 == sample.manifest_sha256 == sha256_hex(sample.manifest_bytes)
+    assert inp.manifest_key.endswith("/manifests/00000003.json")
+    assert inp.records == json.loads(json.dumps(sample.records))
+    assert [e["action"] for e in inp.events] == ["hold", "release"]  # not the later hold
+
+
+def test_load_collects_every_mismatch(sample: SampleArchive) -> None:
+    store = sample.to_store()
+    keys = [f["record_key"] for f in sample.manifest["followups"][:2]]
+    for key in keys:
+        store.objects[key] = store.objects[key].replace(b'"status"', b'"Status"')
+    del store.objects[sample.manifest["followups"][5]["record_key"]]
+    with pytest.raises(IntegrityError) as err:
+        load_dossier_input(store, sample.manifest["debt_id"], 3)
+    types = sorted(p["type"] for p in err.value.problems)
+    assert types == ["ChecksumMismatch", "ChecksumMismatch", "RecordMissing"]
+    assert {p["key"] for p in err.value.problems} >= set(keys)
+
+
+def test_load_without_manifest_fails_clearly() -> None:
+    with pytest.raises(StorageError, match="no manifest"):
+        load_dossier_input(make_archive(2).to_store(), "some-other-debt")
+
+
+# --------------------------------------------------------------------------- CLI
+
+
+def test_cli_writes_the_pdf(
+    sample: SampleArchive, pdf: bytes, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = sample.to_store()
+    monkeypatch.setattr("archiver.wiring.open_store", lambda bucket: store)
+    out = tmp_path / "d" / "dossier.pdf"
+    debt_id = sample.manifest["debt_id"]
+    result = CliRunner().invoke(main, ["dossier", debt_id, "-o", str(out), "--bucket", "b"])
+    assert result.exit_code == 0, result.output
+    assert out.read_bytes() == pdf
+    assert sha256_hex(pdf) in result.output
+    result = CliRunner().invoke(
+        main, ["dossier", debt_id, "--sequence", "3", "-o", str(out), "--bucket", "b", "--json"]
+    )
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.output)["pages"] == len(_pages_text(pdf))
+
+
+def test_cli_refuses_tampered_archive(
+    sample: SampleArchive, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = sample.to_store()
+    key = sample.manifest["followups"][0]["record_key"]
+    store.objects[key] += b" "
+    monkeypatch.setattr("archiver.wiring.open_store", lambda bucket: store)
+    out = tmp_path / "dossier.pdf"
+    result = CliRunner().invoke(
+        main, ["dossier", sample.manifest["debt_id"], "-o", str(out), "--bucket", "b"]
+    )
+    assert result.exit_code == 1
+    assert "ChecksumMismatch" in result.output and key in result.output
+    assert not out.exists() and not list(tmp_path.iterdir())
+
+
+def test_cli_needs_a_bucket(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("ARCHIVER_BUCKET", raising=False)
+    result = CliRunner().invoke(main, ["dossier", "dbt1", "-o", str(tmp_path / "x.pdf")])
+    assert result.exit_code == 2
+    assert "bucket" in result.output
