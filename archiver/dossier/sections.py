@@ -34,6 +34,7 @@ from reportlab.platypus import (
 
 from .data import DossierView, FollowupView, fmt_duration, fmt_size, fmt_value, fmt_when
 from .fonts import MONO, SANS, SANS_BOLD, SANS_ITALIC, FontSet
+from .linetable import LineTable, Row, Text
 
 CHUNK = 40  # rows per table
 MAX_PARA = 1500  # characters per paragraph of a long text
@@ -120,6 +121,26 @@ HEADER_ROW = [
     ("BACKGROUND", (0, 0), (-1, 0), HEAD_BG),
     ("LINEBELOW", (0, 0), (-1, 0), 0.6, ACCENT),
 ]
+
+
+TX_CELL = Text(SANS, 8, 10, INK)
+TX_MUTED = Text(SANS, 8, 10, MUTED)
+TX_SMALL = Text(SANS, 7.5, 9.2, INK)
+TX_LABEL = Text(SANS_BOLD, 7.5, 10, MUTED)
+TX_HEAD = Text(SANS_BOLD, 8, 10, INK)
+TX_MONO = Text(MONO, 6.6, 8.4, INK)
+TX_ALERT = Text(SANS_BOLD, 8, 10, ALERT)
+TX_ID = Text(MONO, 8, 10.5, ACCENT)
+TX_BITS = Text(SANS_BOLD, 8.5, 10.5, ACCENT)
+HEAD_RULE = (0.6, ACCENT)
+GRID_RULE = (0.25, GRID)
+
+
+def _grid(header: list[str], rows: list[Row], widths: Sequence[float]) -> LineTable:
+    """A LineTable with a shaded header row repeated on every page."""
+    cells = [wrap(h, SANS_BOLD, 8, w - 6) for h, w in zip(header, widths, strict=True)]
+    head = Row(cells, [TX_HEAD] * len(header), background=HEAD_BG)
+    return LineTable([head, *rows], widths, header=1, grid=GRID_RULE)
 
 
 class _Text:
@@ -515,18 +536,21 @@ def timeline(v: DossierView, t: _Text) -> list[Flowable]:
         return out
     widths = [36 * mm, 20 * mm, 18 * mm, 25 * mm, WIDTH - 99 * mm]
     inner = [w - 6 for w in widths]
-    rows = []
-    for f in v.followups:
-        rows.append(
+    styles = [TX_CELL] * 5
+    rows = [
+        Row(
             [
-                fmt_when(f.when) + "\n" + t.cell(f.id, MONO, 6.6, inner[0]),
+                fmt_when(f.when) + "\n" + t.cell(f.id, SANS, 8, inner[0]),
                 t.cell(f.type, SANS, 8, inner[1]),
                 t.cell(f.direction or "—", SANS, 8, inner[2]),
                 t.cell(f.status, SANS, 8, inner[3]),
                 t.cell(_clip(f.summary, 220) or "—", SANS, 8, inner[4]),
-            ]
+            ],
+            styles,
         )
-    out += _chunked(["Date (UTC) / id", "Type", "Direction", "Status", "Summary"], rows, widths)
+        for f in v.followups
+    ]
+    out.append(_grid(["Date (UTC) / id", "Type", "Direction", "Status", "Summary"], rows, widths))
     out.append(PageBreak())
     return out
 
@@ -545,86 +569,84 @@ def _followup_block(f: FollowupView, t: _Text) -> list[Flowable]:
     value_w = WIDTH - label_w - 6
     widths = [label_w, WIDTH - label_w]
     bits = " · ".join(x for x in (fmt_when(f.when), f.type, f.direction, f.status) if x)
-    header = [t.cell(f.id, MONO, 8, label_w - 6), t.cell(bits, SANS_BOLD, 8.5, value_w)]
-    head_style = [
-        ("FONT", (0, 0), (0, 0), MONO, 8, 10.5),
-        ("FONT", (1, 0), (1, 0), SANS_BOLD, 8.5, 10.5),
-        ("TEXTCOLOR", (0, 0), (-1, 0), ACCENT),
-        ("BACKGROUND", (0, 0), (-1, 0), HEAD_BG),
-        ("LINEABOVE", (0, 0), (-1, 0), 0.8, ACCENT),
-        ("FONT", (0, 1), (0, -1), SANS_BOLD, 7.5, 10),
-        ("TEXTCOLOR", (0, 1), (0, -1), MUTED),
-    ]
-    rows: list[list[str]] = [header]
+    header = Row(
+        [t.cell(f.id, MONO, 8, label_w - 6), t.cell(bits, SANS_BOLD, 8.5, value_w)],
+        [TX_ID, TX_BITS],
+        background=HEAD_BG,
+        rule_above=(0.8, ACCENT),
+    )
+    field_style = [TX_LABEL, TX_CELL]
+    rows: list[Row] = [header]
     if not f.record_loaded:
-        rows.append(["record", "the stored record was not available to this render"])
-    rows += [[name, t.cell(value, SANS, 8, value_w)] for name, value in f.fields if value != "null"]
-    extra = list(head_style)
+        rows.append(
+            Row(
+                ["record", "the stored record was not available to this render"],
+                [TX_LABEL, TX_ALERT],
+            )
+        )
+    rows += [
+        Row([name, t.cell(value, SANS, 8, value_w)], field_style)
+        for name, value in f.fields
+        if value != "null"
+    ]
     empty = [name for name, value in f.fields if value == "null"]
     if empty:
         # One row for all the null fields: every field is shown, at a fraction of the height.
-        rows.append(["null", t.cell(", ".join(empty), SANS, 8, value_w)])
-        extra.append(("TEXTCOLOR", (1, len(rows) - 1), (1, len(rows) - 1), MUTED))
+        rows.append(Row(["null", t.cell(", ".join(empty), SANS, 8, value_w)], [TX_LABEL, TX_MUTED]))
     long_texts: list[tuple[str, str]] = []
     for label, text in (("summary", f.summary), ("notes", f.notes)):
         if not text.strip():
             continue
         if len(text) <= SHORT_TEXT:
-            rows.append([label, t.cell(text, SANS, 8, value_w)])
+            rows.append(Row([label, t.cell(text, SANS, 8, value_w)], field_style))
         else:
-            rows.append([label, f"{len(text):,} characters, in full below"])
+            rows.append(
+                Row([label, f"{len(text):,} characters, in full below"], [TX_LABEL, TX_MUTED])
+            )
             long_texts.append((label, text))
+    mono = [TX_LABEL, TX_MONO]
     archive = [
-        ["record", t.cell(f.record_key, MONO, 6.6, value_w)],
-        ["record SHA-256", f.record_sha256],
-        [
-            "record version",
-            t.cell(
-                f"{f.record_version_id or '—'} · retained until {fmt_when(f.record_retain_until)}",
-                MONO,
-                6.6,
-                value_w,
-            ),
-        ],
+        Row(["record", t.cell(f.record_key, MONO, 6.6, value_w)], mono, BAND_BG, GRID_RULE),
+        Row(["record SHA-256", f.record_sha256], mono, BAND_BG),
+        Row(
+            [
+                "record version",
+                t.cell(
+                    f"{f.record_version_id or '—'} · retained until "
+                    f"{fmt_when(f.record_retain_until)}",
+                    MONO,
+                    6.6,
+                    value_w,
+                ),
+            ],
+            mono,
+            BAND_BG,
+        ),
     ]
     for m in f.media:
         archive.append(
-            [
-                f"{m.kind} · {fmt_size(m.size).split(' (')[0]}",
-                m.sha256 + "\n" + t.cell(m.key, MONO, 6.6, value_w),
-            ]
+            Row(
+                [
+                    f"{m.kind} · {fmt_size(m.size).split(' (')[0]}",
+                    m.sha256 + "\n" + t.cell(m.key, MONO, 6.6, value_w),
+                ],
+                mono,
+                BAND_BG,
+            )
         )
     for p in f.problems:
-        archive.append(["problem", t.cell(p, SANS, 8, value_w)])
-
-    def archive_style(a0: int) -> list[tuple[Any, ...]]:
-        st: list[tuple[Any, ...]] = [
-            ("BACKGROUND", (0, a0), (-1, -1), BAND_BG),
-            ("FONT", (1, a0), (1, -1), MONO, 6.6, 8.4),
-            ("LINEABOVE", (0, a0), (-1, a0), 0.5, GRID),
-        ]
-        if f.problems:
-            first = a0 + len(archive) - len(f.problems)
-            st += [
-                ("FONT", (1, first), (1, -1), SANS, 8, 10),
-                ("TEXTCOLOR", (0, first), (-1, -1), ALERT),
-            ]
-        return st
+        archive.append(Row(["problem", t.cell(p, SANS, 8, value_w)], [TX_ALERT, TX_ALERT]))
 
     if not long_texts:
-        a0 = len(rows)
-        return [
-            _table(rows + archive, widths, extra=extra + archive_style(a0)),
-            Spacer(1, 5 * mm),
-        ]
-    out: list[Flowable] = [_table(rows, widths, extra=extra)]
+        return [LineTable(rows + archive, widths, grid=GRID_RULE), Spacer(1, 5 * mm)]
+    out: list[Flowable] = [LineTable(rows, widths, grid=GRID_RULE)]
     for label, text in long_texts:
         para_label = Paragraph(label.capitalize(), S_LABEL)
         para_label.keepWithNext = True
         out += [Spacer(1, 1.5 * mm), para_label, *_long_text(text, t, S_TEXT)]
     out += [
         Spacer(1, 1.5 * mm),
-        _table([header, *archive], widths, extra=head_style + archive_style(1)),
+        LineTable([header, *archive], widths, grid=GRID_RULE),
         Spacer(1, 5 * mm),
     ]
     return out
@@ -666,38 +688,44 @@ def media_inventory(v: DossierView, t: _Text) -> list[Flowable]:
         return out
     widths = [30 * mm, 26 * mm, 93 * mm, 25 * mm]
     inner = [w - 6 for w in widths]
+    styles = [TX_SMALL, TX_SMALL, TX_MONO, TX_SMALL]
     rows = []
     for m in v.media:
         rows.append(
-            [
-                t.cell(m.followup_id, MONO, 6.6, inner[0])
-                + "\n"
-                + m.kind
-                + "\n"
-                + t.cell(m.sniffed_type or m.content_type or "", SANS, 7.5, inner[0]),
-                wrap(fmt_size(m.size).replace(" (", "\n("), SANS, 7.5, inner[1])
-                + ("\n" + fmt_duration(m.duration_ms) if m.duration_ms is not None else ""),
-                m.sha256
-                + "\n"
-                + t.cell(m.key, MONO, 6.6, inner[2])
-                + "\n"
-                + t.cell(f"version {m.version_id or '—'}", MONO, 6.6, inner[2]),
-                fmt_when(m.retain_until).replace(" UTC", "")
-                + "\n"
-                + (m.retention_mode or "")
-                + "\n"
-                + ("LEGAL HOLD ON" if m.legal_hold else "legal hold off"),
-            ]
+            Row(
+                [
+                    t.cell(m.followup_id, SANS, 7.5, inner[0])
+                    + "\n"
+                    + m.kind
+                    + "\n"
+                    + t.cell(m.sniffed_type or m.content_type or "", SANS, 7.5, inner[0]),
+                    wrap(fmt_size(m.size).replace(" (", "\n("), SANS, 7.5, inner[1])
+                    + ("\n" + fmt_duration(m.duration_ms) if m.duration_ms is not None else ""),
+                    m.sha256
+                    + "\n"
+                    + t.cell(m.key, MONO, 6.6, inner[2])
+                    + "\n"
+                    + t.cell(f"version {m.version_id or '—'}", MONO, 6.6, inner[2]),
+                    fmt_when(m.retain_until).replace(" UTC", "")
+                    + "\n"
+                    + (m.retention_mode or "")
+                    + "\n"
+                    + ("LEGAL HOLD ON" if m.legal_hold else "legal hold off"),
+                ],
+                styles,
+            )
         )
-    out += _chunked(
-        ["Followup / kind", "Size / duration", "SHA-256 · key · version", "Retained until"],
-        rows,
-        widths,
-        extra=[
-            ("FONT", (0, 1), (1, -1), SANS, 7.5, 9.2),
-            ("FONT", (3, 1), (3, -1), SANS, 7.5, 9.2),
-            ("FONT", (2, 1), (2, -1), MONO, 6.6, 8.4),
-        ],
+    out.append(
+        _grid(
+            [
+                "Followup / kind",
+                "Size / duration",
+                "SHA-256 · key · version",
+                "Retained until (UTC)",
+            ],
+            rows,
+            widths,
+        )
     )
     out.append(PageBreak())
     return out
@@ -735,36 +763,26 @@ def custody(v: DossierView, t: _Text) -> list[Flowable]:
     )
     if v.media:
         widths = [34 * mm, 40 * mm, 40 * mm, WIDTH - 114 * mm]
-        rows = []
-        late_rows = []
-        for i, m in enumerate(v.media, start=1):
-            rows.append(
+        inner = [w - 6 for w in widths]
+        download_rows = [
+            Row(
                 [
-                    t.cell(m.followup_id, MONO, 6.6, widths[0] - 6) + f"  {m.kind}",
-                    t.cell(fmt_when(m.downloaded_at, seconds=True), SANS, 8, widths[1] - 6),
-                    t.cell(fmt_when(m.url_expires_at, seconds=True), SANS, 8, widths[2] - 6),
-                    wrap(m.margin, SANS, 8, widths[3] - 6),
-                ]
+                    t.cell(f"{m.followup_id}  {m.kind}", MONO, 6.6, inner[0]),
+                    t.cell(fmt_when(m.downloaded_at, seconds=True), SANS, 8, inner[1]),
+                    t.cell(fmt_when(m.url_expires_at, seconds=True), SANS, 8, inner[2]),
+                    wrap(m.margin, SANS_BOLD if m.late else SANS, 8, inner[3]),
+                ],
+                [TX_MONO, TX_CELL, TX_CELL, TX_ALERT if m.late else TX_CELL],
             )
-            if m.late:
-                late_rows.append(i)
-        tables = _chunked(
-            ["Followup / kind", "Downloaded at", "Link expires at", "Margin"],
-            rows,
-            widths,
-            extra=[("FONT", (0, 1), (0, -1), MONO, 6.6, 8.4)],
+            for m in v.media
+        ]
+        out.append(
+            _grid(
+                ["Followup / kind", "Downloaded at", "Link expires at", "Margin"],
+                download_rows,
+                widths,
+            )
         )
-        for n, table in enumerate(tables):
-            for i in late_rows:
-                r = i - n * CHUNK
-                if 1 <= r <= CHUNK:
-                    table.setStyle(
-                        [
-                            ("TEXTCOLOR", (3, r), (3, r), ALERT),
-                            ("FONTNAME", (3, r), (3, r), SANS_BOLD),
-                        ]
-                    )
-        out += tables
     else:
         out.append(Paragraph("No media archived.", S_BODY))
 

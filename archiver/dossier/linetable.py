@@ -1,0 +1,157 @@
+"""A lean table flowable for the dossier's long, uniform tables.
+
+reportlab's ``Table`` is general (spans, nested flowables, per-cell commands) and spends most
+of a large dossier's time applying styles to cells and drawing each cell line by line with a
+fresh text object. Our big tables (timeline, followup details, media, custody) only hold
+pre-wrapped plain text, so this flowable keeps rows of lines, splits between rows (or inside
+a row taller than a page), repeats its header row on each page, and draws a page's text in
+one text object. Output is fully deterministic.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from reportlab.lib.colors import Color
+from reportlab.pdfbase.pdfmetrics import stringWidth
+from reportlab.platypus import Flowable
+
+PAD_X = 3.0
+PAD_TOP = 2.5
+PAD_BOTTOM = 3.0
+
+
+@dataclass(frozen=True)
+class Text:
+    """How one cell's text is drawn."""
+
+    font: str
+    size: float
+    leading: float
+    color: Color
+    align: str = "LEFT"  # or "RIGHT"
+
+
+@dataclass(frozen=True)
+class Row:
+    """One table row: already wrapped cell texts (``\\n`` separates lines) and their styles."""
+
+    cells: Sequence[str]
+    styles: Sequence[Text]
+    background: Color | None = None
+    rule_above: tuple[float, Color] | None = None
+    lines: tuple[tuple[str, ...], ...] = field(init=False, repr=False)
+    height: float = field(init=False)
+
+    def __post_init__(self) -> None:
+        lines = tuple(tuple(c.split("\n")) for c in self.cells)
+        object.__setattr__(self, "lines", lines)
+        h = max(
+            (len(ls) * st.leading for ls, st in zip(lines, self.styles, strict=True)), default=0.0
+        )
+        object.__setattr__(self, "height", h + PAD_TOP + PAD_BOTTOM)
+
+    def cut(self, avail: float) -> tuple[Row, Row] | None:
+        """Split this row so its first part fits ``avail`` points; None if no line fits."""
+        room = avail - PAD_TOP - PAD_BOTTOM
+        keep = [int(room // st.leading) for st in self.styles]
+        if min(keep) < 1:
+            return None
+        head = ["\n".join(ls[:k]) for ls, k in zip(self.lines, keep, strict=True)]
+        tail = ["\n".join(ls[k:]) for ls, k in zip(self.lines, keep, strict=True)]
+        return (
+            Row(head, self.styles, self.background, self.rule_above),
+            Row(tail, self.styles, self.background, None),
+        )
+
+
+class LineTable(Flowable):
+    """Rows of plain text in fixed columns; ``header`` rows repeat after each page break."""
+
+    def __init__(
+        self,
+        rows: Sequence[Row],
+        widths: Sequence[float],
+        *,
+        header: int = 1,
+        grid: tuple[float, Color] | None = None,
+    ) -> None:
+        super().__init__()
+        self.rows = list(rows)
+        self.widths = list(widths)
+        self.header = header
+        self.grid = grid
+        self.width = sum(self.widths)
+        self.height = sum(r.height for r in self.rows)
+        self.hAlign = "LEFT"
+
+    def wrap(self, availWidth: float, availHeight: float) -> tuple[float, float]:  # noqa: N803
+        return self.width, self.height
+
+    def split(self, availWidth: float, availHeight: float) -> list[Flowable]:  # noqa: N803
+        head = self.rows[: self.header]
+        body = self.rows[self.header :]
+        used = sum(r.height for r in head)
+        n = 0
+        while n < len(body) and used + body[n].height <= availHeight:
+            used += body[n].height
+            n += 1
+        if n == len(body):
+            return [self]
+        if n == 0:
+            # The next row alone is taller than the space left: split it between its lines.
+            parts = body[0].cut(availHeight - used)
+            if parts is None:
+                return []
+            first = LineTable([*head, parts[0]], self.widths, header=self.header, grid=self.grid)
+            rest = [*head, parts[1], *body[1:]]
+            return [first, LineTable(rest, self.widths, header=self.header, grid=self.grid)]
+        return [
+            LineTable([*head, *body[:n]], self.widths, header=self.header, grid=self.grid),
+            LineTable([*head, *body[n:]], self.widths, header=self.header, grid=self.grid),
+        ]
+
+    def draw(self) -> None:
+        canv = self.canv
+        top = self.height
+        # Backgrounds and rules first, then all the text in one text object.
+        y = top
+        for row in self.rows:
+            if row.background is not None:
+                canv.setFillColor(row.background)
+                canv.rect(0, y - row.height, self.width, row.height, stroke=0, fill=1)
+            if row.rule_above is not None:
+                canv.setStrokeColor(row.rule_above[1])
+                canv.setLineWidth(row.rule_above[0])
+                canv.line(0, y, self.width, y)
+            y -= row.height
+            if self.grid is not None:
+                canv.setStrokeColor(self.grid[1])
+                canv.setLineWidth(self.grid[0])
+                canv.line(0, y, self.width, y)
+        tx = canv.beginText()
+        y = top
+        current: tuple[str, float, float] | None = None
+        color: Color | None = None
+        for row in self.rows:
+            x = 0.0
+            for lines, st, w in zip(row.lines, row.styles, self.widths, strict=True):
+                if (st.font, st.size, st.leading) != current:
+                    tx.setFont(st.font, st.size, st.leading)
+                    current = (st.font, st.size, st.leading)
+                if st.color != color:
+                    tx.setFillColor(st.color)
+                    color = st.color
+                baseline = y - PAD_TOP - st.size
+                if st.align == "RIGHT":
+                    for i, line in enumerate(lines):
+                        lx = x + w - PAD_X - stringWidth(line, st.font, st.size)
+                        tx.setTextOrigin(lx, baseline - i * st.leading)
+                        tx.textOut(line)
+                elif any(lines):
+                    tx.setTextOrigin(x + PAD_X, baseline)
+                    tx.textLines(list(lines), trim=0)
+                x += w
+            y -= row.height
+        canv.drawText(tx)
