@@ -110,14 +110,21 @@ def test_custody_margin_and_summary_figures(text: str) -> None:
 
 
 def test_accented_greek_cyrillic_polish_text_is_extracted(text: str) -> None:
-    for s in (
+    fonts = load_fonts()
+    samples = (
         "Le débiteur confirme la réception de la facture",
         "zażółć gęślą jaźń",
         "Ο οφειλέτης ζήτησε επανάκληση",
         "Должник обещал оплатить",
         "€1 250,00",
-    ):
-        assert s in text, s
+    )
+    for s in samples:
+        # With DejaVu (fonts-dejavu-core) every sample is drawn as is; with the Vera
+        # fallback (Latin-1 only) what Vera lacks shows as the marker.
+        assert fonts.drawable(s)[0] in text, s
+    if fonts.family == "DejaVu Sans":
+        assert all(s in text for s in samples)
+    assert "Le débiteur confirme la réception de la facture" in text  # Latin-1 always
 
 
 def test_every_page_has_header_and_page_x_of_y(sample: SampleArchive, pdf: bytes) -> None:
@@ -198,7 +205,7 @@ def test_every_font_is_embedded_truetype(pdf: bytes) -> None:
             assert obj.get("/Subtype") == "/TrueType", obj.get("/BaseFont")
             assert "Helvetica" not in str(obj.get("/BaseFont"))
             assert "/FontFile2" in obj["/FontDescriptor"], obj.get("/BaseFont")
-    assert seen >= 4
+    assert seen >= 3  # regular, bold, mono (italic only where used)
 
 
 def test_metadata_title_subject_keywords_and_xmp(sample: SampleArchive, pdf: bytes) -> None:
@@ -347,3 +354,39 @@ def test_cli_needs_a_bucket(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> 
     result = CliRunner().invoke(main, ["dossier", "dbt1", "-o", str(tmp_path / "x.pdf")])
     assert result.exit_code == 2
     assert "bucket" in result.output
+
+
+# --------------------------------------------------------------------------- real S3
+
+
+@pytest.mark.integration
+def test_load_and_render_from_a_real_locked_bucket(locked_bucket: Any) -> None:
+    """Over real HTTP (SeaweedFS): records read by version id, hashes checked, and the PDF
+    equals the one rendered from the same data in memory (what `archive` stores)."""
+    import copy
+
+    from archiver.storage import Lock
+
+    store = locked_bucket
+    a = make_archive(5)
+    lock = Lock("GOVERNANCE", datetime.now(UTC) + timedelta(days=1))
+    versions = {}
+    for key, data in sorted(a.objects.items()):
+        if "/manifests/" not in key:
+            versions[key] = store.put_bytes(
+                key, data, lock=lock, content_type="application/json"
+            ).version_id
+    manifest = copy.deepcopy(a.manifest)
+    for f in manifest["followups"]:
+        f["record_version_id"] = versions[f["record_key"]]
+    manifest["debt"]["version_id"] = versions[manifest["debt"]["key"]]
+    mbytes = canonical_json(manifest)
+    store.put_bytes(a.manifest_key, mbytes, lock=lock, content_type="application/json")
+
+    inp = load_dossier_input(store, manifest["debt_id"])
+    assert inp.manifest_sha256 == sha256_hex(mbytes)
+    assert [e["action"] for e in inp.events] == ["hold", "release"]
+    in_memory = DossierInput(
+        manifest, a.manifest_key, sha256_hex(mbytes), a.records, a.debt, a.events[:2]
+    )
+    assert render_dossier_bytes(inp) == render_dossier_bytes(in_memory)
