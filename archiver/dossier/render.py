@@ -126,6 +126,9 @@ def _render_raw(inp: DossierInput, on_progress: Callable[[str], None] | None) ->
         topMargin=MARGIN_TOP,
         bottomMargin=MARGIN_BOTTOM,
         invariant=1,
+        # pikepdf compresses every stream when it saves; compressing (and ASCII85-encoding)
+        # here too would only cost time.
+        pageCompression=0,
         # The canvas otherwise starts every page in base-14 Helvetica, which PDF/A forbids.
         initialFontName=SANS,
         title=f"Audit dossier — debt {view.debt_id}",
