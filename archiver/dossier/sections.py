@@ -85,7 +85,15 @@ S_CODE = _style(
 )
 S_TITLE = _style("title", fontName=SANS_BOLD, fontSize=24, leading=29, textColor=ACCENT)
 S_SUBTITLE = _style("subtitle", fontSize=13, leading=17, textColor=MUTED, spaceAfter=10)
-S_H1 = _style("h1", fontName=SANS_BOLD, fontSize=15, leading=19, textColor=ACCENT, spaceAfter=8)
+S_H1 = _style(
+    "h1",
+    fontName=SANS_BOLD,
+    fontSize=15,
+    leading=19,
+    textColor=ACCENT,
+    spaceBefore=14,
+    spaceAfter=8,
+)
 S_H2 = _style(
     "h2",
     fontName=SANS_BOLD,
@@ -189,6 +197,12 @@ def wrap(text: str, font: str, size: float, width: float) -> str:
             words.append(word)
         lines.extend(simpleSplit(" ".join(words), font, size, width) or [""])
     return "\n".join(lines)
+
+
+def _section_end(full: bool) -> Flowable:
+    """A page break after a full section; after a near-empty one (a debt with no followups
+    yet), the next section follows on the same page if half a page is left."""
+    return PageBreak() if full else CondPageBreak(120 * mm)
 
 
 class Heading(Paragraph):
@@ -509,7 +523,7 @@ def summary(v: DossierView, t: _Text) -> list[Flowable]:
             [54 * mm, 18 * mm, WIDTH - 72 * mm],
             extra=[("TEXTCOLOR", (1, 1), (1, -1), ALERT)],
         )
-    out.append(PageBreak())
+    out.append(_section_end(bool(v.followups)))
     return out
 
 
@@ -532,7 +546,7 @@ def timeline(v: DossierView, t: _Text) -> list[Flowable]:
         Spacer(1, 2 * mm),
     ]
     if not v.followups:
-        out += [Paragraph("No followup archived.", S_BODY), PageBreak()]
+        out += [Paragraph("No followup archived.", S_BODY), _section_end(False)]
         return out
     widths = [36 * mm, 20 * mm, 18 * mm, 25 * mm, WIDTH - 99 * mm]
     inner = [w - 6 for w in widths]
@@ -667,7 +681,7 @@ def details(v: DossierView, t: _Text) -> list[Flowable]:
         out.append(Paragraph("No followup archived.", S_BODY))
     for f in v.followups:
         out += _followup_block(f, t)
-    out.append(PageBreak())
+    out.append(_section_end(bool(v.followups)))
     return out
 
 
@@ -684,7 +698,7 @@ def media_inventory(v: DossierView, t: _Text) -> list[Flowable]:
         ),
     ]
     if not v.media:
-        out += [Paragraph("No media archived.", S_BODY), PageBreak()]
+        out += [Paragraph("No media archived.", S_BODY), _section_end(False)]
         return out
     widths = [30 * mm, 26 * mm, 93 * mm, 25 * mm]
     inner = [w - 6 for w in widths]
