@@ -14,10 +14,6 @@ from xml.sax.saxutils import escape
 
 import pikepdf
 import reportlab
-from reportlab.graphics.charts.barcharts import HorizontalBarChart, VerticalBarChart
-from reportlab.graphics.shapes import Drawing, String
-from reportlab.lib import colors
-from reportlab.lib.enums import TA_LEFT
 from reportlab.lib.styles import ParagraphStyle
 from reportlab.lib.units import mm
 from reportlab.lib.utils import simpleSplit
@@ -32,116 +28,46 @@ from reportlab.platypus import (
     TableStyle,
 )
 
+from .charts import bar_chart, month_chart
 from .data import DossierView, FollowupView, fmt_duration, fmt_size, fmt_value, fmt_when
-from .fonts import MONO, SANS, SANS_BOLD, SANS_ITALIC, FontSet
-from .linetable import LineTable, Row, Text
-
-CHUNK = 40  # rows per table
-MAX_PARA = 1500  # characters per paragraph of a long text
-WIDTH = 174 * mm  # A4 width minus margins (see render.MARGIN_X)
-
-INK = colors.HexColor("#1f2937")
-MUTED = colors.HexColor("#6b7280")
-ACCENT = colors.HexColor("#1e3a5f")
-HEAD_BG = colors.HexColor("#e8edf3")
-BAND_BG = colors.HexColor("#f5f7fa")
-GRID = colors.HexColor("#cbd5e1")
-ALERT = colors.HexColor("#b42318")
-OK = colors.HexColor("#067647")
-
-
-def _style(name: str, **kw: Any) -> ParagraphStyle:
-    base: dict[str, Any] = {
-        "fontName": SANS,
-        "fontSize": 8.5,
-        "leading": 11.5,
-        "textColor": INK,
-        "alignment": TA_LEFT,
-        "splitLongWords": 1,
-    }
-    base.update(kw)
-    return ParagraphStyle(name, **base)
-
-
-S_BODY = _style("body", fontSize=9, leading=12.5, spaceAfter=4)
-S_CELL = _style("cell", fontSize=8, leading=10)
-S_CELL_BOLD = _style("cellb", fontName=SANS_BOLD, fontSize=8, leading=10)
-S_CELL_MUTED = _style("cellm", fontSize=7.5, leading=9.5, textColor=MUTED)
-S_MONO = _style("mono", fontName=MONO, fontSize=7, leading=9)
-S_MONO_CELL = _style("monocell", fontName=MONO, fontSize=6.6, leading=8.4)
-S_CODE = _style(
-    "code",
-    fontName=MONO,
-    fontSize=7.3,
-    leading=9.6,
-    backColor=BAND_BG,
-    borderColor=GRID,
-    borderWidth=0.4,
-    borderPadding=(3, 4, 3, 4),
-    leftIndent=4,
-    rightIndent=4,
-    spaceBefore=3,
-    spaceAfter=7,
+from .fonts import MONO, SANS, SANS_BOLD, FontSet
+from .linetable import LineTable, Row
+from .styles import (
+    ACCENT,
+    ALERT,
+    BAND_BG,
+    BASE_TABLE,
+    CHUNK,
+    GRID_RULE,
+    HEAD_BG,
+    HEADER_ROW,
+    LAYOUT_TABLE,
+    MAX_PARA,
+    S_BODY,
+    S_CELL,
+    S_CELL_BOLD,
+    S_CELL_MUTED,
+    S_CODE,
+    S_H1,
+    S_H2,
+    S_LABEL,
+    S_MONO,
+    S_MONO_CELL,
+    S_NOTE,
+    S_SUBTITLE,
+    S_TEXT,
+    S_TITLE,
+    TX_ALERT,
+    TX_BITS,
+    TX_CELL,
+    TX_HEAD,
+    TX_ID,
+    TX_LABEL,
+    TX_MONO,
+    TX_MUTED,
+    TX_SMALL,
+    WIDTH,
 )
-S_TITLE = _style("title", fontName=SANS_BOLD, fontSize=24, leading=29, textColor=ACCENT)
-S_SUBTITLE = _style("subtitle", fontSize=13, leading=17, textColor=MUTED, spaceAfter=10)
-S_H1 = _style(
-    "h1",
-    fontName=SANS_BOLD,
-    fontSize=15,
-    leading=19,
-    textColor=ACCENT,
-    spaceBefore=14,
-    spaceAfter=8,
-)
-S_H2 = _style(
-    "h2",
-    fontName=SANS_BOLD,
-    fontSize=10.5,
-    leading=14,
-    textColor=ACCENT,
-    spaceBefore=8,
-    spaceAfter=4,
-)
-S_LABEL = _style("label", fontName=SANS_BOLD, fontSize=7.5, leading=10, textColor=MUTED)
-S_TEXT = _style("text", fontSize=8.5, leading=11.5, spaceAfter=2, leftIndent=2 * mm)
-S_ALERT = _style("alert", fontSize=8, leading=10.5, textColor=ALERT)
-S_NOTE = _style("note", fontName=SANS_ITALIC, fontSize=8, leading=10.5, textColor=MUTED)
-
-# Few per-cell commands: reportlab applies each one to every cell it covers, and that is
-# most of the cost of building a large table. Top/bottom padding keep the default (3 pt).
-BASE_TABLE = [
-    ("FONT", (0, 0), (-1, -1), SANS, 8, 10),
-    ("LEFTPADDING", (0, 0), (-1, -1), 3),
-    ("RIGHTPADDING", (0, 0), (-1, -1), 3),
-    ("VALIGN", (0, 0), (-1, -1), "TOP"),
-    ("LINEBELOW", (0, 0), (-1, -1), 0.25, GRID),
-]
-# For tables that only place other flowables side by side. FONTNAME matters even then: a
-# table sets its cells' font (base-14 Helvetica by default, which PDF/A forbids).
-LAYOUT_TABLE = [
-    ("FONTNAME", (0, 0), (-1, -1), SANS),
-    ("VALIGN", (0, 0), (-1, -1), "TOP"),
-    ("LEFTPADDING", (0, 0), (-1, -1), 0),
-]
-HEADER_ROW = [
-    ("FONT", (0, 0), (-1, 0), SANS_BOLD, 8, 10),
-    ("BACKGROUND", (0, 0), (-1, 0), HEAD_BG),
-    ("LINEBELOW", (0, 0), (-1, 0), 0.6, ACCENT),
-]
-
-
-TX_CELL = Text(SANS, 8, 10, INK)
-TX_MUTED = Text(SANS, 8, 10, MUTED)
-TX_SMALL = Text(SANS, 7.5, 9.2, INK)
-TX_LABEL = Text(SANS_BOLD, 7.5, 10, MUTED)
-TX_HEAD = Text(SANS_BOLD, 8, 10, INK)
-TX_MONO = Text(MONO, 6.6, 8.4, INK)
-TX_ALERT = Text(SANS_BOLD, 8, 10, ALERT)
-TX_ID = Text(MONO, 8, 10.5, ACCENT)
-TX_BITS = Text(SANS_BOLD, 8.5, 10.5, ACCENT)
-HEAD_RULE = (0.6, ACCENT)
-GRID_RULE = (0.25, GRID)
 
 
 def _grid(header: list[str], rows: list[Row], widths: Sequence[float]) -> LineTable:
@@ -340,92 +266,6 @@ def cover(v: DossierView, t: _Text) -> list[Flowable]:
 # --------------------------------------------------------------------------- 2. summary
 
 
-def _drawing(width: float, height: float) -> Drawing:
-    d = Drawing(width, height)
-    # The renderer otherwise starts each drawing in base-14 Helvetica, which PDF/A forbids.
-    d.initialFontName = SANS
-    return d
-
-
-def _bar_chart(pairs: list[tuple[str, int]], t: _Text, width: float) -> Drawing:
-    """Horizontal bars, one per category; every string in an embedded TrueType font."""
-    n = max(len(pairs), 1)
-    bar_h = 13
-    height = n * bar_h + 30
-    d = _drawing(width, height)
-    chart = HorizontalBarChart()
-    chart.x, chart.y = 62, 18
-    chart.width, chart.height = width - 80, n * bar_h
-    chart.data = [[c for _, c in pairs] or [0]]
-    chart.categoryAxis.categoryNames = [t.plain(k) for k, _ in pairs] or ["—"]
-    chart.categoryAxis.reverseDirection = 1  # first category on top, like the table
-    chart.valueAxis.valueMin = 0
-    top = max((c for _, c in pairs), default=1)
-    chart.valueAxis.valueMax = max(top, 1) * 1.12
-    step = max(1, _nice_step(top))
-    chart.valueAxis.valueStep = step
-    chart.valueAxis.labelTextFormat = "%d"
-    for labels in (chart.categoryAxis.labels, chart.valueAxis.labels, chart.barLabels):
-        labels.fontName = SANS
-        labels.fontSize = 7
-        labels.fillColor = INK
-    chart.barLabelFormat = "%d"
-    chart.barLabels.nudge = 7
-    chart.barLabels.boxAnchor = "w"
-    chart.bars[0].fillColor = ACCENT
-    chart.bars[0].strokeColor = None
-    chart.barWidth = bar_h * 0.6
-    chart.valueAxis.strokeColor = GRID
-    chart.categoryAxis.strokeColor = GRID
-    d.add(chart)
-    return d
-
-
-def _month_chart(pairs: list[tuple[str, int]], width: float) -> Drawing:
-    height = 110
-    d = _drawing(width, height)
-    chart = VerticalBarChart()
-    chart.x, chart.y = 28, 30
-    chart.width, chart.height = width - 40, height - 45
-    chart.data = [[c for _, c in pairs]]
-    every = max(1, len(pairs) // 18)
-    chart.categoryAxis.categoryNames = [
-        m if i % every == 0 else "" for i, (m, _) in enumerate(pairs)
-    ]
-    chart.categoryAxis.labels.angle = 45
-    chart.categoryAxis.labels.boxAnchor = "ne"
-    chart.categoryAxis.labels.dy = -2
-    top = max(c for _, c in pairs)
-    chart.valueAxis.valueMin = 0
-    chart.valueAxis.valueMax = max(top, 1) * 1.1
-    chart.valueAxis.valueStep = max(1, _nice_step(top))
-    chart.valueAxis.labelTextFormat = "%d"
-    for labels in (chart.categoryAxis.labels, chart.valueAxis.labels, chart.barLabels):
-        labels.fontName = SANS
-        labels.fontSize = 6.5
-        labels.fillColor = INK
-    chart.bars[0].fillColor = ACCENT
-    chart.bars[0].strokeColor = None
-    chart.valueAxis.strokeColor = GRID
-    chart.categoryAxis.strokeColor = GRID
-    chart.valueAxis.visibleGrid = 1
-    chart.valueAxis.gridStrokeColor = colors.HexColor("#e5e7eb")
-    d.add(chart)
-    d.add(
-        String(
-            0, height - 8, "Followups per month", fontName=SANS_BOLD, fontSize=7.5, fillColor=MUTED
-        )
-    )
-    return d
-
-
-def _nice_step(top: int) -> int:
-    for step in (1, 2, 5, 10, 20, 25, 50, 100, 200, 250, 500, 1000, 2000, 5000, 10000):
-        if top / step <= 6:
-            return step
-    return max(1, top // 5)
-
-
 def summary(v: DossierView, t: _Text) -> list[Flowable]:
     n = len(v.followups)
     out: list[Flowable] = [Heading("2  Summary", S_H1, "summary")]
@@ -471,7 +311,7 @@ def summary(v: DossierView, t: _Text) -> list[Flowable]:
             [32 * mm, 22 * mm],
             extra=[("ALIGN", (1, 0), (1, -1), "RIGHT")],
         )
-        chart = _bar_chart(v.by_type, t, WIDTH - left)
+        chart = bar_chart([(t.plain(k), c) for k, c in v.by_type], WIDTH - left)
         status_rows = [[t.plain(k), f"{c:,}"] for k, c in v.by_status]
         status_table = _table(
             [["Status", "Followups"], *status_rows],
@@ -488,14 +328,19 @@ def summary(v: DossierView, t: _Text) -> list[Flowable]:
             ),
             Paragraph("Followups by status", S_H2),
             Table(
-                [[status_table, _bar_chart(v.by_status, t, WIDTH - left)]],
+                [
+                    [
+                        status_table,
+                        bar_chart([(t.plain(k), c) for k, c in v.by_status], WIDTH - left),
+                    ]
+                ],
                 colWidths=[left, WIDTH - left],
                 style=LAYOUT_TABLE,
                 hAlign="LEFT",
             ),
         ]
     if len(v.by_month) > 1:
-        out += [Spacer(1, 4 * mm), _month_chart(v.by_month, WIDTH)]
+        out += [Spacer(1, 4 * mm), month_chart(v.by_month, WIDTH)]
     if v.payments:
         by_id = {f.id: f for f in v.followups}
         rows = [
