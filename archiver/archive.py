@@ -29,6 +29,7 @@ from typing import Any, Protocol
 from urllib.parse import quote
 
 from . import keys
+from .catalog import Catalog
 from .canonical import canonical_json, canonical_sha256, sha256_hex
 from .errors import (
     ApiAuthError,
@@ -100,7 +101,7 @@ class DebtResult:
     error: dict[str, Any] | None = None
 
     def to_json(self) -> dict[str, Any]:
-        out = {
+        out: dict[str, Any] = {
             "debt_id": self.debt_id,
             "status": self.status,
             "sequence": self.sequence,
@@ -166,15 +167,11 @@ class Downloader(Protocol):
     def download(self, ref: MediaRef, refresh: Callable[[MediaRef], MediaRef]) -> Any: ...
 
 
-class CatalogLike(Protocol):
-    def start_run(self, **kw: Any) -> None: ...
-    def finish_run(self, run_id: str, **kw: Any) -> None: ...
-    def record_manifest(self, manifest: dict[str, Any], **kw: Any) -> None: ...
-    def record_stored_object(self, **kw: Any) -> None: ...
-    def record_dossier(self, **kw: Any) -> None: ...
-
-
-DossierRenderer = Callable[[dict[str, Any], str, str, dict[str, dict[str, Any]], Any, list[Any]], bytes]
+# (manifest, manifest key, manifest sha256, records, debt record, store) -> (pdf, renderer version)
+DossierRenderer = Callable[
+    [dict[str, Any], str, str, dict[str, dict[str, Any]], dict[str, Any] | None, ObjectStore],
+    tuple[bytes, str],
+]
 
 
 @dataclass(frozen=True)
@@ -238,7 +235,7 @@ class Archiver:
         downloader: Downloader,
         store: ObjectStore,
         policy: RetentionPolicy,
-        catalog: CatalogLike | None = None,
+        catalog: Catalog | None = None,
         settings: ArchiveSettings = ArchiveSettings(),
         clock: Clock = utcnow,
         on_event: Callable[[ArchiveEvent], None] | None = None,
@@ -331,7 +328,7 @@ class Archiver:
             # archived) still gets a short lock: S3 refuses retain-until dates in the past,
             # and the purge step deletes it once past its maximum.
             until = max(until, now + MIN_LOCK)
-            return Lock(self.policy.mode, until, hold)  # type: ignore[arg-type]
+            return Lock(self.policy.mode, until, hold)
 
         prev_records = record_index(prev_manifest)
         prev_media = media_index(prev_manifest)
@@ -347,7 +344,7 @@ class Archiver:
             key = keys.record_key(debt_id, f.id, sha)
             lock = lock_for("record", f.call_date)
             old = prev_records.get(f.id)
-            entry = {
+            entry: dict[str, Any] = {
                 "id": f.id,
                 "type": f.type,
                 "status": f.status,
@@ -723,14 +720,25 @@ class Archiver:
         if self.store.head(key) is not None:
             return key
         debt_dict = json.loads(canonical_json(debt.raw)) if debt is not None else None
-        pdf = self._render(manifest, manifest_key, sha256_hex(manifest_data), records, debt_dict,
-                           [])
-        stored = self._put_bytes(key, pdf, lock=lock, content_type="application/pdf",
-                                      metadata={"kind": "dossier"})
+        pdf, version = self._render(
+            manifest, manifest_key, sha256_hex(manifest_data), records, debt_dict, self.store
+        )
+        stored = self._put_bytes(
+            key,
+            pdf,
+            lock=lock,
+            content_type="application/pdf",
+            metadata={"kind": "dossier", "renderer-version": version},
+        )
         if self.catalog is not None:
-            self.catalog.record_dossier(debt_id=debt_id, sequence=manifest["sequence"], key=key,
-                                        sha256=sha256_hex(pdf), version_id=stored.version_id,
-                                        renderer_version="")
+            self.catalog.record_dossier(
+                debt_id=debt_id,
+                sequence=manifest["sequence"],
+                key=key,
+                sha256=sha256_hex(pdf),
+                version_id=stored.version_id,
+                renderer_version=version,
+            )
         return key
 
 

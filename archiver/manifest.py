@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, overload
 
 from . import TOOL_NAME, __version__
 from .canonical import canonical_sha256
@@ -16,6 +16,10 @@ from .canonical import canonical_sha256
 SCHEMA_ID = "getbill-archiver/manifest/v1"
 
 
+@overload
+def iso(dt: datetime) -> str: ...
+@overload
+def iso(dt: None) -> None: ...
 def iso(dt: datetime | None) -> str | None:
     """UTC ISO 8601 with a ``Z``, microseconds dropped: the one date format we store."""
     if dt is None:

@@ -109,12 +109,13 @@ def verify_debt(
     manifests: list[tuple[str, str, dict[str, Any]]] = []
     prev: tuple[str, str] | None = None
     for expected_seq in range(1, max(by_seq) + 1):
-        key = by_seq.get(expected_seq)
-        if key is None:
+        found_key = by_seq.get(expected_seq)
+        if found_key is None:
             add(Problem("ChainBroken", debt_id, f"manifest sequence {expected_seq} is missing",
                         keys.manifest_key(debt_id, expected_seq)))
             prev = None
             continue
+        key = found_key
         data = store.read_bytes(key)
         sha = sha256_hex(data)
         try:

@@ -36,12 +36,14 @@ def render_for_archive(
     manifest_sha256: str,
     records: dict[str, dict[str, Any]],
     debt: dict[str, Any] | None,
-    events: list[dict[str, Any]],
-) -> bytes:
-    """Render a dossier from in-memory archive data (same input as a later re-render)."""
-    from .dossier import DossierInput, render_dossier_bytes
+    store: ObjectStore,
+) -> tuple[bytes, str]:
+    """Render a dossier at archive time from in-memory data plus the stored hold events up to
+    the manifest's time: exactly what :func:`rerender_stored` reads back later."""
+    from .dossier import RENDERER_VERSION, DossierInput, load_events, render_dossier_bytes
 
-    return render_dossier_bytes(
+    events = load_events(store, manifest["debt_id"], manifest["created_at"])
+    pdf = render_dossier_bytes(
         DossierInput(
             manifest=manifest,
             manifest_key=manifest_key,
@@ -51,6 +53,7 @@ def render_for_archive(
             events=events,
         )
     )
+    return pdf, RENDERER_VERSION
 
 
 def rerender_stored(

@@ -17,6 +17,7 @@ from archiver.manifest import parse_iso
 from archiver.policies import load_policy
 from archiver.purge import plan_purge
 from archiver.verify import verify_debt
+from archiver.wiring import rerender_stored
 
 pytestmark = pytest.mark.integration
 
@@ -113,6 +114,8 @@ def test_hold_makes_new_objects_held_and_blocks_purge_until_release(
     assert entry["media"] and all(m["legal_hold"] for m in entry["media"])
     lock = env.store.get_lock(entry["media"][0]["key"], entry["media"][0]["version_id"])
     assert lock is not None and lock.legal_hold
+    # the dossier of manifest 2 shows the hold, and a re-render from S3 gives the same bytes
+    assert verify_debt(env.store, debt_id, rerender=rerender_stored).ok
 
     # A policy whose maximum is already past: everything is a purge candidate, but held.
     policy_file = tmp_path / "short.toml"

@@ -1,9 +1,9 @@
 """The TrueType fonts of the dossier, and what they can draw.
 
 PDF/A forbids unembedded fonts (so none of the base-14 Helvetica family) and forbids drawing
-the ``.notdef`` glyph. We use DejaVu Sans when Debian's ``fonts-dejavu-core`` is installed
-(Latin, Greek, Cyrillic, ...) and fall back to Bitstream Vera, which ships with reportlab
-but covers Latin-1 only. A character the chosen font cannot draw is replaced by a visible
+the ``.notdef`` glyph. We use DejaVu Sans (Latin, Greek, Cyrillic, ...), shipped in
+``font_files/`` so that every machine renders the same bytes; the system's DejaVu and then
+Bitstream Vera (shipped with reportlab, Latin-1 only) are fallbacks for a stripped install. A character the chosen font cannot draw is replaced by a visible
 marker and counted (:meth:`FontSet.drawable`), so the PDF stays valid and the reader is told;
 the archived record keeps the exact text.
 """
@@ -23,6 +23,9 @@ from reportlab.pdfbase import pdfmetrics
 from reportlab.pdfbase.ttfonts import TTFont
 
 _DEJAVU_DIRS = (
+    # Shipped with the package first: the same font files on every machine give
+    # byte-identical re-renders, which verify relies on.
+    Path(__file__).parent / "font_files",
     Path("/usr/share/fonts/truetype/dejavu"),  # Debian / Ubuntu: fonts-dejavu-core
     Path("/usr/share/fonts/dejavu"),  # Fedora, Arch
     Path("/usr/local/share/fonts/dejavu"),
