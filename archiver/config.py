@@ -8,7 +8,8 @@ S3 endpoint and credentials stay with boto3's own mechanisms (``AWS_ENDPOINT_URL
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+import os
+from dataclasses import dataclass
 from pathlib import Path
 
 DEFAULT_MEDIA_HOSTS = ("*.amazonaws.com", "*.getbill.io")
@@ -22,6 +23,8 @@ class ArchiverConfig:
     catalog: SQLite catalog file (``ARCHIVER_CATALOG``, default ``archiver-catalog.db``).
     media_hosts: allowlist of media hosts, fnmatch wildcards (``ARCHIVER_MEDIA_HOSTS``).
     policy: retention policy name or file (``ARCHIVER_POLICY``, default ``default``).
+    policy_dirs: folders searched for policies by name before the shipped ones
+        (``ARCHIVER_POLICY_DIR``, ``os.pathsep``-separated).
     concurrency: media downloads/uploads in flight at once.
     """
 
@@ -29,8 +32,8 @@ class ArchiverConfig:
     catalog: Path = Path("archiver-catalog.db")
     media_hosts: tuple[str, ...] = DEFAULT_MEDIA_HOSTS
     policy: str = "default"
+    policy_dirs: tuple[Path, ...] = ()
     concurrency: int = 4
-    extra: dict[str, str] = field(default_factory=dict)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> ArchiverConfig:
@@ -42,4 +45,7 @@ class ArchiverConfig:
             if hosts
             else DEFAULT_MEDIA_HOSTS,
             policy=env.get("ARCHIVER_POLICY") or "default",
+            policy_dirs=tuple(
+                Path(d) for d in env.get("ARCHIVER_POLICY_DIR", "").split(os.pathsep) if d
+            ),
         )

@@ -19,7 +19,7 @@ from .catalog import Catalog
 from .config import ArchiverConfig
 from .download import DownloadSettings, MediaDownloader
 from .errors import ConfigError
-from .policies import RetentionPolicy, load_policy
+from .policies import SHIPPED_POLICY_DIR, RetentionPolicy, load_policy
 from .storage import ObjectStore, make_s3_client
 
 
@@ -28,6 +28,11 @@ def open_store(bucket: str | None, s3_client: Any = None) -> ObjectStore:
     if not bucket:
         raise ConfigError("no bucket: pass --bucket NAME or set ARCHIVER_BUCKET")
     return ObjectStore(s3_client if s3_client is not None else make_s3_client(), bucket)
+
+
+def configured_policy(config: ArchiverConfig) -> RetentionPolicy:
+    """The run's policy: by file path, or by name in ``policy_dirs`` then the shipped ones."""
+    return load_policy(config.policy, search_dirs=[*config.policy_dirs, SHIPPED_POLICY_DIR])
 
 
 def render_for_archive(
@@ -88,7 +93,7 @@ def open_archiver(
     on_api_event: Callable[[Any], None] | None = None,
 ) -> Iterator[ArchiverSession]:
     """Everything a run needs, closed on exit."""
-    policy = load_policy(config.policy)
+    policy = configured_policy(config)
     store = open_store(config.bucket, s3_client)
     with ExitStack() as stack:
         api = stack.enter_context(GetbillClient(api_settings, http=http, on_event=on_api_event))
