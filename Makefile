@@ -18,8 +18,8 @@ $(STAMP): pyproject.toml | $(BIN)/python
 demo: $(STAMP)
 	$(BIN)/archiver demo
 
-## make test: the whole suite (unit, simulator, and integration against a real SeaweedFS)
-test: $(STAMP)
+## make test: static checks, then the whole suite (unit, simulator, integration on SeaweedFS)
+test: lint typecheck
 	$(BIN)/python -m pytest
 
 lint: $(STAMP)

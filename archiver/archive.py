@@ -26,11 +26,10 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Protocol
-from urllib.parse import quote
 
 from . import keys
-from .catalog import Catalog
 from .canonical import canonical_json, canonical_sha256, sha256_hex
+from .catalog import Catalog
 from .errors import (
     ApiAuthError,
     ApiError,
@@ -40,6 +39,7 @@ from .errors import (
     StorageError,
     UnsafeIdError,
 )
+from .holds import hold_active
 from .manifest import (
     build_manifest,
     fingerprint,
@@ -49,9 +49,9 @@ from .manifest import (
     parse_iso,
     record_index,
 )
-from .holds import hold_active
 from .models import Debt, Followup, MediaRef
 from .policies import AnchorDates, RetentionPolicy, last_activity, retain_until
+from .resume import StoredMedia, latest_manifest, media_metadata
 from .storage import Lock, ObjectStore, StoredObject
 
 Clock = Callable[[], datetime]
@@ -71,8 +71,8 @@ def utcnow() -> datetime:
 class ArchiveEvent:
     """Progress reported to the caller (the CLI draws bars from these; core code never prints).
 
-    kinds: ``debt_started``, ``media_planned`` (count, bytes unknown), ``media_done``
-    (size, reused), ``media_failed``, ``debt_done``, ``log`` (message).
+    kinds: ``debt_started``, ``media_reused`` (count), ``media_planned`` (count to fetch),
+    ``media_done`` (size, one stored), ``media_failed``, ``debt_done``, ``log`` (message).
     """
 
     kind: str
@@ -204,22 +204,32 @@ def _blocking(problems: list[dict[str, Any]]) -> bool:
     return any(p.get("severity") != "warning" for p in problems)
 
 
-def _meta_value(text: str) -> str:
-    """S3 user metadata must be ASCII: percent-encode anything else."""
-    return quote(text, safe=":/@-._~!$&'()*+,;=")
+@dataclass
+class _DebtRun:
+    """The working state of one debt during one run."""
 
+    debt_id: str
+    now: datetime
+    prev: tuple[str, bytes, dict[str, Any]] | None  # latest manifest: key, bytes, parsed
+    followups: list[Followup]
+    debt: Debt | None
+    debt_unavailable: dict[str, Any] | None
+    activity: datetime | None
+    hold: bool
+    problems: list[dict[str, Any]]
+    entries: dict[str, dict[str, Any]] = field(default_factory=dict)  # followup id -> entry
+    records: dict[str, dict[str, Any]] = field(default_factory=dict)  # as stored, parsed back
+    record_puts: list[tuple[str, bytes, Lock, str]] = field(default_factory=list)
+    to_fetch: list[tuple[MediaRef, Lock]] = field(default_factory=list)
+    extensions: list[dict[str, Any]] = field(default_factory=list)
+    debt_entry: dict[str, Any] | None = None
+    reused: int = 0
+    stored: int = 0
+    stored_bytes: int = 0
 
-def latest_manifest(store: ObjectStore, debt_id: str) -> tuple[str, bytes, dict[str, Any]] | None:
-    """The newest manifest of a debt in S3: ``(key, bytes, parsed)`` or None."""
-    best: tuple[int, str] | None = None
-    for key in store.list_keys(f"{keys.debt_prefix(debt_id)}manifests/"):
-        parsed = keys.parse_manifest_key(key)
-        if parsed and (best is None or parsed[1] > best[0]):
-            best = (parsed[1], key)
-    if best is None:
-        return None
-    data = store.read_bytes(best[1])
-    return best[1], data, json.loads(data)
+    @property
+    def prev_manifest(self) -> dict[str, Any] | None:
+        return self.prev[2] if self.prev else None
 
 
 # --------------------------------------------------------------------------- the pipeline
@@ -272,7 +282,9 @@ class Archiver:
         run = RunResult(self.run_id, results)
         if self.catalog is not None and not self.settings.dry_run:
             self.catalog.finish_run(
-                self.run_id, finished_at=iso(self.clock()), status=run.exit_status,
+                self.run_id,
+                finished_at=iso(self.clock()),
+                status=run.exit_status,
                 summary=run.summary(),
             )
         return run
@@ -285,65 +297,57 @@ class Archiver:
             result = self._archive_debt(debt_id)
         except (ArchiverError, OSError) as exc:
             problem = _problem(exc, debt_id=debt_id)
-            result = DebtResult(debt_id=debt_id, status="failed", error=problem,
-                                problems=[problem])
-            self._emit(ArchiveEvent("log", debt_id=debt_id, message=f"failed: {problem['message']}"))
+            result = DebtResult(debt_id=debt_id, status="failed", error=problem, problems=[problem])
+            self._emit(
+                ArchiveEvent("log", debt_id=debt_id, message=f"failed: {problem['message']}")
+            )
         self._emit(ArchiveEvent("debt_done", debt_id=debt_id, message=result.status))
         return result
 
     # ---- one debt
 
     def _archive_debt(self, debt_id: str) -> DebtResult:
-        now = self.clock()
-        prev = latest_manifest(self.store, debt_id)
-        prev_key, prev_manifest = (prev[0], prev[2]) if prev else (None, None)
-        # previous.sha256 names the stored bytes exactly as they are in S3.
-        prev_sha = sha256_hex(prev[1]) if prev else None
-
-        listing = self.api.list_followups(debt_id)
-        problems: list[dict[str, Any]] = [
-            _problem(p, debt_id=debt_id) for p in getattr(listing, "problems", [])
-        ]
-        followups: list[Followup] = [f for f in listing.items if f.debt_id == debt_id]
-        for f in listing.items:
-            if f.debt_id != debt_id:
-                problems.append({
-                    "type": "ValidationError",
-                    "message": f"followup {f.id} names debt {f.debt_id}, not {debt_id}: skipped",
-                    "followup_id": f.id,
-                })
-
-        debt, debt_unavailable = self._read_debt(debt_id)
-        activity = last_activity(
-            [f.call_date for f in followups] + [f.processed_at for f in followups]
-        )
-        hold = hold_active(self.store, debt_id)
-
-        def lock_for(kind: str, call_date: datetime | None) -> Lock:
-            until = retain_until(
-                self.policy, kind,  # type: ignore[arg-type]
-                AnchorDates(call_date=call_date, last_activity=activity, archived_at=now),
+        run = self._plan(debt_id)
+        if self.settings.dry_run:
+            return DebtResult(
+                debt_id=debt_id,
+                status="planned",
+                followups=len(run.followups),
+                media_stored=len(run.to_fetch),
+                media_reused=run.reused,
+                problems=run.problems,
             )
-            # A minimum that already ended (a recording older than its retention when first
-            # archived) still gets a short lock: S3 refuses retain-until dates in the past,
-            # and the purge step deletes it once past its maximum.
-            until = max(until, now + MIN_LOCK)
-            return Lock(self.policy.mode, until, hold)
+        self._store_records(run)
+        self._fetch_media(run)
+        return self._finish(run)
 
-        prev_records = record_index(prev_manifest)
-        prev_media = media_index(prev_manifest)
-        extensions: list[dict[str, Any]] = []
-
-        # -- records (hashed in memory; stored only when new)
-        entries: dict[str, dict[str, Any]] = {}
-        records: dict[str, dict[str, Any]] = {}
-        record_puts: list[tuple[str, bytes, Lock, str]] = []
+    def _plan(self, debt_id: str) -> _DebtRun:
+        """Read the previous manifest and the API, hash the records, decide what to reuse."""
+        prev = latest_manifest(self.store, debt_id)
+        listing = self.api.list_followups(debt_id)
+        followups: list[Followup] = list(listing.items)
+        debt, debt_unavailable = self._read_debt(debt_id)
+        run = _DebtRun(
+            debt_id=debt_id,
+            now=self.clock(),
+            prev=prev,
+            followups=followups,
+            debt=debt,
+            debt_unavailable=debt_unavailable,
+            activity=last_activity(
+                [f.call_date for f in followups] + [f.processed_at for f in followups]
+            ),
+            hold=hold_active(self.store, debt_id),
+            problems=[_problem(p, debt_id=debt_id) for p in getattr(listing, "problems", [])],
+        )
+        prev_records = record_index(run.prev_manifest)
+        prev_media = media_index(run.prev_manifest)
+        orphans = StoredMedia(self.store, debt_id)
         for f in followups:
             data, sha = canonical_sha256(f.sanitized_record())
-            records[f.id] = json.loads(data)
+            run.records[f.id] = json.loads(data)
+            lock = self._lock_for(run, "record", f.call_date)
             key = keys.record_key(debt_id, f.id, sha)
-            lock = lock_for("record", f.call_date)
-            old = prev_records.get(f.id)
             entry: dict[str, Any] = {
                 "id": f.id,
                 "type": f.type,
@@ -356,146 +360,172 @@ class Archiver:
                 "record_retain_until": iso(lock.retain_until),
                 "media": [],
             }
+            old = prev_records.get(f.id)
             if old and old["record_sha256"] == sha:
                 entry["record_version_id"] = old.get("record_version_id")
                 entry["record_retain_until"] = self._keep_or_extend(
-                    "record", key, old.get("record_version_id"), old.get("record_retain_until"),
-                    lock, extensions,
+                    run,
+                    "record",
+                    key,
+                    old.get("record_version_id"),
+                    old.get("record_retain_until"),
+                    lock,
                 )
             else:
-                record_puts.append((f.id, data, lock, key))
-            entries[f.id] = entry
+                run.record_puts.append((f.id, data, lock, key))
+            run.entries[f.id] = entry
 
-        # -- media plan: reuse what the previous manifest names or an interrupted run left
-        to_fetch: list[tuple[MediaRef, Lock]] = []
-        reused = 0
-        orphans: dict[tuple[str, str], list[str]] | None = None
-        for f in followups:
+            # Media: reuse what the previous manifest names, or what an interrupted run left.
             for ref in f.media():
-                lock = lock_for(ref.kind, f.call_date)
+                lock = self._lock_for(run, ref.kind, f.call_date)
                 old_m = prev_media.get((f.id, ref.kind, ref.source))
                 if old_m is not None:
                     m = dict(old_m)
                     m["retain_until"] = self._keep_or_extend(
-                        ref.kind, m["key"], m.get("version_id"), m.get("retain_until"), lock,
-                        extensions,
+                        run, ref.kind, m["key"], m.get("version_id"), m.get("retain_until"), lock
                     )
-                    m["legal_hold"] = hold
-                    entries[f.id]["media"].append(m)
-                    reused += 1
-                    self._emit(ArchiveEvent("media_done", debt_id=debt_id, size=0, count=1,
-                                            message="reused"))
+                    m["legal_hold"] = run.hold
+                    entry["media"].append(m)
+                    run.reused += 1
                     continue
-                if orphans is None:
-                    orphans = self._stored_media(debt_id)
-                found = self._find_orphan(orphans, f.id, ref, lock, now)
+                found = orphans.find(ref, lock, run.now)
                 if found is not None:
-                    entries[f.id]["media"].append(found)
-                    reused += 1
-                    continue
-                to_fetch.append((ref, lock))
+                    entry["media"].append(found)
+                    run.reused += 1
+                else:
+                    run.to_fetch.append((ref, lock))
+        if run.reused:
+            self._emit(ArchiveEvent("media_reused", debt_id=debt_id, count=run.reused))
+        return run
 
-        if self.settings.dry_run:
-            return DebtResult(
-                debt_id=debt_id, status="planned", sequence=None, followups=len(followups),
-                media_stored=len(to_fetch), media_reused=reused, problems=problems,
-            )
+    def _lock_for(self, run: _DebtRun, kind: str, call_date: datetime | None) -> Lock:
+        until = retain_until(
+            self.policy,
+            kind,  # type: ignore[arg-type]
+            AnchorDates(call_date=call_date, last_activity=run.activity, archived_at=run.now),
+        )
+        # A minimum that already ended (a recording older than its retention when first
+        # archived) still gets a short lock: S3 refuses retain-until dates in the past, and
+        # the purge step deletes it once past its maximum.
+        return Lock(self.policy.mode, max(until, run.now + MIN_LOCK), run.hold)
 
-        # -- store new records
-        for fid, data, lock, key in record_puts:
+    def _store_records(self, run: _DebtRun) -> None:
+        for fid, data, lock, key in run.record_puts:
             stored = self._put_bytes(
-                key, data, lock=lock, content_type="application/json",
+                key,
+                data,
+                lock=lock,
+                content_type="application/json",
                 metadata={"followup-id": fid, "kind": "record"},
             )
-            entries[fid]["record_version_id"] = stored.version_id
+            run.entries[fid]["record_version_id"] = stored.version_id
+        if run.debt is not None:
+            run.debt_entry = self._store_debt(run, run.debt)
 
-        # -- debt record
-        debt_entry = None
-        if debt is not None:
-            debt_entry = self._store_debt(debt_id, debt, prev_manifest, lock_for("debt", None),
-                                          extensions)
-
-        # -- media downloads, earliest expiry first
-        stored_count, stored_bytes = 0, 0
-        self._emit(ArchiveEvent("media_planned", debt_id=debt_id, count=len(to_fetch)))
+    def _fetch_media(self, run: _DebtRun) -> None:
+        """Download and store the new media, earliest link expiry first, in a bounded pool."""
+        self._emit(ArchiveEvent("media_planned", debt_id=run.debt_id, count=len(run.to_fetch)))
         far = datetime.max.replace(tzinfo=UTC)
-        to_fetch.sort(key=lambda item: item[0].expires_at or far)
-        workers = max(1, min(self.settings.concurrency, len(to_fetch) or 1))
+        run.to_fetch.sort(key=lambda item: item[0].expires_at or far)
+        workers = max(1, min(self.settings.concurrency, len(run.to_fetch)))
         with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="media") as pool:
-            futures = {pool.submit(self._fetch_and_store, ref, lock): ref for ref, lock in to_fetch}
+            futures = {
+                pool.submit(self._fetch_and_store, ref, lock): ref for ref, lock in run.to_fetch
+            }
             for fut in as_completed(futures):
                 ref = futures[fut]
                 try:
                     m = fut.result()
+                except ObjectConflictError:
+                    raise  # same key, other bytes: never papered over
                 except (MediaError, StorageError, ApiError, OSError) as exc:
-                    if isinstance(exc, ObjectConflictError):
-                        raise
-                    problems.append(_problem(exc, followup_id=ref.followup_id, kind=ref.kind,
-                                             source=ref.source))
-                    self._emit(ArchiveEvent("media_failed", debt_id=debt_id,
-                                            message=f"{ref.followup_id} {ref.kind}: {exc}"))
+                    run.problems.append(
+                        _problem(exc, followup_id=ref.followup_id, kind=ref.kind, source=ref.source)
+                    )
+                    self._emit(
+                        ArchiveEvent(
+                            "media_failed",
+                            debt_id=run.debt_id,
+                            message=f"{ref.followup_id} {ref.kind}: {exc}",
+                        )
+                    )
                     continue
-                entries[ref.followup_id]["media"].append(m)
-                stored_count += 1
-                stored_bytes += int(m["size"])
+                run.entries[ref.followup_id]["media"].append(m)
+                run.stored += 1
+                run.stored_bytes += int(m["size"])
+                if self.catalog is not None:  # SQLite stays on this thread
+                    self.catalog.record_stored_object(
+                        debt_id=run.debt_id,
+                        key=m["key"],
+                        sha256=m["sha256"],
+                        size=m["size"],
+                        version_id=m["version_id"],
+                        kind=m["kind"],
+                        followup_id=ref.followup_id,
+                        source=m["source"],
+                        run_id=self.run_id,
+                    )
 
-        # -- extend earlier manifests/dossiers when anchored on last activity
-        if prev_manifest is not None:
-            self._extend_history(debt_id, lock_for, extensions)
-
-        sequence = (prev_manifest["sequence"] + 1) if prev_manifest else 1
-        policy_info = {
-            "name": self.policy.name,
-            "title": self.policy.title,
-            "sha256": self.policy.sha256,
-            "mode": self.policy.mode,
-        }
+    def _finish(self, run: _DebtRun) -> DebtResult:
+        """Write manifest N+1 (last, after everything it names) unless nothing changed."""
+        prev_manifest = run.prev_manifest
         manifest = build_manifest(
-            debt_id=debt_id,
-            sequence=sequence,
-            created_at=now,
+            debt_id=run.debt_id,
+            sequence=(prev_manifest["sequence"] + 1) if prev_manifest else 1,
+            created_at=run.now,
             run_id=self.run_id,
-            previous={"key": prev_key, "sha256": prev_sha} if prev_key and prev_sha else None,
-            policy=policy_info,
-            debt=debt_entry,
-            debt_unavailable=debt_unavailable,
-            followups=list(entries.values()),
-            problems=problems,
-            retention_extensions=extensions,
-            media_stored=stored_count,
-            media_reused=reused,
-            last_activity=activity,
+            previous={"key": run.prev[0], "sha256": sha256_hex(run.prev[1])} if run.prev else None,
+            policy=self.policy.manifest_ref(),
+            debt=run.debt_entry,
+            debt_unavailable=run.debt_unavailable,
+            followups=list(run.entries.values()),
+            problems=run.problems,
+            retention_extensions=run.extensions,
+            media_stored=run.stored,
+            media_reused=run.reused,
+            last_activity=run.activity,
             api_base_url=self.settings.api_base_url,
         )
         result = DebtResult(
-            debt_id=debt_id, status="archived", followups=len(followups),
-            media_stored=stored_count, media_reused=reused, media_bytes_stored=stored_bytes,
-            retention_extended=len(extensions), problems=problems,
+            debt_id=run.debt_id,
+            status="partial" if _blocking(run.problems) else "archived",
+            followups=len(run.followups),
+            media_stored=run.stored,
+            media_reused=run.reused,
+            media_bytes_stored=run.stored_bytes,
+            problems=run.problems,
         )
-        if prev_manifest is not None and fingerprint(manifest) == fingerprint(prev_manifest):
-            result.status = "partial" if _blocking(problems) else "unchanged"
+        if run.prev is not None and fingerprint(manifest) == fingerprint(run.prev[2]):
+            # Nothing new: write nothing (but finish a dossier an earlier crash left undone).
+            key, data, prev_manifest = run.prev
+            result.status = "partial" if _blocking(run.problems) else "unchanged"
             result.sequence = prev_manifest["sequence"]
-            result.manifest_key = prev_key
-            result.manifest_sha256 = prev_sha
-            if prev is not None:
-                result.dossier_key = self._ensure_dossier(debt_id, prev_key or "", prev[1],
-                                                          prev_manifest, records, debt,
-                                                          lock_for("dossier", None))
+            result.manifest_key, result.manifest_sha256 = key, sha256_hex(data)
+            result.dossier_key = self._ensure_dossier(run, key, data, prev_manifest)
             return result
 
+        if run.prev is not None:
+            self._extend_history(run)  # earlier manifests and dossiers
+        result.retention_extended = len(run.extensions)
         data, sha = manifest_bytes(manifest)
-        mkey = keys.manifest_key(debt_id, sequence)
+        mkey = keys.manifest_key(run.debt_id, manifest["sequence"])
         stored = self._put_bytes(
-            mkey, data, lock=lock_for("manifest", None), content_type="application/json",
+            mkey,
+            data,
+            lock=self._lock_for(run, "manifest", None),
+            content_type="application/json",
             metadata={"kind": "manifest"},
         )
         if self.catalog is not None:
-            self.catalog.record_manifest(manifest, key=mkey, sha256=sha,
-                                         version_id=stored.version_id, run_id=self.run_id)
-        result.sequence, result.manifest_key, result.manifest_sha256 = sequence, mkey, sha
-        result.status = "partial" if _blocking(problems) else "archived"
-        result.dossier_key = self._ensure_dossier(debt_id, mkey, data, manifest, records, debt,
-                                                  lock_for("dossier", None))
+            self.catalog.record_manifest(
+                manifest, key=mkey, sha256=sha, version_id=stored.version_id, run_id=self.run_id
+            )
+        result.sequence, result.manifest_key, result.manifest_sha256 = (
+            manifest["sequence"],
+            mkey,
+            sha,
+        )
+        result.dossier_key = self._ensure_dossier(run, mkey, data, manifest)
         return result
 
     # ---- pieces
@@ -510,8 +540,9 @@ class Archiver:
         """An object that was already there (a rerun after a crash) gets at least the lock
         this run promises in its manifest: retention extended (never shortened), hold set."""
         if not stored.created:
-            self.store.extend_retention(stored.key, stored.version_id, mode=lock.mode,
-                                        retain_until=lock.retain_until)
+            self.store.extend_retention(
+                stored.key, stored.version_id, mode=lock.mode, retain_until=lock.retain_until
+            )
             if lock.legal_hold:
                 self.store.set_legal_hold(stored.key, stored.version_id, True)
         return stored
@@ -527,25 +558,20 @@ class Archiver:
                 return None, {"reason": "debt not found (404)", "status": 404}
             raise
 
-    def _store_debt(
-        self,
-        debt_id: str,
-        debt: Debt,
-        prev_manifest: dict[str, Any] | None,
-        lock: Lock,
-        extensions: list[dict[str, Any]],
-    ) -> dict[str, Any]:
+    def _store_debt(self, run: _DebtRun, debt: Debt) -> dict[str, Any]:
         data, sha = canonical_sha256(debt.raw)
-        key = keys.debt_record_key(debt_id, sha)
-        old = (prev_manifest or {}).get("debt") or {}
+        key = keys.debt_record_key(run.debt_id, sha)
+        lock = self._lock_for(run, "debt", None)
+        old = (run.prev_manifest or {}).get("debt") or {}
         if old.get("sha256") == sha:
             entry = dict(old)
             entry["retain_until"] = self._keep_or_extend(
-                "debt", key, old.get("version_id"), old.get("retain_until"), lock, extensions
+                run, "debt", key, old.get("version_id"), old.get("retain_until"), lock
             )
             return entry
-        stored = self._put_bytes(key, data, lock=lock, content_type="application/json",
-                                      metadata={"kind": "debt"})
+        stored = self._put_bytes(
+            key, data, lock=lock, content_type="application/json", metadata={"kind": "debt"}
+        )
         return {
             "key": key,
             "sha256": sha,
@@ -558,93 +584,54 @@ class Archiver:
 
     def _keep_or_extend(
         self,
+        run: _DebtRun,
         kind: str,
         key: str,
         version_id: str | None,
         current: str | None,
         wanted: Lock,
-        extensions: list[dict[str, Any]],
     ) -> str:
         """Retain-until for a reused object: never shorter than before; extended on S3 when the
         policy anchors this kind on the last activity and that moved forward."""
         cur = parse_iso(current)
         rule = self.policy.rules.get(kind)  # type: ignore[call-overload]
         if rule is None or rule.anchor != "last_activity" or cur is None:
-            return current or iso(wanted.retain_until) or ""
+            return current or iso(wanted.retain_until)
         if wanted.retain_until <= cur:
             return current or ""
         if not self.settings.dry_run:
-            self.store.extend_retention(key, version_id, mode=wanted.mode,
-                                        retain_until=wanted.retain_until)
-        extensions.append({"key": key, "version_id": version_id, "from": current,
-                           "to": iso(wanted.retain_until)})
-        return iso(wanted.retain_until) or ""
+            self.store.extend_retention(
+                key, version_id, mode=wanted.mode, retain_until=wanted.retain_until
+            )
+        run.extensions.append(
+            {"key": key, "version_id": version_id, "from": current, "to": iso(wanted.retain_until)}
+        )
+        return iso(wanted.retain_until)
 
-    def _extend_history(
-        self,
-        debt_id: str,
-        lock_for: Callable[[str, datetime | None], Lock],
-        extensions: list[dict[str, Any]],
-    ) -> None:
+    def _extend_history(self, run: _DebtRun) -> None:
+        """Earlier manifests and dossiers follow the last activity too, when the policy says so."""
         for kind, sub in (("manifest", "manifests/"), ("dossier", "dossiers/")):
             rule = self.policy.rules.get(kind)  # type: ignore[call-overload]
             if rule is None or rule.anchor != "last_activity":
                 continue
-            wanted = lock_for(kind, None)
-            for key in self.store.list_keys(f"{keys.debt_prefix(debt_id)}{sub}"):
+            wanted = self._lock_for(run, kind, None)
+            for key in self.store.list_keys(f"{keys.debt_prefix(run.debt_id)}{sub}"):
                 info = self.store.head(key)
-                if info is None:
+                if info is None or (
+                    info.retain_until is not None and info.retain_until >= wanted.retain_until
+                ):
                     continue
-                if info.retain_until is not None and info.retain_until >= wanted.retain_until:
-                    continue
-                if self.store.extend_retention(key, info.version_id, mode=wanted.mode,
-                                               retain_until=wanted.retain_until):
-                    extensions.append({"key": key, "version_id": info.version_id,
-                                       "from": iso(info.retain_until),
-                                       "to": iso(wanted.retain_until)})
-
-    def _stored_media(self, debt_id: str) -> dict[tuple[str, str], list[str]]:
-        """Media objects in S3 for this debt, by ``(followup_id, kind)`` (one LIST call)."""
-        found: dict[tuple[str, str], list[str]] = {}
-        prefix = f"{keys.debt_prefix(debt_id)}media/"
-        for key in self.store.list_keys(prefix):
-            rest = key[len(prefix):].split("/")
-            if len(rest) != 2:
-                continue
-            kind = rest[1].split("-", 1)[0]
-            found.setdefault((rest[0], kind), []).append(key)
-        return found
-
-    def _find_orphan(
-        self,
-        orphans: dict[tuple[str, str], list[str]],
-        followup_id: str,
-        ref: MediaRef,
-        lock: Lock,
-        now: datetime,
-    ) -> dict[str, Any] | None:
-        """An object stored by an interrupted run for this same media: reuse, don't download."""
-        for key in orphans.get((followup_id, ref.kind), []):
-            info = self.store.head(key)
-            if info is None or info.metadata.get("source") != _meta_value(ref.source):
-                continue
-            meta = info.metadata
-            return {
-                "kind": ref.kind,
-                "key": key,
-                "version_id": info.version_id,
-                "sha256": info.sha256,
-                "size": info.size,
-                "content_type": meta.get("declared-type") or None,
-                "sniffed_type": meta.get("sniffed-type") or info.content_type or "",
-                "source": ref.source,
-                "downloaded_at": meta.get("downloaded-at") or iso(now),
-                "url_expires_at": meta.get("url-expires-at") or None,
-                "retain_until": iso(info.retain_until or lock.retain_until),
-                "retention_mode": info.lock_mode or lock.mode,
-                "legal_hold": bool(info.legal_hold),
-            }
-        return None
+                if self.store.extend_retention(
+                    key, info.version_id, mode=wanted.mode, retain_until=wanted.retain_until
+                ):
+                    run.extensions.append(
+                        {
+                            "key": key,
+                            "version_id": info.version_id,
+                            "from": iso(info.retain_until) if info.retain_until else None,
+                            "to": iso(wanted.retain_until),
+                        }
+                    )
 
     def _refresh(self, ref: MediaRef) -> MediaRef:
         """Fetch the followup again for fresh signed URLs (``GET /followups/{id}``)."""
@@ -653,40 +640,43 @@ class Archiver:
         for new in fresh.media():
             if new.kind == ref.kind:
                 return new
-        raise MediaError("the refreshed followup no longer has this media",
-                         debt_id=ref.debt_id, followup_id=ref.followup_id, kind=ref.kind,
-                         url=ref.source)
+        raise MediaError(
+            "the refreshed followup no longer has this media",
+            debt_id=ref.debt_id,
+            followup_id=ref.followup_id,
+            kind=ref.kind,
+            url=ref.source,
+        )
 
     def _fetch_and_store(self, ref: MediaRef, lock: Lock) -> dict[str, Any]:
+        """Worker: download one medium to a temp file (hashed), store it, return its entry."""
         got = self.downloader.download(ref, self._refresh)
         path = Path(got.path)
         try:
-            key = keys.media_key(ref.debt_id, ref.followup_id, ref.kind, got.sha256,
-                                 got.extension)
-            metadata = {
-                "source": _meta_value(got.source),
-                "followup-id": ref.followup_id,
-                "kind": ref.kind,
-                "sniffed-type": got.sniffed_type,
-                "declared-type": _meta_value(got.content_type or ""),
-                "downloaded-at": iso(got.downloaded_at) or "",
-                "url-expires-at": iso(got.url_expires_at) or "",
-            }
-            stored = self._put_file(key, path, sha256=got.sha256, size=got.size, lock=lock,
-                                         content_type=got.sniffed_type, metadata=metadata)
+            key = keys.media_key(ref.debt_id, ref.followup_id, ref.kind, got.sha256, got.extension)
+            stored = self._put_file(
+                key,
+                path,
+                sha256=got.sha256,
+                size=got.size,
+                lock=lock,
+                content_type=got.sniffed_type,
+                metadata=media_metadata(
+                    ref=ref,
+                    source=got.source,
+                    sniffed_type=got.sniffed_type,
+                    declared_type=got.content_type,
+                    downloaded_at=got.downloaded_at,
+                    url_expires_at=got.url_expires_at,
+                ),
+            )
         finally:
             path.unlink(missing_ok=True)
-        if self.catalog is not None:
-            try:
-                self.catalog.record_stored_object(
-                    debt_id=ref.debt_id, key=key, sha256=got.sha256, size=got.size,
-                    version_id=stored.version_id, kind=ref.kind, followup_id=ref.followup_id,
-                    source=got.source, run_id=self.run_id,
-                )
-            except Exception:  # noqa: BLE001 - the catalog is an index; S3 holds the truth
-                pass
-        self._emit(ArchiveEvent("media_done", debt_id=ref.debt_id, size=got.size, count=1,
-                                message="stored"))
+        self._emit(
+            ArchiveEvent(
+                "media_done", debt_id=ref.debt_id, size=got.size, count=1, message="stored"
+            )
+        )
         return {
             "kind": ref.kind,
             "key": key,
@@ -697,42 +687,35 @@ class Archiver:
             "sniffed_type": got.sniffed_type,
             "source": got.source,
             "downloaded_at": iso(got.downloaded_at),
-            "url_expires_at": iso(got.url_expires_at),
+            "url_expires_at": iso(got.url_expires_at) if got.url_expires_at else None,
             "retain_until": iso(lock.retain_until),
             "retention_mode": lock.mode,
             "legal_hold": lock.legal_hold,
         }
 
     def _ensure_dossier(
-        self,
-        debt_id: str,
-        manifest_key: str,
-        manifest_data: bytes,
-        manifest: dict[str, Any],
-        records: dict[str, dict[str, Any]],
-        debt: Debt | None,
-        lock: Lock,
+        self, run: _DebtRun, manifest_key: str, manifest_data: bytes, manifest: dict[str, Any]
     ) -> str | None:
         """Render and store the dossier of a manifest unless it is already stored."""
         if self._render is None or not self.settings.render_dossier:
             return None
-        key = keys.dossier_key(debt_id, manifest["sequence"])
+        key = keys.dossier_key(run.debt_id, manifest["sequence"])
         if self.store.head(key) is not None:
             return key
-        debt_dict = json.loads(canonical_json(debt.raw)) if debt is not None else None
+        debt = json.loads(canonical_json(run.debt.raw)) if run.debt is not None else None
         pdf, version = self._render(
-            manifest, manifest_key, sha256_hex(manifest_data), records, debt_dict, self.store
+            manifest, manifest_key, sha256_hex(manifest_data), run.records, debt, self.store
         )
         stored = self._put_bytes(
             key,
             pdf,
-            lock=lock,
+            lock=self._lock_for(run, "dossier", None),
             content_type="application/pdf",
             metadata={"kind": "dossier", "renderer-version": version},
         )
         if self.catalog is not None:
             self.catalog.record_dossier(
-                debt_id=debt_id,
+                debt_id=run.debt_id,
                 sequence=manifest["sequence"],
                 key=key,
                 sha256=sha256_hex(pdf),

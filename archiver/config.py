@@ -7,8 +7,8 @@ S3 endpoint and credentials stay with boto3's own mechanisms (``AWS_ENDPOINT_URL
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 

@@ -83,8 +83,9 @@ class DemoReport:
 
     @property
     def ok(self) -> bool:
-        runs_ok = all(r is not None and r.exit_status == "ok"
-                      for r in (self.first_run, self.second_run))
+        runs_ok = all(
+            r is not None and r.exit_status == "ok" for r in (self.first_run, self.second_run)
+        )
         return runs_ok and all(v.ok for v in self.verifications)
 
 
@@ -105,21 +106,21 @@ def run_demo(
         debt_ids = env.simulator.debt_ids(company="A")
 
         on_step(f"archiving {len(debt_ids)} debts with policy {env.config.policy!r}")
-        with open_archiver(env.config, env.api_settings, s3_client=env.s3.client(),
-                           on_event=on_event) as session:
+        with open_archiver(
+            env.config, env.api_settings, s3_client=env.s3.client(), on_event=on_event
+        ) as session:
             report.first_run = session.archiver.run(debt_ids)
 
         busy = next(d for d in debt_ids if env.simulator.followup_ids(d))
         env.simulator.add_followup(busy, type="call", status="deal_found")
         on_step(f"new activity on {busy} (a new call); archiving again")
-        with open_archiver(env.config, env.api_settings, s3_client=env.s3.client(),
-                           on_event=on_event) as session:
+        with open_archiver(
+            env.config, env.api_settings, s3_client=env.s3.client(), on_event=on_event
+        ) as session:
             report.second_run = session.archiver.run(debt_ids)
 
         on_step("verifying every debt from S3 alone (chain, objects re-hashed, locks, dossiers)")
-        report.verifications = [
-            verify_debt(store, d, rerender=rerender_stored) for d in debt_ids
-        ]
+        report.verifications = [verify_debt(store, d, rerender=rerender_stored) for d in debt_ids]
         for key in store.list_keys("debts/"):
             kind = key.split("/")[2] if key.count("/") >= 3 else "other"
             info = store.head(key)
@@ -144,11 +145,14 @@ def describe(report: DemoReport) -> list[str]:
         lines.append(f"  debts/*/{kind}/: {count} object(s), {size:,} bytes")
     if report.second_run:
         for d in report.second_run.debts:
-            lines.append(f"  {d.debt_id}: {d.status}, manifest {d.sequence} -> "
-                         f"{d.manifest_key} (sha256 {str(d.manifest_sha256)[:16]}...)")
+            lines.append(
+                f"  {d.debt_id}: {d.status}, manifest {d.sequence} -> "
+                f"{d.manifest_key} (sha256 {str(d.manifest_sha256)[:16]}...)"
+            )
     bad = [v for v in report.verifications if not v.ok]
-    lines.append(f"verify: {len(report.verifications) - len(bad)} of "
-                 f"{len(report.verifications)} debts clean")
+    lines.append(
+        f"verify: {len(report.verifications) - len(bad)} of {len(report.verifications)} debts clean"
+    )
     for v in bad:
         for p in v.problems:
             lines.append(f"  {v.debt_id}: {p.type}: {p.message} [{p.key}]")
@@ -157,5 +161,11 @@ def describe(report: DemoReport) -> list[str]:
     return lines
 
 
-__all__ = ["DEMO_BUCKET", "DemoEnvironment", "DemoReport", "demo_environment", "describe",
-           "run_demo"]
+__all__ = [
+    "DEMO_BUCKET",
+    "DemoEnvironment",
+    "DemoReport",
+    "demo_environment",
+    "describe",
+    "run_demo",
+]

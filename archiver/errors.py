@@ -2,9 +2,9 @@
 
     ArchiverError                      every error this package raises on purpose
     ├── ConfigError                    bad or missing settings, unknown policy name, ...
-    ├── ValidationError                a record, manifest or policy file that does not fit its schema
+    ├── ValidationError                a record, manifest or policy that does not fit its schema
     │   └── UnsafeIdError              an id that cannot be used as an S3 key segment
-    ├── ApiError                       the getbill API answered with an error (status, path, message)
+    ├── ApiError                       the getbill API answered an error (status, path, message)
     │   ├── ApiAuthError               401 / 403
     │   ├── ApiNotFoundError           404
     │   ├── ApiRateLimitError          429 and waiting would exceed the configured maximum

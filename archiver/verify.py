@@ -111,8 +111,14 @@ def verify_debt(
     for expected_seq in range(1, max(by_seq) + 1):
         found_key = by_seq.get(expected_seq)
         if found_key is None:
-            add(Problem("ChainBroken", debt_id, f"manifest sequence {expected_seq} is missing",
-                        keys.manifest_key(debt_id, expected_seq)))
+            add(
+                Problem(
+                    "ChainBroken",
+                    debt_id,
+                    f"manifest sequence {expected_seq} is missing",
+                    keys.manifest_key(debt_id, expected_seq),
+                )
+            )
             prev = None
             continue
         key = found_key
@@ -131,13 +137,27 @@ def verify_debt(
                 add(Problem("ChainBroken", debt_id, "first manifest names a previous one", key))
         elif prev is not None:
             if not isinstance(claimed, dict) or claimed.get("key") != prev[0]:
-                add(Problem("ChainBroken", debt_id, "previous key does not name the prior "
-                            "manifest", key, expected=prev[0],
-                            found=str((claimed or {}).get("key"))))
+                add(
+                    Problem(
+                        "ChainBroken",
+                        debt_id,
+                        "previous key does not name the prior manifest",
+                        key,
+                        expected=prev[0],
+                        found=str((claimed or {}).get("key")),
+                    )
+                )
             elif claimed.get("sha256") != prev[1]:
-                add(Problem("ChainBroken", debt_id, "previous sha256 does not match the stored "
-                            "bytes of the prior manifest", key, expected=prev[1],
-                            found=str(claimed.get("sha256"))))
+                add(
+                    Problem(
+                        "ChainBroken",
+                        debt_id,
+                        "previous sha256 does not match the stored bytes of the prior manifest",
+                        key,
+                        expected=prev[1],
+                        found=str(claimed.get("sha256")),
+                    )
+                )
         prev = (key, sha)
         manifests.append((key, sha, manifest))
     result.manifests = len(manifests)
@@ -155,13 +175,28 @@ def verify_debt(
     for obj in objects:
         info = store.head(obj["key"], obj.get("version_id"))
         if info is None:
-            add(Problem("ObjectMissing", debt_id, f"{obj['kind']} object is missing"
-                        + (" (its version is gone)" if obj.get("version_id") else ""),
-                        obj["key"], expected=obj.get("version_id")))
+            add(
+                Problem(
+                    "ObjectMissing",
+                    debt_id,
+                    f"{obj['kind']} object is missing"
+                    + (" (its version is gone)" if obj.get("version_id") else ""),
+                    obj["key"],
+                    expected=obj.get("version_id"),
+                )
+            )
             continue
         if obj.get("size") is not None and info.size != obj["size"]:
-            add(Problem("SizeMismatch", debt_id, "stored size differs from the manifest",
-                        obj["key"], expected=str(obj["size"]), found=str(info.size)))
+            add(
+                Problem(
+                    "SizeMismatch",
+                    debt_id,
+                    "stored size differs from the manifest",
+                    obj["key"],
+                    expected=str(obj["size"]),
+                    found=str(info.size),
+                )
+            )
         _check_lock(obj, info.lock_mode, info.retain_until, info.legal_hold, debt_id, add)
         heads.append(obj)
     for obj in heads:
@@ -171,8 +206,16 @@ def verify_debt(
         if on_object:
             on_object(size)
         if found_sha != obj["sha256"]:
-            add(Problem("ChecksumMismatch", debt_id, "content SHA-256 differs from the manifest",
-                        obj["key"], expected=obj["sha256"], found=found_sha))
+            add(
+                Problem(
+                    "ChecksumMismatch",
+                    debt_id,
+                    "content SHA-256 differs from the manifest",
+                    obj["key"],
+                    expected=obj["sha256"],
+                    found=found_sha,
+                )
+            )
 
     # 3. dossiers: stored bytes equal a fresh render of the same manifest
     if rerender is not None:
@@ -183,8 +226,7 @@ def verify_debt(
             dkey = keys.dossier_key(debt_id, seq)
             stored = store.head(dkey)
             if stored is None:
-                add(Problem("DossierMissing", debt_id, "no dossier stored for this manifest",
-                            dkey))
+                add(Problem("DossierMissing", debt_id, "no dossier stored for this manifest", dkey))
                 continue
             result.dossiers += 1
             stored_sha, _ = store.sha256_of(dkey)
@@ -197,14 +239,28 @@ def verify_debt(
                 continue
             stored_version = stored.metadata.get("renderer-version")
             if stored_version and stored_version != version:
-                add(Problem("DossierRendererChanged", debt_id,
-                            "stored dossier was rendered by another renderer version; "
-                            "a re-render differs, which is expected, not tampering",
-                            dkey, expected=stored_version, found=version))
+                add(
+                    Problem(
+                        "DossierRendererChanged",
+                        debt_id,
+                        "stored dossier was rendered by another renderer version; "
+                        "a re-render differs, which is expected, not tampering",
+                        dkey,
+                        expected=stored_version,
+                        found=version,
+                    )
+                )
             else:
-                add(Problem("DossierMismatch", debt_id,
-                            "stored dossier differs from a re-render of its manifest",
-                            dkey, expected=sha256_hex(pdf), found=stored_sha))
+                add(
+                    Problem(
+                        "DossierMismatch",
+                        debt_id,
+                        "stored dossier differs from a re-render of its manifest",
+                        dkey,
+                        expected=sha256_hex(pdf),
+                        found=stored_sha,
+                    )
+                )
     return result
 
 
@@ -217,11 +273,27 @@ def _check_manifest_fields(
         add(Problem("ManifestInvalid", debt_id, str(err), key))
     if isinstance(manifest, dict):
         if manifest.get("debt_id") != debt_id:
-            add(Problem("ManifestInvalid", debt_id, "manifest names another debt", key,
-                        expected=debt_id, found=str(manifest.get("debt_id"))))
+            add(
+                Problem(
+                    "ManifestInvalid",
+                    debt_id,
+                    "manifest names another debt",
+                    key,
+                    expected=debt_id,
+                    found=str(manifest.get("debt_id")),
+                )
+            )
         if manifest.get("sequence") != seq:
-            add(Problem("ChainBroken", debt_id, "sequence inside differs from the key", key,
-                        expected=str(seq), found=str(manifest.get("sequence"))))
+            add(
+                Problem(
+                    "ChainBroken",
+                    debt_id,
+                    "sequence inside differs from the key",
+                    key,
+                    expected=str(seq),
+                    found=str(manifest.get("sequence")),
+                )
+            )
 
 
 def _check_lock(
@@ -235,15 +307,28 @@ def _check_lock(
     want_mode = obj.get("retention_mode")
     want_until = parse_iso(obj.get("retain_until"))
     if _STRENGTH.get(mode, 0) < _STRENGTH.get(want_mode, 0):
-        add(Problem("LockWeaker", debt_id, "retention mode weaker than the manifest says",
-                    obj["key"], expected=str(want_mode), found=str(mode)))
+        add(
+            Problem(
+                "LockWeaker",
+                debt_id,
+                "retention mode weaker than the manifest says",
+                obj["key"],
+                expected=str(want_mode),
+                found=str(mode),
+            )
+        )
     if want_until is not None and (until is None or until < want_until.replace(microsecond=0)):
-        add(Problem("LockWeaker", debt_id, "retain-until earlier than the manifest says",
-                    obj["key"], expected=obj.get("retain_until"),
-                    found=until.isoformat() if until else None))
+        add(
+            Problem(
+                "LockWeaker",
+                debt_id,
+                "retain-until earlier than the manifest says",
+                obj["key"],
+                expected=obj.get("retain_until"),
+                found=until.isoformat() if until else None,
+            )
+        )
 
 
-def verify_many(
-    store: ObjectStore, debt_ids: Iterable[str], **kw: Any
-) -> list[DebtVerification]:
+def verify_many(store: ObjectStore, debt_ids: Iterable[str], **kw: Any) -> list[DebtVerification]:
     return [verify_debt(store, d, **kw) for d in debt_ids]

@@ -82,8 +82,11 @@ def env(s3_server: LocalS3Server, locked_bucket: ObjectStore, tmp_path: Path) ->
                 concurrency=4,
             ),
             api=ApiSettings(
-                base_url=server.base_url, client_id="demo-client", client_secret="demo-secret",
-                backoff_base=0.01, backoff_max=0.05,
+                base_url=server.base_url,
+                client_id="demo-client",
+                client_secret="demo-secret",
+                backoff_base=0.01,
+                backoff_max=0.05,
             ),
             clock=clock,
         )

@@ -122,8 +122,9 @@ def test_expired_urls_are_refreshed(env: Env) -> None:
     assert res.status == "archived", res.problems
     media = sum(len(env.sim.media_kinds(f)) for f in env.sim.followup_ids(debt_id))
     assert res.media_stored == media
-    refreshes = [r for r in env.sim.requests_to("/external-api/v1/followups/")
-                 if "/debt/" not in r.path]
+    refreshes = [
+        r for r in env.sim.requests_to("/external-api/v1/followups/") if "/debt/" not in r.path
+    ]
     assert len(refreshes) >= media
 
 
@@ -176,8 +177,9 @@ def test_disallowed_media_host_is_refused_clearly(env: Env) -> None:
 
 @pytest.mark.parametrize("bad_id", ["../etc", "a/b", "x" * 129, "ab\x00c", ".."])
 def test_unsafe_debt_id_is_refused_clearly(env: Env, bad_id: str) -> None:
-    result = CliRunner().invoke(main, ["archive", bad_id, env.debts()[0], "--json"],
-                                env=env.cli_env())
+    result = CliRunner().invoke(
+        main, ["archive", bad_id, env.debts()[0], "--json"], env=env.cli_env()
+    )
     lines = [json.loads(line) for line in result.stdout.splitlines()]
     assert result.exit_code == 3, result.output
     bad = lines[0]
@@ -199,8 +201,9 @@ def test_killed_mid_run_then_rerun_ends_complete_without_duplicates(
         env.sim.add_followup(debt_id, type="call", audio_size=150_000)
     env.sim.config.delay_s = 0.3  # slow answers so the kill lands mid-run
     cmd = [sys.executable, "-m", "archiver", "archive", debt_id, "--concurrency", "2", "--json"]
-    proc = subprocess.Popen(cmd, env={**os.environ, **env.cli_env()},
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc = subprocess.Popen(
+        cmd, env={**os.environ, **env.cli_env()}, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    )
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         if len(list(env.store.list_keys(f"debts/{debt_id}/media/"))) >= 3:
@@ -232,7 +235,8 @@ def test_killed_mid_run_then_rerun_ends_complete_without_duplicates(
     assert verify_debt(env.store, debt_id, rerender=rerender_stored).ok
     media_keys = {m["key"] for f in manifest["followups"] for m in f["media"]}
     expected = {
-        f"{env.sim.media_sha256(f, k)}" for f in env.sim.followup_ids(debt_id)
+        f"{env.sim.media_sha256(f, k)}"
+        for f in env.sim.followup_ids(debt_id)
         for k in env.sim.media_kinds(f)
     }
     assert {k.rsplit("-", 1)[-1].split(".")[0] for k in media_keys} == expected
@@ -252,24 +256,31 @@ def test_verify_catches_a_tampered_object_and_a_broken_chain(env: Env) -> None:
     bucket = env.store.bucket
 
     # rewrite a recording: remove its version with governance bypass, put other bytes
-    client.delete_object(Bucket=bucket, Key=media["key"], VersionId=media["version_id"],
-                         BypassGovernanceRetention=True)
+    client.delete_object(
+        Bucket=bucket,
+        Key=media["key"],
+        VersionId=media["version_id"],
+        BypassGovernanceRetention=True,
+    )
     client.put_object(Bucket=bucket, Key=media["key"], Body=b"ID3" + b"\0" * 5000)
     # rewrite manifest 1 the same way: the chain from manifest 2 no longer matches
     m1_key = f"debts/{debt_id}/manifests/00000001.json"
     m1_version = env.store.head(m1_key).version_id  # type: ignore[union-attr]
-    client.delete_object(Bucket=bucket, Key=m1_key, VersionId=m1_version,
-                         BypassGovernanceRetention=True)
+    client.delete_object(
+        Bucket=bucket, Key=m1_key, VersionId=m1_version, BypassGovernanceRetention=True
+    )
     client.put_object(Bucket=bucket, Key=m1_key, Body=b'{"schema": "forged"}')
 
-    result = CliRunner().invoke(main, ["verify", debt_id, "--json", "--no-dossier"],
-                                env=env.cli_env())
+    result = CliRunner().invoke(
+        main, ["verify", debt_id, "--json", "--no-dossier"], env=env.cli_env()
+    )
     assert result.exit_code == 1, result.output
     report = json.loads(result.stdout.splitlines()[0])
     types = {(p["type"], p.get("key")) for p in report["problems"]}
     assert any(t == "ChainBroken" for t, _ in types), types
-    assert any(k == media["key"] and t in ("ChecksumMismatch", "ObjectMissing")
-               for t, k in types), types
+    assert any(
+        k == media["key"] and t in ("ChecksumMismatch", "ObjectMissing") for t, k in types
+    ), types
 
 
 # --------------------------------------------------------------------------- secrets
@@ -280,7 +291,8 @@ def test_no_secret_reaches_storage_catalog_or_logs(env: Env) -> None:
     result = CliRunner().invoke(main, ["archive", *debts], env=env.cli_env())
     assert result.exit_code == 0, result.output
     result2 = CliRunner().invoke(
-        main, ["archive", *debts, "--json"],
+        main,
+        ["archive", *debts, "--json"],
         env={**env.cli_env(), "GETBILL_CLIENT_ID": "", "GETBILL_TOKEN": "sim-static-token"},
     )
     assert result2.exit_code == 0, result2.output

@@ -88,12 +88,15 @@ def test_shortening_compliance_retention_is_refused_by_the_server(env: Env) -> N
     lock = env.store.get_lock(f["record_key"], f["record_version_id"])
     assert lock is not None
     with pytest.raises(RetentionError) as caught:
-        env.store.set_retention(f["record_key"], f["record_version_id"], mode="COMPLIANCE",
-                                retain_until=lock.retain_until - timedelta(days=365))
+        env.store.set_retention(
+            f["record_key"],
+            f["record_version_id"],
+            mode="COMPLIANCE",
+            retain_until=lock.retain_until - timedelta(days=365),
+        )
     assert f["record_key"] in str(caught.value)
     with pytest.raises(RetentionError):
-        env.store.delete_version(f["record_key"], f["record_version_id"],
-                                 bypass_governance=True)
+        env.store.delete_version(f["record_key"], f["record_version_id"], bypass_governance=True)
     assert env.store.get_lock(f["record_key"], f["record_version_id"]) == lock
 
 
@@ -103,8 +106,9 @@ def test_hold_makes_new_objects_held_and_blocks_purge_until_release(
     debt_id = env.debts()[0]
     env.run([debt_id])
     cli_env = env.cli_env()
-    r = CliRunner().invoke(main, ["hold", debt_id, "--reason", "dispute #42", "--json"],
-                           env=cli_env)
+    r = CliRunner().invoke(
+        main, ["hold", debt_id, "--reason", "dispute #42", "--json"], env=cli_env
+    )
     assert r.exit_code == 0, r.output
     new = env.sim.add_followup(debt_id, type="call", status="deal_found")
     (res,) = env.run([debt_id]).debts
@@ -121,14 +125,15 @@ def test_hold_makes_new_objects_held_and_blocks_purge_until_release(
     policy_file = tmp_path / "short.toml"
     policy_file.write_text(SHORT_POLICY.format(name="short"), encoding="utf-8")
     future = datetime.now(UTC) + timedelta(days=3)
-    plan = plan_purge(env.store, policy=load_policy(str(policy_file)), now=future,
-                      debt_ids=[debt_id])
+    plan = plan_purge(
+        env.store, policy=load_policy(str(policy_file)), now=future, debt_ids=[debt_id]
+    )
     assert not plan.candidates and plan.held
-    r = CliRunner().invoke(main, ["release", debt_id, "--reason", "dispute closed"],
-                           env=cli_env)
+    r = CliRunner().invoke(main, ["release", debt_id, "--reason", "dispute closed"], env=cli_env)
     assert r.exit_code == 0, r.output
-    plan = plan_purge(env.store, policy=load_policy(str(policy_file)), now=future,
-                      debt_ids=[debt_id])
+    plan = plan_purge(
+        env.store, policy=load_policy(str(policy_file)), now=future, debt_ids=[debt_id]
+    )
     assert plan.candidates and not plan.held
 
 
@@ -136,8 +141,9 @@ def test_purge_dry_run_changes_nothing(env: Env) -> None:
     debt_id = env.debts()[0]
     env.run([debt_id])
     before = sorted((v.key, v.version_id) for v in env.store.list_versions(""))
-    r = CliRunner().invoke(main, ["purge", "--policy", "fr-cnil-call-recording", "--json"],
-                           env=env.cli_env())
+    r = CliRunner().invoke(
+        main, ["purge", "--policy", "fr-cnil-call-recording", "--json"], env=env.cli_env()
+    )
     assert r.exit_code == 0, r.output
     after = sorted((v.key, v.version_id) for v in env.store.list_versions(""))
     assert before == after
@@ -159,8 +165,9 @@ def test_cnil_policy_archives_old_recordings_with_a_floor_lock(env: Env) -> None
     for m in audio:
         until = parse_iso(m["retain_until"])
         assert until is not None and created < until <= created + timedelta(days=1, seconds=5)
-    plan = plan_purge(env.store, policy=None, now=datetime.now(UTC) + timedelta(days=2),
-                      debt_ids=[debt_id])
+    plan = plan_purge(
+        env.store, policy=None, now=datetime.now(UTC) + timedelta(days=2), debt_ids=[debt_id]
+    )
     assert {m["key"] for m in audio} <= {c.key for c in plan.candidates}
 
 

@@ -76,7 +76,7 @@ def _progress(enabled: bool) -> Iterator[Any]:
     ) as progress:
         debts = progress.add_task("debts", total=None, extra="")
         files = progress.add_task("files", total=0, extra="")
-        state = {"bytes": 0}
+        state = {"bytes": 0, "reused": 0}
 
         def on_event(event: Any) -> None:
             kind = event.kind
@@ -87,10 +87,15 @@ def _progress(enabled: bool) -> Iterator[Any]:
             elif kind == "media_planned":
                 task = progress.tasks[files]
                 progress.update(files, total=(task.total or 0) + event.count)
+            elif kind == "media_reused":
+                state["reused"] += event.count
             elif kind == "media_done" and event.message == "stored":
                 state["bytes"] += event.size
                 progress.advance(files)
-                progress.update(files, extra=f"{state['bytes'] / 1e6:,.1f} MB stored")
+                progress.update(
+                    files,
+                    extra=f"{state['bytes'] / 1e6:,.1f} MB stored, {state['reused']} reused",
+                )
             elif kind == "media_failed":
                 progress.advance(files)
                 console.print(f"[yellow]media failed[/] {event.debt_id}: {event.message}")
@@ -122,13 +127,22 @@ def register(group: click.Group) -> None:
 @click.argument("debt_ids", nargs=-1)
 @click.option("--debts-file", help="File with one debt id per line ('-' for stdin).")
 @bucket_option
-@click.option("--policy", envvar="ARCHIVER_POLICY", help="Retention policy name or TOML file "
-              "[env ARCHIVER_POLICY, default 'default'].")
-@click.option("--concurrency", type=click.IntRange(1, 64), default=4, show_default=True,
-              help="Media downloads/uploads in flight at once.")
+@click.option(
+    "--policy",
+    envvar="ARCHIVER_POLICY",
+    help="Retention policy name or TOML file [env ARCHIVER_POLICY, default 'default'].",
+)
+@click.option(
+    "--concurrency",
+    type=click.IntRange(1, 64),
+    default=4,
+    show_default=True,
+    help="Media downloads/uploads in flight at once.",
+)
 @catalog_option
-@click.option("--dry-run", is_flag=True, help="List what would be archived; download and "
-              "write nothing.")
+@click.option(
+    "--dry-run", is_flag=True, help="List what would be archived; download and write nothing."
+)
 @click.option("--no-dossier", is_flag=True, help="Do not render/store the PDF dossier.")
 @json_option
 def archive(
@@ -167,14 +181,17 @@ def archive(
     with handle_errors():
         api_settings = ApiSettings.from_env(os.environ)
         show_progress = sys.stderr.isatty() and not as_json
-        with _progress(show_progress) as on_event, open_archiver(
-            cfg,
-            api_settings,
-            dry_run=dry_run,
-            render_dossiers=not no_dossier,
-            on_event=on_event,
-            on_api_event=_api_event_logger,
-        ) as session:
+        with (
+            _progress(show_progress) as on_event,
+            open_archiver(
+                cfg,
+                api_settings,
+                dry_run=dry_run,
+                render_dossiers=not no_dossier,
+                on_event=on_event,
+                on_api_event=_api_event_logger,
+            ) as session,
+        ):
             run = session.archiver.run(ids)
     for debt in run.debts:
         if as_json:
@@ -191,8 +208,9 @@ def archive(
             + f"; {summary['media_stored']} media stored, {summary['media_reused']} reused, "
             f"{summary['problems']} problem(s)"
         )
-    sys.exit({"ok": ExitCode.OK, "partial": ExitCode.PARTIAL}.get(run.exit_status,
-                                                                  ExitCode.FAILURE))
+    sys.exit(
+        {"ok": ExitCode.OK, "partial": ExitCode.PARTIAL}.get(run.exit_status, ExitCode.FAILURE)
+    )
 
 
 def _print_debt(debt: Any) -> None:
@@ -200,8 +218,10 @@ def _print_debt(debt: Any) -> None:
     if debt.sequence:
         head += f" (manifest {debt.sequence}, {debt.manifest_key}, sha256 {debt.manifest_sha256})"
     click.echo(head)
-    click.echo(f"  {debt.followups} followups, {debt.media_stored} media stored, "
-               f"{debt.media_reused} reused")
+    click.echo(
+        f"  {debt.followups} followups, {debt.media_stored} media stored, "
+        f"{debt.media_reused} reused"
+    )
     for p in debt.problems:
         where = " ".join(str(p[k]) for k in ("followup_id", "kind", "source") if p.get(k))
         click.echo(f"  problem: {p['type']}: {p['message']}" + (f" [{where}]" if where else ""))
@@ -214,7 +234,10 @@ def _print_debt(debt: Any) -> None:
 @click.option("--no-dossier", is_flag=True, help="Skip re-rendering stored dossiers.")
 @json_option
 def verify(
-    debt_ids: tuple[str, ...], all_debts: bool, bucket: str | None, no_dossier: bool,
+    debt_ids: tuple[str, ...],
+    all_debts: bool,
+    bucket: str | None,
+    no_dossier: bool,
     as_json: bool,
 ) -> None:
     """Prove that what is archived is complete and unaltered.
@@ -250,15 +273,27 @@ def verify(
         if as_json:
             emit_json(r.to_json())
             continue
-        click.echo(f"{r.debt_id}: {'OK' if r.ok else 'PROBLEMS'} — {r.manifests} manifest(s), "
-                   f"{r.objects} object(s), {r.bytes_hashed:,} bytes re-hashed, "
-                   f"{r.dossiers} dossier(s)")
+        click.echo(
+            f"{r.debt_id}: {'OK' if r.ok else 'PROBLEMS'} — {r.manifests} manifest(s), "
+            f"{r.objects} object(s), {r.bytes_hashed:,} bytes re-hashed, "
+            f"{r.dossiers} dossier(s)"
+        )
         for p in r.problems:
-            click.echo(f"  {p.type}: {p.message}" + (f" [{p.key}]" if p.key else "")
-                       + (f" expected {p.expected}, found {p.found}" if p.expected else ""))
+            click.echo(
+                f"  {p.type}: {p.message}"
+                + (f" [{p.key}]" if p.key else "")
+                + (f" expected {p.expected}, found {p.found}" if p.expected else "")
+            )
     if as_json:
-        emit_json({"summary": {"debts": len(results), "with_problems": bad,
-                               "problems": sum(len(r.problems) for r in results)}})
+        emit_json(
+            {
+                "summary": {
+                    "debts": len(results),
+                    "with_problems": bad,
+                    "problems": sum(len(r.problems) for r in results),
+                }
+            }
+        )
     sys.exit(ExitCode.FAILURE if bad else ExitCode.OK)
 
 

@@ -16,11 +16,16 @@ def register(group: click.Group) -> None:
 
 
 @click.command()
-@click.option("--workdir", type=click.Path(file_okay=False, path_type=Path),
-              default=Path("demo-output"), show_default=True,
-              help="Where the dossiers and the demo catalog are written.")
-@click.option("--seed", type=int, default=1, show_default=True,
-              help="Seed of the simulated getbill data.")
+@click.option(
+    "--workdir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path("demo-output"),
+    show_default=True,
+    help="Where the dossiers and the demo catalog are written.",
+)
+@click.option(
+    "--seed", type=int, default=1, show_default=True, help="Seed of the simulated getbill data."
+)
 def demo(workdir: Path, seed: int) -> None:
     """Run the whole job locally: simulator + SeaweedFS + archive + verify + dossier.
 

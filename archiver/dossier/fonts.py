@@ -3,9 +3,10 @@
 PDF/A forbids unembedded fonts (so none of the base-14 Helvetica family) and forbids drawing
 the ``.notdef`` glyph. We use DejaVu Sans (Latin, Greek, Cyrillic, ...), shipped in
 ``font_files/`` so that every machine renders the same bytes; the system's DejaVu and then
-Bitstream Vera (shipped with reportlab, Latin-1 only) are fallbacks for a stripped install. A character the chosen font cannot draw is replaced by a visible
-marker and counted (:meth:`FontSet.drawable`), so the PDF stays valid and the reader is told;
-the archived record keeps the exact text.
+Bitstream Vera (shipped with reportlab, Latin-1 only) are fallbacks for a stripped install.
+A character the chosen font cannot draw is replaced by a visible marker and counted
+(:meth:`FontSet.drawable`), so the PDF stays valid and the reader is told; the archived
+record keeps the exact text.
 """
 
 from __future__ import annotations
