@@ -42,8 +42,9 @@ class ApiSettings:
     token: a static bearer token (env ``GETBILL_TOKEN``); wins over client credentials.
     client_id, client_secret: OAuth2 client credentials (env ``GETBILL_CLIENT_ID``,
         ``GETBILL_CLIENT_SECRET``).
-    scope: scopes asked for with client credentials; ``debts:read`` is only needed to
-        archive the debt record itself.
+    scope: scopes asked for with client credentials (env ``GETBILL_SCOPE``); ``debts:read``
+        is only needed to archive the debt record itself: a client without it sets
+        ``GETBILL_SCOPE=followups:read`` and the manifests note why the debt is missing.
     timeout: seconds for connect/read/write/pool of each request.
     max_attempts: tries per request, counting the first (5xx, timeouts, connection errors
         and 429 waits all count).
@@ -114,6 +115,7 @@ class ApiSettings:
             ("GETBILL_TOKEN", "token"),
             ("GETBILL_CLIENT_ID", "client_id"),
             ("GETBILL_CLIENT_SECRET", "client_secret"),
+            ("GETBILL_SCOPE", "scope"),
         ):
             if environ.get(env_name):
                 values[attr] = environ[env_name].strip()

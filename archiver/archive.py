@@ -190,7 +190,16 @@ class ArchiveSettings:
 def _problem(exc: BaseException, **ctx: Any) -> dict[str, Any]:
     if isinstance(exc, ArchiverError):
         out = {"type": type(exc).__name__, "message": exc.message}
-        for name in ("followup_id", "kind", "url", "field", "status", "severity"):
+        for name in (
+            "followup_id",
+            "kind",
+            "url",
+            "field",
+            "status",
+            "severity",
+            "api_message",
+            "path",
+        ):
             if name in exc.context and name not in ctx:
                 ctx[name if name != "url" else "source"] = exc.context[name]
     else:

@@ -704,8 +704,10 @@ def test_settings_from_env_and_reprs_hide_secrets():
         "GETBILL_CLIENT_SECRET": CLIENT_SECRET,
         "GETBILL_TOKEN": "",
         "GETBILL_MAX_RATE_LIMIT_WAIT": "600",
+        "GETBILL_SCOPE": "followups:read",
     }
     s = ApiSettings.from_env(env)
+    assert s.scope == "followups:read"
     assert s.base_url == "https://api.example.test" and s.client_id == "cid"
     assert s.token is None and s.auth_mode == "client_credentials"
     assert s.max_rate_limit_wait == 600

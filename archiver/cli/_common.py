@@ -7,6 +7,7 @@ import json
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any, TypeVar
 
 import click
@@ -44,3 +45,16 @@ def emit_json(obj: Any) -> None:
 
 
 json_option = click.option("--json", "as_json", is_flag=True, help="Machine-readable JSON lines.")
+
+bucket_option = click.option(
+    "--bucket", envvar="ARCHIVER_BUCKET", help="S3 bucket with Object Lock [env ARCHIVER_BUCKET]."
+)
+
+catalog_option = click.option(
+    "--catalog",
+    envvar="ARCHIVER_CATALOG",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default="archiver-catalog.db",
+    show_default=True,
+    help="SQLite catalog file [env ARCHIVER_CATALOG].",
+)

@@ -14,21 +14,16 @@ from typing import Any
 import click
 
 from ..config import ArchiverConfig
-from ._common import ExitCode, emit_json, handle_errors, json_option
+from ._common import (
+    ExitCode,
+    bucket_option,
+    catalog_option,
+    emit_json,
+    handle_errors,
+    json_option,
+)
 
 log = logging.getLogger("archiver")
-
-bucket_option = click.option(
-    "--bucket", envvar="ARCHIVER_BUCKET", help="S3 bucket with Object Lock [env ARCHIVER_BUCKET]."
-)
-catalog_option = click.option(
-    "--catalog",
-    envvar="ARCHIVER_CATALOG",
-    type=click.Path(dir_okay=False, path_type=Path),
-    default="archiver-catalog.db",
-    show_default=True,
-    help="SQLite catalog file [env ARCHIVER_CATALOG].",
-)
 
 
 def _config(**overrides: Any) -> ArchiverConfig:

@@ -10,7 +10,13 @@ from pathlib import Path
 import click
 
 from ..errors import IntegrityError
-from ._common import ExitCode, emit_json, handle_errors, json_option
+from ._common import (
+    ExitCode,
+    bucket_option,
+    emit_json,
+    handle_errors,
+    json_option,
+)
 
 
 def register(group: click.Group) -> None:
@@ -32,9 +38,7 @@ def register(group: click.Group) -> None:
     type=click.Path(dir_okay=False, writable=True, path_type=Path),
     help="PDF file to write (replaced atomically).",
 )
-@click.option(
-    "--bucket", envvar="ARCHIVER_BUCKET", help="S3 bucket with Object Lock [env ARCHIVER_BUCKET]."
-)
+@bucket_option
 @json_option
 def dossier(
     debt_id: str, sequence: int | None, output: Path, bucket: str | None, as_json: bool

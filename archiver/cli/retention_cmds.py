@@ -12,10 +12,13 @@ from typing import Any
 import click
 
 from ..holds import HoldResult
-from ._common import ExitCode, emit_json, handle_errors, json_option
-
-bucket_option = click.option(
-    "--bucket", envvar="ARCHIVER_BUCKET", help="S3 bucket with Object Lock [env ARCHIVER_BUCKET]."
+from ._common import (
+    ExitCode,
+    bucket_option,
+    catalog_option,
+    emit_json,
+    handle_errors,
+    json_option,
 )
 
 
@@ -33,27 +36,15 @@ actor_option = click.option(
     show_default="$USER",
     help="Who asks for this (recorded in the event).",
 )
-catalog_option = click.option(
-    "--catalog",
-    envvar="ARCHIVER_CATALOG",
-    type=click.Path(dir_okay=False, path_type=Path),
-    default=None,
-    help="Also index the event in this SQLite catalog [env ARCHIVER_CATALOG].",
-)
 
 
 def _store(bucket: str | None) -> Any:
-    from ..errors import ConfigError
-    from ..storage import ObjectStore, make_s3_client
+    from ..wiring import open_store
 
-    if not bucket:
-        raise ConfigError("no bucket: pass --bucket NAME or set ARCHIVER_BUCKET")
-    return ObjectStore(make_s3_client(), bucket)
+    return open_store(bucket)
 
 
-def _catalog(path: Path | None) -> Any:
-    if path is None:
-        return None
+def _catalog(path: Path) -> Any:
     from ..catalog import Catalog
 
     return Catalog.open(path)
@@ -98,7 +89,7 @@ def _run_hold(
     reason: str,
     actor: str,
     bucket: str | None,
-    catalog: Path | None,
+    catalog: Path,
     as_json: bool,
 ) -> None:
     from ..holds import place_hold, release_hold
@@ -133,7 +124,7 @@ def hold(
     reason: str,
     actor: str,
     bucket: str | None,
-    catalog: Path | None,
+    catalog: Path,
     as_json: bool,
 ) -> None:
     """Put a legal hold on every stored version of DEBT_ID (a dispute is open).
@@ -160,7 +151,7 @@ def release(
     reason: str,
     actor: str,
     bucket: str | None,
-    catalog: Path | None,
+    catalog: Path,
     as_json: bool,
 ) -> None:
     """Lift the legal hold from every stored version of DEBT_ID (the dispute is closed).
@@ -205,7 +196,7 @@ def purge(
     reason: str | None,
     actor: str,
     bucket: str | None,
-    catalog: Path | None,
+    catalog: Path,
     as_json: bool,
 ) -> None:
     """Delete the object versions past their maximum retention, never those under legal hold.
