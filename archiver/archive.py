@@ -51,7 +51,7 @@ from .manifest import (
 )
 from .models import Debt, Followup, MediaRef
 from .policies import AnchorDates, RetentionPolicy, last_activity, retain_until
-from .resume import StoredMedia, latest_manifest, media_metadata
+from .resume import StoredMedia, latest_manifest, media_metadata, purged_versions
 from .storage import Lock, ObjectStore, StoredObject
 
 Clock = Callable[[], datetime]
@@ -226,6 +226,8 @@ class _DebtRun:
     activity: datetime | None
     hold: bool
     problems: list[dict[str, Any]]
+    # (key, version id) -> {event_key, at}: versions a purge deleted (never stored again)
+    purged: dict[tuple[str, str | None], dict[str, Any]] = field(default_factory=dict)
     entries: dict[str, dict[str, Any]] = field(default_factory=dict)  # followup id -> entry
     records: dict[str, dict[str, Any]] = field(default_factory=dict)  # as stored, parsed back
     record_puts: list[tuple[str, bytes, Lock, str]] = field(default_factory=list)
@@ -348,6 +350,7 @@ class Archiver:
             ),
             hold=hold_active(self.store, debt_id),
             problems=[_problem(p, debt_id=debt_id) for p in getattr(listing, "problems", [])],
+            purged=self._purged(debt_id) if prev else {},
         )
         prev_records = record_index(run.prev_manifest)
         prev_media = media_index(run.prev_manifest)
@@ -371,51 +374,97 @@ class Archiver:
             }
             old = prev_records.get(f.id)
             if old and old["record_sha256"] == sha:
-                entry["record_version_id"] = old.get("record_version_id")
-                entry["record_retain_until"] = self._keep_or_extend(
-                    run,
-                    "record",
-                    key,
-                    old.get("record_version_id"),
-                    old.get("record_retain_until"),
-                    lock,
-                )
+                self._carry_record(run, entry, old, f.call_date)
             else:
                 run.record_puts.append((f.id, data, lock, key))
             run.entries[f.id] = entry
 
             # Media: reuse what the previous manifest names, or what an interrupted run left.
             for ref in f.media():
-                lock = self._lock_for(run, ref.kind, f.call_date)
                 old_m = prev_media.get((f.id, ref.kind, ref.source))
                 if old_m is not None:
-                    m = dict(old_m)
-                    m["retain_until"] = self._keep_or_extend(
-                        run, ref.kind, m["key"], m.get("version_id"), m.get("retain_until"), lock
-                    )
-                    m["legal_hold"] = run.hold
-                    entry["media"].append(m)
+                    entry["media"].append(self._carry_media(run, old_m, f.call_date))
                     run.reused += 1
                     continue
+                lock = self._lock_for(run, ref.kind, f.call_date)
                 found = orphans.find(ref, lock, run.now)
                 if found is not None:
                     entry["media"].append(found)
                     run.reused += 1
                 else:
                     run.to_fetch.append((ref, lock))
+
+        # Followups archived earlier but absent from this listing stay in the snapshot (their
+        # evidence is still stored, still retained, still in the dossier), marked as such.
+        for fid, old in prev_records.items():
+            if fid in run.entries:
+                continue
+            call_date = parse_iso(old.get("call_date"))
+            entry = {**old, "upstream_missing_since": old.get("upstream_missing_since")}
+            entry["upstream_missing_since"] = entry["upstream_missing_since"] or iso(run.now)
+            self._carry_record(run, entry, old, call_date)
+            entry["media"] = [self._carry_media(run, m, call_date) for m in old.get("media", [])]
+            run.reused += len(entry["media"])
+            if not entry.get("record_purged"):
+                stored = self.store.read_bytes(old["record_key"], old.get("record_version_id"))
+                run.records[fid] = json.loads(stored)
+            run.entries[fid] = entry
         if run.reused:
             self._emit(ArchiveEvent("media_reused", debt_id=debt_id, count=run.reused))
         return run
 
-    def _lock_for(self, run: _DebtRun, kind: str, call_date: datetime | None) -> Lock:
-        until = retain_until(
+    def _purged(self, debt_id: str) -> dict[tuple[str, str | None], dict[str, Any]]:
+        """Versions that deletion records name and that are really gone (a refused deletion
+        leaves the version in place: it is still evidence)."""
+        return {
+            (key, vid): {"event_key": info["event_key"], "at": info["at"]}
+            for (key, vid), info in purged_versions(self.store, debt_id).items()
+            if self.store.head(key, vid) is None
+        }
+
+    def _carry_record(
+        self, run: _DebtRun, entry: dict[str, Any], old: dict[str, Any], call: datetime | None
+    ) -> None:
+        """Reuse the stored record an earlier manifest names (extended, or marked purged)."""
+        vid = old.get("record_version_id")
+        entry["record_version_id"] = vid
+        gone = old.get("record_purged") or run.purged.get((old["record_key"], vid))
+        if gone:
+            entry["record_purged"] = gone
+            entry["record_retain_until"] = old.get("record_retain_until")
+            return
+        entry["record_retain_until"] = self._keep_or_extend(
+            run, "record", old["record_key"], vid, old.get("record_retain_until"), call
+        )
+
+    def _carry_media(
+        self, run: _DebtRun, old: dict[str, Any], call: datetime | None
+    ) -> dict[str, Any]:
+        """Reuse a stored medium an earlier manifest names (extended, or marked purged)."""
+        m = dict(old)
+        gone = m.get("purged") or run.purged.get((m["key"], m.get("version_id")))
+        if gone:
+            m["purged"] = gone
+            return m
+        m["retain_until"] = self._keep_or_extend(
+            run, m["kind"], m["key"], m.get("version_id"), m.get("retain_until"), call
+        )
+        m["legal_hold"] = run.hold
+        return m
+
+    def _policy_until(self, run: _DebtRun, kind: str, call_date: datetime | None) -> datetime:
+        """The end of the policy's minimum for this kind of object, as the law counts it."""
+        return retain_until(
             self.policy,
             kind,  # type: ignore[arg-type]
             AnchorDates(call_date=call_date, last_activity=run.activity, archived_at=run.now),
         )
-        # A minimum that already ended (a recording older than its retention when first
-        # archived) still gets a short lock: S3 refuses retain-until dates in the past, and
-        # the purge step deletes it once past its maximum.
+
+    def _lock_for(self, run: _DebtRun, kind: str, call_date: datetime | None) -> Lock:
+        """The lock of an object stored now. A minimum that already ended (a recording older
+        than its retention when first archived) still gets a short lock: S3 refuses
+        retain-until dates in the past, and the purge step deletes it once past its maximum."""
+        until = self._policy_until(run, kind, call_date)
         return Lock(self.policy.mode, max(until, run.now + MIN_LOCK), run.hold)
 
     def _store_records(self, run: _DebtRun) -> None:
@@ -518,13 +567,23 @@ class Archiver:
         result.retention_extended = len(run.extensions)
         data, sha = manifest_bytes(manifest)
         mkey = keys.manifest_key(run.debt_id, manifest["sequence"])
-        stored = self._put_bytes(
-            mkey,
-            data,
-            lock=self._lock_for(run, "manifest", None),
-            content_type="application/json",
-            metadata={"kind": "manifest"},
-        )
+        try:
+            stored = self._put_bytes(
+                mkey,
+                data,
+                lock=self._lock_for(run, "manifest", None),
+                content_type="application/json",
+                metadata={"kind": "manifest"},
+            )
+        except ObjectConflictError as exc:
+            # Another run wrote this sequence between our read and our write: its manifest
+            # stands (nothing is overwritten); a rerun chains onto it.
+            raise StorageError(
+                f"another archive run wrote manifest {manifest['sequence']} of this debt at "
+                "the same time; nothing was overwritten, rerun to add what it missed",
+                key=mkey,
+                debt_id=run.debt_id,
+            ) from exc
         if self.catalog is not None:
             self.catalog.record_manifest(
                 manifest, key=mkey, sha256=sha, version_id=stored.version_id, run_id=self.run_id
@@ -574,9 +633,13 @@ class Archiver:
         old = (run.prev_manifest or {}).get("debt") or {}
         if old.get("sha256") == sha:
             entry = dict(old)
-            entry["retain_until"] = self._keep_or_extend(
-                run, "debt", key, old.get("version_id"), old.get("retain_until"), lock
-            )
+            gone = old.get("purged") or run.purged.get((key, old.get("version_id")))
+            if gone:
+                entry["purged"] = gone
+            else:
+                entry["retain_until"] = self._keep_or_extend(
+                    run, "debt", key, old.get("version_id"), old.get("retain_until"), None
+                )
             return entry
         stored = self._put_bytes(
             key, data, lock=lock, content_type="application/json", metadata={"kind": "debt"}
@@ -598,24 +661,24 @@ class Archiver:
         key: str,
         version_id: str | None,
         current: str | None,
-        wanted: Lock,
-    ) -> str:
+        call_date: datetime | None,
+    ) -> str | None:
         """Retain-until for a reused object: never shorter than before; extended on S3 when the
-        policy anchors this kind on the last activity and that moved forward."""
+        policy anchors this kind on the last activity and that moved forward. The one-day
+        floor of :meth:`_lock_for` is not applied here, so reruns do not creep forward."""
         cur = parse_iso(current)
         rule = self.policy.rules.get(kind)  # type: ignore[call-overload]
         if rule is None or rule.anchor != "last_activity" or cur is None:
-            return current or iso(wanted.retain_until)
-        if wanted.retain_until <= cur:
-            return current or ""
+            return current
+        wanted = self._policy_until(run, kind, call_date)
+        if wanted <= cur:
+            return current
         if not self.settings.dry_run:
-            self.store.extend_retention(
-                key, version_id, mode=wanted.mode, retain_until=wanted.retain_until
-            )
+            self.store.extend_retention(key, version_id, mode=self.policy.mode, retain_until=wanted)
         run.extensions.append(
-            {"key": key, "version_id": version_id, "from": current, "to": iso(wanted.retain_until)}
+            {"key": key, "version_id": version_id, "from": current, "to": iso(wanted)}
         )
-        return iso(wanted.retain_until)
+        return iso(wanted)
 
     def _extend_history(self, run: _DebtRun) -> None:
         """Earlier manifests and dossiers follow the last activity too, when the policy says so."""
@@ -623,22 +686,20 @@ class Archiver:
             rule = self.policy.rules.get(kind)  # type: ignore[call-overload]
             if rule is None or rule.anchor != "last_activity":
                 continue
-            wanted = self._lock_for(run, kind, None)
+            wanted = self._policy_until(run, kind, None)
             for key in self.store.list_keys(f"{keys.debt_prefix(run.debt_id)}{sub}"):
                 info = self.store.head(key)
-                if info is None or (
-                    info.retain_until is not None and info.retain_until >= wanted.retain_until
-                ):
+                if info is None or (info.retain_until is not None and info.retain_until >= wanted):
                     continue
                 if self.store.extend_retention(
-                    key, info.version_id, mode=wanted.mode, retain_until=wanted.retain_until
+                    key, info.version_id, mode=self.policy.mode, retain_until=wanted
                 ):
                     run.extensions.append(
                         {
                             "key": key,
                             "version_id": info.version_id,
                             "from": iso(info.retain_until) if info.retain_until else None,
-                            "to": iso(wanted.retain_until),
+                            "to": iso(wanted),
                         }
                     )
 

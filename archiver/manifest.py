@@ -99,11 +99,15 @@ def fingerprint(manifest: dict[str, Any]) -> Any:
             {
                 "id": f["id"],
                 "record_sha256": f["record_sha256"],
-                "media": sorted((m["kind"], m["sha256"]) for m in f.get("media", [])),
+                "record_purged": bool(f.get("record_purged")),
+                "upstream_missing": bool(f.get("upstream_missing_since")),
+                "media": sorted(
+                    (m["kind"], m["sha256"], bool(m.get("purged"))) for m in f.get("media", [])
+                ),
             }
             for f in sorted(manifest.get("followups", []), key=lambda f: f["id"])
         ],
-        "debt": debt.get("sha256"),
+        "debt": (debt.get("sha256"), bool(debt.get("purged"))),
         "debt_unavailable": (manifest.get("debt_unavailable") or {}).get("reason"),
         "policy": (manifest.get("policy") or {}).get("sha256"),
         "problems": sorted(
@@ -132,8 +136,9 @@ def record_index(manifest: dict[str, Any] | None) -> dict[str, dict[str, Any]]:
 
 
 def all_objects(manifest: dict[str, Any]) -> Iterable[dict[str, Any]]:
-    """Every stored object a manifest names, as ``{key, version_id, sha256, size?, retain_until,
-    retention_mode, legal_hold, kind}``: debt record, followup records, media."""
+    """Every object a manifest names, as ``{key, version_id, sha256, size?, retain_until,
+    retention_mode, legal_hold, kind, purged?}``: debt record, followup records, media.
+    ``purged`` (the deletion record's key and time) marks a version deleted at its maximum."""
     mode = (manifest.get("policy") or {}).get("mode")
     debt = manifest.get("debt")
     if debt:
@@ -149,6 +154,7 @@ def all_objects(manifest: dict[str, Any]) -> Iterable[dict[str, Any]]:
             "retention_mode": mode,
             "legal_hold": False,
             "followup_id": f["id"],
+            "purged": f.get("record_purged"),
         }
         for m in f.get("media", []):
             yield {"retention_mode": mode, **m, "followup_id": f["id"]}

@@ -14,13 +14,45 @@ from typing import Any
 from urllib.parse import quote
 
 from . import keys
+from .errors import IntegrityError
 from .manifest import iso
 from .models import MediaRef
 from .storage import Lock, ObjectStore
 
 
+def manifest_history_problems(store: ObjectStore, debt_id: str) -> list[str]:
+    """What makes a debt's manifest chain unsafe to extend: a manifest key whose current
+    version is a delete marker, or that holds more than one version (it was rewritten).
+
+    Object Lock keeps every version, but a plain DELETE adds a delete marker that hides the
+    newest manifest; without this check the next run would write that sequence again.
+    """
+    versions: dict[str, list[bool]] = {}
+    for v in store.list_versions(f"{keys.debt_prefix(debt_id)}manifests/"):
+        versions.setdefault(v.key, []).append(v.is_delete_marker)
+    found = []
+    for key, markers in sorted(versions.items()):
+        if any(markers):
+            found.append(f"{key} has a delete marker (someone deleted the manifest)")
+        if markers.count(False) > 1:
+            found.append(f"{key} has {markers.count(False)} versions (it was rewritten)")
+    return found
+
+
 def latest_manifest(store: ObjectStore, debt_id: str) -> tuple[str, bytes, dict[str, Any]] | None:
-    """The newest manifest of a debt in S3: ``(key, bytes, parsed)`` or None."""
+    """The newest manifest of a debt in S3: ``(key, bytes, parsed)`` or None.
+
+    Raises :class:`IntegrityError` when the chain has been tampered with (see
+    :func:`manifest_history_problems`): a run must never build on, or re-create, a hidden link.
+    """
+    problems = manifest_history_problems(store, debt_id)
+    if problems:
+        raise IntegrityError(
+            "the manifest chain of this debt was tampered with; nothing written. "
+            "Run `archiver verify` and investigate: " + "; ".join(problems),
+            problems=problems,
+            debt_id=debt_id,
+        )
     best: tuple[int, str] | None = None
     for key in store.list_keys(f"{keys.debt_prefix(debt_id)}manifests/"):
         parsed = keys.parse_manifest_key(key)
@@ -30,6 +62,26 @@ def latest_manifest(store: ObjectStore, debt_id: str) -> tuple[str, bytes, dict[
         return None
     data = store.read_bytes(best[1])
     return best[1], data, json.loads(data)
+
+
+def purged_versions(
+    store: ObjectStore, debt_id: str
+) -> dict[tuple[str, str | None], dict[str, Any]]:
+    """Object versions that deletion records (``events/*-purge.json``) say were purged:
+    ``(key, version_id) -> {"event_key", "at", "sha256"}``. A listed version may still exist
+    (the server refused to delete it): callers check before treating it as gone."""
+    found: dict[tuple[str, str | None], dict[str, Any]] = {}
+    for key in store.list_keys(f"{keys.debt_prefix(debt_id)}events/"):
+        if not key.endswith("-purge.json"):
+            continue
+        event = json.loads(store.read_bytes(key))
+        for v in event.get("versions", []) if isinstance(event, dict) else []:
+            found[(v.get("key"), v.get("version_id"))] = {
+                "event_key": key,
+                "at": event.get("at"),
+                "sha256": v.get("sha256"),
+            }
+    return found
 
 
 def meta_value(text: str) -> str:

@@ -16,8 +16,15 @@ from typing import Any
 from . import keys
 from .canonical import sha256_hex
 from .errors import ArchiverError
+from .holds import hold_active
 from .manifest import all_objects, parse_iso
+from .resume import manifest_history_problems, purged_versions
 from .storage import ObjectStore
+
+# Every renderer version this tool has shipped (keep in step with
+# archiver.dossier.RENDERER_VERSION): a stored dossier claiming one of them and differing from
+# today's render is a renderer change; any other claim is a mismatch.
+KNOWN_RENDERER_VERSIONS = frozenset({"1.0.0"})
 
 _STRENGTH = {None: 0, "GOVERNANCE": 1, "COMPLIANCE": 2}
 
@@ -25,8 +32,9 @@ _STRENGTH = {None: 0, "GOVERNANCE": 1, "COMPLIANCE": 2}
 @dataclass(frozen=True)
 class Problem:
     """One thing wrong. ``type`` is one of: ManifestInvalid, ChainBroken, ObjectMissing,
-    SizeMismatch, ChecksumMismatch, LockWeaker, DossierMissing, DossierMismatch,
-    DossierRendererChanged."""
+    DeleteMarker, SizeMismatch, ChecksumMismatch, LockWeaker, HoldMissing, DossierMissing,
+    DossierMismatch; and as a notice (not a failure) DossierRendererChanged,
+    DossierNotRerendered."""
 
     type: str
     debt_id: str
@@ -46,7 +54,9 @@ class DebtVerification:
     objects: int = 0
     bytes_hashed: int = 0
     dossiers: int = 0
+    purged: int = 0  # versions deleted at their maximum, covered by a deletion record
     problems: list[Problem] = field(default_factory=list)
+    notices: list[Problem] = field(default_factory=list)  # facts, not failures
 
     @property
     def ok(self) -> bool:
@@ -60,7 +70,9 @@ class DebtVerification:
             "objects": self.objects,
             "bytes_hashed": self.bytes_hashed,
             "dossiers": self.dossiers,
+            "purged": self.purged,
             "problems": [p.to_dict() for p in self.problems],
+            "notices": [p.to_dict() for p in self.notices],
         }
 
 
@@ -83,7 +95,6 @@ def verify_debt(
     debt_id: str,
     *,
     rerender: DossierRerender | None = None,
-    renderer_version: str | None = None,
     on_object: Callable[[int], None] | None = None,
 ) -> DebtVerification:
     """Check one debt completely; see the module docstring."""
@@ -94,6 +105,10 @@ def verify_debt(
     except ArchiverError as exc:
         add(Problem("ManifestInvalid", debt_id, str(exc)))
         return result
+
+    # 0. history (one LIST of versions): rewritten manifests, delete markers
+    for problem in _history(store, debt_id, prefix):
+        add(problem)
 
     # 1. the chain (cheap): contiguous sequences, previous = sha of the stored bytes
     by_seq: dict[int, str] = {}
@@ -171,9 +186,38 @@ def verify_debt(
             if ident not in seen:
                 seen.add(ident)
                 objects.append(obj)
+    purged = purged_versions(store, debt_id)
+    hold = hold_active(store, debt_id)
     heads = []
     for obj in objects:
         info = store.head(obj["key"], obj.get("version_id"))
+        gone = obj.get("purged") or purged.get((obj["key"], obj.get("version_id")))
+        if info is None and gone:
+            # Deleted at its maximum retention: fine if a deletion record names these bytes.
+            record = purged.get((obj["key"], obj.get("version_id")))
+            if record is None:
+                add(
+                    Problem(
+                        "ObjectMissing",
+                        debt_id,
+                        "marked purged but no deletion record names this version",
+                        obj["key"],
+                        expected=obj.get("version_id"),
+                    )
+                )
+            elif record.get("sha256") not in (None, obj["sha256"]):
+                add(
+                    Problem(
+                        "ChecksumMismatch",
+                        debt_id,
+                        "the deletion record names other bytes than the manifest",
+                        obj["key"],
+                        expected=obj["sha256"],
+                        found=str(record.get("sha256")),
+                    )
+                )
+            result.purged += 1
+            continue
         if info is None:
             add(
                 Problem(
@@ -198,6 +242,17 @@ def verify_debt(
                 )
             )
         _check_lock(obj, info.lock_mode, info.retain_until, info.legal_hold, debt_id, add)
+        if hold and not info.legal_hold:
+            add(
+                Problem(
+                    "HoldMissing",
+                    debt_id,
+                    "the debt is on legal hold but this version is not held",
+                    obj["key"],
+                    expected="legal hold ON",
+                    found="OFF",
+                )
+            )
         heads.append(obj)
     for obj in heads:
         found_sha, size = store.sha256_of(obj["key"], obj.get("version_id"))
@@ -220,48 +275,99 @@ def verify_debt(
     # 3. dossiers: stored bytes equal a fresh render of the same manifest
     if rerender is not None:
         for mkey, msha, manifest in manifests:
-            seq = manifest.get("sequence")
-            if not isinstance(seq, int):
-                continue
-            dkey = keys.dossier_key(debt_id, seq)
-            stored = store.head(dkey)
-            if stored is None:
-                add(Problem("DossierMissing", debt_id, "no dossier stored for this manifest", dkey))
-                continue
-            result.dossiers += 1
-            stored_sha, _ = store.sha256_of(dkey)
-            try:
-                pdf, version = rerender(manifest, mkey, msha, store)
-            except ArchiverError as exc:
-                add(Problem("DossierMismatch", debt_id, f"re-render failed: {exc}", dkey))
-                continue
-            if sha256_hex(pdf) == stored_sha:
-                continue
-            stored_version = stored.metadata.get("renderer-version")
-            if stored_version and stored_version != version:
-                add(
-                    Problem(
-                        "DossierRendererChanged",
-                        debt_id,
-                        "stored dossier was rendered by another renderer version; "
-                        "a re-render differs, which is expected, not tampering",
-                        dkey,
-                        expected=stored_version,
-                        found=version,
-                    )
-                )
-            else:
-                add(
-                    Problem(
-                        "DossierMismatch",
-                        debt_id,
-                        "stored dossier differs from a re-render of its manifest",
-                        dkey,
-                        expected=sha256_hex(pdf),
-                        found=stored_sha,
-                    )
-                )
+            _check_dossier(store, debt_id, mkey, msha, manifest, purged, rerender, result)
     return result
+
+
+def _history(store: ObjectStore, debt_id: str, prefix: str) -> list[Problem]:
+    """Rewritten or deleted manifests break the chain; a delete marker anywhere else means
+    someone tried to delete evidence (Object Lock kept the data, but the key looks gone)."""
+    found = [
+        Problem("ChainBroken", debt_id, text) for text in manifest_history_problems(store, debt_id)
+    ]
+    for v in store.list_versions(prefix):
+        if v.is_delete_marker and v.is_latest and "/manifests/" not in v.key:
+            found.append(
+                Problem(
+                    "DeleteMarker",
+                    debt_id,
+                    "the current version is a delete marker: someone deleted this key "
+                    "(the locked versions are still there)",
+                    v.key,
+                )
+            )
+    return found
+
+
+def _check_dossier(
+    store: ObjectStore,
+    debt_id: str,
+    mkey: str,
+    msha: str,
+    manifest: dict[str, Any],
+    purged: dict[tuple[str, str | None], dict[str, Any]],
+    rerender: DossierRerender,
+    result: DebtVerification,
+) -> None:
+    seq = manifest.get("sequence")
+    if not isinstance(seq, int):
+        return
+    dkey = keys.dossier_key(debt_id, seq)
+    stored = store.head(dkey)
+    if stored is None:
+        if any(k == dkey for k, _ in purged):
+            return  # deleted at its maximum, with a deletion record
+        result.problems.append(
+            Problem("DossierMissing", debt_id, "no dossier stored for this manifest", dkey)
+        )
+        return
+    result.dossiers += 1
+    if any(f.get("record_purged") for f in manifest.get("followups", [])):
+        result.notices.append(
+            Problem(
+                "DossierNotRerendered",
+                debt_id,
+                "some records of this manifest were "
+                "purged at their maximum retention, so it cannot be rendered again",
+                dkey,
+            )
+        )
+        return
+    stored_sha, _ = store.sha256_of(dkey)
+    try:
+        pdf, version = rerender(manifest, mkey, msha, store)
+    except ArchiverError as exc:
+        result.problems.append(
+            Problem("DossierMismatch", debt_id, f"re-render failed: {exc}", dkey)
+        )
+        return
+    if sha256_hex(pdf) == stored_sha:
+        return
+    stored_version = stored.metadata.get("renderer-version")
+    if stored_version in KNOWN_RENDERER_VERSIONS and stored_version != version:
+        # A later renderer draws the same manifest differently: expected, not tampering.
+        result.notices.append(
+            Problem(
+                "DossierRendererChanged",
+                debt_id,
+                "stored dossier was rendered by an earlier renderer version; a re-render with "
+                "this version differs, which is expected, not tampering",
+                dkey,
+                expected=stored_version,
+                found=version,
+            )
+        )
+        return
+    result.problems.append(
+        Problem(
+            "DossierMismatch",
+            debt_id,
+            "stored dossier differs from a re-render of its manifest",
+            dkey,
+            expected=sha256_hex(pdf),
+            found=stored_sha,
+        )
+    )
 
 
 def _check_manifest_fields(

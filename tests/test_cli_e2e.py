@@ -123,5 +123,27 @@ def test_verify_tells_a_renderer_change_from_tampering(
     assert [p.type for p in result.problems] == ["DossierMismatch"]
     monkeypatch.setattr(dossier_pkg, "RENDERER_VERSION", "9.9.9")
     result = verify_debt(env.store, debt_id, rerender=rerender_stored)
-    assert [p.type for p in result.problems] == ["DossierRendererChanged"]
-    assert result.problems[0].found == "9.9.9"
+    assert result.ok  # a renderer upgrade is a fact to report, not a failure
+    assert [p.type for p in result.notices] == ["DossierRendererChanged"]
+    assert result.notices[0].expected == "1.0.0"
+    assert result.notices[0].found == "9.9.9"
+
+
+def test_a_forged_dossier_cannot_pass_as_a_renderer_change(env: Env) -> None:
+    debt_id = env.debts()[0]
+    env.run([debt_id])
+    client, bucket = env.s3.client(), env.store.bucket
+    key = f"debts/{debt_id}/dossiers/00000001.pdf"
+    version = env.store.head(key).version_id  # type: ignore[union-attr]
+    client.delete_object(Bucket=bucket, Key=key, VersionId=version, BypassGovernanceRetention=True)
+    client.put_object(
+        Bucket=bucket, Key=key, Body=b"%PDF-1.7 forged", Metadata={"renderer-version": "0.0.1"}
+    )
+    result = verify_debt(env.store, debt_id, rerender=rerender_stored)
+    assert [p.type for p in result.problems] == ["DossierMismatch"]
+
+
+def test_known_renderer_versions_include_the_current_one() -> None:
+    from archiver.verify import KNOWN_RENDERER_VERSIONS
+
+    assert dossier_pkg.RENDERER_VERSION in KNOWN_RENDERER_VERSIONS

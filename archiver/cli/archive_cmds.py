@@ -273,6 +273,8 @@ def verify(
             f"{r.objects} object(s), {r.bytes_hashed:,} bytes re-hashed, "
             f"{r.dossiers} dossier(s)"
         )
+        for p in r.notices:
+            click.echo(f"  note: {p.type}: {p.message}" + (f" [{p.key}]" if p.key else ""))
         for p in r.problems:
             click.echo(
                 f"  {p.type}: {p.message}"
