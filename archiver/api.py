@@ -36,7 +36,7 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Generic, Literal, TypeVar
-from urllib.parse import quote
+from urllib.parse import quote, quote_plus
 
 import httpx
 
@@ -59,6 +59,8 @@ from .errors import (
     ApiRetriesExceededError,
     ConfigError,
     ValidationError,
+    install_log_redaction,
+    redact_urls,
     strip_query,
 )
 from .keys import check_id
@@ -66,6 +68,9 @@ from .models import MEDIA_FIELDS, VOLATILE_FIELDS, Debt, Followup
 from .pagination import Duplicate, Page, PageNumberPaginator, paginate
 from .ratelimit import RateLimitState, wait_from_429
 from .schemas import is_fatal, record_label, validate, validate_record
+
+# httpx logs request URLs (signatures included) if an application enables its logger.
+install_log_redaction()
 
 __all__ = [
     "API_PREFIX",
@@ -701,10 +706,12 @@ class GetbillClient:
         return ApiError(f"unexpected HTTP {status} {reason} from getbill", **kw)
 
     def _scrub(self, text: str) -> str:
+        """No secret in any spelling (as is, URL-encoded, form-encoded), no signed query."""
         for secret in (self.settings.token, self.settings.client_secret, self._access_token):
             if secret:
-                text = text.replace(secret, "***")
-        return text
+                for spelling in {secret, quote(secret, safe=""), quote_plus(secret)}:
+                    text = text.replace(spelling, "***")
+        return redact_urls(text)
 
     def _sanitized(self, exc: Exception) -> Exception:
         """A copy of an httpx error without its request (whose headers hold the token)."""

@@ -38,6 +38,7 @@ from .errors import (
     ObjectConflictError,
     StorageError,
     UnsafeIdError,
+    redact_urls,
 )
 from .holds import hold_active
 from .manifest import (
@@ -129,11 +130,11 @@ class RunResult:
     def exit_status(self) -> str:
         """``ok`` | ``partial`` | ``failed`` over the whole run."""
         statuses = {d.status for d in self.debts}
-        if not self.debts or statuses <= {"archived", "unchanged", "planned"}:
-            return "ok"
-        if statuses == {"failed"}:
-            return "failed"
-        return "partial"
+        if "failed" in statuses:
+            return "failed"  # a whole debt not archived is a failure, not a partial run
+        if "partial" in statuses:
+            return "partial"
+        return "ok"
 
     def summary(self) -> dict[str, Any]:
         counts: dict[str, int] = {}
@@ -160,7 +161,7 @@ class FollowupSource(Protocol):
 
     def list_followups(self, debt_id: str) -> Any: ...
     def get_followup(self, followup_id: str) -> Followup: ...
-    def get_debt(self, debt_id: str) -> Debt: ...
+    def get_debt_checked(self, debt_id: str) -> tuple[Debt, list[Any]]: ...
 
 
 class Downloader(Protocol):
@@ -203,7 +204,7 @@ def _problem(exc: BaseException, **ctx: Any) -> dict[str, Any]:
             if name in exc.context and name not in ctx:
                 ctx[name if name != "url" else "source"] = exc.context[name]
     else:
-        out = {"type": type(exc).__name__, "message": str(exc) or type(exc).__name__}
+        out = {"type": type(exc).__name__, "message": redact_urls(str(exc)) or type(exc).__name__}
     out.update({k: v for k, v in ctx.items() if v is not None})
     return out
 
@@ -306,7 +307,7 @@ class Archiver:
         try:
             keys.check_id(debt_id, what="debt id")
             result = self._archive_debt(debt_id)
-        except (ArchiverError, OSError) as exc:
+        except Exception as exc:  # noqa: BLE001 - one debt's failure never stops the others
             problem = _problem(exc, debt_id=debt_id)
             result = DebtResult(debt_id=debt_id, status="failed", error=problem, problems=[problem])
             self._emit(
@@ -337,7 +338,7 @@ class Archiver:
         prev = latest_manifest(self.store, debt_id)
         listing = self.api.list_followups(debt_id)
         followups: list[Followup] = list(listing.items)
-        debt, debt_unavailable = self._read_debt(debt_id)
+        debt, debt_unavailable, debt_problems = self._read_debt(debt_id)
         run = _DebtRun(
             debt_id=debt_id,
             now=self.clock(),
@@ -349,7 +350,8 @@ class Archiver:
                 [f.call_date for f in followups] + [f.processed_at for f in followups]
             ),
             hold=hold_active(self.store, debt_id),
-            problems=[_problem(p, debt_id=debt_id) for p in getattr(listing, "problems", [])],
+            problems=[_problem(p, debt_id=debt_id) for p in getattr(listing, "problems", [])]
+            + debt_problems,
             purged=self._purged(debt_id) if prev else {},
         )
         prev_records = record_index(run.prev_manifest)
@@ -432,6 +434,7 @@ class Archiver:
         if gone:
             entry["record_purged"] = gone
             entry["record_retain_until"] = old.get("record_retain_until")
+            run.records.pop(entry["id"], None)  # the dossier shows what is archived, only
             return
         entry["record_retain_until"] = self._keep_or_extend(
             run, "record", old["record_key"], vid, old.get("record_retain_until"), call
@@ -479,6 +482,19 @@ class Archiver:
             run.entries[fid]["record_version_id"] = stored.version_id
         if run.debt is not None:
             run.debt_entry = self._store_debt(run, run.debt)
+        elif (run.debt_unavailable or {}).pop("transient", False) and run.prev_manifest:
+            # The API failed to give the debt this time: keep the one already archived.
+            run.debt_entry = run.prev_manifest.get("debt")
+            if run.debt_entry is not None:
+                run.problems.append(
+                    {
+                        "type": "DebtUnavailable",
+                        "message": "the debt record could not be read this time "
+                        f"({(run.debt_unavailable or {}).get('reason')}); the archived one stands",
+                        "severity": "warning",
+                    }
+                )
+                run.debt_unavailable = None
 
     def _fetch_media(self, run: _DebtRun) -> None:
         """Download and store the new media, earliest link expiry first, in a bounded pool."""
@@ -615,19 +631,28 @@ class Archiver:
                 self.store.set_legal_hold(stored.key, stored.version_id, True)
         return stored
 
-    def _read_debt(self, debt_id: str) -> tuple[Debt | None, dict[str, Any] | None]:
+    def _read_debt(
+        self, debt_id: str
+    ) -> tuple[Debt | None, dict[str, Any] | None, list[dict[str, Any]]]:
+        """The debt record, or why it is missing; plus validation problems of the record."""
         try:
-            return self.api.get_debt(debt_id), None
+            debt, problems = self.api.get_debt_checked(debt_id)
         except ApiAuthError as exc:
             # Typically 403: the token lacks debts:read. Noted in the manifest, not fatal.
-            return None, {"reason": exc.api_message or exc.message, "status": exc.status}
+            return None, {"reason": exc.api_message or exc.message, "status": exc.status}, []
         except ApiError as exc:
-            if exc.status == 404:
-                return None, {"reason": "debt not found (404)", "status": 404}
-            raise
+            # 404, or the API failing after retries: the followups are still worth archiving;
+            # the previous debt record (if any) is carried forward (see _store_records).
+            reason = exc.api_message or exc.message
+            return (
+                None,
+                {"reason": reason, "status": exc.status, "transient": exc.status != 404},
+                [],
+            )
+        return debt, None, [_problem(p, debt_id=debt_id) for p in problems]
 
     def _store_debt(self, run: _DebtRun, debt: Debt) -> dict[str, Any]:
-        data, sha = canonical_sha256(debt.raw)
+        data, sha = canonical_sha256(debt.sanitized_record())
         key = keys.debt_record_key(run.debt_id, sha)
         lock = self._lock_for(run, "debt", None)
         old = (run.prev_manifest or {}).get("debt") or {}
@@ -772,7 +797,7 @@ class Archiver:
         key = keys.dossier_key(run.debt_id, manifest["sequence"])
         if self.store.head(key) is not None:
             return key
-        debt = json.loads(canonical_json(run.debt.raw)) if run.debt is not None else None
+        debt = json.loads(canonical_json(run.debt.sanitized_record())) if run.debt else None
         pdf, version = self._render(
             manifest, manifest_key, sha256_hex(manifest_data), run.records, debt, self.store
         )

@@ -113,6 +113,7 @@ def fingerprint(manifest: dict[str, Any]) -> Any:
         "problems": sorted(
             (p.get("type", ""), p.get("followup_id", ""), p.get("kind", ""))
             for p in manifest.get("problems", [])
+            if p.get("severity") != "warning"  # a passing warning is no change of the archive
         ),
     }
 

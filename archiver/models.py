@@ -21,6 +21,32 @@ MEDIA_FIELDS: dict[MediaKind, str] = {"audio": "audio_url", "pdf": "pdf_url"}
 VOLATILE_FIELDS = ("media_urls_expire_at",)
 
 
+# Query parameters that make a URL a signed (secret-bearing) link.
+_SIGNING_PARAMS = (
+    "x-amz-signature",
+    "x-amz-credential",
+    "signature=",
+    "sig=",
+    "token=",
+    "expires=",
+)
+
+
+def strip_signed_urls(value: Any) -> Any:
+    """``value`` with the query string removed from every string that is a signed URL, at any
+    depth (``audio_url``, ``pdf_url``, but also fields the API adds later)."""
+    if isinstance(value, str):
+        low = value.lower()
+        if low.startswith(("http://", "https://")) and any(p in low for p in _SIGNING_PARAMS):
+            return strip_query(value)
+        return value
+    if isinstance(value, dict):
+        return {k: strip_signed_urls(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [strip_signed_urls(v) for v in value]
+    return value
+
+
 def parse_datetime(value: Any) -> datetime | None:
     """ISO 8601 with offset (``2024-01-22T10:30:00+00:00`` or ``...Z``) -> aware datetime."""
     if value in (None, ""):
@@ -104,7 +130,7 @@ class Followup:
         for name in MEDIA_FIELDS.values():
             if isinstance(out.get(name), str) and out[name]:
                 out[name] = strip_query(out[name])
-        return out
+        return strip_signed_urls(out)
 
 
 @dataclass(frozen=True)
@@ -117,3 +143,8 @@ class Debt:
     @classmethod
     def from_record(cls, raw: dict[str, Any]) -> Debt:
         return cls(id=check_id(raw.get("id"), what="debt id"), raw=raw)
+
+    def sanitized_record(self) -> dict[str, Any]:
+        """The record as received, except the query strings of signed URLs (a signed
+        ``payment_link`` changes with every read and is a credential)."""
+        return strip_signed_urls(self.raw)

@@ -17,6 +17,7 @@ from . import keys
 from .errors import IntegrityError
 from .manifest import iso
 from .models import MediaRef
+from .schemas import validate
 from .storage import Lock, ObjectStore
 
 
@@ -61,7 +62,24 @@ def latest_manifest(store: ObjectStore, debt_id: str) -> tuple[str, bytes, dict[
     if best is None:
         return None
     data = store.read_bytes(best[1])
-    return best[1], data, json.loads(data)
+    try:
+        manifest = json.loads(data)
+    except ValueError as exc:
+        raise IntegrityError(
+            f"the latest manifest is not JSON ({exc}); run `archiver verify`",
+            key=best[1],
+            debt_id=debt_id,
+        ) from None
+    invalid = validate("manifest", manifest)
+    if invalid:
+        raise IntegrityError(
+            "the latest manifest does not match its schema; nothing written. Run "
+            f"`archiver verify`: {invalid[0]}",
+            problems=[str(e) for e in invalid],
+            key=best[1],
+            debt_id=debt_id,
+        )
+    return best[1], data, manifest
 
 
 def purged_versions(

@@ -145,7 +145,9 @@ def verify_debt(
             add(Problem("ManifestInvalid", debt_id, f"not JSON: {exc}", key))
             prev = (key, sha)
             continue
-        _check_manifest_fields(manifest, debt_id, expected_seq, key, add)
+        if not _check_manifest_fields(manifest, debt_id, expected_seq, key, add):
+            prev = (key, sha)  # the chain still runs through its bytes
+            continue
         claimed = manifest.get("previous")
         if expected_seq == 1:
             if claimed is not None:
@@ -372,10 +374,12 @@ def _check_dossier(
 
 def _check_manifest_fields(
     manifest: Any, debt_id: str, seq: int, key: str, add: Callable[[Problem], None]
-) -> None:
+) -> bool:
+    """Schema and identity checks; False when the manifest cannot be read further."""
     from .schemas import validate
 
-    for err in validate("manifest", manifest):
+    invalid = validate("manifest", manifest)
+    for err in invalid:
         add(Problem("ManifestInvalid", debt_id, str(err), key))
     if isinstance(manifest, dict):
         if manifest.get("debt_id") != debt_id:
@@ -400,6 +404,7 @@ def _check_manifest_fields(
                     found=str(manifest.get("sequence")),
                 )
             )
+    return not invalid and isinstance(manifest, dict)
 
 
 def _check_lock(

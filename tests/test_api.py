@@ -877,3 +877,25 @@ def test_sim_unstable_pagination(simulator, sim_clock):
     assert set(simulator.followup_ids(debt_id)) <= set(ids)
     assert listing.duplicates  # the repeated record was dropped, first copy kept
     assert any("changed while it was read" in p.message for p in listing.problems)
+
+
+def test_secrets_in_any_spelling_and_signed_urls_never_reach_errors() -> None:
+    secret = "Zx9+Q/w=HIDDEN42&k"
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        body = request.content.decode()  # the form as sent: the secret is URL-encoded in it
+        return httpx.Response(
+            400,
+            json={
+                "error": True,
+                "message": f"bad request {body} see https://s3.amazonaws.com/b/x?X-Amz-Signature=LEAK",
+                "code": 400,
+            },
+        )
+
+    client, _, _, _ = make(handler, token=None, client_id="cid", client_secret=secret)
+    with pytest.raises(ApiAuthError) as caught:
+        client.list_followups("d1")
+    text = str(caught.value) + repr(caught.value.to_dict())
+    assert "HIDDEN42" not in text and "LEAK" not in text
+    assert "https://s3.amazonaws.com/b/x" in text

@@ -181,7 +181,7 @@ def test_unsafe_debt_id_is_refused_clearly(env: Env, bad_id: str) -> None:
         main, ["archive", bad_id, env.debts()[0], "--json"], env=env.cli_env()
     )
     lines = [json.loads(line) for line in result.stdout.splitlines()]
-    assert result.exit_code == 3, result.output
+    assert result.exit_code == 1, result.output  # a debt not archived at all is a failure
     bad = lines[0]
     assert bad["status"] == "failed"
     assert bad["error"]["type"] == "UnsafeIdError"
@@ -309,3 +309,54 @@ def test_no_secret_reaches_storage_catalog_or_logs(env: Env) -> None:
     for blob in blobs:
         for secret in secrets:
             assert secret.encode() not in blob, f"{secret[:12]}... leaked"
+
+
+# --------------------------------------------------------------------------- tampering, gaps
+
+
+def test_a_deleted_latest_manifest_is_never_written_again(env: Env) -> None:
+    debt_id, other = env.debts()[0], env.debts()[2]
+    env.run([debt_id, other])
+    key = f"debts/{debt_id}/manifests/00000001.json"
+    env.s3.client().delete_object(Bucket=env.store.bucket, Key=key)  # a plain delete: a marker
+    env.sim.add_followup(debt_id, type="call")
+    run = env.run([debt_id, other])
+    bad, good = run.debts
+    assert bad.status == "failed" and bad.error is not None
+    assert bad.error["type"] == "IntegrityError" and "delete marker" in bad.error["message"]
+    assert good.status == "unchanged"
+    assert [v for v in all_versions(env.store, key)] and not list(
+        env.store.list_keys(f"debts/{debt_id}/manifests/")
+    )
+    problems = verify_debt(env.store, debt_id).problems
+    assert any(p.type == "ChainBroken" and "delete marker" in p.message for p in problems)
+
+
+def test_a_corrupt_manifest_fails_its_debt_only(env: Env) -> None:
+    debt_id, other = env.debts()[0], env.debts()[2]
+    env.run([other])
+    key = f"debts/{debt_id}/manifests/00000001.json"
+    env.s3.client().put_object(Bucket=env.store.bucket, Key=key, Body=b'{"followups": "x"}')
+    bad, good = env.run([debt_id, other]).debts
+    assert bad.status == "failed" and bad.error["type"] == "IntegrityError"  # type: ignore[index]
+    assert good.status == "unchanged"
+    r = CliRunner().invoke(main, ["verify", debt_id, other, "--json"], env=env.cli_env())
+    assert r.exit_code == 1, r.output
+    first, second = (json.loads(line) for line in r.stdout.splitlines()[:2])
+    assert "ManifestInvalid" in {p["type"] for p in first["problems"]}
+    assert second["status"] == "ok"
+
+
+def test_followup_gone_upstream_stays_in_the_snapshot(env: Env) -> None:
+    debt_id = env.debts()[0]
+    env.run([debt_id])
+    gone = env.sim.followup_ids(debt_id)[0]
+    env.sim.remove_followup(gone)  # the platform no longer lists it
+    (res,) = env.run([debt_id]).debts
+    assert res.status == "archived" and res.sequence == 2
+    _, second = manifest_of(env.store, debt_id, 2)
+    entry = next(f for f in second["followups"] if f["id"] == gone)
+    assert entry["upstream_missing_since"] == second["created_at"]
+    assert verify_debt(env.store, debt_id, rerender=rerender_stored).ok
+    (res,) = env.run([debt_id]).debts
+    assert res.status == "unchanged"  # noticed once, not on every run

@@ -59,7 +59,7 @@ def test_foreign_debt_fails_clearly_others_go_through(env: Env) -> None:
     foreign = env.sim.debt_ids(company="B")[0]
     mine = env.debts()[0]
     r = CliRunner().invoke(main, ["archive", foreign, mine, "--json"], env=env.cli_env())
-    assert r.exit_code == 3, r.output
+    assert r.exit_code == 1, r.output  # one debt not archived at all: failure, the other done
     out = lines(r.stdout)
     assert out[0]["status"] == "failed"
     assert out[0]["error"]["type"] == "ApiAuthError"

@@ -454,10 +454,10 @@ def test_cli_show_unknown_name_exits_2(runner: CliRunner) -> None:
     assert "unknown retention policy 'nope'" in result.output
 
 
-def test_cli_show_invalid_file_exits_1(runner: CliRunner, tmp_path: Path) -> None:
+def test_cli_show_invalid_file_is_a_configuration_error(runner: CliRunner, tmp_path: Path) -> None:
     path = write_policy(tmp_path, GOOD.replace('mode = "GOVERNANCE"', 'mode = "X"'))
     result = runner.invoke(main, ["policies", "show", str(path)])
-    assert result.exit_code == 1
+    assert result.exit_code == 2
     assert "bad mode 'X'" in result.output and str(path) in result.output
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -13,9 +14,10 @@ from fixtures_archive import Env, manifest_of
 from archiver.cli import main
 from archiver.config import ArchiverConfig
 from archiver.errors import RetentionError
+from archiver.holds import place_hold
 from archiver.manifest import parse_iso
 from archiver.policies import load_policy
-from archiver.purge import plan_purge
+from archiver.purge import execute_purge, plan_purge
 from archiver.verify import verify_debt
 from archiver.wiring import rerender_stored
 
@@ -211,3 +213,69 @@ min = "P1D"
 max = "P1D"
 anchor = "archived_at"
 """
+
+
+def test_purged_versions_are_carried_as_purged_not_missing(env: Env, tmp_path: Path) -> None:
+    debt_id = env.debts()[0]
+    policy_file = tmp_path / "short.toml"
+    policy_file.write_text(SHORT_POLICY.format(name="short"), encoding="utf-8")
+    with_policy(env, str(policy_file))
+    env.run([debt_id])
+    _, first = manifest_of(env.store, debt_id, 1)
+    future = datetime.now(UTC) + timedelta(days=3)
+    plan = plan_purge(
+        env.store, policy=load_policy(str(policy_file)), now=future, debt_ids=[debt_id]
+    )
+    media = {m["key"] for f in first["followups"] for m in f["media"]}
+    assert media <= {c.key for c in plan.candidates}
+    result = execute_purge(env.store, plan, reason="test", actor="t", bypass_governance=True)
+    assert result.deleted and not result.refused
+    # verify: purged versions are accounted for by the deletion record, not "missing"
+    check = verify_debt(env.store, debt_id)
+    assert check.ok, check.problems
+    # every purged object the manifest names (the dossier is not named by its manifest)
+    assert check.purged == len([c for c in result.deleted if "/dossiers/" not in c.key])
+    # the next run records them as purged, never downloads or stores them again
+    media_gets = len(env.sim.requests_to("/media/"))
+    (res,) = env.run([debt_id]).debts
+    assert res.status == "archived" and res.sequence == 2
+    assert len(env.sim.requests_to("/media/")) == media_gets
+    _, second = manifest_of(env.store, debt_id, 2)
+    for f in second["followups"]:
+        for m in f["media"]:
+            assert m["purged"]["event_key"].endswith("-purge.json")
+    assert verify_debt(env.store, debt_id, rerender=rerender_stored).ok
+    (res,) = env.run([debt_id]).debts
+    assert res.status == "unchanged"
+
+
+def test_the_one_day_floor_does_not_creep_forward(env: Env, tmp_path: Path) -> None:
+    policy_file = tmp_path / "floor.toml"
+    text = SHORT_POLICY.format(name="floor").replace(
+        '[record]\nmin = "P1D"\nmax = "P1D"\nanchor = "archived_at"',
+        '[record]\nmin = "P1D"\nmax = "P1D"\nanchor = "last_activity"',
+    )
+    assert 'anchor = "last_activity"' in text
+    policy_file.write_text(text, encoding="utf-8")
+    with_policy(env, str(policy_file))
+    debt_id = env.debts()[0]
+    env.run([debt_id])
+    _, manifest = manifest_of(env.store, debt_id, 1)
+    f = manifest["followups"][0]
+    before = env.store.get_lock(f["record_key"], f["record_version_id"])
+    time.sleep(1.1)
+    (res,) = env.run([debt_id]).debts
+    assert res.status == "unchanged" and res.retention_extended == 0
+    assert env.store.get_lock(f["record_key"], f["record_version_id"]) == before
+
+
+def test_verify_reports_a_version_missing_its_legal_hold(env: Env) -> None:
+    debt_id = env.debts()[0]
+    env.run([debt_id])
+    place_hold(env.store, debt_id, reason="dispute", actor="t")
+    assert verify_debt(env.store, debt_id).ok
+    _, manifest = manifest_of(env.store, debt_id, 1)
+    m = next(m for f in manifest["followups"] for m in f["media"])
+    env.store.set_legal_hold(m["key"], m["version_id"], False)
+    problems = verify_debt(env.store, debt_id).problems
+    assert [(p.type, p.key) for p in problems] == [("HoldMissing", m["key"])]

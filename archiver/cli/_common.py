@@ -12,7 +12,7 @@ from typing import Any, TypeVar
 
 import click
 
-from ..errors import ArchiverError, ConfigError
+from ..errors import ArchiverError, ConfigError, PolicyError
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -31,12 +31,22 @@ def handle_errors() -> Iterator[None]:
     """Turn our errors into a one-line message on stderr and exit code 1 (2 for config)."""
     try:
         yield
-    except ConfigError as exc:
+    except (ConfigError, PolicyError) as exc:
+        # Settings to fix before anything can run: a usage/configuration error.
         click.echo(f"Error: {exc}", err=True)
         sys.exit(ExitCode.USAGE)
     except ArchiverError as exc:
         click.echo(f"Error: {exc}", err=True)
         sys.exit(ExitCode.FAILURE)
+
+
+def printable(value: object, limit: int = 80) -> str:
+    """A value from outside (an id, a path) made safe for a terminal: control characters
+    escaped, very long values cut."""
+    text = str(value)
+    if not text.isprintable():
+        text = repr(text)[1:-1]
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def emit_json(obj: Any) -> None:

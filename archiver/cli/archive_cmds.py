@@ -21,6 +21,7 @@ from ._common import (
     emit_json,
     handle_errors,
     json_option,
+    printable,
 )
 
 log = logging.getLogger("archiver")
@@ -32,14 +33,28 @@ def _config(**overrides: Any) -> ArchiverConfig:
 
 
 def _read_debt_ids(debt_ids: tuple[str, ...], debts_file: str | None) -> list[str]:
+    """Ids from the arguments and the file (one per line, '#' comments, blank lines skipped),
+    in order, without duplicates."""
     ids = list(debt_ids)
     if debts_file:
-        stream = sys.stdin if debts_file == "-" else open(debts_file, encoding="utf-8")  # noqa: SIM115
-        with stream:
-            for line in stream:
-                line = line.strip()
-                if line and not line.startswith("#"):
-                    ids.append(line)
+        try:
+            if debts_file == "-":
+                text = sys.stdin.read()
+            else:
+                with open(debts_file, encoding="utf-8") as fh:
+                    text = fh.read()
+        except UnicodeDecodeError as exc:
+            raise click.BadParameter(
+                f"{debts_file} is not UTF-8 text (byte {exc.start})", param_hint="--debts-file"
+            ) from None
+        except OSError as exc:
+            raise click.BadParameter(
+                f"cannot read {debts_file}: {exc.strerror}", param_hint="--debts-file"
+            ) from None
+        for line in text.splitlines():
+            line = line.strip()
+            if line and not line.startswith("#"):
+                ids.append(line)
     seen: set[str] = set()
     return [i for i in ids if not (i in seen or seen.add(i))]  # type: ignore[func-returns-value]
 
@@ -51,6 +66,7 @@ def _progress(enabled: bool) -> Iterator[Any]:
         yield lambda event: None
         return
     from rich.console import Console
+    from rich.markup import escape
     from rich.progress import (
         BarColumn,
         MofNCompleteColumn,
@@ -76,7 +92,7 @@ def _progress(enabled: bool) -> Iterator[Any]:
         def on_event(event: Any) -> None:
             kind = event.kind
             if kind == "debt_started":
-                progress.update(debts, extra=event.debt_id)
+                progress.update(debts, extra=escape(printable(event.debt_id)))
             elif kind == "debt_done":
                 progress.advance(debts)
             elif kind == "media_planned":
@@ -93,9 +109,14 @@ def _progress(enabled: bool) -> Iterator[Any]:
                 )
             elif kind == "media_failed":
                 progress.advance(files)
-                console.print(f"[yellow]media failed[/] {event.debt_id}: {event.message}")
+                console.print(
+                    f"[yellow]media failed[/] {escape(printable(event.debt_id))}: "
+                    f"{escape(printable(event.message, 300))}"
+                )
             elif kind == "log":
-                console.print(f"{event.debt_id}: {event.message}")
+                console.print(
+                    f"{escape(printable(event.debt_id))}: {escape(printable(event.message, 300))}"
+                )
 
         yield on_event
 
@@ -209,7 +230,7 @@ def archive(
 
 
 def _print_debt(debt: Any) -> None:
-    head = f"{debt.debt_id}: {debt.status}"
+    head = f"{printable(debt.debt_id)}: {debt.status}"
     if debt.sequence:
         head += f" (manifest {debt.sequence}, {debt.manifest_key}, sha256 {debt.manifest_sha256})"
     click.echo(head)
@@ -218,7 +239,7 @@ def _print_debt(debt: Any) -> None:
         f"{debt.media_reused} reused"
     )
     for p in debt.problems:
-        where = " ".join(str(p[k]) for k in ("followup_id", "kind", "source") if p.get(k))
+        where = " ".join(printable(p[k]) for k in ("followup_id", "kind", "source") if p.get(k))
         click.echo(f"  problem: {p['type']}: {p['message']}" + (f" [{where}]" if where else ""))
 
 

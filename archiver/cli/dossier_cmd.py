@@ -68,9 +68,14 @@ def dossier(
             for p in exc.problems:
                 click.echo(f"  {p.get('type')}: {p.get('message')} [{p.get('key')}]", err=True)
             sys.exit(ExitCode.FAILURE)
-        output.parent.mkdir(parents=True, exist_ok=True)
-        # Write beside the target and rename: never leave a half-written PDF under its name.
-        fd, tmp = tempfile.mkstemp(prefix=f".{output.name}.", dir=output.parent)
+        try:
+            output.parent.mkdir(parents=True, exist_ok=True)
+            # Write beside the target and rename: never a half-written PDF under its name.
+            fd, tmp = tempfile.mkstemp(prefix=f".{output.name}.", dir=output.parent)
+        except OSError as exc:
+            raise click.BadParameter(
+                f"cannot write {output}: {exc.strerror}", param_hint="--output"
+            ) from None
         try:
             with os.fdopen(fd, "wb") as f:
                 info = render_dossier(inp, f)

@@ -12,6 +12,7 @@ from typing import Any, Protocol
 from .. import keys
 from ..canonical import canonical_json, sha256_hex
 from ..errors import ArchiverError, IntegrityError, StorageError
+from ..schemas import validate
 from .data import DossierInput, parse_when
 
 
@@ -97,6 +98,14 @@ def load_dossier_input(
 
     if not isinstance(manifest, dict):
         raise IntegrityError("manifest is not a JSON object", key=mkey, debt_id=debt_id)
+    invalid = validate("manifest", manifest)
+    if invalid:
+        raise IntegrityError(
+            "manifest does not match schemas/manifest.schema.json",
+            problems=[{"type": "ManifestInvalid", "key": mkey, "message": str(e)} for e in invalid],
+            key=mkey,
+            debt_id=debt_id,
+        )
     if manifest.get("debt_id") != debt_id or manifest.get("sequence") != sequence:
         problem(
             "ManifestMismatch",
@@ -110,6 +119,8 @@ def load_dossier_input(
 
     records: dict[str, dict[str, Any]] = {}
     for entry in manifest.get("followups") or []:
+        if entry.get("record_purged"):
+            continue  # deleted at its maximum retention: nothing left to show
         rkey = entry.get("record_key", "")
         try:
             rdata = _read(store, rkey, entry.get("record_version_id"))

@@ -262,6 +262,12 @@ class Simulator:
             record.update(fields)
             return copy.deepcopy(record)
 
+    def remove_followup(self, followup_id: str) -> None:
+        """Drop a followup from its debt's listing (as when the platform deletes it)."""
+        with self._lock:
+            record = self._data.followups.pop(followup_id)
+            self._data.by_debt[record["debt_id"]].remove(followup_id)
+
     def set_followup_status(self, followup_id: str, status: str) -> None:
         """Change a followup's status (as the platform does when a contact progresses)."""
         if status not in FOLLOWUP_STATUSES:
