@@ -44,6 +44,7 @@ from . import keys
 from .canonical import canonical_sha256
 from .errors import RetentionError, StorageError, ValidationError
 from .policies import Duration, add_duration
+from .resume import manifest_keys
 from .storage import Lock, ObjectStore, VersionInfo
 
 if TYPE_CHECKING:
@@ -220,14 +221,10 @@ def list_events(store: ObjectStore, debt_id: str) -> list[dict[str, Any]]:
 
 
 def _latest_manifest_lock(store: ObjectStore, debt_id: str) -> Lock | None:
-    best: tuple[int, str] | None = None
-    for key in store.list_keys(f"{keys.debt_prefix(debt_id)}manifests/"):
-        parsed = keys.parse_manifest_key(key)
-        if parsed and (best is None or parsed[1] > best[0]):
-            best = (parsed[1], key)
-    if best is None:
+    stored = manifest_keys(store, debt_id)
+    if not stored:
         return None
-    info = store.head(best[1])
+    info = store.head(stored[-1][1])
     if info is None or info.lock_mode is None or info.retain_until is None:
         return None
     return Lock(info.lock_mode, info.retain_until)

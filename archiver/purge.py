@@ -60,6 +60,7 @@ from .policies import (
     load_policy,
     resolve_anchor,
 )
+from .resume import debts_in_bucket, manifest_keys
 from .storage import ObjectStore
 
 __all__ = [
@@ -211,23 +212,9 @@ class _Named:
     manifest_key: str
 
 
-def _debts_in_bucket(store: ObjectStore) -> list[str]:
-    found = set()
-    for key in store.list_keys("debts/"):
-        parsed = keys.parse_manifest_key(key)
-        if parsed:
-            found.add(parsed[0])
-    return sorted(found)
-
-
 def _manifests(store: ObjectStore, debt_id: str) -> list[tuple[int, str, dict[str, Any]]]:
-    found: list[tuple[int, str]] = []
-    for key in store.list_keys(f"{keys.debt_prefix(debt_id)}manifests/"):
-        parsed = keys.parse_manifest_key(key)
-        if parsed and parsed[0] == debt_id:
-            found.append((parsed[1], key))
     out = []
-    for seq, key in sorted(found):
+    for seq, key in manifest_keys(store, debt_id):
         try:
             manifest = json.loads(store.read_bytes(key))
         except ValueError as exc:
@@ -420,7 +407,7 @@ def plan_purge(
     ids = [keys.check_id(d, what="debt id") for d in debt_ids] if debt_ids else None
     plan = PurgePlan(now=now.astimezone(UTC), policy_name=policy.name if policy else None)
     policies = _Policies(policy)
-    for debt_id in ids if ids is not None else _debts_in_bucket(store):
+    for debt_id in ids if ids is not None else debts_in_bucket(store):
         plan.debts.append(debt_id)
         _plan_debt(store, debt_id, policies, plan.now, plan)
     return plan

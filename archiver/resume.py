@@ -21,6 +21,26 @@ from .schemas import validate
 from .storage import Lock, ObjectStore
 
 
+def manifest_keys(store: ObjectStore, debt_id: str) -> list[tuple[int, str]]:
+    """``(sequence, key)`` of every manifest stored for a debt, oldest first."""
+    found = []
+    for key in store.list_keys(f"{keys.debt_prefix(debt_id)}manifests/"):
+        parsed = keys.parse_manifest_key(key)
+        if parsed and parsed[0] == debt_id:
+            found.append((parsed[1], key))
+    return sorted(found)
+
+
+def debts_in_bucket(store: ObjectStore) -> list[str]:
+    """Every debt id that has at least one manifest."""
+    found = set()
+    for key in store.list_keys("debts/"):
+        parsed = keys.parse_manifest_key(key)
+        if parsed:
+            found.add(parsed[0])
+    return sorted(found)
+
+
 def manifest_history_problems(store: ObjectStore, debt_id: str) -> list[str]:
     """What makes a debt's manifest chain unsafe to extend: a manifest key whose current
     version is a delete marker, or that holds more than one version (it was rewritten).
@@ -54,13 +74,10 @@ def latest_manifest(store: ObjectStore, debt_id: str) -> tuple[str, bytes, dict[
             problems=problems,
             debt_id=debt_id,
         )
-    best: tuple[int, str] | None = None
-    for key in store.list_keys(f"{keys.debt_prefix(debt_id)}manifests/"):
-        parsed = keys.parse_manifest_key(key)
-        if parsed and (best is None or parsed[1] > best[0]):
-            best = (parsed[1], key)
-    if best is None:
+    stored = manifest_keys(store, debt_id)
+    if not stored:
         return None
+    best = stored[-1]
     data = store.read_bytes(best[1])
     try:
         manifest = json.loads(data)

@@ -80,16 +80,6 @@ class DebtVerification:
 DossierRerender = Callable[[dict[str, Any], str, str, ObjectStore], tuple[bytes, str]]
 
 
-def debts_in_bucket(store: ObjectStore) -> list[str]:
-    """Every debt id that has at least one manifest."""
-    found = set()
-    for key in store.list_keys("debts/"):
-        parsed = keys.parse_manifest_key(key)
-        if parsed:
-            found.add(parsed[0])
-    return sorted(found)
-
-
 def verify_debt(
     store: ObjectStore,
     debt_id: str,

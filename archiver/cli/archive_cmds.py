@@ -268,7 +268,8 @@ def verify(
       archiver verify xyz789ghi012
       archiver verify --all --json
     """
-    from ..verify import debts_in_bucket, verify_debt
+    from ..resume import debts_in_bucket
+    from ..verify import verify_debt
     from ..wiring import open_store
 
     if not debt_ids and not all_debts:
