@@ -14,7 +14,7 @@ import pikepdf
 import pypdf
 import pytest
 from click.testing import CliRunner
-from fixtures.dossier_sample import SampleArchive, make_archive
+from fixtures.dossier_sample import SampleArchive, make_archive, with_lifecycle
 
 from archiver.canonical import canonical_json, sha256_hex
 from archiver.cli import main
@@ -26,7 +26,7 @@ from archiver.dossier import (
     render_dossier,
     render_dossier_bytes,
 )
-from archiver.dossier.data import custody_margin, fmt_value
+from archiver.dossier.data import custody_margin, fmt_value, fmt_when
 from archiver.dossier.fonts import load_fonts
 from archiver.dossier.pdfa import check_pdfa
 from archiver.errors import IntegrityError, StorageError
@@ -165,6 +165,112 @@ def test_missing_record_is_said_not_hidden(sample: SampleArchive) -> None:
     assert "the stored record was not available to this render" in text
 
 
+# --------------------------------------------------------------------------- purges, gone upstream
+
+
+@pytest.fixture(scope="module")
+def lifecycle() -> SampleArchive:
+    return with_lifecycle(make_archive(12), purge_debt=True)
+
+
+@pytest.fixture(scope="module")
+def lifecycle_pdf(lifecycle: SampleArchive) -> bytes:
+    inp = load_dossier_input(lifecycle.to_store(), lifecycle.manifest["debt_id"])
+    return render_dossier_bytes(inp)
+
+
+def _lifecycle_parts(a: SampleArchive) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
+    entries = a.manifest["followups"]
+    medium = next(m for f in entries for m in f["media"] if m.get("purged"))
+    bare = next(f for f in entries if f.get("record_purged"))
+    gone = next(f for f in entries if f.get("upstream_missing_since"))
+    return medium, bare, gone
+
+
+def test_purged_and_unlisted_followups_are_said(
+    lifecycle: SampleArchive, lifecycle_pdf: bytes
+) -> None:
+    medium, bare, gone = _lifecycle_parts(lifecycle)
+    assert bare["id"] not in lifecycle.records  # the loader has nothing for it: must not crash
+    pages = _pages_text(lifecycle_pdf)
+    text = "\n".join(pages)
+    flat = text.replace("\n", " ")
+    ekey = medium["purged"]["event_key"]
+    assert ekey in text
+    assert "record purged on 2025-01-22 09:00 UTC at its maximum retention" in flat
+    assert f"purged 2025-01-22 09:00 UTC (deletion record {ekey})" in flat  # media rows
+    assert "debt record purged on 2025-01-22 09:00 UTC" in flat  # cover
+    assert "no longer listed by getbill since 2025-02-09 09:00 UTC; archived evidence kept" in flat
+    assert "the stored record was not available" not in text  # purged is not "missing"
+    # The purged record is shown from its manifest entry.
+    for value in (bare["id"], bare["type"], bare["status"], bare["call_date"]):
+        assert value in text
+    # The media inventory does not claim the purged medium is retained.
+    media_page = next(p for p in pages if "SHA-256 · key · version" in p).replace("\n", " ")
+    assert "PURGED 2025-01-22 09:00 no longer stored" in media_page
+    assert fmt_when(medium["retain_until"]).replace(" UTC", "") not in media_page
+
+
+def test_purges_listed_in_custody_not_among_holds(
+    lifecycle: SampleArchive, lifecycle_pdf: bytes
+) -> None:
+    text = "\n".join(_pages_text(lifecycle_pdf))
+    custody = text[text.index("Manifest chain") : text.index("1. The manifest")]
+    medium, _, _ = _lifecycle_parts(lifecycle)
+    assert "Purges" in custody and medium["purged"]["event_key"] in custody
+    flat = custody.replace("\n", " ")
+    assert "1 record, 1 medium, the debt record (of 6 objects in that purge)" in flat
+    assert "retention-bot@ex" in flat
+    holds = custody[custody.index("Legal holds") :]
+    assert "Dispute settled" in holds  # the release is there, the deletion record is not
+    assert "retention-bot@ex" not in holds and "maximum retention reached" not in holds
+
+
+def test_view_counts_purged_media_separately(lifecycle: SampleArchive) -> None:
+    inp = load_dossier_input(lifecycle.to_store(), lifecycle.manifest["debt_id"])
+    view = build_view(inp)
+    base = build_view(_input(make_archive(12)))
+    assert view.media_purged == 1 and base.media_purged == 0
+    assert view.media_archived == base.media_archived - 1
+    medium, bare, gone = _lifecycle_parts(lifecycle)
+    assert view.media_bytes == base.media_bytes - medium["size"]
+    assert view.records_purged == 1 and view.upstream_missing == 1
+    assert view.debt_purged is not None and view.debt_facts == []
+    assert [(p.records, p.media, p.debt, p.objects) for p in view.purges] == [(1, 1, True, 3)]
+    assert all(e.get("action") != "purge" for e in view.events)
+    # Purged media are not "unavailable": they were archived, then lawfully deleted.
+    assert {fid for fid, _, _ in view.media_unavailable} == {
+        fid for fid, _, _ in base.media_unavailable
+    }
+    # A caller still holding the purged record in memory renders the same as the loader.
+    records = {**inp.records, bare["id"]: make_archive(12).records[bare["id"]]}
+    assert build_view(replace(inp, records=records)) == view
+
+
+def test_lifecycle_dossier_is_pdfa_and_reproducible(
+    lifecycle: SampleArchive, lifecycle_pdf: bytes
+) -> None:
+    report = check_pdfa(lifecycle_pdf)
+    assert report.passed, report.summary()
+    inp = load_dossier_input(lifecycle.to_store(), lifecycle.manifest["debt_id"])
+    assert render_dossier_bytes(inp) == lifecycle_pdf
+    # The verify example names a medium that is still stored.
+    medium, _, _ = _lifecycle_parts(lifecycle)
+    verify_page = next(p for p in _pages_text(lifecycle_pdf) if "7 How to verify" in p)
+    assert medium["sha256"] not in verify_page
+
+
+def test_ordinary_dossier_bytes_are_unchanged() -> None:
+    """Purge/unlisted markers add to the dossier only where present: a manifest without them
+    renders to the bytes renderer 1.0.0 always gave (stored dossiers still verify)."""
+    a = make_archive(6)
+    pdf = render_dossier_bytes(_input(a))
+    assert RENDERER_VERSION == "1.0.0"
+    assert sha256_hex(pdf) == (
+        "9679a428280d7ab4e2154691e5cc25d608375daf6aa1107b4100fabbadeed84d"
+    ), "ordinary output changed: bump RENDERER_VERSION (and verify.KNOWN_RENDERER_VERSIONS)"
+
+
 # --------------------------------------------------------------------------- properties
 
 
@@ -244,8 +350,8 @@ def test_undrawable_characters_are_replaced_and_counted(sample: SampleArchive) -
 
 def test_view_is_chronological_and_counts(sample: SampleArchive) -> None:
     view = build_view(_input(sample))
-    whens = [f.when for f in view.followups]
-    assert whens == sorted(whens)
+    whens = [f.when for f in view.followups if f.when is not None]
+    assert len(whens) == len(view.followups) and whens == sorted(whens)
     assert sum(c for _, c in view.by_type) == 24
     assert view.media_archived == sample.manifest["summary"]["media"]
     assert view.media_bytes == sample.manifest["summary"]["media_bytes"]

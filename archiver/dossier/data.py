@@ -63,6 +63,14 @@ class DossierInput:
 
 
 @dataclass(frozen=True)
+class PurgeMark:
+    """A manifest's ``purged`` / ``record_purged`` marker: which deletion record, when."""
+
+    event_key: str
+    at: str | None
+
+
+@dataclass(frozen=True)
 class MediaView:
     """One archived medium, as shown in the inventory and the chain of custody."""
 
@@ -83,6 +91,8 @@ class MediaView:
     url_expires_at: str | None
     margin: str  # "stored 41 min before its link expired"
     late: bool  # downloaded after the link's stated expiry
+    # Set when `archiver purge` deleted this version at its maximum retention.
+    purged: PurgeMark | None = None
 
 
 @dataclass(frozen=True)
@@ -106,6 +116,27 @@ class FollowupView:
     record_loaded: bool
     media: list[MediaView]
     problems: list[str]
+    record_purged: PurgeMark | None = None  # the record was deleted at its maximum retention
+    upstream_missing_since: str | None = None  # no longer in the getbill listing since then
+
+
+@dataclass(frozen=True)
+class PurgeView:
+    """One purge that deleted objects this manifest names, for the chain of custody."""
+
+    event_key: str
+    at: str | None
+    records: int  # followup records of this manifest it deleted
+    media: int
+    debt: bool  # the debt record
+    actor: str | None  # from the deletion record, when it is among the events
+    reason: str | None
+    objects_in_purge: int | None  # everything that purge deleted, this debt's other manifests too
+
+    @property
+    def objects(self) -> int:
+        """How many objects named by this manifest the purge deleted."""
+        return self.records + self.media + int(self.debt)
 
 
 @dataclass(frozen=True)
@@ -137,8 +168,26 @@ class DossierView:
     last_contact: datetime | None
     problems: list[dict[str, Any]]
     retention_extensions: list[dict[str, Any]]
-    events: list[dict[str, Any]]
+    events: list[dict[str, Any]]  # hold and release events (purges are in ``purges``)
     source: str | None
+    media_purged: int = 0  # media versions deleted at their maximum (not in media_archived)
+    records_purged: int = 0
+    upstream_missing: int = 0  # followups no longer listed by getbill
+    debt_purged: PurgeMark | None = None
+    purges: list[PurgeView] = field(default_factory=list)
+
+
+def purge_mark(value: Any) -> PurgeMark | None:
+    """The marker as a :class:`PurgeMark`; None when absent (or not a marker)."""
+    if not isinstance(value, dict) or not value.get("event_key"):
+        return None
+    at = value.get("at")
+    return PurgeMark(str(value["event_key"]), at if isinstance(at, str) else None)
+
+
+def purge_note(mark: PurgeMark) -> str:
+    """``purged 2031-01-02 09:00 UTC (deletion record debts/…-purge.json)``."""
+    return f"purged {fmt_when(mark.at)} (deletion record {mark.event_key})"
 
 
 def parse_when(value: Any) -> datetime | None:
@@ -286,6 +335,7 @@ def _media_view(followup_id: str, m: dict[str, Any], record: dict[str, Any]) -> 
         url_expires_at=m.get("url_expires_at"),
         margin=margin,
         late=late,
+        purged=purge_mark(m.get("purged")),
     )
 
 
@@ -356,7 +406,10 @@ def build_view(inp: DossierInput) -> DossierView:
     followups: list[FollowupView] = []
     for entry in man.get("followups") or []:
         fid = str(entry["id"])
-        record = inp.records.get(fid)
+        record_purged = purge_mark(entry.get("record_purged"))
+        # A purged record is shown from the manifest entry alone, even if a caller still
+        # holds it in memory: the archive-time render must equal a re-render from storage.
+        record = None if record_purged else inp.records.get(fid)
         loaded = record is not None
         rec = record or {}
         media = [
@@ -375,7 +428,7 @@ def build_view(inp: DossierInput) -> DossierView:
                 notes=_text(rec.get("notes")),
                 duration_ms=dur if isinstance(dur, int) and not isinstance(dur, bool) else None,
                 triggered_payment=rec.get("triggered_payment") is True,
-                fields=_record_fields(rec),
+                fields=_entry_fields(entry) if record_purged else _record_fields(rec),
                 record_key=str(entry.get("record_key", "")),
                 record_sha256=str(entry.get("record_sha256", "")),
                 record_version_id=entry.get("record_version_id"),
@@ -383,6 +436,8 @@ def build_view(inp: DossierInput) -> DossierView:
                 record_loaded=loaded,
                 media=media,
                 problems=problems_by_followup.get(fid, []),
+                record_purged=record_purged,
+                upstream_missing_since=_str_or_none(entry.get("upstream_missing_since")),
             )
         )
     # Undated followups go last; ids break ties so the order never depends on input order.
@@ -390,10 +445,11 @@ def build_view(inp: DossierInput) -> DossierView:
     followups.sort(key=lambda f: (f.when or far, f.id))
 
     media = [m for f in followups for m in f.media]
+    stored = [m for m in media if m.purged is None]
     archived = {(m.followup_id, m.kind) for m in media}
     unavailable: dict[tuple[str, str], str] = {}
     for f in followups:
-        rec = inp.records.get(f.id) or {}
+        rec = {} if f.record_purged else inp.records.get(f.id) or {}
         for kind, name in MEDIA_FIELDS.items():
             if rec.get(name) and (f.id, kind) not in archived:
                 unavailable[(f.id, kind)] = "listed by the API, not archived"
@@ -409,6 +465,13 @@ def build_view(inp: DossierInput) -> DossierView:
     debt_unavailable = man.get("debt_unavailable")
     source = (man.get("source") or {}).get("api_base_url")
     events = sorted(inp.events, key=lambda e: (str(e.get("at", "")), str(e.get("action", ""))))
+    debt_ref = man.get("debt")
+    debt_purged = purge_mark(debt_ref.get("purged")) if isinstance(debt_ref, dict) else None
+    purges = _purges(followups, debt_purged, events)
+    if purges:
+        # Deletion records go to the purges list, not among the legal holds. Only when this
+        # manifest names purged objects: dossiers of other manifests keep their stored bytes.
+        events = [e for e in events if e.get("action") != "purge"]
     return DossierView(
         debt_id=str(man.get("debt_id", "")),
         sequence=int(man.get("sequence", 0)),
@@ -417,8 +480,8 @@ def build_view(inp: DossierInput) -> DossierView:
         manifest_sha256=inp.manifest_sha256,
         tool=f"{tool.get('name', '?')} {tool.get('version', '?')}",
         policy=dict(man.get("policy") or {}),
-        debt_ref=man.get("debt"),
-        debt_facts=_debt_facts(inp.debt),
+        debt_ref=debt_ref,
+        debt_facts=[] if debt_purged else _debt_facts(inp.debt),
         debt_unavailable=(
             str(debt_unavailable.get("reason")) if isinstance(debt_unavailable, dict) else None
         ),
@@ -430,8 +493,8 @@ def build_view(inp: DossierInput) -> DossierView:
         by_month=sorted(months.items()),
         total_call_ms=sum(f.duration_ms or 0 for f in followups),
         payments=[f.id for f in followups if f.triggered_payment],
-        media_archived=len(media),
-        media_bytes=sum(m.size for m in media),
+        media_archived=len(stored),
+        media_bytes=sum(m.size for m in stored),
         media_unavailable=[(fid, kind, why) for (fid, kind), why in sorted(unavailable.items())],
         first_contact=min(dated) if dated else None,
         last_contact=max(dated) if dated else None,
@@ -439,4 +502,55 @@ def build_view(inp: DossierInput) -> DossierView:
         retention_extensions=list(man.get("retention_extensions") or []),
         events=events,
         source=source if isinstance(source, str) else None,
+        media_purged=len(media) - len(stored),
+        records_purged=sum(1 for f in followups if f.record_purged),
+        upstream_missing=sum(1 for f in followups if f.upstream_missing_since),
+        debt_purged=debt_purged,
+        purges=purges,
     )
+
+
+def _str_or_none(value: Any) -> str | None:
+    return value if isinstance(value, str) and value else None
+
+
+# What a manifest entry says of a followup whose record was purged.
+_ENTRY_FIELDS = ("id", "type", "status", "call_date")
+
+
+def _entry_fields(entry: dict[str, Any]) -> list[tuple[str, str]]:
+    return [(n, fmt_value(entry[n])) for n in _ENTRY_FIELDS if n in entry]
+
+
+def _purges(
+    followups: list[FollowupView], debt: PurgeMark | None, events: list[dict[str, Any]]
+) -> list[PurgeView]:
+    """The purges behind this manifest's markers, by deletion record, oldest first."""
+    counts: dict[PurgeMark, list[int]] = {}  # mark -> [records, media, debt]
+    for f in followups:
+        if f.record_purged:
+            counts.setdefault(f.record_purged, [0, 0, 0])[0] += 1
+        for m in f.media:
+            if m.purged:
+                counts.setdefault(m.purged, [0, 0, 0])[1] += 1
+    if debt:
+        counts.setdefault(debt, [0, 0, 0])[2] += 1
+    # The archive copies the deletion record's "at" into each marker: match on it.
+    by_at = {str(e.get("at")): e for e in events if e.get("action") == "purge"}
+    out = []
+    for mark, (records, media, has_debt) in counts.items():
+        event = by_at.get(str(mark.at)) if mark.at else None
+        total = (event or {}).get("objects")
+        out.append(
+            PurgeView(
+                event_key=mark.event_key,
+                at=mark.at,
+                records=records,
+                media=media,
+                debt=bool(has_debt),
+                actor=_str_or_none((event or {}).get("actor")),
+                reason=_str_or_none((event or {}).get("reason")),
+                objects_in_purge=total if isinstance(total, int) else None,
+            )
+        )
+    return sorted(out, key=lambda p: (p.at or "", p.event_key))

@@ -143,8 +143,8 @@ def load_dossier_input(
             records[str(entry.get("id"))] = record
 
     debt: dict[str, Any] | None = None
-    ref = manifest.get("debt")
-    if isinstance(ref, dict) and ref.get("key"):
+    ref = manifest.get("debt")  # a purged debt record is gone: the cover says so
+    if isinstance(ref, dict) and ref.get("key") and not ref.get("purged"):
         try:
             ddata = _read(store, ref["key"], ref.get("version_id"))
         except StorageError as exc:

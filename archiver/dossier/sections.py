@@ -29,7 +29,17 @@ from reportlab.platypus import (
 )
 
 from .charts import bar_chart, month_chart
-from .data import DossierView, FollowupView, fmt_duration, fmt_size, fmt_value, fmt_when
+from .data import (
+    DossierView,
+    FollowupView,
+    MediaView,
+    PurgeMark,
+    fmt_duration,
+    fmt_size,
+    fmt_value,
+    fmt_when,
+    purge_note,
+)
 from .fonts import MONO, SANS, SANS_BOLD, FontSet
 from .linetable import LineTable, Row
 from .styles import (
@@ -54,6 +64,7 @@ from .styles import (
     S_MONO,
     S_MONO_CELL,
     S_NOTE,
+    S_NOTICE,
     S_SUBTITLE,
     S_TEXT,
     S_TITLE,
@@ -65,6 +76,9 @@ from .styles import (
     TX_LABEL,
     TX_MONO,
     TX_MUTED,
+    TX_NOTICE,
+    TX_NOTICE_MONO,
+    TX_NOTICE_SMALL,
     TX_SMALL,
     WIDTH,
 )
@@ -212,7 +226,10 @@ def cover(v: DossierView, t: _Text) -> list[Flowable]:
     ]
     facts: list[tuple[str, Any]] = [("Debt id", _mono(v.debt_id, t))]
     facts += v.debt_facts
-    if not v.debt_facts:
+    if v.debt_purged:
+        note = _purged_at_max(v.debt_purged, "debt record")
+        facts.append(("Debt record", Paragraph(t(note), S_NOTICE)))
+    elif not v.debt_facts:
         why = v.debt_unavailable or "no debt record in this manifest"
         facts.append(("Debt record", f"not archived: {why}"))
     out.append(_facts(facts, t))
@@ -288,6 +305,17 @@ def summary(v: DossierView, t: _Text) -> list[Flowable]:
                 ("Total call time", fmt_duration(v.total_call_ms) if v.total_call_ms else "—"),
                 ("Triggered a payment", f"{payments:,} followup{'s' if payments != 1 else ''}"),
                 ("Media archived", f"{v.media_archived:,} files, {fmt_size(v.media_bytes)}"),
+                *(
+                    [
+                        (
+                            "Media purged",
+                            f"{v.media_purged:,} file{'s' if v.media_purged != 1 else ''} "
+                            "deleted at their maximum retention (see sections 5 and 6)",
+                        )
+                    ]
+                    if v.media_purged
+                    else []
+                ),
                 (
                     "Media unavailable",
                     Paragraph(
@@ -299,6 +327,7 @@ def summary(v: DossierView, t: _Text) -> list[Flowable]:
                     ),
                 ),
                 ("Problems recorded by the run", f"{len(v.problems):,}"),
+                *_lifecycle_facts(v),
             ],
             t,
         )
@@ -372,12 +401,76 @@ def summary(v: DossierView, t: _Text) -> list[Flowable]:
     return out
 
 
+def _lifecycle_facts(v: DossierView) -> list[tuple[str, Any]]:
+    """Summary rows for purged records and followups gone from the API (only when any, so
+    dossiers without them keep their exact bytes)."""
+    rows: list[tuple[str, Any]] = []
+    if v.records_purged:
+        rows.append(
+            (
+                "Followup records purged",
+                f"{v.records_purged:,} deleted at their maximum retention; shown from the "
+                "manifest only (see section 6)",
+            )
+        )
+    if v.upstream_missing:
+        rows.append(
+            (
+                "No longer listed by getbill",
+                f"{v.upstream_missing:,} followup{'s' if v.upstream_missing != 1 else ''}; "
+                "their archived evidence is kept",
+            )
+        )
+    return rows
+
+
+def _purged_at_max(mark: PurgeMark, what: str = "record") -> str:
+    return (
+        f"{what} purged on {fmt_when(mark.at)} at its maximum retention "
+        f"(deletion record {mark.event_key})"
+    )
+
+
+def _missing_note(since: str) -> str:
+    return f"no longer listed by getbill since {fmt_when(since)}; archived evidence kept"
+
+
 # --------------------------------------------------------------------------- 3. timeline
 
 
 def _clip(text: str, n: int) -> str:
     text = " ".join(text.split())
     return text if len(text) <= n else text[: n - 1].rstrip() + "…"
+
+
+def _timeline_row(f: FollowupView, t: _Text, inner: list[float]) -> Row:
+    status, status_style = t.cell(f.status, SANS, 8, inner[3]), TX_CELL
+    if f.upstream_missing_since:
+        # In the status cell: it is the followup's state in getbill that changed.
+        # "unlisted" fits the column; section 4 gives the note in full.
+        since = fmt_when(f.upstream_missing_since).split(" ")[0]
+        status += "\n" + wrap(f"unlisted since\n{since}", SANS_BOLD, 8, inner[3])
+        status_style = TX_NOTICE
+    summary, summary_style = t.cell(_clip(f.summary, 220) or "—", SANS, 8, inner[4]), TX_CELL
+    if f.record_purged:
+        summary = wrap(
+            f"record purged on {fmt_when(f.record_purged.at)} at its maximum retention "
+            "(deletion record in sections 4 and 6)",
+            SANS_BOLD,
+            8,
+            inner[4],
+        )
+        summary_style = TX_NOTICE
+    return Row(
+        [
+            fmt_when(f.when) + "\n" + t.cell(f.id, SANS, 8, inner[0]),
+            t.cell(f.type, SANS, 8, inner[1]),
+            t.cell(f.direction or "—", SANS, 8, inner[2]),
+            status,
+            summary,
+        ],
+        [TX_CELL, TX_CELL, TX_CELL, status_style, summary_style],
+    )
 
 
 def timeline(v: DossierView, t: _Text) -> list[Flowable]:
@@ -395,20 +488,7 @@ def timeline(v: DossierView, t: _Text) -> list[Flowable]:
         return out
     widths = [36 * mm, 20 * mm, 18 * mm, 25 * mm, WIDTH - 99 * mm]
     inner = [w - 6 for w in widths]
-    styles = [TX_CELL] * 5
-    rows = [
-        Row(
-            [
-                fmt_when(f.when) + "\n" + t.cell(f.id, SANS, 8, inner[0]),
-                t.cell(f.type, SANS, 8, inner[1]),
-                t.cell(f.direction or "—", SANS, 8, inner[2]),
-                t.cell(f.status, SANS, 8, inner[3]),
-                t.cell(_clip(f.summary, 220) or "—", SANS, 8, inner[4]),
-            ],
-            styles,
-        )
-        for f in v.followups
-    ]
+    rows = [_timeline_row(f, t, inner) for f in v.followups]
     out.append(_grid(["Date (UTC) / id", "Type", "Direction", "Status", "Summary"], rows, widths))
     out.append(PageBreak())
     return out
@@ -436,7 +516,13 @@ def _followup_block(f: FollowupView, t: _Text) -> list[Flowable]:
     )
     field_style = [TX_LABEL, TX_CELL]
     rows: list[Row] = [header]
-    if not f.record_loaded:
+    if f.upstream_missing_since:
+        note = wrap(_missing_note(f.upstream_missing_since), SANS_BOLD, 8, value_w)
+        rows.append(Row(["getbill listing", note], [TX_LABEL, TX_NOTICE]))
+    if f.record_purged:
+        note = _purged_at_max(f.record_purged) + "; the fields below are from the manifest"
+        rows.append(Row(["record", wrap(note, SANS_BOLD, 8, value_w)], [TX_LABEL, TX_NOTICE]))
+    elif not f.record_loaded:
         rows.append(
             Row(
                 ["record", "the stored record was not available to this render"],
@@ -471,8 +557,12 @@ def _followup_block(f: FollowupView, t: _Text) -> list[Flowable]:
             [
                 "record version",
                 t.cell(
-                    f"{f.record_version_id or '—'} · retained until "
-                    f"{fmt_when(f.record_retain_until)}",
+                    f"{f.record_version_id or '—'} · "
+                    + (
+                        purge_note(f.record_purged)
+                        if f.record_purged
+                        else f"retained until {fmt_when(f.record_retain_until)}"
+                    ),
                     MONO,
                     6.6,
                     value_w,
@@ -483,13 +573,13 @@ def _followup_block(f: FollowupView, t: _Text) -> list[Flowable]:
         ),
     ]
     for m in f.media:
+        where = m.sha256 + "\n" + t.cell(m.key, MONO, 6.6, value_w)
+        if m.purged:
+            where += "\n" + t.cell(purge_note(m.purged), MONO, 6.6, value_w)
         archive.append(
             Row(
-                [
-                    f"{m.kind} · {fmt_size(m.size).split(' (')[0]}",
-                    m.sha256 + "\n" + t.cell(m.key, MONO, 6.6, value_w),
-                ],
-                mono,
+                [f"{m.kind} · {fmt_size(m.size).split(' (')[0]}", where],
+                [TX_LABEL, TX_NOTICE_MONO] if m.purged else mono,
                 BAND_BG,
             )
         )
@@ -538,7 +628,14 @@ def media_inventory(v: DossierView, t: _Text) -> list[Flowable]:
         Heading("5  Media inventory", S_H1, "media"),
         Paragraph(
             f"{v.media_archived:,} files archived ({fmt_size(v.media_bytes)}), stored under S3 "
-            "Object Lock. Each file is named by its SHA-256.",
+            "Object Lock. Each file is named by its SHA-256."
+            + (
+                f" {v.media_purged:,} more {'were' if v.media_purged != 1 else 'was'} purged: "
+                "deleted at the end of the maximum retention, with a deletion record "
+                "(section 6). Purged rows below keep the SHA-256 and key of what was stored."
+                if v.media_purged
+                else ""
+            ),
             S_BODY,
         ),
     ]
@@ -550,6 +647,9 @@ def media_inventory(v: DossierView, t: _Text) -> list[Flowable]:
     styles = [TX_SMALL, TX_SMALL, TX_MONO, TX_SMALL]
     rows = []
     for m in v.media:
+        if m.purged:
+            rows.append(_purged_media_row(m, t, inner))
+            continue
         rows.append(
             Row(
                 [
@@ -588,6 +688,36 @@ def media_inventory(v: DossierView, t: _Text) -> list[Flowable]:
     )
     out.append(PageBreak())
     return out
+
+
+def _purged_media_row(m: MediaView, t: _Text, inner: list[float]) -> Row:
+    """A purged medium: what it was, and that it is no longer stored (not a retention date)."""
+    assert m.purged is not None
+    return Row(
+        [
+            t.cell(m.followup_id, SANS, 7.5, inner[0])
+            + "\n"
+            + m.kind
+            + "\n"
+            + t.cell(m.sniffed_type or m.content_type or "", SANS, 7.5, inner[0]),
+            wrap(fmt_size(m.size).replace(" (", "\n("), SANS, 7.5, inner[1])
+            + ("\n" + fmt_duration(m.duration_ms) if m.duration_ms is not None else ""),
+            m.sha256
+            + "\n"
+            + t.cell(m.key, MONO, 6.6, inner[2])
+            + "\n"
+            + t.cell(f"version {m.version_id or '—'}", MONO, 6.6, inner[2])
+            + "\n"
+            + t.cell(purge_note(m.purged), MONO, 6.6, inner[2]),
+            wrap(
+                f"PURGED {fmt_when(m.purged.at).replace(' UTC', '')}\nno longer stored",
+                SANS_BOLD,
+                7.5,
+                inner[3],
+            ),
+        ],
+        [TX_SMALL, TX_SMALL, TX_MONO, TX_NOTICE_SMALL],
+    )
 
 
 # --------------------------------------------------------------------------- 6. custody
@@ -687,6 +817,9 @@ def custody(v: DossierView, t: _Text) -> list[Flowable]:
     else:
         out.append(Paragraph("This run extended no retention period.", S_BODY))
 
+    if v.purges:
+        out += _purges(v, t)
+
     out.append(Paragraph("Legal holds", S_H2))
     out.append(
         Paragraph(
@@ -718,12 +851,48 @@ def custody(v: DossierView, t: _Text) -> list[Flowable]:
     return out
 
 
+def _purges(v: DossierView, t: _Text) -> list[Flowable]:
+    out: list[Flowable] = [
+        Paragraph("Purges", S_H2),
+        Paragraph(
+            "Objects this manifest names that `archiver purge` deleted at the end of their "
+            "maximum retention. Each purge wrote its deletion record (keys, version ids, "
+            "SHA-256s) before deleting; the record is kept in the archive.",
+            S_NOTE,
+        ),
+    ]
+    rows: list[list[Any]] = []
+    for p in v.purges:
+        parts = [f"{p.records:,} record{'s' if p.records != 1 else ''}"] if p.records else []
+        parts += [f"{p.media:,} medi{'a' if p.media != 1 else 'um'}"] if p.media else []
+        parts += ["the debt record"] if p.debt else []
+        deleted = ", ".join(parts)
+        if p.objects_in_purge is not None:
+            deleted += f" (of {p.objects_in_purge:,} objects in that purge)"
+        who = " — ".join(x for x in (p.actor, p.reason) if x) or "—"
+        rows.append(
+            [
+                [Paragraph(fmt_when(p.at), S_CELL), _mono(p.event_key, t, S_MONO_CELL)],
+                Paragraph(t(deleted), S_CELL),
+                Paragraph(t(who), S_CELL),
+            ]
+        )
+    # The deletion record's key needs about 82 mm in 6.6 pt mono; the rest share what is left.
+    out += _chunked(
+        ["Purged at · deletion record", "Deleted (this manifest)", "Actor / reason"],
+        rows,
+        [88 * mm, 44 * mm, WIDTH - 132 * mm],
+    )
+    return out
+
+
 # --------------------------------------------------------------------------- 7. verify
 
 
 def how_to_verify(v: DossierView, t: _Text) -> list[Flowable]:
     key = v.manifest_key
-    first_media = v.media[0] if v.media else None
+    # The example must name a medium that is still stored.
+    first_media = next((m for m in v.media if m.purged is None), None)
     code = lambda s: Paragraph(t(s), S_CODE)  # noqa: E731
     out: list[Flowable] = [
         Heading("7  How to verify", S_H1, "verify"),

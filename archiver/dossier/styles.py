@@ -24,6 +24,9 @@ BAND_BG = colors.HexColor("#f5f7fa")
 GRID = colors.HexColor("#cbd5e1")
 ALERT = colors.HexColor("#b42318")
 OK = colors.HexColor("#067647")
+# Lawful but notable facts (a purge at maximum retention, a followup gone from the API):
+# stand out without reading as errors.
+NOTICE = colors.HexColor("#93370d")
 
 
 def _style(name: str, **kw: Any) -> ParagraphStyle:
@@ -82,6 +85,7 @@ S_H2 = _style(
 S_LABEL = _style("label", fontName=SANS_BOLD, fontSize=7.5, leading=10, textColor=MUTED)
 S_TEXT = _style("text", fontSize=8.5, leading=11.5, spaceAfter=2, leftIndent=2 * mm)
 S_ALERT = _style("alert", fontSize=8, leading=10.5, textColor=ALERT)
+S_NOTICE = _style("notice", fontName=SANS_BOLD, fontSize=8, leading=10, textColor=NOTICE)
 S_NOTE = _style("note", fontName=SANS_ITALIC, fontSize=8, leading=10.5, textColor=MUTED)
 
 # Few per-cell commands: reportlab applies each one to every cell it covers, and that is
@@ -114,6 +118,9 @@ TX_LABEL = Text(SANS_BOLD, 7.5, 10, MUTED)
 TX_HEAD = Text(SANS_BOLD, 8, 10, INK)
 TX_MONO = Text(MONO, 6.6, 8.4, INK)
 TX_ALERT = Text(SANS_BOLD, 8, 10, ALERT)
+TX_NOTICE = Text(SANS_BOLD, 8, 10, NOTICE)
+TX_NOTICE_SMALL = Text(SANS_BOLD, 7.5, 9.2, NOTICE)
+TX_NOTICE_MONO = Text(MONO, 6.6, 8.4, NOTICE)
 TX_ID = Text(MONO, 8, 10.5, ACCENT)
 TX_BITS = Text(SANS_BOLD, 8.5, 10.5, ACCENT)
 HEAD_RULE = (0.6, ACCENT)
