@@ -21,7 +21,7 @@ import json
 import threading
 import uuid
 from collections.abc import Callable, Iterable
-from concurrent.futures import ThreadPoolExecutor, as_completed
+from concurrent.futures import Future, ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -52,6 +52,7 @@ from .manifest import (
 )
 from .models import Debt, Followup, MediaRef
 from .policies import AnchorDates, RetentionPolicy, last_activity, retain_until
+from .results import ArchiveEvent, DebtResult, RunResult
 from .resume import StoredMedia, latest_manifest, media_metadata, purged_versions
 from .storage import Lock, ObjectStore, StoredObject
 
@@ -63,94 +64,6 @@ MIN_LOCK = timedelta(days=1)
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
-
-
-# --------------------------------------------------------------------------- events & results
-
-
-@dataclass(frozen=True)
-class ArchiveEvent:
-    """Progress reported to the caller (the CLI draws bars from these; core code never prints).
-
-    kinds: ``debt_started``, ``media_reused`` (count), ``media_planned`` (count to fetch),
-    ``media_done`` (size, one stored), ``media_failed``, ``debt_done``, ``log`` (message).
-    """
-
-    kind: str
-    debt_id: str | None = None
-    count: int = 0
-    size: int = 0
-    message: str = ""
-
-
-@dataclass
-class DebtResult:
-    """What happened to one debt. ``status``: archived | unchanged | partial | failed | planned."""
-
-    debt_id: str
-    status: str
-    sequence: int | None = None
-    manifest_key: str | None = None
-    manifest_sha256: str | None = None
-    followups: int = 0
-    media_stored: int = 0
-    media_reused: int = 0
-    media_bytes_stored: int = 0
-    retention_extended: int = 0
-    dossier_key: str | None = None
-    problems: list[dict[str, Any]] = field(default_factory=list)
-    error: dict[str, Any] | None = None
-
-    def to_json(self) -> dict[str, Any]:
-        out: dict[str, Any] = {
-            "debt_id": self.debt_id,
-            "status": self.status,
-            "sequence": self.sequence,
-            "manifest_key": self.manifest_key,
-            "manifest_sha256": self.manifest_sha256,
-            "followups": self.followups,
-            "media_stored": self.media_stored,
-            "media_reused": self.media_reused,
-            "media_bytes_stored": self.media_bytes_stored,
-            "retention_extended": self.retention_extended,
-            "dossier_key": self.dossier_key,
-            "problems": self.problems,
-        }
-        if self.error:
-            out["error"] = self.error
-        return out
-
-
-@dataclass
-class RunResult:
-    run_id: str
-    debts: list[DebtResult]
-
-    @property
-    def exit_status(self) -> str:
-        """``ok`` | ``partial`` | ``failed`` over the whole run."""
-        statuses = {d.status for d in self.debts}
-        if "failed" in statuses:
-            return "failed"  # a whole debt not archived is a failure, not a partial run
-        if "partial" in statuses:
-            return "partial"
-        return "ok"
-
-    def summary(self) -> dict[str, Any]:
-        counts: dict[str, int] = {}
-        for d in self.debts:
-            counts[d.status] = counts.get(d.status, 0) + 1
-        return {
-            "run_id": self.run_id,
-            "debts": len(self.debts),
-            "by_status": counts,
-            "followups": sum(d.followups for d in self.debts),
-            "media_stored": sum(d.media_stored for d in self.debts),
-            "media_reused": sum(d.media_reused for d in self.debts),
-            "media_bytes_stored": sum(d.media_bytes_stored for d in self.debts),
-            "problems": sum(len(d.problems) for d in self.debts),
-            "status": self.exit_status,
-        }
 
 
 # --------------------------------------------------------------------------- collaborators
@@ -329,8 +242,7 @@ class Archiver:
                 media_reused=run.reused,
                 problems=run.problems,
             )
-        self._store_records(run)
-        self._fetch_media(run)
+        self._store(run)
         return self._finish(run)
 
     def _plan(self, debt_id: str) -> _DebtRun:
@@ -470,16 +382,38 @@ class Archiver:
         until = self._policy_until(run, kind, call_date)
         return Lock(self.policy.mode, max(until, run.now + MIN_LOCK), run.hold)
 
-    def _store_records(self, run: _DebtRun) -> None:
-        for fid, data, lock, key in run.record_puts:
-            stored = self._put_bytes(
-                key,
-                data,
-                lock=lock,
-                content_type="application/json",
-                metadata={"followup-id": fid, "kind": "record"},
-            )
-            run.entries[fid]["record_version_id"] = stored.version_id
+    def _store(self, run: _DebtRun) -> None:
+        """New media (earliest link expiry first) and new records go through one bounded pool
+        of workers; the debt record is stored from this thread meanwhile."""
+        self._emit(ArchiveEvent("media_planned", debt_id=run.debt_id, count=len(run.to_fetch)))
+        far = datetime.max.replace(tzinfo=UTC)
+        run.to_fetch.sort(key=lambda item: item[0].expires_at or far)
+        jobs = len(run.to_fetch) + len(run.record_puts)
+        workers = max(1, min(self.settings.concurrency, jobs))
+        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="store") as pool:
+            media = {
+                pool.submit(self._fetch_and_store, ref, lock): ref for ref, lock in run.to_fetch
+            }
+            records = {
+                pool.submit(self._put_record, fid, data, lock, key): fid
+                for fid, data, lock, key in run.record_puts
+            }
+            self._store_debt_record(run)
+            for done in as_completed(records):
+                run.entries[records[done]]["record_version_id"] = done.result().version_id
+            for fetched in as_completed(media):
+                self._media_done(run, media[fetched], fetched)
+
+    def _put_record(self, followup_id: str, data: bytes, lock: Lock, key: str) -> StoredObject:
+        return self._put_bytes(
+            key,
+            data,
+            lock=lock,
+            content_type="application/json",
+            metadata={"followup-id": followup_id, "kind": "record"},
+        )
+
+    def _store_debt_record(self, run: _DebtRun) -> None:
         if run.debt is not None:
             run.debt_entry = self._store_debt(run, run.debt)
         elif (run.debt_unavailable or {}).pop("transient", False) and run.prev_manifest:
@@ -496,49 +430,39 @@ class Archiver:
                 )
                 run.debt_unavailable = None
 
-    def _fetch_media(self, run: _DebtRun) -> None:
-        """Download and store the new media, earliest link expiry first, in a bounded pool."""
-        self._emit(ArchiveEvent("media_planned", debt_id=run.debt_id, count=len(run.to_fetch)))
-        far = datetime.max.replace(tzinfo=UTC)
-        run.to_fetch.sort(key=lambda item: item[0].expires_at or far)
-        workers = max(1, min(self.settings.concurrency, len(run.to_fetch)))
-        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="media") as pool:
-            futures = {
-                pool.submit(self._fetch_and_store, ref, lock): ref for ref, lock in run.to_fetch
-            }
-            for fut in as_completed(futures):
-                ref = futures[fut]
-                try:
-                    m = fut.result()
-                except ObjectConflictError:
-                    raise  # same key, other bytes: never papered over
-                except (MediaError, StorageError, ApiError, OSError) as exc:
-                    run.problems.append(
-                        _problem(exc, followup_id=ref.followup_id, kind=ref.kind, source=ref.source)
-                    )
-                    self._emit(
-                        ArchiveEvent(
-                            "media_failed",
-                            debt_id=run.debt_id,
-                            message=f"{ref.followup_id} {ref.kind}: {exc}",
-                        )
-                    )
-                    continue
-                run.entries[ref.followup_id]["media"].append(m)
-                run.stored += 1
-                run.stored_bytes += int(m["size"])
-                if self.catalog is not None:  # SQLite stays on this thread
-                    self.catalog.record_stored_object(
-                        debt_id=run.debt_id,
-                        key=m["key"],
-                        sha256=m["sha256"],
-                        size=m["size"],
-                        version_id=m["version_id"],
-                        kind=m["kind"],
-                        followup_id=ref.followup_id,
-                        source=m["source"],
-                        run_id=self.run_id,
-                    )
+    def _media_done(self, run: _DebtRun, ref: MediaRef, fut: Future[dict[str, Any]]) -> None:
+        """Record one finished download: in the manifest entry, or as a problem."""
+        try:
+            m = fut.result()
+        except ObjectConflictError:
+            raise  # same key, other bytes: never papered over
+        except (MediaError, StorageError, ApiError, OSError) as exc:
+            run.problems.append(
+                _problem(exc, followup_id=ref.followup_id, kind=ref.kind, source=ref.source)
+            )
+            self._emit(
+                ArchiveEvent(
+                    "media_failed",
+                    debt_id=run.debt_id,
+                    message=f"{ref.followup_id} {ref.kind}: {exc}",
+                )
+            )
+            return
+        run.entries[ref.followup_id]["media"].append(m)
+        run.stored += 1
+        run.stored_bytes += int(m["size"])
+        if self.catalog is not None:  # SQLite stays on this thread
+            self.catalog.record_stored_object(
+                debt_id=run.debt_id,
+                key=m["key"],
+                sha256=m["sha256"],
+                size=m["size"],
+                version_id=m["version_id"],
+                kind=m["kind"],
+                followup_id=ref.followup_id,
+                source=m["source"],
+                run_id=self.run_id,
+            )
 
     def _finish(self, run: _DebtRun) -> DebtResult:
         """Write manifest N+1 (last, after everything it names) unless nothing changed."""
