@@ -389,3 +389,16 @@ def test_cli_init_bucket(s3_env: dict[str, str], s3_client: Any) -> None:
     result = runner.invoke(main, ["init-bucket", unique_bucket_name(), "--days", "5"])
     assert result.exit_code == 2
     assert "--mode and --days go together" in result.output
+
+
+def test_large_block_reader_returns_big_blocks_and_seeks(tmp_path: Path) -> None:
+    from archiver.storage import _LargeBlocks
+
+    path = tmp_path / "f.bin"
+    path.write_bytes(bytes(range(256)) * 4096)  # 1 MiB
+    with _LargeBlocks(path.open("rb"), 256 * 1024) as body:
+        first = body.read(8192)  # http.client asks for 8 KiB: it gets a large block
+        assert len(first) == 256 * 1024
+        body.seek(0)
+        assert body.read() == path.read_bytes()
+        assert body.tell() == 1024 * 1024
