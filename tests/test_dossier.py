@@ -15,6 +15,8 @@ import pypdf
 import pytest
 from click.testing import CliRunner
 from fixtures.dossier_sample import SampleArchive, make_archive, with_lifecycle
+from reportlab.lib.colors import black
+from reportlab.platypus import BaseDocTemplate, Frame, PageTemplate, Spacer
 
 from archiver.canonical import canonical_json, sha256_hex
 from archiver.cli import main
@@ -27,7 +29,8 @@ from archiver.dossier import (
     render_dossier_bytes,
 )
 from archiver.dossier.data import custody_margin, fmt_value, fmt_when
-from archiver.dossier.fonts import load_fonts
+from archiver.dossier.fonts import SANS, load_fonts
+from archiver.dossier.linetable import LineTable, Row, Text
 from archiver.dossier.pdfa import check_pdfa
 from archiver.errors import IntegrityError, StorageError
 
@@ -148,6 +151,83 @@ def test_long_notes_continue_across_pages(sample: SampleArchive, pdf: bytes) -> 
     assert "X" * 300 in joined  # the unbroken 600-character token is wrapped, not dropped
 
 
+def _layout(story: list[Any], monkeypatch: pytest.MonkeyPatch) -> list[tuple[int, list[str]]]:
+    """Lay ``story`` out on 200 x 200 pt pages; return (page, first cells) of each table drawn."""
+    load_fonts()
+    drawn: list[tuple[int, list[str]]] = []
+    draw = LineTable.draw
+
+    def recording_draw(self: LineTable) -> None:
+        drawn.append((self.canv.getPageNumber(), [r.cells[0] for r in self.rows]))
+        draw(self)
+
+    monkeypatch.setattr(LineTable, "draw", recording_draw)
+    doc = BaseDocTemplate(io.BytesIO(), pagesize=(200, 200), invariant=1)
+    doc.addPageTemplates(
+        [PageTemplate(frames=[Frame(0, 0, 200, 200, 0, 0, 0, 0, id="f")])]  # 200 pt high
+    )
+    doc.build(story)
+    return drawn
+
+
+def _rows(spec: list[tuple[str, int]]) -> list[Row]:
+    style = Text(SANS, 8, 10, black)  # a row of k lines is 10 k + 5.5 pt high
+    return [Row(["\n".join(f"{name}:{i}" for i in range(k))], [style]) for name, k in spec]
+
+
+def test_table_splits_between_rows_and_moves_a_row_that_fits_a_page(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Header 15.5 pt, row a 25.5, rows b-e 55.5 each. Under 110 pt of spacer the header and a
+    # fit (41 of 90 pt); reportlab then offers the rest the 49 pt left, where the repeated
+    # header and b's first two lines would fit. b fits a page whole, so it must move whole.
+    rows = _rows([("head", 1), ("a", 2), ("b", 5), ("c", 5), ("d", 5), ("e", 5)])
+    drawn = _layout([Spacer(1, 110), LineTable(rows, [200])], monkeypatch)
+    body = [(page, cell) for page, cells in drawn for cell in cells[1:]]
+    assert [cells[0] for _, cells in drawn] == ["head:0"] * len(drawn), "header on every page"
+    # Every row is drawn once, whole (its first cell holds all its lines).
+    assert [cell.split("\n")[0] for _, cell in body] == ["a:0", "b:0", "c:0", "d:0", "e:0"]
+    assert all(cell.count("\n") == (1 if cell.startswith("a") else 4) for _, cell in body)
+    assert [page for page, _ in body] == [1, 2, 2, 2, 3]
+
+
+def test_row_taller_than_a_page_is_cut_between_its_lines(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    rows = _rows([("head", 1), ("a", 2), ("giant", 40), ("z", 1)])
+    drawn = _layout([LineTable(rows, [200])], monkeypatch)
+    giant = [
+        (page, line)
+        for page, cells in drawn
+        for cell in cells[1:]
+        for line in cell.split("\n")
+        if line.startswith("giant")
+    ]
+    assert [line for _, line in giant] == [f"giant:{i}" for i in range(40)]  # no line lost
+    assert len({page for page, _ in giant}) == 3
+    # It fills page 1 after row a (no empty space left), then continues under the header.
+    assert drawn[0][1][:2] == ["head:0", "a:0\na:1"]
+    assert drawn[0][1][2].startswith("giant:0")
+    assert all(cells[0] == "head:0" for _, cells in drawn)
+
+
+def test_no_field_row_of_a_followup_is_cut_at_a_page_end() -> None:
+    """Notes of a few hundred characters stay in the followup's table as one tall row; near a
+    page end that row used to be cut, its first lines left under the previous page's rows."""
+    a = make_archive(30)
+    tagged: dict[str, list[str]] = {}
+    for i, fid in enumerate(sorted(a.records)):
+        if i % 3 == 1:
+            words = [f"q{i:02d}w{j:02d}" for j in range(55)]
+            a.records[fid]["notes"] = " ".join(words)  # about 440 characters, 6 lines
+            tagged[fid] = words
+    pdf = render_dossier_bytes(_input(a))
+    pages = [p.split() for p in _pages_text(pdf)]
+    for fid, words in tagged.items():
+        on = {n for n, page in enumerate(pages) for w in words if w in page}
+        assert len(on) == 1, f"the notes of {fid} are cut across pages {sorted(on)}"
+
+
 def test_debt_without_followups_or_debt_record_renders() -> None:
     a = make_archive(0, with_debt=False, sequence=1)
     pdf = render_dossier_bytes(_input(a))
@@ -262,12 +342,13 @@ def test_lifecycle_dossier_is_pdfa_and_reproducible(
 
 def test_ordinary_dossier_bytes_are_unchanged() -> None:
     """Purge/unlisted markers add to the dossier only where present: a manifest without them
-    renders to the bytes renderer 1.0.0 always gave (stored dossiers still verify)."""
+    renders to the bytes renderer 1.1.0 always gives (stored dossiers still verify). 1.1.0
+    moves a table row that fits a page to the next page whole instead of cutting it."""
     a = make_archive(6)
     pdf = render_dossier_bytes(_input(a))
-    assert RENDERER_VERSION == "1.0.0"
+    assert RENDERER_VERSION == "1.1.0"
     assert sha256_hex(pdf) == (
-        "9679a428280d7ab4e2154691e5cc25d608375daf6aa1107b4100fabbadeed84d"
+        "32f8c73ddba6d3025f43a276318a532546539ec84e076c51d5d566af31d32966"
     ), "ordinary output changed: bump RENDERER_VERSION (and verify.KNOWN_RENDERER_VERSIONS)"
 
 

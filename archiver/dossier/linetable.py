@@ -3,9 +3,9 @@
 reportlab's ``Table`` is general (spans, nested flowables, per-cell commands) and spends most
 of a large dossier's time applying styles to cells and drawing each cell line by line with a
 fresh text object. Our big tables (timeline, followup details, media, custody) only hold
-pre-wrapped plain text, so this flowable keeps rows of lines, splits between rows (or inside
-a row taller than a page), repeats its header row on each page, and draws a page's text in
-one text object. Output is fully deterministic.
+pre-wrapped plain text, so this flowable keeps rows of lines, splits between rows (cutting a
+row between its lines only when it is taller than a whole frame), repeats its header row on
+each page, and draws a page's text in one text object. Output is fully deterministic.
 """
 
 from __future__ import annotations
@@ -90,27 +90,47 @@ class LineTable(Flowable):
         return self.width, self.height
 
     def split(self, availWidth: float, availHeight: float) -> list[Flowable]:  # noqa: N803
+        # reportlab sets ``_frame`` while it asks for a split. Its full height decides whether
+        # a row that does not fit here could fit on a fresh page; without a frame (a caller
+        # splitting by hand) the space offered is taken as the whole page.
+        frame = getattr(self, "_frame", None)
+        full = float(getattr(frame, "_aH", availHeight))
+        return self.split_rows(availHeight, max(full, availHeight))
+
+    def split_rows(self, avail: float, full: float) -> list[Flowable]:
+        """Split into what fits in ``avail`` points and the rest; ``full`` is a whole frame.
+
+        The table splits between rows. A row is cut between its lines only when, under the
+        repeated header, it is taller than a whole frame: any other row that does not fit in
+        ``avail`` moves whole to the next frame. (After a split reportlab offers the rest the
+        space left on the same page; cutting there would strand a row's first lines, such as
+        a medium's hash without its key, at the foot of the page.) ``[]`` means "nothing
+        fits here, try the next frame".
+        """
         head = self.rows[: self.header]
         body = self.rows[self.header :]
-        used = sum(r.height for r in head)
+        head_height = used = sum(r.height for r in head)
         n = 0
-        while n < len(body) and used + body[n].height <= availHeight:
+        while n < len(body) and used + body[n].height <= avail:
             used += body[n].height
             n += 1
         if n == len(body):
             return [self]
+        if head_height + body[n].height > full:
+            # Taller than a whole frame even alone: fill the space left, continue overleaf.
+            parts = body[n].cut(avail - used)
+            if parts is not None:
+                return [
+                    self._with([*head, *body[:n], parts[0]]),
+                    self._with([*head, parts[1], *body[n + 1 :]]),
+                ]
         if n == 0:
-            # The next row alone is taller than the space left: split it between its lines.
-            parts = body[0].cut(availHeight - used)
-            if parts is None:
-                return []
-            first = LineTable([*head, parts[0]], self.widths, header=self.header, grid=self.grid)
-            rest = [*head, parts[1], *body[1:]]
-            return [first, LineTable(rest, self.widths, header=self.header, grid=self.grid)]
-        return [
-            LineTable([*head, *body[:n]], self.widths, header=self.header, grid=self.grid),
-            LineTable([*head, *body[n:]], self.widths, header=self.header, grid=self.grid),
-        ]
+            return []  # nothing fits here: the next frame takes the table
+        return [self._with([*head, *body[:n]]), self._with([*head, *body[n:]])]
+
+    def _with(self, rows: list[Row]) -> LineTable:
+        """A table like this one holding ``rows``."""
+        return LineTable(rows, self.widths, header=self.header, grid=self.grid)
 
     def draw(self) -> None:
         canv = self.canv
