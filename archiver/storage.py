@@ -91,6 +91,28 @@ class _LargeBlocks(io.RawIOBase):
         super().close()
 
 
+def _payload_sha256_from_checksum(request: Any, **_: Any) -> None:
+    """Before SigV4 signs a PUT: the body's SHA-256 is already known (we send it as
+    ``x-amz-checksum-sha256``), so give it to the signer as ``X-Amz-Content-SHA256``.
+
+    Over plain http botocore would otherwise read and hash the whole body once more just to
+    sign it; with the header the signature covers the same hash and S3 checks both."""
+    checksum = request.headers.get("x-amz-checksum-sha256")
+    if checksum and "X-Amz-Content-SHA256" not in request.headers:
+        request.headers["X-Amz-Content-SHA256"] = base64.b64decode(checksum).hex()
+
+
+def _sign_with_known_sha256(client: Any) -> None:
+    events = client.meta.events
+    for operation in ("PutObject", "UploadPart"):
+        # unique_id: registering twice (several stores on one client) keeps one handler.
+        events.register(
+            f"before-sign.s3.{operation}",
+            _payload_sha256_from_checksum,
+            unique_id=f"archiver-known-sha256-{operation}",
+        )
+
+
 def _utc(value: datetime) -> datetime:
     """``value`` in UTC, rounded up to a whole second.
 
@@ -232,6 +254,7 @@ class ObjectStore:
         self.client = client
         self.bucket = bucket
         self.settings = settings or StorageSettings()
+        _sign_with_known_sha256(client)
 
     # -- error translation ------------------------------------------------------------------
 

@@ -402,3 +402,22 @@ def test_large_block_reader_returns_big_blocks_and_seeks(tmp_path: Path) -> None
         body.seek(0)
         assert body.read() == path.read_bytes()
         assert body.tell() == 1024 * 1024
+
+
+def test_signer_is_given_the_known_sha256_instead_of_hashing_the_body_again(
+    locked_bucket: ObjectStore,
+) -> None:
+    seen: list[str] = []
+
+    def spy(request: Any, **_: Any) -> None:
+        seen.append(request.headers.get("X-Amz-Content-SHA256"))
+
+    # registered after the store's handler, so it sees the header the store set
+    locked_bucket.client.meta.events.register("before-sign.s3.PutObject", spy)
+    try:
+        data = b"evidence bytes"
+        lock = Lock("GOVERNANCE", datetime.now(UTC) + timedelta(days=1))
+        locked_bucket.put_bytes("k/known-sha.bin", data, lock=lock, content_type="text/plain")
+    finally:
+        locked_bucket.client.meta.events.unregister("before-sign.s3.PutObject", spy)
+    assert seen == [hashlib.sha256(data).hexdigest()]
