@@ -65,6 +65,10 @@ def event_key(debt_id: str, timestamp: str, action: str) -> str:
 
 
 _MANIFEST_RE = re.compile(r"^debts/([^/]+)/manifests/(\d{8})\.json$")
+# debts/{id}/events/{timestamp}-{action}.json -> groups: debt id, timestamp, action
+EVENT_KEY_RE = re.compile(r"^debts/([^/]+)/events/([^/]+?)-([A-Za-z_-]+)\.json$")
+# debts/{id}/dossiers/{sequence:08d}.pdf -> groups: debt id, sequence
+DOSSIER_KEY_RE = re.compile(r"^debts/([^/]+)/dossiers/(\d{8})\.pdf$")
 
 
 def parse_manifest_key(key: str) -> tuple[str, int] | None:

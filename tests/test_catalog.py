@@ -12,7 +12,8 @@ import jsonschema
 import pytest
 
 from archiver.canonical import canonical_sha256, sha256_hex
-from archiver.catalog import Catalog, reindex
+from archiver.catalog import Catalog
+from archiver.reindex import reindex
 from archiver.errors import ConfigError, StorageError
 from archiver.keys import debt_record_key, event_key, manifest_key, media_key, record_key
 

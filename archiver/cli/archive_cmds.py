@@ -360,7 +360,7 @@ def reindex(bucket: str | None, catalog: Path, as_json: bool) -> None:
       ARCHIVER_BUCKET=evidence archiver reindex --catalog archiver-catalog.db
     """
     from ..catalog import Catalog
-    from ..catalog import reindex as do_reindex
+    from ..reindex import reindex as do_reindex
     from ..wiring import open_store
 
     with handle_errors():
