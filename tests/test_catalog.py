@@ -13,9 +13,9 @@ import pytest
 
 from archiver.canonical import canonical_sha256, sha256_hex
 from archiver.catalog import Catalog
-from archiver.reindex import reindex
 from archiver.errors import ConfigError, StorageError
 from archiver.keys import debt_record_key, event_key, manifest_key, media_key, record_key
+from archiver.reindex import reindex
 
 SCHEMA = json.loads((Path(__file__).parent.parent / "schemas" / "manifest.schema.json").read_text())
 VALIDATOR = jsonschema.Draft202012Validator(
