@@ -5,8 +5,10 @@ never from the live API; the same input gives byte-identical PDF/A-2b output.
     inp = load_dossier_input(store, "dbt123")          # latest manifest, hashes checked
     info = render_dossier(inp, open("dossier.pdf", "wb"))
 
-Modules: ``data`` (pure preparation), ``sections`` (layout), ``render`` (document, page
-furniture), ``pdfa`` (PDF/A finishing), ``fonts``, ``load`` (reading from the object store).
+Modules: ``data`` (pure preparation), ``sections`` (the story, in order) over ``overview``,
+``evidence`` and ``custody`` (the sections' layout) and ``blocks`` (what they share),
+``render`` (document, page furniture), ``pdfa`` (PDF/A finishing), ``fonts``, ``load``
+(reading from the object store).
 """
 
 from __future__ import annotations

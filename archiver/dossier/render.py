@@ -102,7 +102,7 @@ def _numbered_canvas(debt_id: str, sha12: str, sequence: int, pages: list[int]) 
 
 
 class _DossierDoc(BaseDocTemplate):
-    """Adds a PDF outline entry for each section heading (``sections.Heading``)."""
+    """Adds a PDF outline entry for each section heading (``blocks.Heading``)."""
 
     def afterFlowable(self, flowable: Flowable) -> None:  # noqa: N802 (reportlab API)
         outline = getattr(flowable, "outline", None)

@@ -1,0 +1,314 @@
+"""Sections 6-7 of the dossier and its colophon: the chain of custody (manifest chain,
+media downloads, problems, retention extensions, purges, legal holds), how to verify the
+archive with standard tools, and how the PDF was rendered."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pikepdf
+import reportlab
+from reportlab.lib.units import mm
+from reportlab.platypus import (
+    Flowable,
+    PageBreak,
+    Paragraph,
+    Spacer,
+)
+
+from .blocks import (
+    Heading,
+    TextFilter,
+    chunked,
+    fact_table,
+    grid,
+    mono_para,
+    wrap,
+)
+from .data import (
+    DossierView,
+    fmt_when,
+)
+from .fonts import MONO, SANS, SANS_BOLD, FontSet
+from .linetable import Row
+from .styles import (
+    ALERT,
+    S_BODY,
+    S_CELL,
+    S_CELL_BOLD,
+    S_CELL_MUTED,
+    S_CODE,
+    S_H1,
+    S_H2,
+    S_MONO_CELL,
+    S_NOTE,
+    TX_ALERT,
+    TX_CELL,
+    TX_MONO,
+    WIDTH,
+)
+
+# --------------------------------------------------------------------------- 6. custody
+
+
+def custody(v: DossierView, t: TextFilter) -> list[Flowable]:
+    """Section 6: manifest chain, download margins, problems, retention extensions,
+    purges and legal holds."""
+    out: list[Flowable] = [Heading("6  Chain of custody", S_H1, "custody")]
+    rows: list[list[Any]]
+    out.append(Paragraph("Manifest chain", S_H2))
+    prev = v.previous
+    out.append(
+        fact_table(
+            [
+                ("This manifest", mono_para(f"{v.manifest_key}\n{v.manifest_sha256}", t)),
+                (
+                    "Previous manifest",
+                    mono_para(f"{prev.get('key')} {prev.get('sha256')}", t)
+                    if prev
+                    else "none: this is the first manifest of the debt",
+                ),
+            ],
+            t,
+        )
+    )
+    out.append(Paragraph("Media downloads", S_H2))
+    out.append(
+        Paragraph(
+            "Signed media links expire (about an hour after the API issues them). Each file was "
+            "stored before its link expired, by the margin shown.",
+            S_NOTE,
+        )
+    )
+    if v.media:
+        widths = [34 * mm, 40 * mm, 40 * mm, WIDTH - 114 * mm]
+        inner = [w - 6 for w in widths]
+        download_rows = [
+            Row(
+                [
+                    t.cell(f"{m.followup_id}  {m.kind}", MONO, 6.6, inner[0]),
+                    t.cell(fmt_when(m.downloaded_at, seconds=True), SANS, 8, inner[1]),
+                    t.cell(fmt_when(m.url_expires_at, seconds=True), SANS, 8, inner[2]),
+                    wrap(m.margin, SANS_BOLD if m.late else SANS, 8, inner[3]),
+                ],
+                [TX_MONO, TX_CELL, TX_CELL, TX_ALERT if m.late else TX_CELL],
+            )
+            for m in v.media
+        ]
+        out.append(
+            grid(
+                ["Followup / kind", "Downloaded at", "Link expires at", "Margin"],
+                download_rows,
+                widths,
+            )
+        )
+    else:
+        out.append(Paragraph("No media archived.", S_BODY))
+
+    out.append(Paragraph("Problems recorded by the run", S_H2))
+    if v.problems:
+        rows = [
+            [
+                Paragraph(t(p.get("type", "")), S_CELL_BOLD),
+                mono_para(str(p.get("followup_id", "—")), t, S_MONO_CELL),
+                t.plain(p.get("kind", "—")),
+                Paragraph(t(p.get("message", "")), S_CELL),
+            ]
+            for p in v.problems
+        ]
+        out += chunked(
+            ["Problem", "Followup", "Kind", "Message"],
+            rows,
+            [36 * mm, 38 * mm, 14 * mm, WIDTH - 88 * mm],
+            extra=[("TEXTCOLOR", (0, 1), (0, -1), ALERT)],
+        )
+    else:
+        out.append(Paragraph("No problem recorded.", S_BODY))
+
+    out.append(Paragraph("Retention extensions", S_H2))
+    if v.retention_extensions:
+        rows = [
+            [
+                [
+                    mono_para(str(e.get("key", "")), t, S_MONO_CELL),
+                    Paragraph("version " + t(e.get("version_id") or "—"), S_CELL_MUTED),
+                ],
+                fmt_when(e.get("from")),
+                fmt_when(e.get("to")),
+            ]
+            for e in v.retention_extensions
+        ]
+        # Dates need 34.2 mm at 8 pt; the object column takes the rest.
+        out += chunked(
+            ["Object", "Retained until (before)", "Extended to"],
+            rows,
+            [WIDTH - 76 * mm, 38 * mm, 38 * mm],
+        )
+    else:
+        out.append(Paragraph("This run extended no retention period.", S_BODY))
+
+    if v.purges:
+        out += _purges(v, t)
+
+    out.append(Paragraph("Legal holds", S_H2))
+    out.append(
+        Paragraph(
+            "Hold and release events up to the manifest's creation; later events belong to a later "
+            "dossier.",
+            S_NOTE,
+        )
+    )
+    if v.events:
+        rows = [
+            [
+                fmt_when(e.get("at")),
+                Paragraph(f"<b>{t(e.get('action', ''))}</b>", S_CELL),
+                Paragraph(t(e.get("actor", "")), S_CELL),
+                Paragraph(t(e.get("reason", "")), S_CELL),
+                t.plain(e.get("objects", "")),
+            ]
+            for e in v.events
+        ]
+        out += chunked(
+            ["At", "Action", "Actor", "Reason", "Objects"],
+            rows,
+            [36 * mm, 17 * mm, 34 * mm, WIDTH - 101 * mm, 14 * mm],
+            extra=[("ALIGN", (4, 0), (4, -1), "RIGHT")],
+        )
+    else:
+        out.append(Paragraph("No legal hold was placed on this debt.", S_BODY))
+    out.append(PageBreak())
+    return out
+
+
+def _purges(v: DossierView, t: TextFilter) -> list[Flowable]:
+    out: list[Flowable] = [
+        Paragraph("Purges", S_H2),
+        Paragraph(
+            "Objects this manifest names that `archiver purge` deleted at the end of their "
+            "maximum retention. Each purge wrote its deletion record (keys, version ids, "
+            "SHA-256s) before deleting; the record is kept in the archive.",
+            S_NOTE,
+        ),
+    ]
+    rows: list[list[Any]] = []
+    for p in v.purges:
+        parts = [f"{p.records:,} record{'s' if p.records != 1 else ''}"] if p.records else []
+        parts += [f"{p.media:,} medi{'a' if p.media != 1 else 'um'}"] if p.media else []
+        parts += ["the debt record"] if p.debt else []
+        deleted = ", ".join(parts)
+        if p.objects_in_purge is not None:
+            deleted += f" (of {p.objects_in_purge:,} objects in that purge)"
+        who = " — ".join(x for x in (p.actor, p.reason) if x) or "—"
+        rows.append(
+            [
+                [Paragraph(fmt_when(p.at), S_CELL), mono_para(p.event_key, t, S_MONO_CELL)],
+                Paragraph(t(deleted), S_CELL),
+                Paragraph(t(who), S_CELL),
+            ]
+        )
+    # The deletion record's key needs about 82 mm in 6.6 pt mono; the rest share what is left.
+    out += chunked(
+        ["Purged at · deletion record", "Deleted (this manifest)", "Actor / reason"],
+        rows,
+        [88 * mm, 44 * mm, WIDTH - 132 * mm],
+    )
+    return out
+
+
+# --------------------------------------------------------------------------- 7. verify
+
+
+def how_to_verify(v: DossierView, t: TextFilter) -> list[Flowable]:
+    """Section 7: how to check the archive with standard tools (aws, sha256sum, jq)."""
+    key = v.manifest_key
+    # The example must name a medium that is still stored.
+    first_media = next((m for m in v.media if m.purged is None), None)
+    code = lambda s: Paragraph(t(s), S_CODE)  # noqa: E731
+    out: list[Flowable] = [
+        Heading("7  How to verify", S_H1, "verify"),
+        Paragraph(
+            "Everything in this dossier can be checked with standard tools, without "
+            "getbill-archiver. Each archived object is immutable (S3 Object Lock) and is named, "
+            "in this document and in the manifest, by the SHA-256 of its exact bytes.",
+            S_BODY,
+        ),
+        Paragraph("1. The manifest", S_H2),
+        Paragraph(
+            "Fetch it and recompute its SHA-256; it must equal the value on the cover.", S_BODY
+        ),
+        code(f"aws s3api get-object --bucket $BUCKET --key {key} manifest.json"),
+        code("sha256sum manifest.json        # macOS: shasum -a 256 manifest.json"),
+        code(f"# expected: {v.manifest_sha256}"),
+        Paragraph(
+            "The manifest is canonical JSON (RFC 8785): it lists every followup record and "
+            "medium with its key, version id, size and SHA-256, the retention policy, and the "
+            "problems met during the run.",
+            S_BODY,
+        ),
+        Paragraph("2. Each record and medium", S_H2),
+        Paragraph(
+            "Use the key and version id from section 4 or 5 (or from the manifest). Fetching "
+            "a version id returns exactly the bytes that were locked.",
+            S_BODY,
+        ),
+    ]
+    if first_media is not None:
+        out += [
+            code(
+                f"aws s3api get-object --bucket $BUCKET --key {first_media.key} "
+                f"--version-id {first_media.version_id or 'VERSION'} media.bin"
+            ),
+            code("sha256sum media.bin"),
+            code(f"# expected: {first_media.sha256}"),
+        ]
+    else:
+        out += [
+            code(
+                "aws s3api get-object --bucket $BUCKET --key KEY --version-id VERSION "
+                "object.bin && sha256sum object.bin"
+            )
+        ]
+    out += [
+        Paragraph("3. The lock", S_H2),
+        code(f"aws s3api get-object-retention --bucket $BUCKET --key {key}"),
+        code(f"aws s3api get-object-legal-hold --bucket $BUCKET --key {key}"),
+        Paragraph("4. The manifest chain", S_H2),
+        Paragraph(
+            "Each archive run writes a new manifest (debts/ID/manifests/00000001.json, "
+            "00000002.json, ...). Each manifest names the key and SHA-256 of the one before it "
+            'in its "previous" field; the first has none. Fetch the previous manifest, '
+            "hash it and compare, and repeat down to sequence 1: a removed, replaced or "
+            "reordered manifest breaks the chain.",
+            S_BODY,
+        ),
+        code("jq -r '.previous.key, .previous.sha256' manifest.json"),
+        Paragraph("5. All at once", S_H2),
+        Paragraph(
+            "getbill-archiver does all of the above for every object of the debt, and also "
+            "re-renders this dossier and compares its bytes:",
+            S_BODY,
+        ),
+        code(f"archiver verify {v.debt_id} --bucket $BUCKET"),
+    ]
+    return out
+
+
+# --------------------------------------------------------------------------- colophon
+
+
+def colophon(v: DossierView, t: TextFilter, fonts: FontSet, renderer: str) -> list[Flowable]:
+    """The closing note: renderer and library versions, font, undrawable characters."""
+    note = (
+        f"Rendered by {t(renderer)} with reportlab {reportlab.Version} and pikepdf "
+        f"{pikepdf.__version__}, as PDF/A-2b, text in {t(fonts.family)} (embedded)."
+    )
+    if t.replaced:
+        note += (
+            f" {t.replaced:,} character(s) of the archived text cannot be drawn in this font "
+            f"and are shown as “{t(fonts.marker)}”; the archived records hold them exactly."
+        )
+    return [Spacer(1, 8 * mm), Paragraph(note, S_NOTE)]
+
+
+__all__ = ["colophon", "custody", "how_to_verify"]
