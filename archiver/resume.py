@@ -9,8 +9,9 @@ recognisable: same followup, same kind, same source URL (without its query strin
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
 from urllib.parse import quote
 
 from . import keys
@@ -21,7 +22,11 @@ from .schemas import validate
 from .storage import Lock, ObjectStore
 
 
-def manifest_keys(store: ObjectStore, debt_id: str) -> list[tuple[int, str]]:
+class KeyLister(Protocol):
+    def list_keys(self, prefix: str) -> Iterator[str]: ...
+
+
+def manifest_keys(store: KeyLister, debt_id: str) -> list[tuple[int, str]]:
     """``(sequence, key)`` of every manifest stored for a debt, oldest first."""
     found = []
     for key in store.list_keys(f"{keys.debt_prefix(debt_id)}manifests/"):
@@ -41,6 +46,24 @@ def debts_in_bucket(store: ObjectStore) -> list[str]:
     return sorted(found)
 
 
+def _history(store: ObjectStore, debt_id: str) -> tuple[list[str], list[tuple[int, str]]]:
+    """One LIST of every version under ``manifests/``: what is wrong with the history (see
+    :func:`manifest_history_problems`), and ``(sequence, key)`` of the manifests in place."""
+    versions: dict[str, list[bool]] = {}
+    for v in store.list_versions(f"{keys.debt_prefix(debt_id)}manifests/"):
+        versions.setdefault(v.key, []).append(v.is_delete_marker)
+    problems, in_place = [], []
+    for key, markers in sorted(versions.items()):
+        if any(markers):
+            problems.append(f"{key} has a delete marker (someone deleted the manifest)")
+        if markers.count(False) > 1:
+            problems.append(f"{key} has {markers.count(False)} versions (it was rewritten)")
+        parsed = keys.parse_manifest_key(key)
+        if parsed and parsed[0] == debt_id and not all(markers):
+            in_place.append((parsed[1], key))
+    return problems, sorted(in_place)
+
+
 def manifest_history_problems(store: ObjectStore, debt_id: str) -> list[str]:
     """What makes a debt's manifest chain unsafe to extend: a manifest key whose current
     version is a delete marker, or that holds more than one version (it was rewritten).
@@ -48,16 +71,7 @@ def manifest_history_problems(store: ObjectStore, debt_id: str) -> list[str]:
     Object Lock keeps every version, but a plain DELETE adds a delete marker that hides the
     newest manifest; without this check the next run would write that sequence again.
     """
-    versions: dict[str, list[bool]] = {}
-    for v in store.list_versions(f"{keys.debt_prefix(debt_id)}manifests/"):
-        versions.setdefault(v.key, []).append(v.is_delete_marker)
-    found = []
-    for key, markers in sorted(versions.items()):
-        if any(markers):
-            found.append(f"{key} has a delete marker (someone deleted the manifest)")
-        if markers.count(False) > 1:
-            found.append(f"{key} has {markers.count(False)} versions (it was rewritten)")
-    return found
+    return _history(store, debt_id)[0]
 
 
 def latest_manifest(store: ObjectStore, debt_id: str) -> tuple[str, bytes, dict[str, Any]] | None:
@@ -66,7 +80,7 @@ def latest_manifest(store: ObjectStore, debt_id: str) -> tuple[str, bytes, dict[
     Raises :class:`IntegrityError` when the chain has been tampered with (see
     :func:`manifest_history_problems`): a run must never build on, or re-create, a hidden link.
     """
-    problems = manifest_history_problems(store, debt_id)
+    problems, stored = _history(store, debt_id)
     if problems:
         raise IntegrityError(
             "the manifest chain of this debt was tampered with; nothing written. "
@@ -74,7 +88,6 @@ def latest_manifest(store: ObjectStore, debt_id: str) -> tuple[str, bytes, dict[
             problems=problems,
             debt_id=debt_id,
         )
-    stored = manifest_keys(store, debt_id)
     if not stored:
         return None
     best = stored[-1]

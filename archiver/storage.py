@@ -459,14 +459,7 @@ class ObjectStore:
     ) -> StoredObject:
         """Store small ``data`` at ``key`` once, locked; a rerun with the same bytes is a no-op."""
         sha256 = hashlib.sha256(data).hexdigest()
-        args = self._put_args(key, sha256, lock, content_type, metadata)
-        try:
-            resp = self.client.put_object(
-                **args, Body=data, IfNoneMatch="*", ChecksumSHA256=_b64(sha256)
-            )
-        except (ClientError, BotoCoreError) as exc:
-            return self._write_failed(exc, key, sha256, len(data), lock)
-        return StoredObject(key, resp.get("VersionId"), sha256, len(data), created=True)
+        return self._put_once(key, data, sha256, len(data), lock, content_type, metadata)
 
     def put_file(
         self,
@@ -492,20 +485,35 @@ class ObjectStore:
                 f"{path} is {actual} bytes, expected {size}", bucket=self.bucket, key=key
             )
         if size <= self.settings.multipart_threshold:
-            args = self._put_args(key, sha256, lock, content_type, metadata)
-            try:
-                with _LargeBlocks(path.open("rb"), self.settings.read_chunk) as body:
-                    resp = self.client.put_object(
-                        **args,
-                        Body=cast(BinaryIO, body),
-                        ContentLength=size,
-                        IfNoneMatch="*",
-                        ChecksumSHA256=_b64(sha256),
-                    )
-            except (ClientError, BotoCoreError) as exc:
-                return self._write_failed(exc, key, sha256, size, lock)
-            return StoredObject(key, resp.get("VersionId"), sha256, size, created=True)
+            with _LargeBlocks(path.open("rb"), self.settings.read_chunk) as body:
+                return self._put_once(
+                    key, cast(BinaryIO, body), sha256, size, lock, content_type, metadata
+                )
         return self._put_multipart(key, path, sha256, size, lock, content_type, metadata)
+
+    def _put_once(
+        self,
+        key: str,
+        body: bytes | BinaryIO,
+        sha256: str,
+        size: int,
+        lock: Lock,
+        content_type: str,
+        metadata: dict[str, str] | None,
+    ) -> StoredObject:
+        """One conditional, checksummed, locked PUT (``If-None-Match: *``)."""
+        args = self._put_args(key, sha256, lock, content_type, metadata)
+        try:
+            resp = self.client.put_object(
+                **args,
+                Body=body,
+                ContentLength=size,
+                IfNoneMatch="*",
+                ChecksumSHA256=_b64(sha256),
+            )
+        except (ClientError, BotoCoreError) as exc:
+            return self._write_failed(exc, key, sha256, size, lock)
+        return StoredObject(key, resp.get("VersionId"), sha256, size, created=True)
 
     def _put_multipart(
         self,

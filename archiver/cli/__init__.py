@@ -6,6 +6,8 @@ Each command parses its options, builds library objects, calls one core function
 
 from __future__ import annotations
 
+import importlib
+
 import click
 
 from .. import __version__
@@ -29,28 +31,21 @@ def main() -> None:
     """
 
 
-def _register() -> None:
-    # Imported here so that each area keeps its own module; importing registers the commands.
-    from . import (
-        archive_cmds,
-        demo_cmd,
-        dossier_cmd,
-        policy_cmds,
-        retention_cmds,
-        simulate_cmd,
-        storage_cmds,
-    )
+# One module per area; each exposes ``register(group)``.
+_COMMAND_MODULES = (
+    "archive_cmds",
+    "demo_cmd",
+    "dossier_cmd",
+    "policy_cmds",
+    "retention_cmds",
+    "simulate_cmd",
+    "storage_cmds",
+)
 
-    for module in (
-        archive_cmds,
-        demo_cmd,
-        dossier_cmd,
-        policy_cmds,
-        retention_cmds,
-        simulate_cmd,
-        storage_cmds,
-    ):
-        module.register(main)
+
+def _register() -> None:
+    for name in _COMMAND_MODULES:
+        importlib.import_module(f"{__name__}.{name}").register(main)
 
 
 _register()

@@ -216,18 +216,7 @@ def media_inventory(v: DossierView, t: TextFilter) -> list[Flowable]:
         rows.append(
             Row(
                 [
-                    t.cell(m.followup_id, SANS, 7.5, inner[0])
-                    + "\n"
-                    + m.kind
-                    + "\n"
-                    + t.cell(m.sniffed_type or m.content_type or "", SANS, 7.5, inner[0]),
-                    wrap(fmt_size(m.size).replace(" (", "\n("), SANS, 7.5, inner[1])
-                    + ("\n" + fmt_duration(m.duration_ms) if m.duration_ms is not None else ""),
-                    m.sha256
-                    + "\n"
-                    + t.cell(m.key, MONO, 6.6, inner[2])
-                    + "\n"
-                    + t.cell(f"version {m.version_id or '—'}", MONO, 6.6, inner[2]),
+                    *_media_cells(m, t, inner),
                     fmt_when(m.retain_until).replace(" UTC", "")
                     + "\n"
                     + (m.retention_mode or "")
@@ -253,25 +242,38 @@ def media_inventory(v: DossierView, t: TextFilter) -> list[Flowable]:
     return out
 
 
+def _media_cells(
+    m: MediaView, t: TextFilter, inner: list[float], *, extra: str | None = None
+) -> list[str]:
+    """The first three cells of an inventory row: who/what, size/duration, hash/key/version
+    (``extra`` is one more line under the version, e.g. a purge note)."""
+    ident = (
+        m.sha256
+        + "\n"
+        + t.cell(m.key, MONO, 6.6, inner[2])
+        + "\n"
+        + t.cell(f"version {m.version_id or '—'}", MONO, 6.6, inner[2])
+    )
+    if extra is not None:
+        ident += "\n" + t.cell(extra, MONO, 6.6, inner[2])
+    return [
+        t.cell(m.followup_id, SANS, 7.5, inner[0])
+        + "\n"
+        + m.kind
+        + "\n"
+        + t.cell(m.sniffed_type or m.content_type or "", SANS, 7.5, inner[0]),
+        wrap(fmt_size(m.size).replace(" (", "\n("), SANS, 7.5, inner[1])
+        + ("\n" + fmt_duration(m.duration_ms) if m.duration_ms is not None else ""),
+        ident,
+    ]
+
+
 def _purged_media_row(m: MediaView, t: TextFilter, inner: list[float]) -> Row:
     """A purged medium: what it was, and that it is no longer stored (not a retention date)."""
     assert m.purged is not None
     return Row(
         [
-            t.cell(m.followup_id, SANS, 7.5, inner[0])
-            + "\n"
-            + m.kind
-            + "\n"
-            + t.cell(m.sniffed_type or m.content_type or "", SANS, 7.5, inner[0]),
-            wrap(fmt_size(m.size).replace(" (", "\n("), SANS, 7.5, inner[1])
-            + ("\n" + fmt_duration(m.duration_ms) if m.duration_ms is not None else ""),
-            m.sha256
-            + "\n"
-            + t.cell(m.key, MONO, 6.6, inner[2])
-            + "\n"
-            + t.cell(f"version {m.version_id or '—'}", MONO, 6.6, inner[2])
-            + "\n"
-            + t.cell(purge_note(m.purged), MONO, 6.6, inner[2]),
+            *_media_cells(m, t, inner, extra=purge_note(m.purged)),
             wrap(
                 f"PURGED {fmt_when(m.purged.at).replace(' UTC', '')}\nno longer stored",
                 SANS_BOLD,

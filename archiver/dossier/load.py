@@ -12,6 +12,7 @@ from typing import Any, Protocol
 from .. import keys
 from ..canonical import canonical_json, sha256_hex
 from ..errors import ArchiverError, IntegrityError, StorageError
+from ..resume import manifest_keys
 from ..schemas import validate
 from .data import DossierInput, parse_when
 
@@ -42,12 +43,8 @@ def _json(data: bytes, key: str) -> Any:
 
 def latest_sequence(store: ReadableStore, debt_id: str) -> int | None:
     """The highest manifest sequence stored for ``debt_id``, or None."""
-    best: int | None = None
-    for key in store.list_keys(f"{keys.debt_prefix(debt_id)}manifests/"):
-        parsed = keys.parse_manifest_key(key)
-        if parsed and parsed[0] == debt_id and (best is None or parsed[1] > best):
-            best = parsed[1]
-    return best
+    stored = manifest_keys(store, debt_id)
+    return stored[-1][0] if stored else None
 
 
 def load_events(store: ReadableStore, debt_id: str, until: str | None) -> list[dict[str, Any]]:
