@@ -2,18 +2,14 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
-from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from itertools import count
-from typing import Any
 
 import click
 import pytest
 from click.testing import CliRunner
+from fixtures.retention import seed_debt, ticking_clock, versions_of
 
-from archiver import keys
 from archiver.canonical import canonical_sha256
 from archiver.catalog import Catalog
 from archiver.cli.retention_cmds import register
@@ -29,146 +25,9 @@ from archiver.holds import (
     write_event,
 )
 from archiver.manifest import iso
-from archiver.schemas import validate
-from archiver.storage import Lock, ObjectStore
+from archiver.storage import ObjectStore
 
 pytestmark = pytest.mark.integration
-
-
-# ---------------------------------------------------------------------------------------------
-# A small archive, written straight through ObjectStore (no pipeline needed)
-
-
-@dataclass
-class SeededDebt:
-    debt_id: str
-    created_at: datetime
-    objects: list[dict[str, Any]] = field(default_factory=list)  # key, version_id, sha256, size
-    manifests: list[str] = field(default_factory=list)
-
-
-def seed_debt(
-    store: ObjectStore,
-    debt_id: str = "D-1",
-    *,
-    mode: str = "GOVERNANCE",
-    created_at: datetime | None = None,
-    manifests: int = 2,
-    legal_hold: bool = False,
-) -> SeededDebt:
-    """A debt record, two followup records (a call and an email), one recording and
-    ``manifests`` schema-valid manifests naming them all, locked ``mode`` for one day."""
-    created = created_at or datetime.now(UTC).replace(microsecond=0)
-    lock = Lock(mode, datetime.now(UTC) + timedelta(days=1), legal_hold=legal_hold)  # type: ignore[arg-type]
-    seeded = SeededDebt(debt_id, created)
-
-    def put(key: str, data: bytes, kind: str) -> dict[str, Any]:
-        stored = store.put_bytes(
-            key, data, lock=lock, content_type="application/json", metadata={"kind": kind}
-        )
-        obj = {
-            "key": key,
-            "version_id": stored.version_id,
-            "sha256": stored.sha256,
-            "size": stored.size,
-        }
-        seeded.objects.append(obj)
-        return obj
-
-    debt_data, debt_sha = canonical_sha256({"id": debt_id, "amount": 1200})
-    debt = put(keys.debt_record_key(debt_id, debt_sha), debt_data, "debt")
-    call_date = created - timedelta(days=3)
-    followups = []
-    for fid, ftype, fdate in (("F-1", "call", call_date), ("F-2", "email", None)):
-        data, sha = canonical_sha256({"id": fid, "debt_id": debt_id, "type": ftype})
-        rec = put(keys.record_key(debt_id, fid, sha), data, "record")
-        followups.append(
-            {
-                "id": fid,
-                "type": ftype,
-                "status": "done",
-                "call_date": iso(fdate),
-                "record_key": rec["key"],
-                "record_sha256": rec["sha256"],
-                "record_size": rec["size"],
-                "record_version_id": rec["version_id"],
-                "record_retain_until": iso(lock.retain_until),
-                "media": [],
-            }
-        )
-    audio_bytes = b"RIFF" + bytes(range(256)) * 4
-    audio_sha = hashlib.sha256(audio_bytes).hexdigest()
-    audio_key = keys.media_key(debt_id, "F-1", "audio", audio_sha, "wav")
-    audio = put(audio_key, audio_bytes, "audio")
-    followups[0]["media"].append(
-        {
-            "kind": "audio",
-            "key": audio_key,
-            "version_id": audio["version_id"],
-            "sha256": audio_sha,
-            "size": audio["size"],
-            "content_type": "audio/wav",
-            "sniffed_type": "audio/wav",
-            "source": "https://media.getbill.io/rec/F-1.wav",
-            "downloaded_at": iso(created),
-            "url_expires_at": None,
-            "retain_until": iso(lock.retain_until),
-            "retention_mode": mode,
-            "legal_hold": legal_hold,
-        }
-    )
-    previous = None
-    for seq in range(1, manifests + 1):
-        manifest = {
-            "schema": "getbill-archiver/manifest/v1",
-            "debt_id": debt_id,
-            "sequence": seq,
-            "created_at": iso(created + timedelta(seconds=seq - 1)),
-            "run_id": f"run-{seq}",
-            "tool": {"name": "getbill-archiver", "version": "test"},
-            "source": {},
-            "previous": previous,
-            "policy": {"name": "short-test", "sha256": "a" * 64, "mode": mode},
-            "debt": {
-                **debt,
-                "retain_until": iso(lock.retain_until),
-                "retention_mode": mode,
-                "legal_hold": legal_hold,
-            },
-            "debt_unavailable": None,
-            "followups": followups,
-            "problems": [],
-            "retention_extensions": [],
-            "summary": {
-                "followups": 2,
-                "media": 1,
-                "media_bytes": audio["size"],
-                "problems": 0,
-                "last_activity": iso(call_date),
-            },
-        }
-        assert validate("manifest", manifest) == []
-        data, sha = canonical_sha256(manifest)
-        mkey = keys.manifest_key(debt_id, seq)
-        put(mkey, data, "manifest")
-        seeded.manifests.append(mkey)
-        previous = {"key": mkey, "sha256": sha}
-    return seeded
-
-
-def ticking_clock(start: datetime | None = None) -> Any:
-    """A clock that moves one second per call, so events never share a timestamp."""
-    base = start or datetime.now(UTC)
-    ticks = count()
-    return lambda: base + timedelta(seconds=next(ticks))
-
-
-def versions_of(store: ObjectStore, debt_id: str) -> list[tuple[str, str | None]]:
-    return sorted(
-        (v.key, v.version_id)
-        for v in store.list_versions(keys.debt_prefix(debt_id))
-        if not v.is_delete_marker
-    )
 
 
 def holds_of(store: ObjectStore, debt_id: str) -> dict[tuple[str, str | None], bool]:

@@ -9,7 +9,7 @@ from pathlib import Path
 import click
 import pytest
 from click.testing import CliRunner
-from test_holds import seed_debt, ticking_clock, versions_of
+from fixtures.retention import seed_debt, short_policy_toml, ticking_clock, versions_of
 
 from archiver import keys
 from archiver.catalog import Catalog
@@ -22,45 +22,7 @@ from archiver.storage import ObjectStore
 
 pytestmark = pytest.mark.integration
 
-POLICY_TOML = """
-name = "short-test"
-title = "Test: one day max"
-jurisdiction = "internal"
-notice = "Test only, not legal advice."
-mode = "GOVERNANCE"
-
-[[legal_basis]]
-citation = "test"
-summary = "test policy"
-
-[audio]
-min = "P1D"
-max = "P1D"
-anchor = "archived_at"
-
-[pdf]
-min = "P1D"
-max = "P1D"
-anchor = "archived_at"
-
-[record]
-min = "P1D"
-max = "P1D"
-anchor = "archived_at"
-
-[debt]
-min = "P1D"
-max = "P1D"
-anchor = "archived_at"
-
-[manifest]
-min = "P1D"
-anchor = "archived_at"
-
-[dossier]
-min = "P1D"
-anchor = "archived_at"
-"""
+POLICY_TOML = short_policy_toml("short-test")
 
 
 @pytest.fixture

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from fixtures.retention import short_policy_toml
 from fixtures_archive import Env, manifest_of
 
 from archiver.cli import main
@@ -125,7 +126,7 @@ def test_hold_makes_new_objects_held_and_blocks_purge_until_release(
 
     # A policy whose maximum is already past: everything is a purge candidate, but held.
     policy_file = tmp_path / "short.toml"
-    policy_file.write_text(SHORT_POLICY.format(name="short"), encoding="utf-8")
+    policy_file.write_text(short_policy_toml("short", dossier_max=True), encoding="utf-8")
     future = datetime.now(UTC) + timedelta(days=3)
     plan = plan_purge(
         env.store, policy=load_policy(str(policy_file)), now=future, debt_ids=[debt_id]
@@ -173,52 +174,10 @@ def test_cnil_policy_archives_old_recordings_with_a_floor_lock(env: Env) -> None
     assert {m["key"] for m in audio} <= {c.key for c in plan.candidates}
 
 
-SHORT_POLICY = """
-name = "{name}"
-title = "Test: keep one day, delete after one day"
-jurisdiction = "test"
-notice = "Test policy. Not legal advice; needs legal review."
-mode = "GOVERNANCE"
-
-[[legal_basis]]
-citation = "test"
-summary = "test"
-
-[audio]
-min = "P1D"
-max = "P1D"
-anchor = "archived_at"
-
-[pdf]
-min = "P1D"
-max = "P1D"
-anchor = "archived_at"
-
-[record]
-min = "P1D"
-max = "P1D"
-anchor = "archived_at"
-
-[debt]
-min = "P1D"
-max = "P1D"
-anchor = "archived_at"
-
-[manifest]
-min = "P1D"
-anchor = "archived_at"
-
-[dossier]
-min = "P1D"
-max = "P1D"
-anchor = "archived_at"
-"""
-
-
 def test_purged_versions_are_carried_as_purged_not_missing(env: Env, tmp_path: Path) -> None:
     debt_id = env.debts()[0]
     policy_file = tmp_path / "short.toml"
-    policy_file.write_text(SHORT_POLICY.format(name="short"), encoding="utf-8")
+    policy_file.write_text(short_policy_toml("short", dossier_max=True), encoding="utf-8")
     with_policy(env, str(policy_file))
     env.run([debt_id])
     _, first = manifest_of(env.store, debt_id, 1)
@@ -251,10 +210,7 @@ def test_purged_versions_are_carried_as_purged_not_missing(env: Env, tmp_path: P
 
 def test_the_one_day_floor_does_not_creep_forward(env: Env, tmp_path: Path) -> None:
     policy_file = tmp_path / "floor.toml"
-    text = SHORT_POLICY.format(name="floor").replace(
-        '[record]\nmin = "P1D"\nmax = "P1D"\nanchor = "archived_at"',
-        '[record]\nmin = "P1D"\nmax = "P1D"\nanchor = "last_activity"',
-    )
+    text = short_policy_toml("floor", dossier_max=True, record_anchor="last_activity")
     assert 'anchor = "last_activity"' in text
     policy_file.write_text(text, encoding="utf-8")
     with_policy(env, str(policy_file))
