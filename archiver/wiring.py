@@ -13,14 +13,15 @@ from typing import Any
 
 import httpx
 
-from .api import ApiSettings, GetbillClient
-from .archive import ArchiveEvent, Archiver, ArchiveSettings
-from .catalog import Catalog
+from archiver.archive.pipeline import ArchiveEvent, Archiver, ArchiveSettings
+from archiver.catalog.db import Catalog
+from archiver.getbill.client import ApiSettings, GetbillClient
+from archiver.media.download import DownloadSettings, MediaDownloader
+from archiver.retention.policies import SHIPPED_POLICY_DIR, RetentionPolicy, load_policy
+from archiver.store.objects import ObjectStore, make_s3_client
+
 from .config import ArchiverConfig
-from .download import DownloadSettings, MediaDownloader
 from .errors import ConfigError
-from .policies import SHIPPED_POLICY_DIR, RetentionPolicy, load_policy
-from .storage import ObjectStore, make_s3_client
 
 
 def open_store(bucket: str | None, s3_client: Any = None) -> ObjectStore:

@@ -35,10 +35,10 @@ from typing import Any
 
 import httpx
 
-from archiver.api import ApiSettings, GetbillClient
 from archiver.config import ArchiverConfig
-from archiver.s3server import LocalS3Server
-from archiver.storage import ObjectStore
+from archiver.devkit.s3server import LocalS3Server
+from archiver.getbill.client import ApiSettings, GetbillClient
+from archiver.store.objects import ObjectStore
 from archiver.wiring import open_archiver
 
 # Runs argv[1:], exits with its code, and prints its own peak RSS (KiB) last on stderr.
@@ -53,7 +53,7 @@ LAUNCHER = (
 
 def serve_simulator(conn: Any, count: int, size: int, big: int) -> None:
     """Child process: a simulator with one debt of ``count`` media and one with a big one."""
-    from archiver.simulator import Simulator, SimulatorConfig, SimulatorServer
+    from archiver.devkit.simulator import Simulator, SimulatorConfig, SimulatorServer
 
     sim = Simulator(
         SimulatorConfig(

@@ -15,12 +15,12 @@ from typing import Any
 
 import pytest
 
-from archiver.api import ApiSettings
-from archiver.archive import RunResult
+from archiver.archive.pipeline import RunResult
 from archiver.config import ArchiverConfig
-from archiver.s3server import LocalS3Server
-from archiver.simulator import SimClock, Simulator, SimulatorConfig, SimulatorServer
-from archiver.storage import ObjectStore
+from archiver.devkit.s3server import LocalS3Server
+from archiver.devkit.simulator import SimClock, Simulator, SimulatorConfig, SimulatorServer
+from archiver.getbill.client import ApiSettings
+from archiver.store.objects import ObjectStore
 from archiver.wiring import open_archiver
 
 __all__ = ["SMALL", "Env", "all_versions", "env", "manifest_of"]

@@ -14,8 +14,8 @@ from typing import Any
 
 import pytest
 
-from archiver.s3server import LocalS3Server
-from archiver.storage import ObjectStore
+from archiver.devkit.s3server import LocalS3Server
+from archiver.store.objects import ObjectStore
 
 __all__ = ["locked_bucket", "s3_client", "s3_env", "s3_server", "unique_bucket_name"]
 

@@ -1,4 +1,4 @@
-"""Fixtures of the getbill simulator (archiver.simulator).
+"""Fixtures of the getbill simulator (archiver.devkit.simulator).
 
 * ``sim_clock``   a :class:`SimClock` (real time + an offset a test can ``advance()``).
 * ``simulator``   an in-process :class:`Simulator`, seed 1, base URL ``http://sim.test``;
@@ -14,7 +14,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from archiver.simulator import SimClock, Simulator, SimulatorConfig, SimulatorServer
+from archiver.devkit.simulator import SimClock, Simulator, SimulatorConfig, SimulatorServer
 
 __all__ = ["sim_clock", "sim_server", "simulator"]
 

@@ -14,7 +14,7 @@ from urllib.parse import parse_qs
 import httpx
 import pytest
 
-from archiver.api import ApiEvent, ApiSettings, GetbillClient, format_event
+from archiver.common.schemas import is_fatal
 from archiver.errors import (
     ApiAuthError,
     ApiError,
@@ -25,7 +25,7 @@ from archiver.errors import (
     UnsafeIdError,
     ValidationError,
 )
-from archiver.schemas import is_fatal
+from archiver.getbill.client import ApiEvent, ApiSettings, GetbillClient, format_event
 
 BASE = "https://getbill.test"
 TOKEN = "tok-SECRET-abc123"

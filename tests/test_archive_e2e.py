@@ -21,10 +21,10 @@ import pytest
 from click.testing import CliRunner
 from fixtures_archive import Env, all_versions, manifest_of
 
-from archiver.canonical import sha256_hex
+from archiver.audit.verify import verify_debt
 from archiver.cli import main
+from archiver.common.canonical import sha256_hex
 from archiver.config import ArchiverConfig
-from archiver.verify import verify_debt
 from archiver.wiring import rerender_stored
 
 pytestmark = pytest.mark.integration
@@ -105,7 +105,7 @@ def test_expired_urls_are_refreshed(env: Env) -> None:
 
     # Listing signs URLs valid 2 s; moving the simulator clock 10 s ahead makes every one of
     # them expired by the time it is fetched, so each media needs GET /followups/{id}.
-    from archiver import download as download_mod
+    from archiver.media import download as download_mod
 
     original_download = download_mod.MediaDownloader.download
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 
-from archiver.canonical import canonical_json, canonical_sha256
+from archiver.common.canonical import canonical_json, canonical_sha256
 
 
 def test_canonical_json_sorts_keys_and_drops_spaces() -> None:

@@ -1,4 +1,4 @@
-"""Tests of archiver.catalog: incremental recording, staging, events, and reindex from a store."""
+"""Tests of the catalog: incremental recording, staging, events, and reindex from a store."""
 
 from __future__ import annotations
 
@@ -11,11 +11,11 @@ from typing import Any
 import jsonschema
 import pytest
 
-from archiver.canonical import canonical_sha256, sha256_hex
-from archiver.catalog import Catalog
+from archiver.catalog.db import Catalog
+from archiver.catalog.reindex import reindex
+from archiver.common.canonical import canonical_sha256, sha256_hex
 from archiver.errors import ConfigError, StorageError
-from archiver.keys import debt_record_key, event_key, manifest_key, media_key, record_key
-from archiver.reindex import reindex
+from archiver.store.keys import debt_record_key, event_key, manifest_key, media_key, record_key
 
 SCHEMA = json.loads((Path(__file__).parent.parent / "schemas" / "manifest.schema.json").read_text())
 VALIDATOR = jsonschema.Draft202012Validator(
@@ -111,7 +111,7 @@ class FakeInfo:
 
 
 class FakeStore:
-    """list_keys / read_bytes / head over a dict, like archiver.storage.ObjectStore."""
+    """list_keys / read_bytes / head over a dict, like archiver.store.objects.ObjectStore."""
 
     def __init__(self) -> None:
         self.objects: dict[str, bytes] = {}

@@ -11,10 +11,10 @@ from fixtures_archive import Env, all_versions, manifest_of
 from pypdf import PdfReader
 
 from archiver import dossier as dossier_pkg
-from archiver.api import ApiSettings
-from archiver.canonical import sha256_hex
+from archiver.audit.verify import verify_debt
 from archiver.cli import main
-from archiver.verify import verify_debt
+from archiver.common.canonical import sha256_hex
+from archiver.getbill.client import ApiSettings
 from archiver.wiring import rerender_stored
 
 pytestmark = pytest.mark.integration
@@ -145,6 +145,6 @@ def test_a_forged_dossier_cannot_pass_as_a_renderer_change(env: Env) -> None:
 
 
 def test_known_renderer_versions_include_the_current_one() -> None:
-    from archiver.verify import KNOWN_RENDERER_VERSIONS
+    from archiver.audit.verify import KNOWN_RENDERER_VERSIONS
 
     assert dossier_pkg.RENDERER_VERSION in KNOWN_RENDERER_VERSIONS

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from archiver.archive import ArchiveEvent
+from archiver.archive.pipeline import ArchiveEvent
 from archiver.cli import main
 from archiver.cli._common import printable
 from archiver.cli.archive_cmds import _progress, _read_debt_ids

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from pypdf import PdfReader
 
-from archiver.demo import describe, run_demo
+from archiver.devkit.demo import describe, run_demo
 
 pytestmark = pytest.mark.integration
 

@@ -18,8 +18,8 @@ from fixtures.dossier_sample import SampleArchive, make_archive, with_lifecycle
 from reportlab.lib.colors import black
 from reportlab.platypus import BaseDocTemplate, Frame, PageTemplate, Spacer
 
-from archiver.canonical import canonical_json, sha256_hex
 from archiver.cli import main
+from archiver.common.canonical import canonical_json, sha256_hex
 from archiver.dossier import (
     RENDERER_VERSION,
     DossierInput,
@@ -552,7 +552,7 @@ def test_load_and_render_from_a_real_locked_bucket(locked_bucket: Any) -> None:
     equals the one rendered from the same data in memory (what `archive` stores)."""
     import copy
 
-    from archiver.storage import Lock
+    from archiver.store.objects import Lock
 
     store = locked_bucket
     a = make_archive(5)

@@ -1,4 +1,4 @@
-"""archiver.download: allowlist, streaming hash, content checks, expiry refresh, retries.
+"""archiver.media.download: allowlist, streaming hash, content checks, expiry refresh, retries.
 
 Everything runs on httpx.MockTransport with an injected clock and sleep, except the two
 simulator tests at the end which fetch real media from the getbill simulator's transport.
@@ -18,7 +18,14 @@ from typing import Any
 import httpx
 import pytest
 
-from archiver.download import (
+from archiver.errors import (
+    MediaContentError,
+    MediaError,
+    MediaExpiredError,
+    MediaHostNotAllowedError,
+)
+from archiver.getbill.records import MediaRef
+from archiver.media.download import (
     DownloadedMedia,
     DownloadEvent,
     DownloadSettings,
@@ -26,13 +33,6 @@ from archiver.download import (
     check_media_url,
     safe_url,
 )
-from archiver.errors import (
-    MediaContentError,
-    MediaError,
-    MediaExpiredError,
-    MediaHostNotAllowedError,
-)
-from archiver.models import MediaRef
 
 NOW = 1_700_000_000.0
 SECRET = "X-Amz-Signature=s3cr3tsignature0123456789"
@@ -599,7 +599,7 @@ SIM_BASE = "http://127.0.0.1:8099"  # loopback: plain http allowed once on the a
 
 
 def _simulator(**config: Any) -> Any:
-    from archiver.simulator import SimClock, Simulator, SimulatorConfig
+    from archiver.devkit.simulator import SimClock, Simulator, SimulatorConfig
 
     cfg = SimulatorConfig(
         seed=3,
@@ -632,7 +632,7 @@ def _sim_api(sim: Any) -> httpx.Client:
 
 def _sim_ref(api: httpx.Client, followup_id: str, kind: str) -> MediaRef:
     """What the pipeline's refresh does: GET /followups/{id} and take the fresh media URL."""
-    from archiver.models import Followup
+    from archiver.getbill.records import Followup
 
     response = api.get(f"/external-api/v1/followups/{followup_id}")
     response.raise_for_status()
@@ -722,7 +722,7 @@ def test_simulator_expired_url_refreshed_before_request(tmp_path: Path) -> None:
 def test_simulator_over_real_http_truncation_and_html_retried(tmp_path: Path) -> None:
     """Over a real socket a short body surfaces as an httpx protocol error (not a short read):
     it must be retried like any truncation, and so must an HTML page served with 200."""
-    from archiver.simulator import SimulatorServer
+    from archiver.devkit.simulator import SimulatorServer
 
     sim = _simulator(truncate_media_first=1, html_media_first=0)
     sim.base_url = None  # let the server put its real port into signed URLs

@@ -10,11 +10,12 @@ import pytest
 from click.testing import CliRunner
 from fixtures.retention import seed_debt, ticking_clock, versions_of
 
-from archiver.canonical import canonical_sha256
-from archiver.catalog import Catalog
+from archiver.catalog.db import Catalog
 from archiver.cli.retention_cmds import register
+from archiver.common.canonical import canonical_sha256
 from archiver.errors import RetentionError, StorageError, UnsafeIdError, ValidationError
-from archiver.holds import (
+from archiver.manifest.document import iso
+from archiver.retention.holds import (
     EVENT_SCHEMA,
     event_lock,
     event_timestamp,
@@ -24,8 +25,7 @@ from archiver.holds import (
     release_hold,
     write_event,
 )
-from archiver.manifest import iso
-from archiver.storage import ObjectStore
+from archiver.store.objects import ObjectStore
 
 pytestmark = pytest.mark.integration
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from archiver import keys
 from archiver.errors import UnsafeIdError
+from archiver.store import keys
 
 
 @pytest.mark.parametrize(

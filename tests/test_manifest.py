@@ -5,7 +5,8 @@ from __future__ import annotations
 import copy
 from datetime import UTC, datetime
 
-from archiver.manifest import (
+from archiver.common.schemas import validate
+from archiver.manifest.document import (
     all_objects,
     build_manifest,
     fingerprint,
@@ -13,7 +14,6 @@ from archiver.manifest import (
     manifest_bytes,
     media_index,
 )
-from archiver.schemas import validate
 
 SHA = "a" * 64
 WHEN = datetime(2026, 11, 28, 10, 0, 0, 123456, tzinfo=UTC)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from archiver.errors import UnsafeIdError, ValidationError
-from archiver.models import Debt, Followup, strip_signed_urls
+from archiver.getbill.records import Debt, Followup, strip_signed_urls
 
 SIGNED = "https://s3.amazonaws.com/bkt/recordings/call_1.mp3?X-Amz-Signature=SECRETSIG&X-Amz-Expires=3600"
 

@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from archiver.errors import ApiError
-from archiver.pagination import PageNumberPaginator, paginate
+from archiver.getbill.pagination import PageNumberPaginator, paginate
 
 
 def server(records: list[dict[str, Any]], limit_pages: int | None = None):

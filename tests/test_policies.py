@@ -12,8 +12,8 @@ from click.testing import CliRunner
 
 from archiver.cli import main
 from archiver.errors import ConfigError, PolicyError
-from archiver.models import Followup
-from archiver.policies import (
+from archiver.getbill.records import Followup
+from archiver.retention.policies import (
     OBJECT_KINDS,
     SHIPPED_POLICY_DIR,
     AnchorDates,

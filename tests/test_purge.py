@@ -11,14 +11,14 @@ import pytest
 from click.testing import CliRunner
 from fixtures.retention import seed_debt, short_policy_toml, ticking_clock, versions_of
 
-from archiver import keys
-from archiver.catalog import Catalog
+from archiver.catalog.db import Catalog
 from archiver.cli.retention_cmds import register
 from archiver.errors import RetentionError
-from archiver.holds import place_hold
-from archiver.policies import RetentionPolicy, load_policy
-from archiver.purge import execute_purge, plan_purge
-from archiver.storage import ObjectStore
+from archiver.retention.holds import place_hold
+from archiver.retention.policies import RetentionPolicy, load_policy
+from archiver.retention.purge import execute_purge, plan_purge
+from archiver.store import keys
+from archiver.store.objects import ObjectStore
 
 pytestmark = pytest.mark.integration
 

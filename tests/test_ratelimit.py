@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from archiver.ratelimit import RateLimitState, to_number, wait_from_429
+from archiver.getbill.ratelimit import RateLimitState, to_number, wait_from_429
 
 NOW = 1_700_000_000.0
 

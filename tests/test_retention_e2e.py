@@ -12,14 +12,14 @@ from click.testing import CliRunner
 from fixtures.retention import short_policy_toml
 from fixtures_archive import Env, manifest_of
 
+from archiver.audit.verify import verify_debt
 from archiver.cli import main
 from archiver.config import ArchiverConfig
 from archiver.errors import RetentionError
-from archiver.holds import place_hold
-from archiver.manifest import parse_iso
-from archiver.policies import load_policy
-from archiver.purge import execute_purge, plan_purge
-from archiver.verify import verify_debt
+from archiver.manifest.document import parse_iso
+from archiver.retention.holds import place_hold
+from archiver.retention.policies import load_policy
+from archiver.retention.purge import execute_purge, plan_purge
 from archiver.wiring import rerender_stored
 
 pytestmark = pytest.mark.integration

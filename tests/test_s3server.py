@@ -10,7 +10,7 @@ import pytest
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
-from archiver.s3server import GRPC_PORT_OFFSET, LocalS3Server, find_weed_binary
+from archiver.devkit.s3server import GRPC_PORT_OFFSET, LocalS3Server, find_weed_binary
 
 pytestmark = pytest.mark.integration
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from archiver import schemas
+from archiver.common import schemas
 from archiver.errors import ConfigError, ValidationError
 
 

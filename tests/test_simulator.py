@@ -15,9 +15,9 @@ from click.testing import CliRunner
 from pypdf import PdfReader
 
 from archiver.cli import main
-from archiver.simulator import SimClock, Simulator, SimulatorConfig, SimulatorServer
-from archiver.simulator.config import FOLLOWUP_STATUSES, FOLLOWUP_TYPES
-from archiver.simulator.media import MP3_FRAME_SIZE, mp3_source, wav_source
+from archiver.devkit.simulator import SimClock, Simulator, SimulatorConfig, SimulatorServer
+from archiver.devkit.simulator.config import FOLLOWUP_STATUSES, FOLLOWUP_TYPES
+from archiver.devkit.simulator.media import MP3_FRAME_SIZE, mp3_source, wav_source
 
 API = "/external-api/v1"
 RATE_HEADERS = (

@@ -1,10 +1,10 @@
-"""archiver.sniff: magic numbers, error pages, expected types per kind."""
+"""archiver.media.sniff: magic numbers, error pages, expected types per kind."""
 
 from __future__ import annotations
 
 import pytest
 
-from archiver.sniff import (
+from archiver.media.sniff import (
     AUDIO_TYPES,
     expected_for,
     extension_for,

@@ -24,7 +24,7 @@ from archiver.errors import (
     RetentionError,
     StorageError,
 )
-from archiver.storage import Lock, ObjectStore, StorageSettings, make_s3_client
+from archiver.store.objects import Lock, ObjectStore, StorageSettings, make_s3_client
 
 MiB = 1024 * 1024
 
@@ -392,7 +392,7 @@ def test_cli_init_bucket(s3_env: dict[str, str], s3_client: Any) -> None:
 
 
 def test_large_block_reader_returns_big_blocks_and_seeks(tmp_path: Path) -> None:
-    from archiver.storage import _LargeBlocks
+    from archiver.store.objects import _LargeBlocks
 
     path = tmp_path / "f.bin"
     path.write_bytes(bytes(range(256)) * 4096)  # 1 MiB

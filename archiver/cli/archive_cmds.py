@@ -126,7 +126,7 @@ def _api_event_logger(event: Any) -> None:
     # page-by-page events are too chatty for a person.
     if getattr(event, "kind", None) == "page":
         return
-    from ..api import format_event
+    from archiver.getbill.client import format_event
 
     click.echo(f"[api] {format_event(event)}", err=True)
 
@@ -187,7 +187,8 @@ def archive(
       archiver archive xyz789ghi012 abc123def456 --policy us-cfpb-reg-f --json
       archiver archive --debts-file debts.txt --concurrency 8
     """
-    from ..api import ApiSettings
+    from archiver.getbill.client import ApiSettings
+
     from ..wiring import open_archiver
 
     ids = _read_debt_ids(debt_ids, debts_file)
@@ -268,8 +269,9 @@ def verify(
       archiver verify xyz789ghi012
       archiver verify --all --json
     """
-    from ..resume import debts_in_bucket
-    from ..verify import verify_debt
+    from archiver.archive.resume import debts_in_bucket
+    from archiver.audit.verify import verify_debt
+
     from ..wiring import open_store
 
     if not debt_ids and not all_debts:
@@ -328,7 +330,7 @@ def status(debt_id: str | None, catalog: Path, as_json: bool) -> None:
       archiver status
       archiver status xyz789ghi012 --json
     """
-    from ..catalog import Catalog
+    from archiver.catalog.db import Catalog
 
     with handle_errors():
         rows = Catalog.open(_config(catalog=catalog).catalog).status(debt_id)
@@ -359,8 +361,9 @@ def reindex(bucket: str | None, catalog: Path, as_json: bool) -> None:
     Example:
       ARCHIVER_BUCKET=evidence archiver reindex --catalog archiver-catalog.db
     """
-    from ..catalog import Catalog
-    from ..reindex import reindex as do_reindex
+    from archiver.catalog.db import Catalog
+    from archiver.catalog.reindex import reindex as do_reindex
+
     from ..wiring import open_store
 
     with handle_errors():

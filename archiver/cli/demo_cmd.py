@@ -39,7 +39,8 @@ def demo(workdir: Path, seed: int) -> None:
       archiver demo
       archiver demo --workdir /tmp/archiver-demo --seed 7
     """
-    from ..demo import describe, run_demo
+    from archiver.devkit.demo import describe, run_demo
+
     from .archive_cmds import _progress
 
     def step(text: str) -> None:

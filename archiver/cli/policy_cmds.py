@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from ..policies import (
+from archiver.retention.policies import (
     OBJECT_KINDS,
     SHIPPED_POLICY_DIR,
     RetentionPolicy,
@@ -16,6 +16,7 @@ from ..policies import (
     list_policies,
     load_policy,
 )
+
 from ._common import ExitCode, emit_json, handle_errors, json_option
 
 POLICY_DIR_ENV = "ARCHIVER_POLICY_DIR"

@@ -11,7 +11,8 @@ from typing import Any
 
 import click
 
-from ..holds import HoldResult
+from archiver.retention.holds import HoldResult
+
 from ._common import (
     ExitCode,
     bucket_option,
@@ -45,7 +46,7 @@ def _store(bucket: str | None) -> Any:
 
 
 def _catalog(path: Path) -> Any:
-    from ..catalog import Catalog
+    from archiver.catalog.db import Catalog
 
     return Catalog.open(path)
 
@@ -92,7 +93,7 @@ def _run_hold(
     catalog: Path,
     as_json: bool,
 ) -> None:
-    from ..holds import place_hold, release_hold
+    from archiver.retention.holds import place_hold, release_hold
 
     run = place_hold if action == "hold" else release_hold
     reason = _need(reason, "--reason")
@@ -215,8 +216,8 @@ def purge(
       archiver purge --policy fr-cnil-call-recording --execute \\
         --reason "Monthly CNIL purge" --bucket evidence
     """
-    from ..policies import load_policy
-    from ..purge import execute_purge, plan_purge
+    from archiver.retention.policies import load_policy
+    from archiver.retention.purge import execute_purge, plan_purge
 
     if bypass_governance and not execute:
         raise click.UsageError("--bypass-governance only goes with --execute")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from ..simulator import SimulatorConfig, SimulatorServer
+from archiver.devkit.simulator import SimulatorConfig, SimulatorServer
 
 
 @click.command("simulate")

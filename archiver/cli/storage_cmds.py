@@ -6,7 +6,8 @@ from typing import cast
 
 import click
 
-from ..storage import MODES, Mode, ObjectStore, make_s3_client
+from archiver.store.objects import MODES, Mode, ObjectStore, make_s3_client
+
 from ._common import emit_json, handle_errors, json_option
 
 

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from ..models import MEDIA_FIELDS
+from archiver.getbill.records import MEDIA_FIELDS
 
 # The followup fields documented by the getbill API, in the order a reader expects them.
 # Fields not listed here ("extras") follow, sorted by name.

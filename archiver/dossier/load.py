@@ -1,6 +1,6 @@
 """Reads what a dossier is rendered from out of the archive, checking every SHA-256.
 
-Only two methods of :class:`archiver.storage.ObjectStore` are used (``list_keys`` and
+Only two methods of :class:`archiver.store.objects.ObjectStore` are used (``list_keys`` and
 ``read_bytes``), so any object with those can stand in for it in tests.
 """
 
@@ -9,11 +9,12 @@ from __future__ import annotations
 import json
 from typing import Any, Protocol
 
-from .. import keys
-from ..canonical import canonical_json, sha256_hex
+from archiver.archive.resume import manifest_keys
+from archiver.common.canonical import canonical_json, sha256_hex
+from archiver.common.schemas import validate
+from archiver.store import keys
+
 from ..errors import ArchiverError, IntegrityError, StorageError
-from ..resume import manifest_keys
-from ..schemas import validate
 from .data import DossierInput, parse_when
 
 

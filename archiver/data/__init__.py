@@ -1,0 +1,13 @@
+"""Files shipped with the package: JSON Schemas and the shipped retention policies.
+
+``schemas/`` and ``retention_policies/`` at the top of the source tree are copies for people
+to read; these folders are the source of truth (``tests/test_data_files.py`` keeps them equal).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+DATA_DIR = Path(__file__).resolve().parent
+SCHEMA_DIR = DATA_DIR / "schemas"
+SHIPPED_POLICY_DIR = DATA_DIR / "retention_policies"

@@ -1,0 +1,171 @@
+"""The embedded demo: the whole job on this machine with nothing to configure.
+
+Starts the getbill simulator and a SeaweedFS server on loopback, creates an Object-Lock bucket,
+archives the sample debts, records new activity and archives again (manifest 2 chained to 1),
+verifies everything from S3 alone, writes the dossiers to a folder, and stops the servers.
+
+Core code: it reports through ``on_step`` / ``on_event`` callbacks and never prints.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from archiver.archive.pipeline import ArchiveEvent, RunResult
+from archiver.audit.verify import DebtVerification, verify_debt
+from archiver.config import ArchiverConfig
+from archiver.devkit.s3server import LocalS3Server
+from archiver.devkit.simulator import Simulator, SimulatorConfig, SimulatorServer
+from archiver.getbill.client import ApiSettings
+from archiver.store.objects import ObjectStore
+from archiver.wiring import open_archiver, rerender_stored
+
+DEMO_BUCKET = "getbill-evidence"
+
+
+@dataclass
+class DemoEnvironment:
+    """Running local servers and the settings that reach them."""
+
+    s3: LocalS3Server
+    sim: SimulatorServer
+    workdir: Path
+    config: ArchiverConfig
+    api_settings: ApiSettings
+
+    @property
+    def simulator(self) -> Simulator:
+        return self.sim.simulator
+
+    def store(self) -> ObjectStore:
+        return ObjectStore(self.s3.client(), self.config.bucket or DEMO_BUCKET)
+
+
+@contextmanager
+def demo_environment(
+    workdir: Path, *, seed: int = 1, policy: str = "default", concurrency: int = 4
+) -> Iterator[DemoEnvironment]:
+    """Start SeaweedFS and the simulator (loopback, free ports); stop both on exit."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    with ExitStack() as stack:
+        s3_dir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="archiver-s3-")))
+        s3 = LocalS3Server(data_dir=s3_dir)
+        s3.start()
+        stack.callback(s3.stop)
+        sim = stack.enter_context(SimulatorServer(SimulatorConfig(seed=seed)))
+        config = ArchiverConfig(
+            bucket=DEMO_BUCKET,
+            catalog=workdir / "archiver-catalog.db",
+            media_hosts=("127.0.0.1",),
+            policy=policy,
+            concurrency=concurrency,
+        )
+        api_settings = ApiSettings(
+            base_url=sim.base_url, client_id="demo-client", client_secret="demo-secret"
+        )
+        yield DemoEnvironment(s3, sim, workdir, config, api_settings)
+
+
+@dataclass
+class DemoReport:
+    endpoint_url: str
+    api_url: str
+    bucket: str
+    first_run: RunResult | None = None
+    second_run: RunResult | None = None
+    verifications: list[DebtVerification] = field(default_factory=list)
+    dossiers: list[Path] = field(default_factory=list)
+    objects_by_kind: dict[str, tuple[int, int]] = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        runs_ok = all(
+            r is not None and r.exit_status == "ok" for r in (self.first_run, self.second_run)
+        )
+        return runs_ok and all(v.ok for v in self.verifications)
+
+
+def run_demo(
+    workdir: Path,
+    *,
+    seed: int = 1,
+    on_step: Callable[[str], None] = lambda s: None,
+    on_event: Callable[[ArchiveEvent], None] | None = None,
+) -> DemoReport:
+    """Run the whole demo in ``workdir`` (dossiers and catalog are left there)."""
+    with demo_environment(workdir, seed=seed) as env:
+        report = DemoReport(env.s3.endpoint_url, env.sim.base_url, DEMO_BUCKET)
+        on_step(f"SeaweedFS S3 on {env.s3.endpoint_url}; getbill simulator on {env.sim.base_url}")
+        store = env.store()
+        store.create_bucket()
+        on_step(f"bucket {DEMO_BUCKET!r} created with Object Lock (versioning on)")
+        debt_ids = env.simulator.debt_ids(company="A")
+
+        on_step(f"archiving {len(debt_ids)} debts with policy {env.config.policy!r}")
+        with open_archiver(
+            env.config, env.api_settings, s3_client=env.s3.client(), on_event=on_event
+        ) as session:
+            report.first_run = session.archiver.run(debt_ids)
+
+        busy = next(d for d in debt_ids if env.simulator.followup_ids(d))
+        env.simulator.add_followup(busy, type="call", status="deal_found")
+        on_step(f"new activity on {busy} (a new call); archiving again")
+        with open_archiver(
+            env.config, env.api_settings, s3_client=env.s3.client(), on_event=on_event
+        ) as session:
+            report.second_run = session.archiver.run(debt_ids)
+
+        on_step("verifying every debt from S3 alone (chain, objects re-hashed, locks, dossiers)")
+        report.verifications = [verify_debt(store, d, rerender=rerender_stored) for d in debt_ids]
+        for key in store.list_keys("debts/"):
+            kind = key.split("/")[2] if key.count("/") >= 3 else "other"
+            info = store.head(key)
+            count, size = report.objects_by_kind.get(kind, (0, 0))
+            report.objects_by_kind[kind] = (count + 1, size + (info.size if info else 0))
+        for debt_id in debt_ids:
+            latest = None
+            for key in store.list_keys(f"debts/{debt_id}/dossiers/"):
+                latest = key
+            if latest:
+                out = workdir / f"dossier-{debt_id}.pdf"
+                out.write_bytes(store.read_bytes(latest))
+                report.dossiers.append(out)
+        on_step("stopping the servers")
+        return report
+
+
+def describe(report: DemoReport) -> list[str]:
+    """Plain-text lines summarising a demo run (the CLI prints them)."""
+    lines = [f"S3 endpoint {report.endpoint_url}, bucket {report.bucket}"]
+    for kind, (count, size) in sorted(report.objects_by_kind.items()):
+        lines.append(f"  debts/*/{kind}/: {count} object(s), {size:,} bytes")
+    if report.second_run:
+        for d in report.second_run.debts:
+            lines.append(
+                f"  {d.debt_id}: {d.status}, manifest {d.sequence} -> "
+                f"{d.manifest_key} (sha256 {str(d.manifest_sha256)[:16]}...)"
+            )
+    bad = [v for v in report.verifications if not v.ok]
+    lines.append(
+        f"verify: {len(report.verifications) - len(bad)} of {len(report.verifications)} debts clean"
+    )
+    for v in bad:
+        for p in v.problems:
+            lines.append(f"  {v.debt_id}: {p.type}: {p.message} [{p.key}]")
+    for path in report.dossiers:
+        lines.append(f"dossier: {path}")
+    return lines
+
+
+__all__ = [
+    "DEMO_BUCKET",
+    "DemoEnvironment",
+    "DemoReport",
+    "demo_environment",
+    "describe",
+    "run_demo",
+]

@@ -1,0 +1,184 @@
+"""Settings and progress events of the getbill API client (see :mod:`archiver.getbill.client`).
+
+Kept apart from the client so the CLI can build settings and print events without importing
+the HTTP machinery.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from ipaddress import ip_address
+from typing import Any, Literal
+from urllib.parse import urlsplit
+
+from archiver.errors import ConfigError, strip_query
+
+__all__ = [
+    "API_PREFIX",
+    "DEFAULT_BASE_URL",
+    "DEFAULT_SCOPE",
+    "ApiEvent",
+    "ApiSettings",
+    "EventKind",
+    "format_event",
+]
+
+DEFAULT_BASE_URL = "https://getbill.io"
+API_PREFIX = "/external-api/v1"
+DEFAULT_SCOPE = "followups:read debts:read"
+# Hosts to which plain http is acceptable without allow_insecure_http: they never leave the
+# machine (loopback) or cannot exist on the internet (RFC 2606/6761 reserved names).
+_LOOPBACK_NAMES = {"localhost"}
+_RESERVED_SUFFIXES = (".localhost", ".test", ".invalid")
+
+
+@dataclass(frozen=True)
+class ApiSettings:
+    """How to reach and authenticate to getbill. Defaults follow the public docs.
+
+    base_url: API host; resources live under ``{base_url}/external-api/v1``, the token
+        endpoint at ``{base_url}/token`` (env ``GETBILL_API_URL``).
+    token: a static bearer token (env ``GETBILL_TOKEN``); wins over client credentials.
+    client_id, client_secret: OAuth2 client credentials (env ``GETBILL_CLIENT_ID``,
+        ``GETBILL_CLIENT_SECRET``).
+    scope: scopes asked for with client credentials (env ``GETBILL_SCOPE``); ``debts:read``
+        is only needed to archive the debt record itself: a client without it sets
+        ``GETBILL_SCOPE=followups:read`` and the manifests note why the debt is missing.
+    timeout: seconds for connect/read/write/pool of each request.
+    max_attempts: tries per request, counting the first (5xx, timeouts, connection errors
+        and 429 waits all count).
+    backoff_base, backoff_max: exponential backoff with full jitter: attempt n waits a random
+        time in ``[0, min(backoff_max, backoff_base * 2**(n-1))]`` seconds.
+    max_rate_limit_wait: the longest a 429 may make us wait, in seconds (env
+        ``GETBILL_MAX_RATE_LIMIT_WAIT``); the documented 429 asks for up to an hour, so a
+        longer wait fails fast with :class:`ApiRateLimitError` instead.
+    page_limit: records per page (the API's maximum is 100).
+    max_pages: hard cap on pages of one listing (100,000 records at the default limit).
+    token_renew_margin: renew the access token this many seconds before it expires.
+    allow_insecure_http: allow sending credentials over plain ``http://`` to a host that is
+        not local (loopback, ``localhost``, ``*.test``); off by default.
+    """
+
+    base_url: str = DEFAULT_BASE_URL
+    token: str | None = field(default=None, repr=False)
+    client_id: str | None = None
+    client_secret: str | None = field(default=None, repr=False)
+    scope: str = DEFAULT_SCOPE
+    timeout: float = 30.0
+    max_attempts: int = 5
+    backoff_base: float = 0.5
+    backoff_max: float = 30.0
+    max_rate_limit_wait: float = 120.0
+    page_limit: int = 100
+    max_pages: int = 1000
+    token_renew_margin: float = 60.0
+    allow_insecure_http: bool = False
+
+    def __post_init__(self) -> None:
+        base = (self.base_url or "").strip().rstrip("/")
+        parts = urlsplit(base)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ConfigError(f"getbill API URL must be http(s)://host, got {strip_query(base)!r}")
+        if parts.query or parts.fragment or parts.username or parts.password:
+            raise ConfigError("getbill API URL must not contain credentials, a query or fragment")
+        if (
+            parts.scheme == "http"
+            and not self.allow_insecure_http
+            and not _is_local(parts.hostname)
+        ):
+            raise ConfigError(
+                f"refusing to send getbill credentials over plain http to {parts.hostname}; "
+                "use https (or allow_insecure_http for a test server)"
+            )
+        object.__setattr__(self, "base_url", base)
+        for name in ("timeout", "backoff_base", "backoff_max", "token_renew_margin"):
+            if not getattr(self, name) >= 0:
+                raise ConfigError(f"{name} must be >= 0")
+        if not self.max_rate_limit_wait >= 0:
+            raise ConfigError("max_rate_limit_wait must be >= 0")
+        if self.max_attempts < 1:
+            raise ConfigError("max_attempts must be at least 1")
+        if not 1 <= self.page_limit <= 100:
+            raise ConfigError("page_limit must be between 1 and 100 (the API's maximum)")
+        if self.max_pages < 1:
+            raise ConfigError("max_pages must be at least 1")
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str], **overrides: Any) -> ApiSettings:
+        """Read ``GETBILL_API_URL``, ``GETBILL_TOKEN``, ``GETBILL_CLIENT_ID``,
+        ``GETBILL_CLIENT_SECRET`` and ``GETBILL_MAX_RATE_LIMIT_WAIT``; ``overrides`` (e.g.
+        from CLI flags) win. Empty variables count as unset."""
+        values: dict[str, Any] = {}
+        for env_name, attr in (
+            ("GETBILL_API_URL", "base_url"),
+            ("GETBILL_TOKEN", "token"),
+            ("GETBILL_CLIENT_ID", "client_id"),
+            ("GETBILL_CLIENT_SECRET", "client_secret"),
+            ("GETBILL_SCOPE", "scope"),
+        ):
+            if environ.get(env_name):
+                values[attr] = environ[env_name].strip()
+        wait = environ.get("GETBILL_MAX_RATE_LIMIT_WAIT")
+        if wait:
+            try:
+                values["max_rate_limit_wait"] = float(wait)
+            except ValueError:
+                raise ConfigError(
+                    f"GETBILL_MAX_RATE_LIMIT_WAIT must be a number of seconds, got {wait!r:.20}"
+                ) from None
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        return cls(**values)
+
+    @property
+    def api_root(self) -> str:
+        return self.base_url + API_PREFIX
+
+    @property
+    def token_url(self) -> str:
+        return self.base_url + "/token"
+
+    @property
+    def auth_mode(self) -> Literal["token", "client_credentials", "none"]:
+        if self.token:
+            return "token"
+        if self.client_id and self.client_secret:
+            return "client_credentials"
+        return "none"
+
+
+def _is_local(host: str) -> bool:
+    host = host.lower()
+    if host in _LOOPBACK_NAMES or host.endswith(_RESERVED_SUFFIXES):
+        return True
+    try:
+        return ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+EventKind = Literal["rate_limited", "retry", "token", "page"]
+
+
+@dataclass(frozen=True)
+class ApiEvent:
+    """Something the user should see while the client works (it never prints itself).
+
+    kind: ``rate_limited`` (waiting for a 429 / exhausted quota), ``retry`` (a transient
+    failure, waiting before the next attempt), ``token`` (an access token was obtained or
+    renewed), ``page`` (one page of a listing was read).
+    """
+
+    kind: EventKind
+    message: str
+    path: str | None = None
+    wait_seconds: float | None = None
+    attempt: int | None = None
+    status: int | None = None
+    page: int | None = None
+    pages: int | None = None
+
+
+def format_event(event: ApiEvent) -> str:
+    """One human line for an :class:`ApiEvent`, e.g. for ``click.echo(..., err=True)``."""
+    return f"getbill API: {event.message}"

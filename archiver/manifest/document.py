@@ -1,0 +1,161 @@
+"""Manifests: the immutable, hash-chained snapshot of what is archived for one debt.
+
+Pure functions only: building, serialising, fingerprinting and checking manifests.
+The format is ``schemas/manifest.schema.json`` (``getbill-archiver/manifest/v1``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import UTC, datetime
+from typing import Any, overload
+
+from archiver import TOOL_NAME, __version__
+from archiver.common.canonical import canonical_sha256
+
+SCHEMA_ID = "getbill-archiver/manifest/v1"
+
+
+@overload
+def iso(dt: datetime) -> str: ...
+@overload
+def iso(dt: None) -> None: ...
+def iso(dt: datetime | None) -> str | None:
+    """UTC ISO 8601 with a ``Z``, microseconds dropped: the one date format we store."""
+    if dt is None:
+        return None
+    return dt.astimezone(UTC).replace(microsecond=0).isoformat().replace("+00:00", "Z")
+
+
+def parse_iso(value: str | None) -> datetime | None:
+    if not value:
+        return None
+    return datetime.fromisoformat(value.replace("Z", "+00:00"))
+
+
+def build_manifest(
+    *,
+    debt_id: str,
+    sequence: int,
+    created_at: datetime,
+    run_id: str,
+    previous: dict[str, str] | None,
+    policy: dict[str, Any],
+    debt: dict[str, Any] | None,
+    debt_unavailable: dict[str, Any] | None,
+    followups: list[dict[str, Any]],
+    problems: list[dict[str, Any]],
+    retention_extensions: list[dict[str, Any]],
+    media_stored: int,
+    media_reused: int,
+    last_activity: datetime | None,
+    api_base_url: str | None = None,
+) -> dict[str, Any]:
+    """Assemble a manifest dict. Followups are sorted by id and media by kind for stability."""
+    ordered = sorted(followups, key=lambda f: f["id"])
+    for f in ordered:
+        f["media"] = sorted(f["media"], key=lambda m: (m["kind"], m["key"]))
+    media = [m for f in ordered for m in f["media"]]
+    manifest: dict[str, Any] = {
+        "schema": SCHEMA_ID,
+        "debt_id": debt_id,
+        "sequence": sequence,
+        "created_at": iso(created_at),
+        "run_id": run_id,
+        "tool": {"name": TOOL_NAME, "version": __version__},
+        "source": {"api_base_url": api_base_url} if api_base_url else {},
+        "previous": previous,
+        "policy": policy,
+        "debt": debt,
+        "debt_unavailable": debt_unavailable,
+        "followups": ordered,
+        "problems": problems,
+        "retention_extensions": retention_extensions,
+        "summary": {
+            "followups": len(ordered),
+            "media": len(media),
+            "media_bytes": sum(int(m["size"]) for m in media),
+            "media_stored": media_stored,
+            "media_reused": media_reused,
+            "problems": len(problems),
+            "last_activity": iso(last_activity),
+        },
+    }
+    return manifest
+
+
+def manifest_bytes(manifest: dict[str, Any]) -> tuple[bytes, str]:
+    """Canonical bytes of a manifest and their SHA-256 (what ``previous.sha256`` names)."""
+    return canonical_sha256(manifest)
+
+
+def fingerprint(manifest: dict[str, Any]) -> Any:
+    """What makes two snapshots "the same archive": records, media, debt record, policy,
+    open problems. Run bookkeeping (time, run id, counters of reuse) is left out, so a rerun
+    with nothing new compares equal and writes nothing."""
+    debt = manifest.get("debt") or {}
+    return {
+        "followups": [
+            {
+                "id": f["id"],
+                "record_sha256": f["record_sha256"],
+                "record_purged": bool(f.get("record_purged")),
+                "upstream_missing": bool(f.get("upstream_missing_since")),
+                "media": sorted(
+                    (m["kind"], m["sha256"], bool(m.get("purged"))) for m in f.get("media", [])
+                ),
+            }
+            for f in sorted(manifest.get("followups", []), key=lambda f: f["id"])
+        ],
+        "debt": (debt.get("sha256"), bool(debt.get("purged"))),
+        "debt_unavailable": (manifest.get("debt_unavailable") or {}).get("reason"),
+        "policy": (manifest.get("policy") or {}).get("sha256"),
+        "problems": sorted(
+            (p.get("type", ""), p.get("followup_id", ""), p.get("kind", ""))
+            for p in manifest.get("problems", [])
+            if p.get("severity") != "warning"  # a passing warning is no change of the archive
+        ),
+    }
+
+
+def media_index(manifest: dict[str, Any] | None) -> dict[tuple[str, str, str], dict[str, Any]]:
+    """``(followup_id, kind, source) -> media entry`` of a manifest, for reuse on reruns."""
+    index: dict[tuple[str, str, str], dict[str, Any]] = {}
+    if not manifest:
+        return index
+    for f in manifest.get("followups", []):
+        for m in f.get("media", []):
+            index[(f["id"], m["kind"], m["source"])] = m
+    return index
+
+
+def record_index(manifest: dict[str, Any] | None) -> dict[str, dict[str, Any]]:
+    """``followup_id -> followup entry`` of a manifest."""
+    if not manifest:
+        return {}
+    return {f["id"]: f for f in manifest.get("followups", [])}
+
+
+def all_objects(manifest: dict[str, Any]) -> Iterable[dict[str, Any]]:
+    """Every object a manifest names, as ``{key, version_id, sha256, size?, retain_until,
+    retention_mode, legal_hold, kind, purged?}``: debt record, followup records, media.
+    ``purged`` (the deletion record's key and time) marks a version deleted at its maximum."""
+    mode = (manifest.get("policy") or {}).get("mode")
+    debt = manifest.get("debt")
+    if debt:
+        yield {"kind": "debt", **{"retention_mode": mode}, **debt}
+    for f in manifest.get("followups", []):
+        yield {
+            "kind": "record",
+            "key": f["record_key"],
+            "sha256": f["record_sha256"],
+            "size": f.get("record_size"),
+            "version_id": f.get("record_version_id"),
+            "retain_until": f.get("record_retain_until"),
+            "retention_mode": mode,
+            "legal_hold": False,
+            "followup_id": f["id"],
+            "purged": f.get("record_purged"),
+        }
+        for m in f.get("media", []):
+            yield {"retention_mode": mode, **m, "followup_id": f["id"]}

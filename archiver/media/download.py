@@ -1,0 +1,684 @@
+"""Download one signed media URL (call recording, PDF letter) into a temp file, as evidence.
+
+The only module that talks HTTP to media hosts, so the only one that translates httpx errors
+into the :class:`~archiver.errors.MediaError` tree.
+
+What one :meth:`MediaDownloader.download` does, cheap checks first:
+
+1. refresh the signed URL (``refresh(ref)``, i.e. ``GET /followups/{id}``) when it is past or
+   within ``expiry_margin_seconds`` of ``expires_at``;
+2. :func:`check_media_url`: https only (plain http for loopback hosts only), host on the
+   allowlist, no userinfo;
+3. GET without following redirects; each ``Location`` passes :func:`check_media_url` too;
+4. stream the body in ``chunk_size`` pieces to a temp file while hashing SHA-256 — the body is
+   never held in memory; the temp file is deleted the moment anything goes wrong;
+5. refuse HTML / XML error pages served with 200, empty or truncated bodies, and content whose
+   sniffed type does not fit the media kind.
+
+Failures are sorted in three families (see :func:`_classify_status` and the loop):
+
+* retried with exponential backoff and jitter, at most ``max_attempts`` failures: 5xx, 408,
+  429, timeouts, connection errors, truncated / empty / HTML / XML-error bodies;
+* answered with a URL refresh, at most ``max_refreshes`` per media: an expired URL (a 403 that
+  says so, or any 403 once ``expires_at`` has passed). Other 403 and 404/410 get *one* refresh
+  too — a freshly signed URL is the only thing that could fix them (rotated signing key, moved
+  object) — and then fail as :class:`MediaError`;
+* failed at once: a host, scheme or redirect outside the allowlist, too many redirects, other
+  4xx, content of the wrong type.
+
+Errors and events never carry a signed query string: URLs go through :func:`safe_url`.
+Media requests never carry the client's credentials either (no ``Authorization``, no cookies):
+the presigned URL is the credential, and a getbill bearer token must not travel to S3.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fnmatch
+import hashlib
+import ipaddress
+import random
+import re
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import IO, Literal, NoReturn
+from urllib.parse import parse_qsl, urlsplit, urlunsplit
+
+import httpx
+
+from archiver.errors import (
+    MediaContentError,
+    MediaError,
+    MediaExpiredError,
+    MediaHostNotAllowedError,
+)
+from archiver.getbill.records import MediaRef
+from archiver.media.sniff import (
+    SNIFF_BYTES,
+    expected_for,
+    extension_for,
+    looks_like_html,
+    looks_like_xml_error,
+    sniff,
+    xml_error_code,
+)
+
+__all__ = [
+    "DownloadSettings",
+    "DownloadedMedia",
+    "DownloadEvent",
+    "MediaDownloader",
+    "RefreshMedia",
+    "check_media_url",
+    "host_allowed",
+    "safe_url",
+]
+
+RefreshMedia = Callable[[MediaRef], MediaRef]
+"""Returns a freshly signed copy of a ref (same debt, followup and kind)."""
+
+
+@dataclass(frozen=True)
+class DownloadSettings:
+    """Tuning of the media downloader. Defaults suit S3 presigned URLs that live one hour."""
+
+    #: fnmatch-style host patterns (case-insensitive). ``*.x.com`` matches ``a.x.com`` and
+    #: ``a.b.x.com`` but NOT ``x.com`` itself: list the apex explicitly if it serves media.
+    allowed_hosts: tuple[str, ...] = ("*.amazonaws.com", "*.getbill.io")
+    #: bytes read, hashed and written per step; bounds the memory a download uses.
+    chunk_size: int = 1024 * 1024
+    #: failed tries per media for content / transport errors (the first try counts).
+    max_attempts: int = 3
+    #: URL refreshes per media (``GET /followups/{id}``), proactive ones included.
+    max_refreshes: int = 2
+    #: refresh before the request when the URL expires within this many seconds.
+    expiry_margin_seconds: float = 30
+    #: httpx connect / read / write / pool timeout, per operation (not for the whole body).
+    timeout_seconds: float = 60
+    #: redirects followed (each target checked against the allowlist).
+    max_redirects: int = 3
+    #: where temp files go (default: the system temp dir). Same filesystem as the caller's
+    #: destination makes the final move cheap.
+    temp_dir: Path | None = None
+    #: first backoff delay; doubles on each retry, capped by ``backoff_max_seconds``; each
+    #: delay is drawn uniformly in [delay/2, delay] so parallel workers do not retry in step.
+    backoff_base_seconds: float = 0.5
+    backoff_max_seconds: float = 8.0
+
+
+@dataclass(frozen=True)
+class DownloadedMedia:
+    """One media file fetched and checked. ``path`` is a temp file the caller moves or deletes."""
+
+    ref: MediaRef  # the ref finally used (after refreshes)
+    path: Path
+    sha256: str
+    size: int
+    content_type: str | None  # as declared by the server; may lie
+    sniffed_type: str  # from the first bytes; what the archive trusts
+    extension: str
+    downloaded_at: datetime  # aware, UTC
+    url_expires_at: datetime | None
+    source: str  # the URL without query string, safe to store
+    attempts: int  # HTTP tries made, including those that ended in an expired URL
+    refreshes: int
+
+
+EventKind = Literal["started", "progress", "retry", "refreshed", "done"]
+
+
+@dataclass(frozen=True)
+class DownloadEvent:
+    """Progress of one download, for a CLI progress bar or a log line. Never holds a secret.
+
+    ``progress`` events carry ``delta`` (bytes in this chunk), ``bytes`` (bytes so far in this
+    attempt) and ``total`` (Content-Length, if declared). A ``retry`` means bytes already
+    reported for the failed attempt will be downloaded again. ``done`` carries the final size.
+    """
+
+    kind: EventKind
+    debt_id: str
+    followup_id: str
+    media_kind: str
+    source: str
+    attempt: int
+    bytes: int = 0
+    delta: int = 0
+    total: int | None = None
+    reason: str | None = None
+    delay_seconds: float | None = None
+
+
+# --------------------------------------------------------------------------------------------
+# URL checks (pure)
+
+
+def safe_url(url: str) -> str:
+    """``url`` without userinfo, query string and fragment: safe for messages and storage."""
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname or ""
+        port = parts.port
+    except ValueError:
+        return "<unparseable url>"
+    if ":" in host:  # IPv6 literal
+        host = f"[{host}]"
+    netloc = f"{host}:{port}" if port is not None else host
+    return urlunsplit((parts.scheme, netloc, parts.path, "", ""))
+
+
+_HOST_LABELS = re.compile(
+    r"^[a-z0-9_]([a-z0-9_-]*[a-z0-9_])?(\.[a-z0-9_]([a-z0-9_-]*[a-z0-9_])?)*$"
+)
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def host_allowed(host: str, allowed_hosts: tuple[str, ...]) -> bool:
+    """True if ``host`` matches one of the fnmatch patterns (case-insensitive; ``*`` spans dots,
+    so ``*.x.com`` matches any subdomain depth, but not ``x.com`` itself)."""
+    host = host.lower().rstrip(".")
+    return any(fnmatch.fnmatchcase(host, pattern.lower().rstrip(".")) for pattern in allowed_hosts)
+
+
+def check_media_url(url: str, settings: DownloadSettings) -> None:
+    """Raise :class:`MediaHostNotAllowedError` unless ``url`` may be fetched as media.
+
+    Allowed: ``https`` to a host matching ``settings.allowed_hosts``; plain ``http`` only when
+    that host is also a loopback host (127.0.0.0/8, ::1, localhost: the local simulator). URLs
+    with userinfo (``user:pass@``) are refused. The message names the host and the allowlist,
+    never the query string.
+    """
+    allowlist = ", ".join(settings.allowed_hosts) or "(empty)"
+    source = safe_url(url)
+    try:
+        parts = urlsplit(url)
+        host = (parts.hostname or "").rstrip(".")
+        _ = parts.port  # raises ValueError on a malformed port
+    except ValueError:
+        raise MediaHostNotAllowedError("media URL cannot be parsed", url=source) from None
+    scheme = parts.scheme.lower()
+    if "@" in parts.netloc:
+        raise MediaHostNotAllowedError(
+            f"media URL for host {host!r} carries userinfo (user:password@); refused",
+            url=source,
+            host=host,
+        )
+    is_ip = False
+    with contextlib.suppress(ValueError):
+        ipaddress.ip_address(host)
+        is_ip = True
+    if not host or not (is_ip or _HOST_LABELS.match(host)):
+        raise MediaHostNotAllowedError(
+            f"media URL host {host!r} is not a valid host name", url=source, host=host
+        )
+    if not host_allowed(host, settings.allowed_hosts):
+        raise MediaHostNotAllowedError(
+            f"media host {host!r} is not in the allowlist ({allowlist})", url=source, host=host
+        )
+    if scheme == "https":
+        return
+    if scheme == "http" and _is_loopback(host):
+        return
+    raise MediaHostNotAllowedError(
+        f"media URL scheme {scheme!r} refused for host {host!r}: https only "
+        f"(http only for loopback hosts); allowlist ({allowlist})",
+        url=source,
+        host=host,
+    )
+
+
+def _url_deadline(url: str) -> float | None:
+    """The unix time a presigned URL stops working, from its own query: SigV4 ``X-Amz-Date`` +
+    ``X-Amz-Expires``, or SigV2 ``Expires``. None if the URL does not say."""
+    try:
+        query = dict(parse_qsl(urlsplit(url).query))
+    except ValueError:
+        return None
+    with contextlib.suppress(KeyError, ValueError):
+        signed = datetime.strptime(query["X-Amz-Date"], "%Y%m%dT%H%M%SZ").replace(tzinfo=UTC)
+        return signed.timestamp() + int(query["X-Amz-Expires"])
+    with contextlib.suppress(KeyError, ValueError):
+        return float(int(query["Expires"]))
+    return None
+
+
+# --------------------------------------------------------------------------------------------
+# The downloader
+
+_ERROR_BODY_LIMIT = 64 * 1024  # bytes of a 4xx body read to tell "expired" from other refusals
+_RETRY_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
+_REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
+_EXPIRED_TEXT = re.compile(rb"request has expired|expiredtoken|token has expired", re.IGNORECASE)
+
+_Action = Literal["retry", "refresh", "refresh_once", "fail"]
+
+
+class _AttemptFailed(Exception):
+    """Internal: one try failed; ``action`` says what the loop in ``download`` does next."""
+
+    def __init__(self, error: MediaError, action: _Action) -> None:
+        super().__init__(error.message)
+        self.error = error
+        self.action = action
+
+
+class MediaDownloader:
+    """Fetches :class:`MediaRef` URLs into checked temp files. See the module docstring.
+
+    ``http`` should be a client dedicated to media (no base_url needed); its auth and cookies
+    are never sent. ``clock`` (unix seconds), ``sleep`` and ``rng`` are injectable for tests.
+    One instance may serve several worker threads: per-download state lives in each call, and
+    ``on_event`` is then called from those threads.
+    """
+
+    def __init__(
+        self,
+        http: httpx.Client,
+        settings: DownloadSettings | None = None,
+        *,
+        clock: Callable[[], float] = time.time,
+        sleep: Callable[[float], None] = time.sleep,
+        on_event: Callable[[DownloadEvent], None] | None = None,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.http = http
+        self.settings = settings or DownloadSettings()
+        self.clock = clock
+        self.sleep = sleep
+        self.on_event = on_event
+        self.rng = rng or random.Random()
+
+    # -- public ---------------------------------------------------------------------------
+
+    def download(self, ref: MediaRef, refresh: RefreshMedia) -> DownloadedMedia:
+        """Fetch ``ref`` into a temp file and check it; refresh the URL when it expires.
+
+        Raises :class:`MediaHostNotAllowedError` (never retried), :class:`MediaExpiredError`
+        (refresh budget spent), :class:`MediaContentError` or :class:`MediaError` (retries
+        spent or not retryable), each with debt_id, followup_id, kind and the URL without its
+        query string. Errors raised by ``refresh`` itself (API errors) propagate unchanged.
+        """
+        s = self.settings
+        state = _State(ref=ref)
+        self._emit("started", state)
+        while True:
+            if self._expiring(state.ref) and state.refreshes < s.max_refreshes:
+                self._refresh(state, refresh, "URL expires soon")
+            try:
+                check_media_url(state.ref.url, s)
+                state.attempts += 1
+                return self._attempt(state)
+            except MediaHostNotAllowedError as exc:
+                # Refused outright (also for a redirect target): never retried.
+                for key, value in self._context(state).items():
+                    exc.context.setdefault(key, value)
+                raise
+            except _AttemptFailed as failed:
+                error = failed.error
+                if failed.action == "retry":
+                    state.failures += 1
+                    if state.failures >= s.max_attempts:
+                        error.message = f"{error.message}; gave up after {state.failures} tries"
+                        raise error from None
+                    self._backoff(state, error.message)
+                elif failed.action in ("refresh", "refresh_once"):
+                    once = failed.action == "refresh_once"
+                    if state.refreshes >= s.max_refreshes or (once and state.refreshed_for_denial):
+                        raise error from None
+                    state.refreshed_for_denial |= once
+                    self._refresh(state, refresh, error.message)
+                else:
+                    raise error from None
+
+    # -- one try --------------------------------------------------------------------------
+
+    def _attempt(self, state: _State) -> DownloadedMedia:
+        url = state.ref.url
+        for _hop in range(self.settings.max_redirects + 1):
+            with self._open(state, url) as response:
+                if response.status_code in _REDIRECT_STATUSES and "location" in response.headers:
+                    target = str(response.url.join(response.headers["location"]))
+                    # A redirect outside the allowlist is refused outright, never retried.
+                    check_media_url(target, self.settings)
+                    url = target
+                    continue
+                if not response.is_success:
+                    self._fail_status(state, response, url)
+                return self._stream_to_file(state, response, url)
+        self._fail(state, MediaError, f"more than {self.settings.max_redirects} redirects", "fail")
+
+    @contextlib.contextmanager
+    def _open(self, state: _State, url: str) -> Iterator[httpx.Response]:
+        """Send the GET (streaming) and translate transport errors; closes the response."""
+        try:
+            request = self.http.build_request(
+                "GET",
+                url,
+                # identity: Content-Length then counts exactly the bytes we store.
+                headers={"Accept-Encoding": "identity"},
+                timeout=self.settings.timeout_seconds,
+            )
+            for name in ("authorization", "cookie"):
+                request.headers.pop(name, None)
+            response = self.http.send(request, stream=True, follow_redirects=False, auth=None)
+        except (httpx.HTTPError, httpx.InvalidURL) as exc:
+            self._fail_transport(state, exc, url)
+        try:
+            yield response
+        except httpx.RemoteProtocolError as exc:
+            # Over a real socket a body shorter than its Content-Length ends this way.
+            detail = _scrub(str(exc), url)
+            self._fail(state, MediaContentError, f"truncated body ({detail})", "retry", url=url)
+        except httpx.HTTPError as exc:  # raised while reading the body
+            self._fail_transport(state, exc, url)
+        finally:
+            response.close()
+
+    def _fail_transport(
+        self, state: _State, exc: httpx.HTTPError | httpx.InvalidURL, url: str
+    ) -> NoReturn:
+        detail = type(exc).__name__
+        if isinstance(exc, httpx.TimeoutException):
+            message = f"timed out after {self.settings.timeout_seconds:g}s ({detail})"
+        elif isinstance(exc, httpx.InvalidURL | httpx.UnsupportedProtocol):
+            self._fail(state, MediaError, f"invalid media URL ({detail})", "fail", url=url)
+        else:
+            message = f"transport error ({detail}: {_scrub(str(exc), url)})"
+        self._fail(state, MediaError, message, "retry", url=url)
+
+    def _fail_status(self, state: _State, response: httpx.Response, url: str) -> NoReturn:
+        status = response.status_code
+        if status in _RETRY_STATUSES or status >= 500:
+            self._fail(
+                state, MediaError, f"server answered {status}", "retry", url=url, status=status
+            )
+        body = _read_limited(response, _ERROR_BODY_LIMIT)
+        code = xml_error_code(body)
+        extra: dict[str, object] = {"status": status, "s3_code": code}
+        if status == 403:
+            now = self.clock()
+            if (
+                _EXPIRED_TEXT.search(body)
+                or (code == "AccessDenied" and _s3_says_expired(body, url, now))
+                or _past(state.ref, now, 0)
+            ):
+                self._fail(
+                    state, MediaExpiredError, "signed URL has expired", "refresh", url=url, **extra
+                )
+            self._fail(state, MediaError, "access denied (403)", "refresh_once", url=url, **extra)
+        if status in (404, 410):
+            self._fail(
+                state, MediaError, f"media not found ({status})", "refresh_once", url=url, **extra
+            )
+        self._fail(state, MediaError, f"server refused with {status}", "fail", url=url, **extra)
+
+    def _stream_to_file(self, state: _State, response: httpx.Response, url: str) -> DownloadedMedia:
+        s = self.settings
+        declared_type = response.headers.get("content-type")
+        total = _content_length(response)
+        # Content-Length counts bytes on the wire; with a Content-Encoding (a server ignoring
+        # our Accept-Encoding: identity) those are the compressed bytes, not what we store.
+        encoded = response.headers.get("content-encoding", "identity").lower() != "identity"
+
+        def received(size: int) -> int:
+            return response.num_bytes_downloaded if encoded else size
+
+        temp_dir = str(s.temp_dir) if s.temp_dir is not None else None
+        file: IO[bytes] = tempfile.NamedTemporaryFile(  # noqa: SIM115 - cleanup below
+            dir=temp_dir, prefix="archiver-media-", suffix=".part", delete=False
+        )
+        path = Path(file.name)
+        kept = False
+        try:
+            digest = hashlib.sha256()
+            size = 0
+            head = b""
+            sniffed: tuple[str, str] | None = None
+            # iter_bytes(chunk_size) re-chunks to at most chunk_size: memory stays flat.
+            for chunk in response.iter_bytes(s.chunk_size):
+                if sniffed is None:
+                    head += chunk[: SNIFF_BYTES - len(head)]
+                    if len(head) >= SNIFF_BYTES:
+                        # Check early: no point downloading 500 MB of an HTML error page.
+                        sniffed = self._check_head(state, head, declared_type, url)
+                file.write(chunk)
+                digest.update(chunk)
+                size += len(chunk)
+                if total is not None and received(size) > total:
+                    self._fail(
+                        state,
+                        MediaContentError,
+                        f"body longer than Content-Length {total}",
+                        "retry",
+                        url=url,
+                    )
+                self._emit("progress", state, bytes=size, delta=len(chunk), total=total)
+            file.close()
+            if size == 0:
+                self._fail(state, MediaContentError, "empty body", "retry", url=url)
+            if total is not None and received(size) < total:
+                self._fail(
+                    state,
+                    MediaContentError,
+                    f"truncated body: {received(size)} of {total} bytes",
+                    "retry",
+                    url=url,
+                )
+            if sniffed is None:
+                sniffed = self._check_head(state, head, declared_type, url)
+            mime, ext = sniffed
+            result = DownloadedMedia(
+                ref=state.ref,
+                path=path,
+                sha256=digest.hexdigest(),
+                size=size,
+                content_type=declared_type,
+                sniffed_type=mime,
+                extension=ext,
+                downloaded_at=datetime.fromtimestamp(self.clock(), UTC),
+                url_expires_at=state.ref.expires_at,
+                source=safe_url(state.ref.url),
+                attempts=state.attempts,
+                refreshes=state.refreshes,
+            )
+            kept = True
+        finally:
+            if not kept:
+                file.close()
+                path.unlink(missing_ok=True)
+        self._emit("done", state, bytes=size, total=total)
+        return result
+
+    def _check_head(
+        self, state: _State, head: bytes, declared_type: str | None, url: str
+    ) -> tuple[str, str]:
+        """Refuse error pages and content that does not fit the media kind."""
+        declared = declared_type or "none"
+        if looks_like_html(head):
+            self._fail(
+                state,
+                MediaContentError,
+                f"body is an HTML page, not media (declared {declared})",
+                "retry",
+                url=url,
+                content_type=declared_type,
+            )
+        if looks_like_xml_error(head):
+            self._fail(
+                state,
+                MediaContentError,
+                f"body is an XML error document, not media (declared {declared})",
+                "retry",
+                url=url,
+                content_type=declared_type,
+                s3_code=xml_error_code(head),
+            )
+        found = sniff(head)
+        expected = expected_for(state.ref.kind)
+        if found is None or found.mime not in expected:
+            sniffed = found.mime if found else "unrecognised"
+            want = "audio/*" if state.ref.kind == "audio" else "application/pdf"
+            self._fail(
+                state,
+                MediaContentError,
+                f"{state.ref.kind} expected ({want}) but content is {sniffed} "
+                f"(declared {declared}, sniffed {sniffed})",
+                "fail",
+                url=url,
+                content_type=declared_type,
+                sniffed_type=sniffed,
+            )
+        return found.mime, extension_for(found.mime) or found.ext
+
+    # -- helpers --------------------------------------------------------------------------
+
+    def _fail(
+        self,
+        state: _State,
+        cls: type[MediaError],
+        message: str,
+        action: _Action,
+        *,
+        url: str | None = None,
+        **context: object,
+    ) -> NoReturn:
+        context = {**self._context(state), **context, "url": safe_url(url or state.ref.url)}
+        raise _AttemptFailed(cls(message, **context), action)
+
+    @staticmethod
+    def _context(state: _State) -> dict[str, object]:
+        ref = state.ref
+        return {
+            "debt_id": ref.debt_id,
+            "followup_id": ref.followup_id,
+            "kind": ref.kind,
+            "url": safe_url(ref.url),
+            "attempts": state.attempts,
+        }
+
+    def _expiring(self, ref: MediaRef) -> bool:
+        return _past(ref, self.clock(), self.settings.expiry_margin_seconds)
+
+    def _refresh(self, state: _State, refresh: RefreshMedia, reason: str) -> None:
+        old = state.ref
+        new = refresh(old)
+        if (new.debt_id, new.followup_id, new.kind) != (old.debt_id, old.followup_id, old.kind):
+            raise MediaError(
+                "refresh returned a different media reference",
+                debt_id=old.debt_id,
+                followup_id=old.followup_id,
+                kind=old.kind,
+                url=safe_url(old.url),
+            )
+        state.ref = new
+        state.refreshes += 1
+        self._emit("refreshed", state, reason=reason)
+
+    def _backoff(self, state: _State, reason: str) -> None:
+        s = self.settings
+        delay = min(s.backoff_max_seconds, s.backoff_base_seconds * 2 ** (state.failures - 1))
+        delay = self.rng.uniform(delay / 2, delay)
+        self._emit("retry", state, reason=reason, delay_seconds=delay)
+        self.sleep(delay)
+
+    def _emit(self, kind: EventKind, state: _State, **fields: object) -> None:
+        if self.on_event is None:
+            return
+        ref = state.ref
+        event = DownloadEvent(
+            kind=kind,
+            debt_id=ref.debt_id,
+            followup_id=ref.followup_id,
+            media_kind=ref.kind,
+            source=safe_url(ref.url),
+            attempt=state.attempts,
+        )
+        self.on_event(replace(event, **fields))  # type: ignore[arg-type]
+
+
+@dataclass
+class _State:
+    """Mutable bookkeeping of one ``download`` call."""
+
+    ref: MediaRef
+    attempts: int = 0  # HTTP tries made
+    failures: int = 0  # tries that failed with a retryable error
+    refreshes: int = 0
+    refreshed_for_denial: bool = False  # the one refresh granted to a plain 403/404 is used
+
+
+_XML_TIME = {
+    name: re.compile(rb"<" + name.encode() + rb">\s*([0-9TZ:.+-]{10,40})\s*</")
+    for name in ("Expires", "ServerTime")
+}
+
+
+def _s3_says_expired(body: bytes, url: str, now: float) -> bool:
+    """An S3 ``AccessDenied`` is an expiry when its body shows ``<Expires>`` at or before
+    ``<ServerTime>`` (the server's own clock), or the URL's signature has lapsed by ours."""
+    times: dict[str, float] = {}
+    for name, pattern in _XML_TIME.items():
+        match = pattern.search(body)
+        if match:
+            with contextlib.suppress(ValueError):
+                value = match.group(1).decode("ascii").replace("Z", "+00:00")
+                times[name] = datetime.fromisoformat(value).timestamp()
+    if len(times) == 2 and times["Expires"] <= times["ServerTime"]:
+        return True
+    return _past_deadline(_url_deadline(url), now, 0)
+
+
+def _past(ref: MediaRef, now: float, margin: float) -> bool:
+    """True if ``ref`` expires within ``margin`` seconds: by ``expires_at``, or when the API
+    did not say, by the URL's own signature parameters."""
+    deadline = ref.expires_at.timestamp() if ref.expires_at is not None else _url_deadline(ref.url)
+    return _past_deadline(deadline, now, margin)
+
+
+def _past_deadline(deadline: float | None, now: float, margin: float) -> bool:
+    return deadline is not None and deadline - margin <= now
+
+
+def _content_length(response: httpx.Response) -> int | None:
+    value = response.headers.get("content-length")
+    if value is None:
+        return None
+    try:
+        length = int(value)
+    except ValueError:
+        return None
+    return length if length >= 0 else None
+
+
+def _read_limited(response: httpx.Response, limit: int) -> bytes:
+    """At most ``limit`` bytes of a (small, error) body: never the whole of a huge one."""
+    body = bytearray()
+    for chunk in response.iter_bytes():
+        body += chunk[: limit - len(body)]
+        if len(body) >= limit:
+            break
+    return bytes(body)
+
+
+def _scrub(text: str, url: str) -> str:
+    """Remove the URL's query string (and the full URL) from a foreign error message."""
+    try:
+        query = urlsplit(url).query
+    except ValueError:
+        query = ""
+    text = text.replace(url, safe_url(url))
+    if query:
+        text = text.replace(query, "<redacted>")
+    return text

@@ -1,0 +1,77 @@
+"""S3 key naming: every key of a debt lives under ``debts/{debt_id}/``. Pure functions."""
+
+from __future__ import annotations
+
+import re
+
+from archiver.errors import UnsafeIdError
+
+MAX_ID_LENGTH = 128
+# Opaque getbill ids are alphanumeric; we accept the usual URL-safe punctuation too,
+# but never "/", "\", "..", whitespace or control characters.
+_SAFE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._~-]*$")
+
+MEDIA_KINDS = ("audio", "pdf")
+
+
+def check_id(value: object, *, what: str = "id", **context: object) -> str:
+    """Return ``value`` if it is safe as one S3 key segment, else raise :class:`UnsafeIdError`."""
+    if not isinstance(value, str) or not value:
+        raise UnsafeIdError(f"{what} must be a non-empty string, got {value!r:.40}", **context)
+    if len(value) > MAX_ID_LENGTH:
+        raise UnsafeIdError(
+            f"{what} is {len(value)} characters long (at most {MAX_ID_LENGTH})", **context
+        )
+    if ".." in value or not _SAFE_ID.match(value):
+        raise UnsafeIdError(
+            f"{what} {value[:40]!r} is not a safe key segment "
+            "(letters, digits, '.', '_', '~', '-' only; no '/', '..' or control characters)",
+            **context,
+        )
+    return value
+
+
+def debt_prefix(debt_id: str) -> str:
+    return f"debts/{check_id(debt_id, what='debt id')}/"
+
+
+def record_key(debt_id: str, followup_id: str, record_sha256: str) -> str:
+    fid = check_id(followup_id, what="followup id", debt_id=debt_id)
+    return f"{debt_prefix(debt_id)}records/{fid}/{record_sha256}.json"
+
+
+def media_key(debt_id: str, followup_id: str, kind: str, sha256: str, ext: str) -> str:
+    if kind not in MEDIA_KINDS:
+        raise ValueError(f"unknown media kind {kind!r}")
+    fid = check_id(followup_id, what="followup id", debt_id=debt_id)
+    return f"{debt_prefix(debt_id)}media/{fid}/{kind}-{sha256}.{ext}"
+
+
+def debt_record_key(debt_id: str, sha256: str) -> str:
+    return f"{debt_prefix(debt_id)}debt/{sha256}.json"
+
+
+def manifest_key(debt_id: str, sequence: int) -> str:
+    return f"{debt_prefix(debt_id)}manifests/{sequence:08d}.json"
+
+
+def dossier_key(debt_id: str, sequence: int) -> str:
+    return f"{debt_prefix(debt_id)}dossiers/{sequence:08d}.pdf"
+
+
+def event_key(debt_id: str, timestamp: str, action: str) -> str:
+    """``debts/{id}/events/{timestamp}-{action}.json``; timestamp like 20261128T101500.123456Z."""
+    return f"{debt_prefix(debt_id)}events/{timestamp}-{action}.json"
+
+
+_MANIFEST_RE = re.compile(r"^debts/([^/]+)/manifests/(\d{8})\.json$")
+# debts/{id}/events/{timestamp}-{action}.json -> groups: debt id, timestamp, action
+EVENT_KEY_RE = re.compile(r"^debts/([^/]+)/events/([^/]+?)-([A-Za-z_-]+)\.json$")
+# debts/{id}/dossiers/{sequence:08d}.pdf -> groups: debt id, sequence
+DOSSIER_KEY_RE = re.compile(r"^debts/([^/]+)/dossiers/(\d{8})\.pdf$")
+
+
+def parse_manifest_key(key: str) -> tuple[str, int] | None:
+    """``debts/X/manifests/00000003.json`` -> ``("X", 3)``; anything else -> None."""
+    m = _MANIFEST_RE.match(key)
+    return (m.group(1), int(m.group(2))) if m else None
