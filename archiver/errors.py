@@ -27,56 +27,9 @@ Foreign exceptions (httpx, botocore) are translated in the one module that talks
 
 from __future__ import annotations
 
-import logging
-import re
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
-
-def strip_query(url: str | None) -> str | None:
-    """Return ``url`` without its query string, fragment and user:password (signed URLs carry
-    secrets there)."""
-    if url is None:
-        return None
-    try:
-        parts = urlsplit(url)
-        host = parts.hostname or ""
-        port = f":{parts.port}" if parts.port else ""
-    except ValueError:
-        return "<unparseable url>"
-    netloc = (f"[{host}]" if ":" in host else host) + port
-    return urlunsplit((parts.scheme, netloc, parts.path, "", ""))
-
-
-_URL_WITH_QUERY = re.compile(r"""https?://[^\s"'<>?#]*[?#][^\s"'<>]*""", re.IGNORECASE)
-
-
-def redact_urls(text: str) -> str:
-    """Strip the query string of every URL inside free text (API messages, library errors)."""
-    return _URL_WITH_QUERY.sub(lambda m: strip_query(m.group(0)) or "", text)
-
-
-class _RedactUrlQueries(logging.Filter):
-    """Logging filter: URLs in log records lose their query strings (httpx logs every request
-    URL at INFO, signatures included, if an application turns that logger on)."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        if record.args:
-            args = record.args if isinstance(record.args, tuple) else (record.args,)
-            record.args = tuple(
-                redact_urls(str(a)) if ("?" in str(a) and "://" in str(a)) else a for a in args
-            )
-        if isinstance(record.msg, str) and "://" in record.msg:
-            record.msg = redact_urls(record.msg)
-        return True
-
-
-def install_log_redaction() -> None:
-    """Attach the URL-redacting filter to the loggers of the HTTP libraries we use (once)."""
-    for name in ("httpx", "httpcore", "botocore", "urllib3"):
-        logger = logging.getLogger(name)
-        if not any(isinstance(f, _RedactUrlQueries) for f in logger.filters):
-            logger.addFilter(_RedactUrlQueries())
+from archiver.common.redact import strip_query
 
 
 class ArchiverError(Exception):

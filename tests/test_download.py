@@ -18,6 +18,7 @@ from typing import Any
 import httpx
 import pytest
 
+from archiver.common.redact import strip_query
 from archiver.errors import (
     MediaContentError,
     MediaError,
@@ -31,7 +32,6 @@ from archiver.media.download import (
     DownloadSettings,
     MediaDownloader,
     check_media_url,
-    safe_url,
 )
 
 NOW = 1_700_000_000.0
@@ -191,7 +191,7 @@ def test_plain_http_only_for_allowlisted_loopback() -> None:
 
 
 def test_safe_url_drops_query_and_userinfo() -> None:
-    assert safe_url("https://u:p@h.amazonaws.com:8443/a/b.mp3?sig=1#f") == (
+    assert strip_query("https://u:p@h.amazonaws.com:8443/a/b.mp3?sig=1#f") == (
         "https://h.amazonaws.com:8443/a/b.mp3"
     )
 
@@ -331,7 +331,7 @@ def test_always_truncated_fails_after_max_attempts(tmp_path: Path) -> None:
     assert "truncated" in str(err) and "gave up after 3 tries" in str(err)
     assert err.context["debt_id"] == "debt1" and err.context["followup_id"] == "fu1"
     assert err.context["kind"] == "audio"
-    assert err.context["url"] == safe_url(URL)
+    assert err.context["url"] == strip_query(URL)
     assert h.temp_files() == []
 
 

@@ -6,13 +6,8 @@ import logging
 
 import pytest
 
-from archiver.errors import (
-    ArchiverError,
-    MediaExpiredError,
-    install_log_redaction,
-    redact_urls,
-    strip_query,
-)
+from archiver.common.redact import install_log_redaction, redact_urls, strip_query
+from archiver.errors import ArchiverError, MediaExpiredError
 
 SIGNED = "https://b.s3.amazonaws.com/r/x.mp3?X-Amz-Signature=SECRETSIG"
 

@@ -13,12 +13,11 @@ from fixtures.retention import seed_debt, ticking_clock, versions_of
 from archiver.catalog.db import Catalog
 from archiver.cli.retention_cmds import register
 from archiver.common.canonical import canonical_sha256
+from archiver.common.time import compact_stamp, iso
 from archiver.errors import RetentionError, StorageError, UnsafeIdError, ValidationError
-from archiver.manifest.document import iso
 from archiver.retention.holds import (
     EVENT_SCHEMA,
     event_lock,
-    event_timestamp,
     hold_active,
     list_events,
     place_hold,
@@ -194,8 +193,8 @@ def test_hold_input_checks(locked_bucket: ObjectStore) -> None:
 
 def test_event_timestamp_sorts_by_time() -> None:
     a = datetime(2026, 11, 28, 10, 15, 0, 123456, tzinfo=UTC)
-    assert event_timestamp(a) == "20261128T101500.123456Z"
-    assert event_timestamp(a) < event_timestamp(a + timedelta(microseconds=1))
+    assert compact_stamp(a) == "20261128T101500.123456Z"
+    assert compact_stamp(a) < compact_stamp(a + timedelta(microseconds=1))
 
 
 # ---------------------------------------------------------------------------------------------

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from archiver.common.ids import check_id
 from archiver.errors import UnsafeIdError
 from archiver.store import keys
 
@@ -14,12 +15,12 @@ from archiver.store import keys
 )
 def test_unsafe_ids_are_refused(bad: object) -> None:
     with pytest.raises(UnsafeIdError):
-        keys.check_id(bad)
+        check_id(bad)
 
 
 @pytest.mark.parametrize("good", ["xyz789ghi012", "D-1042", "a.b_c~d", "x" * 128])
 def test_safe_ids_pass(good: str) -> None:
-    assert keys.check_id(good) == good
+    assert check_id(good) == good
 
 
 def test_every_key_stays_under_its_debt() -> None:

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import pytest
 
+from archiver.common.redact import strip_signed_urls
 from archiver.errors import UnsafeIdError, ValidationError
-from archiver.getbill.records import Debt, Followup, strip_signed_urls
+from archiver.getbill.records import Debt, Followup
 
 SIGNED = "https://s3.amazonaws.com/bkt/recordings/call_1.mp3?X-Amz-Signature=SECRETSIG&X-Amz-Expires=3600"
 

@@ -14,9 +14,9 @@ from fixtures_archive import Env, manifest_of
 
 from archiver.audit.verify import verify_debt
 from archiver.cli import main
+from archiver.common.time import parse_iso
 from archiver.config import ArchiverConfig
 from archiver.errors import RetentionError
-from archiver.manifest.document import parse_iso
 from archiver.retention.holds import place_hold
 from archiver.retention.policies import load_policy
 from archiver.retention.purge import execute_purge, plan_purge

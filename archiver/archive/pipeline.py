@@ -31,6 +31,9 @@ from archiver.archive.results import ArchiveEvent, DebtResult, RunResult
 from archiver.archive.resume import StoredMedia, latest_manifest, media_metadata, purged_versions
 from archiver.catalog.db import Catalog
 from archiver.common.canonical import canonical_json, canonical_sha256, sha256_hex
+from archiver.common.ids import check_id
+from archiver.common.redact import redact_urls
+from archiver.common.time import iso, parse_iso, utcnow
 from archiver.errors import (
     ApiAuthError,
     ApiError,
@@ -39,16 +42,13 @@ from archiver.errors import (
     ObjectConflictError,
     StorageError,
     UnsafeIdError,
-    redact_urls,
 )
 from archiver.getbill.records import Debt, Followup, MediaRef
 from archiver.manifest.document import (
     build_manifest,
     fingerprint,
-    iso,
     manifest_bytes,
     media_index,
-    parse_iso,
     record_index,
 )
 from archiver.retention.holds import hold_active
@@ -60,10 +60,6 @@ Clock = Callable[[], datetime]
 
 MIN_LOCK = timedelta(days=1)
 """The shortest lock any stored object gets, even when its policy minimum has already ended."""
-
-
-def utcnow() -> datetime:
-    return datetime.now(UTC)
 
 
 # --------------------------------------------------------------------------- collaborators
@@ -218,7 +214,7 @@ class Archiver:
         """Archive one debt; errors become a ``failed`` result naming what went wrong."""
         self._emit(ArchiveEvent("debt_started", debt_id=debt_id))
         try:
-            keys.check_id(debt_id, what="debt id")
+            check_id(debt_id, what="debt id")
             result = self._archive_debt(debt_id)
         except Exception as exc:  # noqa: BLE001 - one debt's failure never stops the others
             problem = _problem(exc, debt_id=debt_id)

@@ -15,9 +15,9 @@ from typing import Any, Protocol
 from urllib.parse import quote
 
 from archiver.common.schemas import validate
+from archiver.common.time import iso
 from archiver.errors import IntegrityError
 from archiver.getbill.records import MediaRef
-from archiver.manifest.document import iso
 from archiver.store import keys
 from archiver.store.objects import Lock, ObjectStore
 

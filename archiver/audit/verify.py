@@ -15,8 +15,9 @@ from typing import Any
 
 from archiver.archive.resume import manifest_history_problems, purged_versions
 from archiver.common.canonical import sha256_hex
+from archiver.common.time import parse_iso
 from archiver.errors import ArchiverError
-from archiver.manifest.document import all_objects, parse_iso
+from archiver.manifest.document import all_objects
 from archiver.retention.holds import hold_active
 from archiver.store import keys
 from archiver.store.objects import ObjectStore

@@ -42,7 +42,6 @@ Schema (created if missing; ``pk`` = primary key):
 from __future__ import annotations
 
 import json
-import re
 import sqlite3
 from collections.abc import Iterable
 from pathlib import Path
@@ -50,7 +49,9 @@ from typing import Any
 
 import sqlite_utils
 
-from archiver.errors import ConfigError, strip_query
+from archiver.common.redact import redact_mapping, strip_query
+from archiver.common.time import iso_from_compact
+from archiver.errors import ConfigError
 from archiver.store.keys import EVENT_KEY_RE
 
 __all__ = ["Catalog"]
@@ -64,7 +65,6 @@ _DERIVED_TABLES = ("debts", "manifests", "followups", "media", "problems", "doss
 _LOCAL_TABLES = ("runs", "stored_objects")
 
 # Option names that must never reach the catalog even if a caller passes them by mistake.
-_SECRET_WORDS = ("token", "secret", "password", "credential", "authorization", "api_key")
 
 
 class Catalog:
@@ -261,7 +261,7 @@ class Catalog:
                 "started_at": started_at,
                 "command": command,
                 "debt_ids": json.dumps(list(debt_ids)),
-                "options": json.dumps(_scrub(options), sort_keys=True, default=str),
+                "options": json.dumps(redact_mapping(options), sort_keys=True, default=str),
                 "status": "running",
             },
             pk="run_id",
@@ -276,7 +276,7 @@ class Catalog:
                 "run_id": run_id,
                 "finished_at": finished_at,
                 "status": status,
-                "summary": json.dumps(_scrub(summary), sort_keys=True, default=str),
+                "summary": json.dumps(redact_mapping(summary), sort_keys=True, default=str),
             },
             pk="run_id",
         )
@@ -588,7 +588,7 @@ class Catalog:
         action = event.get("action") or (parsed.group(3) if parsed else None)
         at = event.get("at") or event.get("created_at")
         if not at and parsed:
-            at = _iso_from_compact(parsed.group(2))
+            at = iso_from_compact(parsed.group(2))
         self.db.table("events").upsert(
             {
                 "key": key,
@@ -598,7 +598,7 @@ class Catalog:
                 "sha256": sha256,
                 "reason": event.get("reason"),
                 "actor": event.get("actor"),
-                "event": json.dumps(_scrub(event), sort_keys=True, default=str),
+                "event": json.dumps(redact_mapping(event), sort_keys=True, default=str),
             },
             pk="key",
         )
@@ -662,18 +662,6 @@ class Catalog:
             return None
 
 
-_COMPACT_TS = re.compile(r"^(\d{4})(\d{2})(\d{2})T(\d{2})(\d{2})(\d{2})(\.\d+)?Z$")
-
-
-def _iso_from_compact(stamp: str) -> str:
-    """``20261128T101500.123Z`` -> ``2026-11-28T10:15:00.123Z`` so event times sort together."""
-    m = _COMPACT_TS.match(stamp)
-    if not m:
-        return stamp
-    y, mo, d, h, mi, sec, frac = m.groups()
-    return f"{y}-{mo}-{d}T{h}:{mi}:{sec}{frac or ''}Z"
-
-
 def _on_hold(actions_newest_first: Iterable[str | None]) -> bool:
     for action in actions_newest_first:
         if action in HOLD_ACTIONS:
@@ -681,18 +669,3 @@ def _on_hold(actions_newest_first: Iterable[str | None]) -> bool:
         if action in RELEASE_ACTIONS:
             return False
     return False
-
-
-def _scrub(value: Any) -> Any:
-    """Drop secret-looking keys and strip query strings from URL-looking strings."""
-    if isinstance(value, dict):
-        return {
-            k: _scrub(v)
-            for k, v in value.items()
-            if not any(word in str(k).lower() for word in _SECRET_WORDS)
-        }
-    if isinstance(value, list | tuple):
-        return [_scrub(v) for v in value]
-    if isinstance(value, str) and "://" in value and ("?" in value or "#" in value):
-        return strip_query(value)
-    return value

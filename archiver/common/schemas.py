@@ -32,8 +32,10 @@ from typing import Any, Literal
 import jsonschema
 from jsonschema import Draft202012Validator
 
+from archiver.common.ids import is_safe_id
+from archiver.common.redact import strip_query
 from archiver.data import SCHEMA_DIR
-from archiver.errors import ConfigError, ValidationError, strip_query
+from archiver.errors import ConfigError, ValidationError
 
 __all__ = [
     "ESSENTIAL_FIELDS",
@@ -52,7 +54,6 @@ RecordKind = Literal["followup", "debt"]
 ESSENTIAL_FIELDS: dict[str, tuple[str, ...]] = {"followup": ("id", "debt_id"), "debt": ("id",)}
 
 _NAME_RE = re.compile(r"^[a-z0-9_]+$")
-_SAFE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._~-]*$")
 _SHOW_MAX = 60
 
 
@@ -92,7 +93,7 @@ def record_label(kind: str, record: Any, where: int | str | None) -> str:
     """``followup #3 (id=abc)``: how messages name a record."""
     label = kind if where is None else (f"{kind} #{where}" if isinstance(where, int) else where)
     rid = record.get("id") if isinstance(record, dict) else None
-    if isinstance(rid, str) and _SAFE_ID.match(rid) and len(rid) <= 128:
+    if is_safe_id(rid):
         return f"{label} (id={rid})"
     if rid is not None:
         return f"{label} (id={rid!r:.40})"

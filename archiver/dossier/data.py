@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from archiver.common.time import parse_iso_lenient
 from archiver.getbill.records import MEDIA_FIELDS
 
 # The followup fields documented by the getbill API, in the order a reader expects them.
@@ -190,22 +191,9 @@ def purge_note(mark: PurgeMark) -> str:
     return f"purged {fmt_when(mark.at)} (deletion record {mark.event_key})"
 
 
-def parse_when(value: Any) -> datetime | None:
-    """An ISO 8601 string -> aware UTC datetime; anything unreadable -> None."""
-    if not isinstance(value, str) or not value:
-        return None
-    try:
-        dt = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    if dt.tzinfo is None:
-        dt = dt.replace(tzinfo=UTC)
-    return dt.astimezone(UTC)
-
-
 def fmt_when(value: Any, *, seconds: bool = False) -> str:
     """``2024-01-22T10:30:00+02:00`` -> ``2024-01-22 08:30 UTC``; unreadable text as is."""
-    dt = value if isinstance(value, datetime) else parse_when(value)
+    dt = value if isinstance(value, datetime) else parse_iso_lenient(value)
     if dt is None:
         return "—" if value in (None, "") else str(value)
     return dt.strftime("%Y-%m-%d %H:%M:%S UTC" if seconds else "%Y-%m-%d %H:%M UTC")
@@ -268,7 +256,7 @@ def _normalise(value: Any) -> Any:
 
 def custody_margin(downloaded_at: str | None, url_expires_at: str | None) -> tuple[str, bool]:
     """How long before its signed link expired a medium was stored, and whether it was late."""
-    got, exp = parse_when(downloaded_at), parse_when(url_expires_at)
+    got, exp = parse_iso_lenient(downloaded_at), parse_iso_lenient(url_expires_at)
     if got is None:
         return "download time unknown", False
     if exp is None:
@@ -295,7 +283,7 @@ def _span(seconds: float) -> str:
 
 def _followup_when(entry: dict[str, Any], record: dict[str, Any]) -> datetime | None:
     for name in ("call_date", "scheduled_at", "processed_at"):
-        dt = parse_when(record.get(name)) or parse_when(entry.get(name))
+        dt = parse_iso_lenient(record.get(name)) or parse_iso_lenient(entry.get(name))
         if dt is not None:
             return dt
     return None

@@ -11,11 +11,13 @@ from typing import Any, Protocol
 
 from archiver.archive.resume import manifest_keys
 from archiver.common.canonical import canonical_json, sha256_hex
+from archiver.common.ids import check_id
 from archiver.common.schemas import validate
+from archiver.common.time import parse_iso_lenient
 from archiver.store import keys
 
 from ..errors import ArchiverError, IntegrityError, StorageError
-from .data import DossierInput, parse_when
+from .data import DossierInput
 
 
 class ReadableStore(Protocol):
@@ -55,7 +57,7 @@ def load_events(store: ReadableStore, debt_id: str, until: str | None) -> list[d
     same manifest later (after new holds) still gives the same bytes. Pass the same ``until``
     when rendering at archive time.
     """
-    limit = parse_when(until) if until else None
+    limit = parse_iso_lenient(until) if until else None
     events: list[tuple[str, str, dict[str, Any]]] = []
     for key in store.list_keys(f"{keys.debt_prefix(debt_id)}events/"):
         if not key.endswith(".json"):
@@ -63,7 +65,7 @@ def load_events(store: ReadableStore, debt_id: str, until: str | None) -> list[d
         event = _json(_read(store, key), key)
         if not isinstance(event, dict):
             continue
-        at = parse_when(event.get("at"))
+        at = parse_iso_lenient(event.get("at"))
         if limit is not None and (at is None or at > limit):
             continue
         events.append((str(event.get("at", "")), key, event))
@@ -80,7 +82,7 @@ def load_dossier_input(
     must never present evidence that does not match its manifest). Raises
     :class:`StorageError` when the debt has no manifest.
     """
-    keys.check_id(debt_id, what="debt id")
+    check_id(debt_id, what="debt id")
     if sequence is None:
         sequence = latest_sequence(store, debt_id)
         if sequence is None:

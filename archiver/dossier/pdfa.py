@@ -16,6 +16,8 @@ from datetime import UTC, datetime
 import pikepdf
 from pikepdf import pdfa
 
+from archiver.common.time import parse_iso_lenient
+
 FLAVOUR = "2b"
 
 
@@ -32,13 +34,9 @@ class PdfMetadata:
 
 
 def _when(value: str) -> datetime:
-    try:
-        dt = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        dt = datetime(2000, 1, 1, tzinfo=UTC)  # malformed manifest date: still deterministic
-    if dt.tzinfo is None:
-        dt = dt.replace(tzinfo=UTC)
-    return dt.astimezone(UTC).replace(microsecond=0)
+    # A malformed manifest date still gives a deterministic document.
+    dt = parse_iso_lenient(value) or datetime(2000, 1, 1, tzinfo=UTC)
+    return dt.replace(microsecond=0)
 
 
 def make_pdfa(raw: bytes, meta: PdfMetadata) -> bytes:

@@ -10,7 +10,7 @@ Behaviour, in short:
   access token is cached, renewed ``token_renew_margin`` seconds before ``expires_in`` runs out,
   and renewed once more if a call answers 401 (that call is then retried once).
 * **Retries**: 500/502/503/504, timeouts and connection errors are retried with exponential
-  backoff and full jitter, at most ``max_attempts`` times, then
+  backoff and jitter, at most ``max_attempts`` times, then
   :class:`ApiRetriesExceededError` (``last_exception`` says what failed last).
 * **Rate limits**: ``X-RateLimit-*`` headers are tracked in :attr:`GetbillClient.rate_limit`.
   A 429 waits ``details.retry_after`` (else ``details.reset_time``, ``Retry-After``,
@@ -36,12 +36,15 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Generic, Literal, TypeVar
-from urllib.parse import quote, quote_plus
+from urllib.parse import quote
 
 import httpx
 
 from archiver import __version__
+from archiver.common.backoff import backoff_delay
 from archiver.common.canonical import canonical_json
+from archiver.common.ids import check_id
+from archiver.common.redact import install_log_redaction, scrub_secrets, strip_query
 from archiver.common.schemas import is_fatal, record_label, validate, validate_record
 from archiver.errors import (
     ApiAuthError,
@@ -51,9 +54,6 @@ from archiver.errors import (
     ApiRetriesExceededError,
     ConfigError,
     ValidationError,
-    install_log_redaction,
-    redact_urls,
-    strip_query,
 )
 from archiver.getbill.pagination import Duplicate, Page, PageNumberPaginator, paginate
 from archiver.getbill.ratelimit import RateLimitState, wait_from_429
@@ -67,7 +67,6 @@ from archiver.getbill.settings import (
     EventKind,
     format_event,
 )
-from archiver.store.keys import check_id
 
 # httpx logs request URLs (signatures included) if an application enables its logger.
 install_log_redaction()
@@ -514,9 +513,7 @@ class GetbillClient:
         raise AssertionError("unreachable")  # the loop always returns or raises
 
     def _backoff(self, attempt: int, path: str, reason: str, *, status: int | None = None) -> None:
-        # Full jitter (AWS architecture blog): spreads clients out after a shared outage.
-        ceiling = min(self.settings.backoff_max, self.settings.backoff_base * 2 ** (attempt - 1))
-        wait = self._rng.uniform(0, ceiling)
+        wait = self._backoff_delay(attempt)
         self._emit(
             ApiEvent(
                 "retry",
@@ -609,8 +606,11 @@ class GetbillClient:
         hint = wait_from_429(_safe_json(response), response.headers, self.rate_limit, self._clock())
         if hint is not None:
             return hint
-        ceiling = min(self.settings.backoff_max, self.settings.backoff_base * 2 ** (attempt - 1))
-        return self._rng.uniform(0, ceiling), "no wait given; backing off"
+        return self._backoff_delay(attempt), "no wait given; backing off"
+
+    def _backoff_delay(self, attempt: int) -> float:
+        s = self.settings
+        return backoff_delay(attempt, s.backoff_base, s.backoff_max, self._rng)
 
     def _check_wait(self, wait: float, source: str, path: str) -> None:
         limit = self.settings.max_rate_limit_wait
@@ -707,11 +707,9 @@ class GetbillClient:
 
     def _scrub(self, text: str) -> str:
         """No secret in any spelling (as is, URL-encoded, form-encoded), no signed query."""
-        for secret in (self.settings.token, self.settings.client_secret, self._access_token):
-            if secret:
-                for spelling in {secret, quote(secret, safe=""), quote_plus(secret)}:
-                    text = text.replace(spelling, "***")
-        return redact_urls(text)
+        return scrub_secrets(
+            text, (self.settings.token, self.settings.client_secret, self._access_token)
+        )
 
     def _sanitized(self, exc: Exception) -> Exception:
         """A copy of an httpx error without its request (whose headers hold the token)."""

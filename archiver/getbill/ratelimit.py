@@ -11,9 +11,10 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from typing import Any
+
+from archiver.common.time import parse_iso_lenient
 
 __all__ = ["RateLimitState", "to_number", "wait_from_429"]
 
@@ -72,15 +73,9 @@ def wait_from_429(
     if retry_after is not None:
         return max(0.0, retry_after), f"server asked {retry_after:.0f} s"
     reset_time = details.get("reset_time")
-    if isinstance(reset_time, str):
-        try:
-            reset = datetime.fromisoformat(reset_time.replace("Z", "+00:00"))
-        except ValueError:
-            reset = None
-        if reset is not None:
-            if reset.tzinfo is None:
-                reset = reset.replace(tzinfo=UTC)
-            return max(0.0, reset.timestamp() - now), f"until reset at {reset_time}"
+    reset = parse_iso_lenient(reset_time)
+    if reset is not None:
+        return max(0.0, reset.timestamp() - now), f"until reset at {reset_time}"
     header = headers.get("Retry-After")
     if header:
         seconds = to_number(header)

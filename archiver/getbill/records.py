@@ -10,8 +10,10 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal
 
-from archiver.errors import ValidationError, strip_query
-from archiver.store.keys import check_id
+from archiver.common.ids import check_id
+from archiver.common.redact import strip_query, strip_signed_urls
+from archiver.common.time import parse_iso
+from archiver.errors import ValidationError
 
 MediaKind = Literal["audio", "pdf"]
 MEDIA_FIELDS: dict[MediaKind, str] = {"audio": "audio_url", "pdf": "pdf_url"}
@@ -19,44 +21,6 @@ MEDIA_FIELDS: dict[MediaKind, str] = {"audio": "audio_url", "pdf": "pdf_url"}
 # stored record (else every listing would look like a change); the manifest keeps them per
 # media entry as ``url_expires_at``.
 VOLATILE_FIELDS = ("media_urls_expire_at",)
-
-
-# Query parameters that make a URL a signed (secret-bearing) link.
-_SIGNING_PARAMS = (
-    "x-amz-signature",
-    "x-amz-credential",
-    "signature=",
-    "sig=",
-    "token=",
-    "expires=",
-)
-
-
-def strip_signed_urls(value: Any) -> Any:
-    """``value`` with the query string removed from every string that is a signed URL, at any
-    depth (``audio_url``, ``pdf_url``, but also fields the API adds later)."""
-    if isinstance(value, str):
-        low = value.lower()
-        if low.startswith(("http://", "https://")) and any(p in low for p in _SIGNING_PARAMS):
-            return strip_query(value)
-        return value
-    if isinstance(value, dict):
-        return {k: strip_signed_urls(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [strip_signed_urls(v) for v in value]
-    return value
-
-
-def parse_datetime(value: Any) -> datetime | None:
-    """ISO 8601 with offset (``2024-01-22T10:30:00+00:00`` or ``...Z``) -> aware datetime."""
-    if value in (None, ""):
-        return None
-    if not isinstance(value, str):
-        raise ValueError(f"expected an ISO 8601 string, got {type(value).__name__}")
-    dt = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    if dt.tzinfo is None:
-        raise ValueError(f"datetime {value!r} has no UTC offset")
-    return dt
 
 
 @dataclass(frozen=True)
@@ -100,7 +64,7 @@ class Followup:
         dates: dict[str, datetime | None] = {}
         for name in ("call_date", "processed_at", "media_urls_expire_at"):
             try:
-                dates[name] = parse_datetime(raw.get(name))
+                dates[name] = parse_iso(raw.get(name), naive_is_utc=False)
             except ValueError as exc:
                 raise ValidationError(
                     f"field {name!r}: {exc}", followup_id=fid, field=name

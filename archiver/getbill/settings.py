@@ -12,7 +12,8 @@ from ipaddress import ip_address
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
-from archiver.errors import ConfigError, strip_query
+from archiver.common.redact import strip_query
+from archiver.errors import ConfigError
 
 __all__ = [
     "API_PREFIX",
@@ -48,8 +49,9 @@ class ApiSettings:
     timeout: seconds for connect/read/write/pool of each request.
     max_attempts: tries per request, counting the first (5xx, timeouts, connection errors
         and 429 waits all count).
-    backoff_base, backoff_max: exponential backoff with full jitter: attempt n waits a random
-        time in ``[0, min(backoff_max, backoff_base * 2**(n-1))]`` seconds.
+    backoff_base, backoff_max: exponential backoff with equal jitter
+        (:func:`archiver.common.backoff.backoff_delay`): attempt n waits a random time in
+        ``[c/2, c]`` seconds, ``c = min(backoff_max, backoff_base * 2**(n-1))``.
     max_rate_limit_wait: the longest a 429 may make us wait, in seconds (env
         ``GETBILL_MAX_RATE_LIMIT_WAIT``); the documented 429 asks for up to an hour, so a
         longer wait fails fast with :class:`ApiRateLimitError` instead.

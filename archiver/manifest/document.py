@@ -7,30 +7,14 @@ The format is ``schemas/manifest.schema.json`` (``getbill-archiver/manifest/v1``
 from __future__ import annotations
 
 from collections.abc import Iterable
-from datetime import UTC, datetime
-from typing import Any, overload
+from datetime import datetime
+from typing import Any
 
 from archiver import TOOL_NAME, __version__
 from archiver.common.canonical import canonical_sha256
+from archiver.common.time import iso
 
 SCHEMA_ID = "getbill-archiver/manifest/v1"
-
-
-@overload
-def iso(dt: datetime) -> str: ...
-@overload
-def iso(dt: None) -> None: ...
-def iso(dt: datetime | None) -> str | None:
-    """UTC ISO 8601 with a ``Z``, microseconds dropped: the one date format we store."""
-    if dt is None:
-        return None
-    return dt.astimezone(UTC).replace(microsecond=0).isoformat().replace("+00:00", "Z")
-
-
-def parse_iso(value: str | None) -> datetime | None:
-    if not value:
-        return None
-    return datetime.fromisoformat(value.replace("Z", "+00:00"))
 
 
 def build_manifest(

@@ -26,7 +26,7 @@ Failures are sorted in three families (see :func:`_classify_status` and the loop
 * failed at once: a host, scheme or redirect outside the allowlist, too many redirects, other
   4xx, content of the wrong type.
 
-Errors and events never carry a signed query string: URLs go through :func:`safe_url`.
+Errors and events never carry a signed query string: URLs go through ``strip_query``.
 Media requests never carry the client's credentials either (no ``Authorization``, no cookies):
 the presigned URL is the credential, and a getbill bearer token must not travel to S3.
 """
@@ -46,10 +46,12 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Literal, NoReturn
-from urllib.parse import parse_qsl, urlsplit, urlunsplit
+from urllib.parse import parse_qsl, urlsplit
 
 import httpx
 
+from archiver.common.backoff import backoff_delay
+from archiver.common.redact import scrub_secrets, strip_query
 from archiver.errors import (
     MediaContentError,
     MediaError,
@@ -75,7 +77,6 @@ __all__ = [
     "RefreshMedia",
     "check_media_url",
     "host_allowed",
-    "safe_url",
 ]
 
 RefreshMedia = Callable[[MediaRef], MediaRef]
@@ -157,20 +158,6 @@ class DownloadEvent:
 # URL checks (pure)
 
 
-def safe_url(url: str) -> str:
-    """``url`` without userinfo, query string and fragment: safe for messages and storage."""
-    try:
-        parts = urlsplit(url)
-        host = parts.hostname or ""
-        port = parts.port
-    except ValueError:
-        return "<unparseable url>"
-    if ":" in host:  # IPv6 literal
-        host = f"[{host}]"
-    netloc = f"{host}:{port}" if port is not None else host
-    return urlunsplit((parts.scheme, netloc, parts.path, "", ""))
-
-
 _HOST_LABELS = re.compile(
     r"^[a-z0-9_]([a-z0-9_-]*[a-z0-9_])?(\.[a-z0-9_]([a-z0-9_-]*[a-z0-9_])?)*$"
 )
@@ -201,7 +188,7 @@ def check_media_url(url: str, settings: DownloadSettings) -> None:
     never the query string.
     """
     allowlist = ", ".join(settings.allowed_hosts) or "(empty)"
-    source = safe_url(url)
+    source = strip_query(url)
     try:
         parts = urlsplit(url)
         host = (parts.hostname or "").rstrip(".")
@@ -379,7 +366,7 @@ class MediaDownloader:
             yield response
         except httpx.RemoteProtocolError as exc:
             # Over a real socket a body shorter than its Content-Length ends this way.
-            detail = _scrub(str(exc), url)
+            detail = scrub_secrets(str(exc), (_query(url),))
             self._fail(state, MediaContentError, f"truncated body ({detail})", "retry", url=url)
         except httpx.HTTPError as exc:  # raised while reading the body
             self._fail_transport(state, exc, url)
@@ -395,7 +382,7 @@ class MediaDownloader:
         elif isinstance(exc, httpx.InvalidURL | httpx.UnsupportedProtocol):
             self._fail(state, MediaError, f"invalid media URL ({detail})", "fail", url=url)
         else:
-            message = f"transport error ({detail}: {_scrub(str(exc), url)})"
+            message = f"transport error ({detail}: {scrub_secrets(str(exc), (_query(url),))})"
         self._fail(state, MediaError, message, "retry", url=url)
 
     def _fail_status(self, state: _State, response: httpx.Response, url: str) -> NoReturn:
@@ -489,7 +476,7 @@ class MediaDownloader:
                 extension=ext,
                 downloaded_at=datetime.fromtimestamp(self.clock(), UTC),
                 url_expires_at=state.ref.expires_at,
-                source=safe_url(state.ref.url),
+                source=strip_query(state.ref.url),
                 attempts=state.attempts,
                 refreshes=state.refreshes,
             )
@@ -554,7 +541,7 @@ class MediaDownloader:
         url: str | None = None,
         **context: object,
     ) -> NoReturn:
-        context = {**self._context(state), **context, "url": safe_url(url or state.ref.url)}
+        context = {**self._context(state), **context, "url": strip_query(url or state.ref.url)}
         raise _AttemptFailed(cls(message, **context), action)
 
     @staticmethod
@@ -564,7 +551,7 @@ class MediaDownloader:
             "debt_id": ref.debt_id,
             "followup_id": ref.followup_id,
             "kind": ref.kind,
-            "url": safe_url(ref.url),
+            "url": strip_query(ref.url),
             "attempts": state.attempts,
         }
 
@@ -580,7 +567,7 @@ class MediaDownloader:
                 debt_id=old.debt_id,
                 followup_id=old.followup_id,
                 kind=old.kind,
-                url=safe_url(old.url),
+                url=strip_query(old.url),
             )
         state.ref = new
         state.refreshes += 1
@@ -588,8 +575,9 @@ class MediaDownloader:
 
     def _backoff(self, state: _State, reason: str) -> None:
         s = self.settings
-        delay = min(s.backoff_max_seconds, s.backoff_base_seconds * 2 ** (state.failures - 1))
-        delay = self.rng.uniform(delay / 2, delay)
+        delay = backoff_delay(
+            state.failures, s.backoff_base_seconds, s.backoff_max_seconds, self.rng
+        )
         self._emit("retry", state, reason=reason, delay_seconds=delay)
         self.sleep(delay)
 
@@ -602,7 +590,7 @@ class MediaDownloader:
             debt_id=ref.debt_id,
             followup_id=ref.followup_id,
             media_kind=ref.kind,
-            source=safe_url(ref.url),
+            source=strip_query(ref.url),
             attempt=state.attempts,
         )
         self.on_event(replace(event, **fields))  # type: ignore[arg-type]
@@ -672,13 +660,8 @@ def _read_limited(response: httpx.Response, limit: int) -> bytes:
     return bytes(body)
 
 
-def _scrub(text: str, url: str) -> str:
-    """Remove the URL's query string (and the full URL) from a foreign error message."""
+def _query(url: str) -> str:
     try:
-        query = urlsplit(url).query
+        return urlsplit(url).query
     except ValueError:
-        query = ""
-    text = text.replace(url, safe_url(url))
-    if query:
-        text = text.replace(query, "<redacted>")
-    return text
+        return ""

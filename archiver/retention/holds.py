@@ -34,7 +34,6 @@ Decisions, written down so a compliance officer can check them:
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -42,6 +41,8 @@ from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 from archiver.archive.resume import manifest_keys
 from archiver.common.canonical import canonical_sha256
+from archiver.common.ids import check_id
+from archiver.common.time import compact_stamp, iso, utcnow
 from archiver.errors import RetentionError, StorageError, ValidationError
 from archiver.retention.policies import Duration, add_duration
 from archiver.store import keys
@@ -58,9 +59,7 @@ __all__ = [
     "HoldRefusal",
     "HoldResult",
     "event_lock",
-    "event_timestamp",
     "hold_active",
-    "iso_utc",
     "list_events",
     "place_hold",
     "refusal_reason",
@@ -75,31 +74,11 @@ EVENT_RETENTION = Duration(years=6)
 Clock = Callable[[], datetime]
 Action = Literal["hold", "release"]
 
-_EVENT_KEY_RE = re.compile(r"^debts/[^/]+/events/([^/]+?)-([A-Za-z_-]+)\.json$")
-
 
 class EventSink(Protocol):
     """What is needed of a catalog: :meth:`archiver.catalog.db.Catalog.record_event`."""
 
     def record_event(self, event: dict[str, Any], *, key: str, sha256: str) -> None: ...
-
-
-def _utcnow() -> datetime:
-    return datetime.now(UTC)
-
-
-def event_timestamp(when: datetime) -> str:
-    """``20261128T101500.123456Z``: sorts by time as a string, unique to the microsecond."""
-    return when.astimezone(UTC).strftime("%Y%m%dT%H%M%S.%fZ")
-
-
-def iso_utc(when: datetime) -> str:
-    """ISO 8601 in UTC with a ``Z``, keeping microseconds (events are ordered by it)."""
-    return when.astimezone(UTC).isoformat().replace("+00:00", "Z")
-
-
-# ---------------------------------------------------------------------------------------------
-# Results
 
 
 @dataclass(frozen=True)
@@ -169,13 +148,13 @@ class HoldResult:
 
 
 def _event_action(key: str) -> str | None:
-    m = _EVENT_KEY_RE.match(key)
-    return m.group(2) if m else None
+    m = keys.EVENT_KEY_RE.match(key)
+    return m.group(3) if m else None
 
 
 def _event_keys(store: ObjectStore, debt_id: str) -> list[str]:
     prefix = f"{keys.debt_prefix(debt_id)}events/"
-    return sorted(k for k in store.list_keys(prefix) if _EVENT_KEY_RE.match(k))
+    return sorted(k for k in store.list_keys(prefix) if keys.EVENT_KEY_RE.match(k))
 
 
 def _latest_hold_event(store: ObjectStore, debt_id: str) -> str | None:
@@ -260,7 +239,7 @@ def write_event(
     """Store ``event`` (canonical JSON) at ``debts/{id}/events/{ts}-{action}.json``, conditional,
     checksummed and locked; index it in ``catalog`` if given. Returns ``(key, sha256,
     version_id)``."""
-    key = keys.event_key(event["debt_id"], event_timestamp(now), event["action"])
+    key = keys.event_key(event["debt_id"], compact_stamp(now), event["action"])
     data, sha256 = canonical_sha256(event)
     stored = store.put_bytes(
         key,
@@ -293,7 +272,7 @@ def refusal_reason(exc: RetentionError) -> str:
 
 
 def _check(debt_id: str, reason: str, actor: str) -> None:
-    keys.check_id(debt_id, what="debt id")
+    check_id(debt_id, what="debt id")
     if not isinstance(reason, str) or not reason.strip():
         raise ValidationError("a reason is required for a legal hold or release", debt_id=debt_id)
     if not isinstance(actor, str) or not actor.strip():
@@ -347,7 +326,7 @@ def place_hold(
     *,
     reason: str,
     actor: str,
-    clock: Clock = _utcnow,
+    clock: Clock = utcnow,
     catalog: EventSink | None = None,
 ) -> HoldResult:
     """Put a legal hold on every stored version of ``debt_id`` and record a ``hold`` event.
@@ -364,7 +343,7 @@ def place_hold(
     versions = _versions(store, debt_id)
     if not versions:
         raise _nothing_archived(store, debt_id)
-    result = HoldResult("hold", debt_id, reason.strip(), actor.strip(), iso_utc(now))
+    result = HoldResult("hold", debt_id, reason.strip(), actor.strip(), iso(now))
     open_hold = _latest_hold_event(store, debt_id)
     if open_hold is not None and _event_action(open_hold) == "hold":
         result.already = True
@@ -386,7 +365,7 @@ def release_hold(
     *,
     reason: str,
     actor: str,
-    clock: Clock = _utcnow,
+    clock: Clock = utcnow,
     catalog: EventSink | None = None,
 ) -> HoldResult:
     """Lift the legal hold from every stored version of ``debt_id``, then record a ``release``
@@ -401,7 +380,7 @@ def release_hold(
     versions = _versions(store, debt_id)
     if not versions:
         raise _nothing_archived(store, debt_id)
-    result = HoldResult("release", debt_id, reason.strip(), actor.strip(), iso_utc(now))
+    result = HoldResult("release", debt_id, reason.strip(), actor.strip(), iso(now))
     if not hold_active(store, debt_id):
         result.already = True
         return result

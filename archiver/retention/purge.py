@@ -40,15 +40,16 @@ from datetime import UTC, datetime
 from typing import Any
 
 from archiver.archive.resume import debts_in_bucket, manifest_keys
+from archiver.common.ids import check_id
+from archiver.common.time import iso, parse_iso, utcnow
 from archiver.errors import ArchiverError, ConfigError, PolicyError, RetentionError, ValidationError
-from archiver.manifest.document import all_objects, parse_iso
+from archiver.manifest.document import all_objects
 from archiver.retention.holds import (
     EVENT_SCHEMA,
     Clock,
     EventSink,
     event_lock,
     hold_active,
-    iso_utc,
     refusal_reason,
     write_event,
 )
@@ -72,10 +73,6 @@ __all__ = [
     "execute_purge",
     "plan_purge",
 ]
-
-
-def _utcnow() -> datetime:
-    return datetime.now(UTC)
 
 
 @dataclass(frozen=True)
@@ -103,9 +100,9 @@ class PurgeCandidate:
             "kind": self.kind,
             "sha256": self.sha256,
             "size": self.size,
-            "delete_after": iso_utc(self.delete_after),
+            "delete_after": iso(self.delete_after),
             "anchor": self.anchor,
-            "anchor_date": iso_utc(self.anchor_date),
+            "anchor_date": iso(self.anchor_date),
             "policy": {"name": self.policy_name, "sha256": self.policy_sha256},
             "manifest_key": self.manifest_key,
         }
@@ -144,7 +141,7 @@ class PurgePlan:
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "now": iso_utc(self.now),
+            "now": iso(self.now),
             "policy": self.policy_name,
             "debts": self.debts,
             "considered": self.considered,
@@ -404,7 +401,7 @@ def plan_purge(
     """
     if now.tzinfo is None:
         raise ValueError("now must be timezone-aware")
-    ids = [keys.check_id(d, what="debt id") for d in debt_ids] if debt_ids else None
+    ids = [check_id(d, what="debt id") for d in debt_ids] if debt_ids else None
     plan = PurgePlan(now=now.astimezone(UTC), policy_name=policy.name if policy else None)
     policies = _Policies(policy)
     for debt_id in ids if ids is not None else debts_in_bucket(store):
@@ -435,7 +432,7 @@ def _deletion_record(
         "at": at,
         "reason": reason,
         "actor": actor,
-        "planned_at": iso_utc(plan.now),
+        "planned_at": iso(plan.now),
         "bypass_governance": bypass_governance,
         "policies": [{"name": n, "sha256": s} for n, s in policies],
         "objects": len({c.key for c in candidates}),
@@ -447,7 +444,7 @@ def _deletion_record(
                 "kind": c.kind,
                 "sha256": c.sha256,
                 "size": c.size,
-                "delete_after": iso_utc(c.delete_after),
+                "delete_after": iso(c.delete_after),
                 "anchor": c.anchor,
                 "policy": c.policy_name,
             }
@@ -466,7 +463,7 @@ def _lock_state(store: ObjectStore, key: str, version_id: str) -> str:
         return ""
     parts = []
     if info.lock_mode and info.retain_until:
-        parts.append(f"{info.lock_mode} until {iso_utc(info.retain_until)}")
+        parts.append(f"{info.lock_mode} until {iso(info.retain_until)}")
     parts.append(f"legal hold {'ON' if info.legal_hold else 'off'}")
     return f" [{', '.join(parts)}]"
 
@@ -478,7 +475,7 @@ def execute_purge(
     reason: str,
     actor: str,
     bypass_governance: bool = False,
-    clock: Clock = _utcnow,
+    clock: Clock = utcnow,
     catalog: EventSink | None = None,
 ) -> PurgeResult:
     """Delete the planned versions, debt by debt, each debt's deletion record first.
@@ -497,7 +494,7 @@ def execute_purge(
         record = _deletion_record(
             debt_id,
             candidates,
-            at=iso_utc(now),
+            at=iso(now),
             reason=reason.strip(),
             actor=actor.strip(),
             bypass_governance=bypass_governance,

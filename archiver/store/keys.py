@@ -4,31 +4,9 @@ from __future__ import annotations
 
 import re
 
-from archiver.errors import UnsafeIdError
-
-MAX_ID_LENGTH = 128
-# Opaque getbill ids are alphanumeric; we accept the usual URL-safe punctuation too,
-# but never "/", "\", "..", whitespace or control characters.
-_SAFE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._~-]*$")
+from archiver.common.ids import check_id
 
 MEDIA_KINDS = ("audio", "pdf")
-
-
-def check_id(value: object, *, what: str = "id", **context: object) -> str:
-    """Return ``value`` if it is safe as one S3 key segment, else raise :class:`UnsafeIdError`."""
-    if not isinstance(value, str) or not value:
-        raise UnsafeIdError(f"{what} must be a non-empty string, got {value!r:.40}", **context)
-    if len(value) > MAX_ID_LENGTH:
-        raise UnsafeIdError(
-            f"{what} is {len(value)} characters long (at most {MAX_ID_LENGTH})", **context
-        )
-    if ".." in value or not _SAFE_ID.match(value):
-        raise UnsafeIdError(
-            f"{what} {value[:40]!r} is not a safe key segment "
-            "(letters, digits, '.', '_', '~', '-' only; no '/', '..' or control characters)",
-            **context,
-        )
-    return value
 
 
 def debt_prefix(debt_id: str) -> str:

@@ -25,6 +25,7 @@ import boto3
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
 
+from archiver.common.time import iso
 from archiver.errors import (
     BucketNotLockedError,
     ConfigError,
@@ -241,10 +242,6 @@ def _b64(hex_digest: str) -> str:
     return base64.b64encode(bytes.fromhex(hex_digest)).decode("ascii")
 
 
-def _iso(value: datetime | None) -> str | None:
-    return value.astimezone(UTC).isoformat().replace("+00:00", "Z") if value else None
-
-
 class ObjectStore:
     """One Object-Lock bucket, seen through a boto3 S3 client."""
 
@@ -416,11 +413,11 @@ class ObjectStore:
             and lock.retain_until <= datetime.now(UTC)
         ):
             raise RetentionError(
-                f"the server refused retain-until {_iso(lock.retain_until)}: it must be in the "
+                f"the server refused retain-until {iso(lock.retain_until)}: it must be in the "
                 "future",
                 bucket=self.bucket,
                 key=key,
-                retain_until=_iso(lock.retain_until),
+                retain_until=iso(lock.retain_until),
                 code=_code(exc),
             ) from exc
         self._fail(exc, f"store {key}", key=key)
@@ -756,11 +753,11 @@ class ObjectStore:
             current = self.head(key, version_id)
             self._refused(
                 exc,
-                f"set retention {mode} until {_iso(until)}",
+                f"set retention {mode} until {iso(until)}",
                 key,
                 version_id,
                 current_mode=current.lock_mode if current else None,
-                current_retain_until=_iso(current.retain_until) if current else None,
+                current_retain_until=iso(current.retain_until) if current else None,
             )
 
     def extend_retention(
