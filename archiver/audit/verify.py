@@ -13,11 +13,12 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from typing import Any
 
-from archiver.archive.resume import manifest_history_problems, purged_versions
+from archiver.archive.resume import manifest_history_problems
 from archiver.common.canonical import sha256_hex
 from archiver.common.time import parse_iso
 from archiver.errors import ArchiverError
 from archiver.manifest.document import all_objects
+from archiver.retention.events import purged_versions, read_events
 from archiver.retention.holds import hold_active
 from archiver.store import keys
 from archiver.store.objects import ObjectStore
@@ -179,7 +180,7 @@ def verify_debt(
             if ident not in seen:
                 seen.add(ident)
                 objects.append(obj)
-    purged = purged_versions(store, debt_id)
+    purged = purged_versions(read_events(store, debt_id))
     hold = hold_active(store, debt_id)
     heads = []
     for obj in objects:

@@ -25,7 +25,7 @@ Decisions, written down so a compliance officer can check them:
 * **Record first.** Before deleting anything of a debt, :func:`execute_purge` writes a
   deletion record at ``debts/{id}/events/{ts}-purge.json`` (keys, version ids, SHA-256s,
   sizes, policy names and SHA-256s, reason, actor, time), conditional and locked as every
-  event (:func:`.holds.event_lock`: 6 years from the purge at least, in the mode of the
+  event (:func:`.events.event_lock`: 6 years from the purge at least, in the mode of the
   debt's latest manifest). If the record cannot be written, nothing of that debt is deleted.
   The record says what was to be deleted; a version the server then refused is still listed
   by S3 and in the result (``refused``), so a rerun plans it again.
@@ -44,15 +44,8 @@ from archiver.common.ids import check_id
 from archiver.common.time import iso, parse_iso, utcnow
 from archiver.errors import ArchiverError, ConfigError, PolicyError, RetentionError, ValidationError
 from archiver.manifest.document import all_objects
-from archiver.retention.holds import (
-    EVENT_SCHEMA,
-    Clock,
-    EventSink,
-    event_lock,
-    hold_active,
-    refusal_reason,
-    write_event,
-)
+from archiver.retention.events import EVENT_SCHEMA, Clock, EventSink, event_lock, write_event
+from archiver.retention.holds import hold_active, refusal_reason
 from archiver.retention.policies import (
     AnchorDates,
     ObjectKind,
