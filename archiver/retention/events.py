@@ -28,7 +28,7 @@ from archiver.archive.resume import manifest_keys
 from archiver.common.canonical import canonical_sha256
 from archiver.common.time import compact_stamp
 from archiver.errors import StorageError
-from archiver.retention.policies import Duration, add_duration
+from archiver.retention.durations import Duration, add_duration
 from archiver.store import keys
 from archiver.store.objects import Lock, ObjectStore
 

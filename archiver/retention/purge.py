@@ -12,11 +12,12 @@ Decisions, written down so a compliance officer can check them:
   the *latest* manifest of the debt (activity moves forward), ``archived_at`` = the naming
   manifest's ``created_at`` (a media's own ``downloaded_at`` when it has one). A missing anchor
   falls back as :func:`archiver.retention.policies.resolve_anchor` says (the latest known date).
-* **Policy.** The one given (``--policy``), else the one each manifest names, loaded by name;
-  a manifest whose policy cannot be loaded keeps its objects (listed as a problem). When the
-  loaded file's SHA-256 differs from the one the manifest recorded, the current file is used
-  and the difference is listed as a problem (informational): the deletion record names the
-  SHA-256 of the file actually applied.
+* **Policy.** The one given (``--policy``), else the one each manifest names, looked up by name
+  in the same :class:`~archiver.retention.registry.PolicyRegistry` the archive run uses (the
+  user's policy folders, then the shipped policies); a manifest whose policy cannot be loaded
+  keeps its objects (listed as a problem). When the loaded file's SHA-256 differs from the one
+  the manifest recorded, the current file is used and the difference is listed as a problem
+  (informational): the deletion record names the SHA-256 of the file actually applied.
 * **Named by several manifests.** Considered once, with the *latest* delete-after date of all
   of them (and never purged if any of them gives its kind no maximum): the conservative side.
 * **Legal holds win.** A version with its legal hold on, or any version of a debt whose
@@ -51,9 +52,9 @@ from archiver.retention.policies import (
     ObjectKind,
     RetentionPolicy,
     delete_after,
-    load_policy,
     resolve_anchor,
 )
+from archiver.retention.registry import PolicyRegistry
 from archiver.store import keys
 from archiver.store.objects import ObjectStore
 
@@ -216,8 +217,9 @@ def _manifests(store: ObjectStore, debt_id: str) -> list[tuple[int, str, dict[st
 class _Policies:
     """Policies by name, loaded once; problems reported once per manifest."""
 
-    def __init__(self, override: RetentionPolicy | None) -> None:
+    def __init__(self, override: RetentionPolicy | None, registry: PolicyRegistry) -> None:
         self.override = override
+        self.registry = registry
         self.cache: dict[str, RetentionPolicy | ArchiverError] = {}
 
     def for_manifest(
@@ -232,7 +234,7 @@ class _Policies:
             return None
         if name not in self.cache:
             try:
-                self.cache[name] = load_policy(name)
+                self.cache[name] = self.registry.load(name)
             except (ConfigError, PolicyError) as exc:
                 self.cache[name] = exc
         policy = self.cache[name]
@@ -383,20 +385,22 @@ def plan_purge(
     store: ObjectStore,
     *,
     policy: RetentionPolicy | None,
+    registry: PolicyRegistry,
     now: datetime,
     debt_ids: Sequence[str] | None = None,
 ) -> PurgePlan:
     """List the object versions past their maximum retention at ``now`` and not under legal
     hold (``candidates``), and those past it but held (``held``). Reads only.
 
-    ``policy`` overrides the policy each manifest names. ``debt_ids`` limits the debts (default:
+    ``policy`` overrides the policy each manifest names; without it, each manifest's policy is
+    looked up by name in ``registry``. ``debt_ids`` limits the debts (default:
     every debt with a manifest). See the module docstring for the rules applied.
     """
     if now.tzinfo is None:
         raise ValueError("now must be timezone-aware")
     ids = [check_id(d, what="debt id") for d in debt_ids] if debt_ids else None
     plan = PurgePlan(now=now.astimezone(UTC), policy_name=policy.name if policy else None)
-    policies = _Policies(policy)
+    policies = _Policies(policy, registry)
     for debt_id in ids if ids is not None else debts_in_bucket(store):
         plan.debts.append(debt_id)
         _plan_debt(store, debt_id, policies, plan.now, plan)
