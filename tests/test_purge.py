@@ -18,7 +18,8 @@ from archiver.errors import RetentionError
 from archiver.retention.holds import place_hold
 from archiver.retention.policies import RetentionPolicy
 from archiver.retention.policy_files import load_policy_file
-from archiver.retention.purge import execute_purge, plan_purge
+from archiver.retention.purge import execute_purge
+from archiver.retention.purge_plan import plan_purge
 from archiver.retention.registry import PolicyRegistry
 from archiver.store import keys
 from archiver.store.objects import ObjectStore
@@ -134,7 +135,7 @@ def test_execute_with_bypass_deletes_and_leaves_a_locked_deletion_record(
         locked_bucket, policy=policy, registry=SHIPPED, now=_later(), debt_ids=["D-1"]
     )
     assert again.candidates == []
-    assert {p.type for p in again.problems} == {"missing"}
+    assert {p.kind for p in again.problems} == {"missing"}
 
 
 def test_purge_skips_a_held_debt_and_reports_it(
@@ -206,7 +207,7 @@ def test_manifest_policy_is_loaded_by_name_and_unknown_names_keep_objects(
     seed_debt(locked_bucket, manifests=1)  # the manifests name "short-test": not shipped
     plan = plan_purge(locked_bucket, policy=None, registry=SHIPPED, now=_later(days=4000))
     assert plan.candidates == [] and plan.held == []
-    assert [p.type for p in plan.problems] == ["policy_unavailable"]
+    assert [p.kind for p in plan.problems] == ["policy_unavailable"]
 
 
 # ---------------------------------------------------------------------------------------------

@@ -19,7 +19,8 @@ from archiver.config import ArchiverConfig
 from archiver.errors import RetentionError
 from archiver.retention.holds import place_hold
 from archiver.retention.policy_files import load_policy_file
-from archiver.retention.purge import execute_purge, plan_purge
+from archiver.retention.purge import execute_purge
+from archiver.retention.purge_plan import plan_purge
 from archiver.retention.registry import PolicyRegistry
 from archiver.wiring import rerender_stored
 

@@ -218,7 +218,8 @@ def purge(
       archiver purge --policy fr-cnil-call-recording --execute \\
         --reason "Monthly CNIL purge" --bucket evidence
     """
-    from archiver.retention.purge import execute_purge, plan_purge
+    from archiver.retention.purge import execute_purge
+    from archiver.retention.purge_plan import plan_purge
 
     if bypass_governance and not execute:
         raise click.UsageError("--bypass-governance only goes with --execute")
@@ -269,7 +270,7 @@ def _print_purge(plan: Any, result: Any, execute: bool) -> None:
     for c in plan.held:
         click.echo(f"  HELD   {c.key} (version {c.version_id}): legal hold, kept")
     for p in plan.problems:
-        click.echo(f"  note   {p.type}: {p.key or p.debt_id}: {p.message}", err=True)
+        click.echo(f"  note   {p.kind}: {p.key or p.debt_id}: {p.message}", err=True)
     if not execute:
         click.echo("Dry run: nothing deleted (use --execute to delete).")
         return

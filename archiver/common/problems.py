@@ -77,6 +77,7 @@ class ProblemKind(StrEnum):
     POLICY_CHANGED = "policy_changed"
     POLICY_UNAVAILABLE = "policy_unavailable"
     MISSING = "missing"
+    SHA256_MISMATCH = "sha256_mismatch"
 
 
 # Context fields of an error that a problem carries over (``url`` under the name ``source``).
