@@ -252,4 +252,4 @@ def test_verify_reports_a_version_missing_its_legal_hold(env: Env) -> None:
     m = next(m for f in manifest["followups"] for m in f["media"])
     env.store.set_legal_hold(m["key"], m["version_id"], False)
     problems = verify_debt(env.store, debt_id).problems
-    assert [(p.type, p.key) for p in problems] == [("HoldMissing", m["key"])]
+    assert [(p.kind, p.key) for p in problems] == [("HoldMissing", m["key"])]
