@@ -12,6 +12,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from archiver.retention.policies import DEFAULT_POLICY
+from archiver.retention.registry import PolicyRegistry
+
 DEFAULT_MEDIA_HOSTS = ("*.amazonaws.com", "*.getbill.io")
 
 
@@ -24,19 +27,21 @@ class ArchiverConfig:
     media_hosts: allowlist of media hosts, fnmatch wildcards (``ARCHIVER_MEDIA_HOSTS``).
     policy: retention policy name or file (``ARCHIVER_POLICY``, default ``default``).
     policy_dirs: folders searched for policies by name before the shipped ones
-        (``ARCHIVER_POLICY_DIR``, ``os.pathsep``-separated).
+        (``ARCHIVER_POLICY_DIR``, ``os.pathsep``-separated); see :meth:`policy_registry`.
     concurrency: media downloads/uploads in flight at once.
     """
 
     bucket: str | None = None
     catalog: Path = Path("archiver-catalog.db")
     media_hosts: tuple[str, ...] = DEFAULT_MEDIA_HOSTS
-    policy: str = "default"
+    policy: str = DEFAULT_POLICY
     policy_dirs: tuple[Path, ...] = ()
     concurrency: int = 4
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> ArchiverConfig:
+        """The configuration the ``ARCHIVER_*`` variables of ``env`` give (defaults for the
+        others)."""
         hosts = env.get("ARCHIVER_MEDIA_HOSTS")
         return cls(
             bucket=env.get("ARCHIVER_BUCKET") or None,
@@ -44,8 +49,12 @@ class ArchiverConfig:
             media_hosts=tuple(h.strip() for h in hosts.split(",") if h.strip())
             if hosts
             else DEFAULT_MEDIA_HOSTS,
-            policy=env.get("ARCHIVER_POLICY") or "default",
+            policy=env.get("ARCHIVER_POLICY") or DEFAULT_POLICY,
             policy_dirs=tuple(
                 Path(d) for d in env.get("ARCHIVER_POLICY_DIR", "").split(os.pathsep) if d
             ),
         )
+
+    def policy_registry(self) -> PolicyRegistry:
+        """Where policies are found by name: :attr:`policy_dirs`, then the shipped ones."""
+        return PolicyRegistry.with_user_dirs(self.policy_dirs)

@@ -17,7 +17,7 @@ from archiver.archive.pipeline import ArchiveEvent, Archiver, ArchiveSettings
 from archiver.catalog.db import Catalog
 from archiver.getbill.client import ApiSettings, GetbillClient
 from archiver.media.download import DownloadSettings, MediaDownloader
-from archiver.retention.policies import SHIPPED_POLICY_DIR, RetentionPolicy, load_policy
+from archiver.retention.policies import RetentionPolicy
 from archiver.store.objects import ObjectStore, make_s3_client
 
 from .config import ArchiverConfig
@@ -32,8 +32,8 @@ def open_store(bucket: str | None, s3_client: Any = None) -> ObjectStore:
 
 
 def configured_policy(config: ArchiverConfig) -> RetentionPolicy:
-    """The run's policy: by file path, or by name in ``policy_dirs`` then the shipped ones."""
-    return load_policy(config.policy, search_dirs=[*config.policy_dirs, SHIPPED_POLICY_DIR])
+    """The run's policy: by file path, or by name in the configuration's policy registry."""
+    return config.policy_registry().load(config.policy)
 
 
 def render_for_archive(

@@ -329,7 +329,7 @@ def test_a_deleted_latest_manifest_is_never_written_again(env: Env) -> None:
         env.store.list_keys(f"debts/{debt_id}/manifests/")
     )
     problems = verify_debt(env.store, debt_id).problems
-    assert any(p.type == "ChainBroken" and "delete marker" in p.message for p in problems)
+    assert any(p.kind == "ChainBroken" and "delete marker" in p.message for p in problems)
 
 
 def test_a_corrupt_manifest_fails_its_debt_only(env: Env) -> None:

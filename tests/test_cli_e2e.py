@@ -120,12 +120,12 @@ def test_verify_tells_a_renderer_change_from_tampering(
 
     monkeypatch.setattr(dossier_pkg, "render_dossier_bytes", other_renderer)
     result = verify_debt(env.store, debt_id, rerender=rerender_stored)
-    assert [p.type for p in result.problems] == ["DossierMismatch"]
+    assert [p.kind for p in result.problems] == ["DossierMismatch"]
     stored_version = dossier_pkg.RENDERER_VERSION  # the dossier was stored by this version
     monkeypatch.setattr(dossier_pkg, "RENDERER_VERSION", "9.9.9")
     result = verify_debt(env.store, debt_id, rerender=rerender_stored)
     assert result.ok  # a renderer upgrade is a fact to report, not a failure
-    assert [p.type for p in result.notices] == ["DossierRendererChanged"]
+    assert [p.kind for p in result.notices] == ["DossierRendererChanged"]
     assert result.notices[0].expected == stored_version
     assert result.notices[0].found == "9.9.9"
 
@@ -141,7 +141,7 @@ def test_a_forged_dossier_cannot_pass_as_a_renderer_change(env: Env) -> None:
         Bucket=bucket, Key=key, Body=b"%PDF-1.7 forged", Metadata={"renderer-version": "0.0.1"}
     )
     result = verify_debt(env.store, debt_id, rerender=rerender_stored)
-    assert [p.type for p in result.problems] == ["DossierMismatch"]
+    assert [p.kind for p in result.problems] == ["DossierMismatch"]
 
 
 def test_known_renderer_versions_include_the_current_one() -> None:

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
 
 from archiver.config import DEFAULT_MEDIA_HOSTS, ArchiverConfig
+from archiver.data import SHIPPED_POLICY_DIR
 from archiver.errors import ConfigError
 from archiver.wiring import configured_policy, open_store
 
@@ -43,6 +45,16 @@ def test_policy_dir_shadows_shipped_policies(tmp_path: Path) -> None:
     policy = configured_policy(cfg)
     assert policy.title.startswith("ACME copy: ")
     assert policy.source_path == tmp_path / "default.toml"
+
+
+def test_policy_registry_searches_user_dirs_in_order_then_the_shipped_ones(
+    tmp_path: Path,
+) -> None:
+    first, second = tmp_path / "a", tmp_path / "b"
+    cfg = ArchiverConfig.from_env({"ARCHIVER_POLICY_DIR": f"{first}{os.pathsep}{second}"})
+    assert cfg.policy_dirs == (first, second)
+    assert cfg.policy_registry().dirs == (first, second, SHIPPED_POLICY_DIR)
+    assert ArchiverConfig.from_env({}).policy_registry().dirs == (SHIPPED_POLICY_DIR,)
 
 
 def test_unknown_policy_and_missing_bucket_are_config_errors() -> None:

@@ -14,16 +14,17 @@ from archiver.catalog.db import Catalog
 from archiver.cli.retention_cmds import register
 from archiver.common.canonical import canonical_sha256
 from archiver.common.time import compact_stamp, iso
+from archiver.dossier.load import events_until
 from archiver.errors import RetentionError, StorageError, UnsafeIdError, ValidationError
-from archiver.retention.holds import (
+from archiver.retention.events import (
     EVENT_SCHEMA,
     event_lock,
-    hold_active,
-    list_events,
-    place_hold,
-    release_hold,
+    hold_open,
+    purged_versions,
+    read_events,
     write_event,
 )
+from archiver.retention.holds import hold_active, place_hold, release_hold
 from archiver.store.objects import ObjectStore
 
 pytestmark = pytest.mark.integration
@@ -127,7 +128,7 @@ def test_release_lifts_every_hold_and_writes_the_event(locked_bucket: ObjectStor
     locked_bucket.delete_version(record_key, vid, bypass_governance=True)  # type: ignore[arg-type]
     assert locked_bucket.head(record_key, vid) is None
 
-    events = list_events(locked_bucket, "D-1")
+    events = read_events(locked_bucket, "D-1")
     assert [e["action"] for e in events] == ["hold", "release"]
     assert [e["key"] for e in events] == [held.event_key, released.event_key]
 
@@ -146,13 +147,13 @@ def test_hold_active_flips_and_hold_twice_is_idempotent(locked_bucket: ObjectSto
     assert second.event_key == first.event_key
     assert versions_of(locked_bucket, "D-1") == before  # no second event, nothing new
     assert all(holds_of(locked_bucket, "D-1").values())
-    assert [e["action"] for e in list_events(locked_bucket, "D-1")] == ["hold"]
+    assert [e["action"] for e in read_events(locked_bucket, "D-1")] == ["hold"]
 
     release_hold(locked_bucket, "D-1", reason="closed", actor="ops", clock=clock)
     assert not hold_active(locked_bucket, "D-1")
     again = release_hold(locked_bucket, "D-1", reason="closed", actor="ops", clock=clock)
     assert again.already and not again.event_written and again.event_key is None
-    assert [e["action"] for e in list_events(locked_bucket, "D-1")] == ["hold", "release"]
+    assert [e["action"] for e in read_events(locked_bucket, "D-1")] == ["hold", "release"]
 
     third = place_hold(locked_bucket, "D-1", reason="new dispute", actor="ops", clock=clock)
     assert third.event_written and hold_active(locked_bucket, "D-1")
@@ -160,7 +161,7 @@ def test_hold_active_flips_and_hold_twice_is_idempotent(locked_bucket: ObjectSto
     now = clock()
     purge_event = {"schema": EVENT_SCHEMA, "action": "purge", "debt_id": "D-1", "at": iso(now)}
     write_event(locked_bucket, purge_event, now=now, lock=event_lock(locked_bucket, "D-1", now))
-    assert list_events(locked_bucket, "D-1")[-1]["action"] == "purge"
+    assert read_events(locked_bucket, "D-1")[-1]["action"] == "purge"
     assert hold_active(locked_bucket, "D-1")
 
 
@@ -195,6 +196,51 @@ def test_event_timestamp_sorts_by_time() -> None:
     a = datetime(2026, 11, 28, 10, 15, 0, 123456, tzinfo=UTC)
     assert compact_stamp(a) == "20261128T101500.123456Z"
     assert compact_stamp(a) < compact_stamp(a + timedelta(microseconds=1))
+
+
+# ---------------------------------------------------------------------------------------------
+# Reading events: pure functions over read_events' result
+
+
+def test_hold_open_follows_the_last_hold_or_release() -> None:
+    assert not hold_open([])
+    assert hold_open(["hold"]) and not hold_open(["hold", "release"])
+    assert hold_open(["hold", "release", "hold", "purge"])  # a purge record changes nothing
+    assert not hold_open(["release", "purge", None])
+    # Only the two actions the tool writes count.
+    assert not hold_open(["legal-hold"]) and hold_open(["hold", "unhold"])
+
+
+def test_purged_versions_from_deletion_records_only() -> None:
+    key = "debts/D-1/events/20261128T101500.000000Z-purge.json"
+    later = "debts/D-1/events/20261129T101500.000000Z-purge.json"
+    events = [
+        {"key": "debts/D-1/events/20261127T101500.000000Z-hold.json", "action": "hold"},
+        {
+            "key": key,
+            "action": "purge",
+            "at": "2026-11-28T10:15:00Z",
+            "versions": [{"key": "a", "version_id": "1", "sha256": "s1"}, {"key": "b"}],
+        },
+        {
+            "key": later,
+            "action": "purge",
+            "at": "2026-11-29T10:15:00Z",
+            "versions": [{"key": "a", "version_id": "1", "sha256": "s1"}],
+        },  # fmt: skip
+    ]
+    assert purged_versions(events) == {
+        ("a", "1"): {"event_key": later, "at": "2026-11-29T10:15:00Z", "sha256": "s1"},
+        ("b", None): {"event_key": key, "at": "2026-11-28T10:15:00Z", "sha256": None},
+    }
+    assert purged_versions(events[:1]) == {}
+
+
+def test_events_until_keeps_those_at_or_before_the_limit() -> None:
+    events = [{"at": "2026-01-01T00:00:00Z"}, {"at": "2026-02-01T00:00:00Z"}, {"at": "soon"}]
+    assert events_until(events, "2026-01-01T00:00:00Z") == events[:1]
+    assert events_until(events, "2026-03-01T00:00:00+01:00") == events[:2]
+    assert events_until(events, None) == events
 
 
 # ---------------------------------------------------------------------------------------------

@@ -11,25 +11,23 @@ import pytest
 from click.testing import CliRunner
 
 from archiver.cli import main
+from archiver.data import SHIPPED_POLICY_DIR
 from archiver.errors import ConfigError, PolicyError
 from archiver.getbill.records import Followup
+from archiver.retention.durations import Duration, add_duration, parse_duration
 from archiver.retention.policies import (
     OBJECT_KINDS,
-    SHIPPED_POLICY_DIR,
     AnchorDates,
-    Duration,
-    add_duration,
-    check_policy_file,
     delete_after,
-    is_past_max,
     last_activity,
     last_activity_of,
-    list_policies,
-    load_policy,
-    parse_duration,
     resolve_anchor,
     retain_until,
 )
+from archiver.retention.policy_files import check_policy_file, load_policy_file
+from archiver.retention.registry import PolicyRegistry
+
+REGISTRY = PolicyRegistry()  # the shipped policies
 
 SHIPPED = sorted(SHIPPED_POLICY_DIR.glob("*.toml"))
 REQUIRED_NAMES = {
@@ -103,7 +101,7 @@ def test_required_policies_are_shipped() -> None:
 @pytest.mark.parametrize("path", SHIPPED, ids=[p.stem for p in SHIPPED])
 def test_shipped_policy_validates_and_loads(path: Path) -> None:
     assert check_policy_file(path) == []
-    policy = load_policy(path.stem)
+    policy = REGISTRY.load(path.stem)
     assert policy.name == path.stem
     assert set(policy.rules) == set(OBJECT_KINDS)
     assert policy.legal_basis, "every policy cites its sources"
@@ -117,14 +115,14 @@ def test_shipped_policy_validates_and_loads(path: Path) -> None:
 
 
 def test_default_policy_is_governance_three_years_from_archiving() -> None:
-    policy = load_policy("default")
+    policy = REGISTRY.load("default")
     assert policy.mode == "GOVERNANCE"
     for rule in policy.rules.values():
         assert (rule.min, rule.anchor, rule.max) == (Duration(years=3), "archived_at", None)
 
 
 def test_reg_f_encodes_1006_100() -> None:
-    policy = load_policy("us-cfpb-reg-f")
+    policy = REGISTRY.load("us-cfpb-reg-f")
     assert (policy.rules["audio"].min, policy.rules["audio"].anchor) == (
         Duration(years=3),
         "call_date",
@@ -136,7 +134,7 @@ def test_reg_f_encodes_1006_100() -> None:
 
 
 def test_cnil_caps_recordings_at_six_months_and_analyses_at_one_year() -> None:
-    policy = load_policy("fr-cnil-call-recording")
+    policy = REGISTRY.load("fr-cnil-call-recording")
     assert policy.rules["audio"].max == Duration(months=6)
     assert policy.rules["record"].max == Duration(years=1)
     assert "NS-057" in " ".join(c.citation for c in policy.legal_basis)
@@ -145,22 +143,23 @@ def test_cnil_caps_recordings_at_six_months_and_analyses_at_one_year() -> None:
 
 def test_load_policy_by_path_and_from_user_dir(tmp_path: Path) -> None:
     path = write_policy(tmp_path, GOOD, name="house")
-    assert load_policy(str(path)).name == "house"
-    assert load_policy("house", search_dirs=[tmp_path, SHIPPED_POLICY_DIR]).source_path == path
-    names = [p.name for p in list_policies([tmp_path, SHIPPED_POLICY_DIR])]
+    assert REGISTRY.load(str(path)).name == "house"
+    user = PolicyRegistry.with_user_dirs([tmp_path])
+    assert user.load("house").source_path == path
+    names = [p.name for p in user.policies()]
     assert "house" in names and "default" in names and names == sorted(names)
 
 
 def test_user_dir_shadows_shipped_policy(tmp_path: Path) -> None:
     write_policy(tmp_path, GOOD, name="default")
-    policy = load_policy("default", search_dirs=[tmp_path, SHIPPED_POLICY_DIR])
+    policy = PolicyRegistry.with_user_dirs([tmp_path]).load("default")
     assert policy.source_path.parent == tmp_path
     assert policy.rules["dossier"].min == Duration(days=90)
 
 
 def test_unknown_policy_name_is_a_config_error_listing_known_names() -> None:
     with pytest.raises(ConfigError) as info:
-        load_policy("nope")
+        REGISTRY.load("nope")
     assert "us-cfpb-reg-f" in str(info.value)
 
 
@@ -247,7 +246,7 @@ def test_missing_file_is_a_problem_not_a_crash(tmp_path: Path) -> None:
 def test_load_policy_raises_policy_error_with_file_field_expected(tmp_path: Path) -> None:
     path = write_policy(tmp_path, GOOD.replace('anchor = "call_date"', 'anchor = "when"'))
     with pytest.raises(PolicyError) as info:
-        load_policy(str(path))
+        REGISTRY.load(str(path))
     assert info.value.context["file"] == str(path)
     assert info.value.context["field"] == "audio.anchor"
     assert "call_date" in info.value.context["expected"]
@@ -316,13 +315,13 @@ ARCHIVED = utc(2024, 7, 1, 8, 0)
     ],
 )
 def test_retain_until_with_each_anchor(tmp_path: Path, kind: str, expected: datetime) -> None:
-    policy = load_policy(str(write_policy(tmp_path, GOOD)))
+    policy = load_policy_file(str(write_policy(tmp_path, GOOD)))
     dates = AnchorDates(archived_at=ARCHIVED, call_date=CALL, last_activity=LAST)
     assert retain_until(policy, kind, dates) == expected  # type: ignore[arg-type]
 
 
 def test_missing_anchor_falls_back_to_the_latest_known_date(tmp_path: Path) -> None:
-    policy = load_policy(str(write_policy(tmp_path, GOOD)))
+    policy = load_policy_file(str(write_policy(tmp_path, GOOD)))
     # An email: no call_date. Latest known is archived_at.
     email = AnchorDates(archived_at=ARCHIVED, last_activity=LAST)
     assert retain_until(policy, "audio", email) == utc(2025, 1, 1, 8, 0)
@@ -344,7 +343,7 @@ def test_anchor_dates_are_normalised_to_utc_and_must_be_aware() -> None:
 
 
 def test_new_followup_moves_last_activity_and_record_retention_forward() -> None:
-    policy = load_policy("us-cfpb-reg-f")
+    policy = REGISTRY.load("us-cfpb-reg-f")
     followups = [utc(2024, 1, 10), None, utc(2024, 3, 5)]
     before = last_activity(followups)
     assert before == utc(2024, 3, 5)
@@ -358,7 +357,7 @@ def test_new_followup_moves_last_activity_and_record_retention_forward() -> None
 
 
 def test_record_retention_counts_from_last_activity_not_archiving() -> None:
-    policy = load_policy("us-cfpb-reg-f")
+    policy = REGISTRY.load("us-cfpb-reg-f")
     dates = AnchorDates(archived_at=ARCHIVED, last_activity=utc(2024, 3, 5))
     assert retain_until(policy, "record", dates) == utc(2027, 3, 5)
 
@@ -378,24 +377,12 @@ def test_last_activity_of_followups_uses_call_date_and_processed_at() -> None:
 
 
 def test_delete_after_cnil_is_six_months_after_the_call() -> None:
-    policy = load_policy("fr-cnil-call-recording")
+    policy = REGISTRY.load("fr-cnil-call-recording")
     dates = AnchorDates(archived_at=utc(2024, 9, 1), call_date=utc(2024, 8, 31, 14, 0))
     assert delete_after(policy, "audio", dates) == utc(2025, 2, 28, 14, 0)
     assert retain_until(policy, "audio", dates) <= delete_after(policy, "audio", dates)  # type: ignore[operator]
     assert delete_after(policy, "manifest", dates) is None
-    assert delete_after(load_policy("us-cfpb-reg-f"), "audio", dates) is None
-
-
-def test_is_past_max() -> None:
-    cnil = load_policy("fr-cnil-call-recording")
-    dates = AnchorDates(archived_at=utc(2024, 9, 1), call_date=utc(2024, 8, 31, 14, 0))
-    limit = utc(2025, 2, 28, 14, 0)
-    assert not is_past_max(cnil, "audio", dates, limit)
-    assert is_past_max(cnil, "audio", dates, limit + timedelta(seconds=1))
-    assert not is_past_max(cnil, "manifest", dates, utc(2100, 1, 1))
-    assert not is_past_max(load_policy("default"), "audio", dates, utc(2100, 1, 1))
-    with pytest.raises(ValueError):
-        is_past_max(cnil, "audio", dates, datetime(2100, 1, 1))
+    assert delete_after(REGISTRY.load("us-cfpb-reg-f"), "audio", dates) is None
 
 
 # --- CLI --------------------------------------------------------------------------------------

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -15,14 +16,18 @@ from archiver.catalog.db import Catalog
 from archiver.cli.retention_cmds import register
 from archiver.errors import RetentionError
 from archiver.retention.holds import place_hold
-from archiver.retention.policies import RetentionPolicy, load_policy
-from archiver.retention.purge import execute_purge, plan_purge
+from archiver.retention.policies import RetentionPolicy
+from archiver.retention.policy_files import load_policy_file
+from archiver.retention.purge import execute_purge
+from archiver.retention.purge_plan import plan_purge
+from archiver.retention.registry import PolicyRegistry
 from archiver.store import keys
 from archiver.store.objects import ObjectStore
 
 pytestmark = pytest.mark.integration
 
 POLICY_TOML = short_policy_toml("short-test")
+SHIPPED = PolicyRegistry()  # the manifests' "short-test" is not among them
 
 
 @pytest.fixture
@@ -34,7 +39,7 @@ def policy_file(tmp_path: Path) -> Path:
 
 @pytest.fixture
 def policy(policy_file: Path) -> RetentionPolicy:
-    return load_policy(policy_file)
+    return load_policy_file(policy_file)
 
 
 def _later(days: int = 5) -> datetime:
@@ -51,7 +56,7 @@ def test_dry_run_lists_expired_objects_once_and_changes_nothing(
     seeded = seed_debt(locked_bucket)  # two manifests naming the same four objects
     before = versions_of(locked_bucket, "D-1")
 
-    plan = plan_purge(locked_bucket, policy=policy, now=_later())
+    plan = plan_purge(locked_bucket, policy=policy, registry=SHIPPED, now=_later())
 
     assert plan.debts == ["D-1"]
     assert {c.key for c in plan.candidates} == _data_keys(seeded)
@@ -71,7 +76,10 @@ def test_dry_run_lists_expired_objects_once_and_changes_nothing(
     assert versions_of(locked_bucket, "D-1") == before
 
     # Not yet past the max: nothing planned.
-    assert plan_purge(locked_bucket, policy=policy, now=datetime.now(UTC)).candidates == []
+    assert (
+        plan_purge(locked_bucket, policy=policy, registry=SHIPPED, now=datetime.now(UTC)).candidates
+        == []
+    )
 
 
 def test_execute_with_bypass_deletes_and_leaves_a_locked_deletion_record(
@@ -80,7 +88,9 @@ def test_execute_with_bypass_deletes_and_leaves_a_locked_deletion_record(
     seeded = seed_debt(locked_bucket)
     seed_debt(locked_bucket, "D-2")
     catalog = Catalog.open(":memory:")
-    plan = plan_purge(locked_bucket, policy=policy, now=_later(), debt_ids=["D-1"])
+    plan = plan_purge(
+        locked_bucket, policy=policy, registry=SHIPPED, now=_later(), debt_ids=["D-1"]
+    )
     assert {c.debt_id for c in plan.candidates} == {"D-1"}
 
     result = execute_purge(
@@ -121,9 +131,11 @@ def test_execute_with_bypass_deletes_and_leaves_a_locked_deletion_record(
     assert catalog.db["events"].count == 1
 
     # A rerun finds nothing left to purge (the deleted versions are reported missing).
-    again = plan_purge(locked_bucket, policy=policy, now=_later(), debt_ids=["D-1"])
+    again = plan_purge(
+        locked_bucket, policy=policy, registry=SHIPPED, now=_later(), debt_ids=["D-1"]
+    )
     assert again.candidates == []
-    assert {p.type for p in again.problems} == {"missing"}
+    assert {p.kind for p in again.problems} == {"missing"}
 
 
 def test_purge_skips_a_held_debt_and_reports_it(
@@ -133,7 +145,7 @@ def test_purge_skips_a_held_debt_and_reports_it(
     seed_debt(locked_bucket, "D-2", manifests=1)
     place_hold(locked_bucket, "D-2", reason="dispute", actor="ops")
 
-    plan = plan_purge(locked_bucket, policy=policy, now=_later())
+    plan = plan_purge(locked_bucket, policy=policy, registry=SHIPPED, now=_later())
     assert {c.debt_id for c in plan.candidates} == {"D-1"}
     assert len(plan.held) == 4 and {c.debt_id for c in plan.held} == {"D-2"}
 
@@ -144,7 +156,9 @@ def test_purge_skips_a_held_debt_and_reports_it(
 
     # A hold placed between plan and execute: the server refuses, the tool reports it.
     seed_debt(locked_bucket, "D-3", manifests=1)
-    late = plan_purge(locked_bucket, policy=policy, now=_later(), debt_ids=["D-3"])
+    late = plan_purge(
+        locked_bucket, policy=policy, registry=SHIPPED, now=_later(), debt_ids=["D-3"]
+    )
     place_hold(locked_bucket, "D-3", reason="late dispute", actor="ops")
     refused = execute_purge(
         locked_bucket, late, reason="purge", actor="ops", bypass_governance=True
@@ -158,7 +172,7 @@ def test_compliance_objects_are_refused_even_with_bypass(
     locked_bucket: ObjectStore, policy: RetentionPolicy
 ) -> None:
     seed_debt(locked_bucket, mode="COMPLIANCE", manifests=1)
-    plan = plan_purge(locked_bucket, policy=policy, now=_later())
+    plan = plan_purge(locked_bucket, policy=policy, registry=SHIPPED, now=_later())
     result = execute_purge(locked_bucket, plan, reason="purge", actor="ops", bypass_governance=True)
     assert not result.deleted and len(result.refused) == 4
     for r in result.refused:
@@ -191,9 +205,9 @@ def test_manifest_policy_is_loaded_by_name_and_unknown_names_keep_objects(
     locked_bucket: ObjectStore,
 ) -> None:
     seed_debt(locked_bucket, manifests=1)  # the manifests name "short-test": not shipped
-    plan = plan_purge(locked_bucket, policy=None, now=_later(days=4000))
+    plan = plan_purge(locked_bucket, policy=None, registry=SHIPPED, now=_later(days=4000))
     assert plan.candidates == [] and plan.held == []
-    assert [p.type for p in plan.problems] == ["policy_unavailable"]
+    assert [p.kind for p in plan.problems] == ["policy_unavailable"]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -267,3 +281,23 @@ def test_cli_purge_dry_run_and_refusals_without_bypass(
     events = [k for k, _ in versions_of(locked_bucket, "D-OLD") if "/events/" in k]
     assert len(events) == 2 and all(k.endswith("-purge.json") for k in events)
     assert keys.manifest_key("D-OLD", 1) in {k for k, _ in versions_of(locked_bucket, "D-OLD")}
+
+
+def test_cli_purge_applies_the_manifest_policy_found_in_the_user_policy_dir(
+    locked_bucket: ObjectStore, policy_file: Path, s3_env: dict[str, str]
+) -> None:
+    # Archived under "short-test", a policy of ARCHIVER_POLICY_DIR: purge must find it there,
+    # as the archive run did, not only among the shipped policies.
+    seed_debt(locked_bucket, "D-OLD", manifests=1, created_at=datetime.now(UTC) - timedelta(days=5))
+    result = CliRunner().invoke(
+        _cli(),
+        ["purge", "--bucket", locked_bucket.bucket, "--debt", "D-OLD", "--json"],
+        env={"ARCHIVER_POLICY_DIR": str(policy_file.parent)},
+    )
+    assert result.exit_code == 0, result.output
+    plan = json.loads(result.stdout)["plan"]
+    assert plan["policy"] is None and len(plan["candidates"]) == 4
+    applied = {(c["policy"]["name"], c["policy"]["sha256"]) for c in plan["candidates"]}
+    assert applied == {("short-test", hashlib.sha256(policy_file.read_bytes()).hexdigest())}
+    # The seeded manifest recorded another SHA-256: applied, and said so.
+    assert [p["type"] for p in plan["problems"]] == ["policy_changed"]

@@ -18,8 +18,10 @@ from archiver.common.time import parse_iso
 from archiver.config import ArchiverConfig
 from archiver.errors import RetentionError
 from archiver.retention.holds import place_hold
-from archiver.retention.policies import load_policy
-from archiver.retention.purge import execute_purge, plan_purge
+from archiver.retention.policy_files import load_policy_file
+from archiver.retention.purge import execute_purge
+from archiver.retention.purge_plan import plan_purge
+from archiver.retention.registry import PolicyRegistry
 from archiver.wiring import rerender_stored
 
 pytestmark = pytest.mark.integration
@@ -36,7 +38,7 @@ def test_policy_sets_mode_and_dates_and_manifest_names_the_policy(env: Env) -> N
     (res,) = env.run([debt_id]).debts
     assert res.status == "archived"
     _, manifest = manifest_of(env.store, debt_id, 1)
-    policy = load_policy("us-cfpb-reg-f")
+    policy = PolicyRegistry().load("us-cfpb-reg-f")
     assert manifest["policy"]["name"] == "us-cfpb-reg-f"
     assert manifest["policy"]["sha256"] == policy.sha256
     assert manifest["policy"]["mode"] == "COMPLIANCE"
@@ -129,13 +131,21 @@ def test_hold_makes_new_objects_held_and_blocks_purge_until_release(
     policy_file.write_text(short_policy_toml("short", dossier_max=True), encoding="utf-8")
     future = datetime.now(UTC) + timedelta(days=3)
     plan = plan_purge(
-        env.store, policy=load_policy(str(policy_file)), now=future, debt_ids=[debt_id]
+        env.store,
+        policy=load_policy_file(policy_file),
+        registry=env.config.policy_registry(),
+        now=future,
+        debt_ids=[debt_id],
     )
     assert not plan.candidates and plan.held
     r = CliRunner().invoke(main, ["release", debt_id, "--reason", "dispute closed"], env=cli_env)
     assert r.exit_code == 0, r.output
     plan = plan_purge(
-        env.store, policy=load_policy(str(policy_file)), now=future, debt_ids=[debt_id]
+        env.store,
+        policy=load_policy_file(policy_file),
+        registry=env.config.policy_registry(),
+        now=future,
+        debt_ids=[debt_id],
     )
     assert plan.candidates and not plan.held
 
@@ -169,7 +179,11 @@ def test_cnil_policy_archives_old_recordings_with_a_floor_lock(env: Env) -> None
         until = parse_iso(m["retain_until"])
         assert until is not None and created < until <= created + timedelta(days=1, seconds=5)
     plan = plan_purge(
-        env.store, policy=None, now=datetime.now(UTC) + timedelta(days=2), debt_ids=[debt_id]
+        env.store,
+        policy=None,
+        registry=env.config.policy_registry(),
+        now=datetime.now(UTC) + timedelta(days=2),
+        debt_ids=[debt_id],
     )
     assert {m["key"] for m in audio} <= {c.key for c in plan.candidates}
 
@@ -183,7 +197,11 @@ def test_purged_versions_are_carried_as_purged_not_missing(env: Env, tmp_path: P
     _, first = manifest_of(env.store, debt_id, 1)
     future = datetime.now(UTC) + timedelta(days=3)
     plan = plan_purge(
-        env.store, policy=load_policy(str(policy_file)), now=future, debt_ids=[debt_id]
+        env.store,
+        policy=load_policy_file(policy_file),
+        registry=env.config.policy_registry(),
+        now=future,
+        debt_ids=[debt_id],
     )
     media = {m["key"] for f in first["followups"] for m in f["media"]}
     assert media <= {c.key for c in plan.candidates}
@@ -234,4 +252,4 @@ def test_verify_reports_a_version_missing_its_legal_hold(env: Env) -> None:
     m = next(m for f in manifest["followups"] for m in f["media"])
     env.store.set_legal_hold(m["key"], m["version_id"], False)
     problems = verify_debt(env.store, debt_id).problems
-    assert [(p.type, p.key) for p in problems] == [("HoldMissing", m["key"])]
+    assert [(p.kind, p.key) for p in problems] == [("HoldMissing", m["key"])]

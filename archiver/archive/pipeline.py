@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from archiver.archive.results import ArchiveEvent, DebtResult, RunResult
-from archiver.archive.resume import StoredMedia, latest_manifest, media_metadata, purged_versions
+from archiver.archive.resume import StoredMedia, latest_manifest, media_metadata
 from archiver.catalog.db import Catalog
 from archiver.common.canonical import canonical_json, canonical_sha256, sha256_hex
 from archiver.common.ids import check_id
@@ -51,6 +51,7 @@ from archiver.manifest.document import (
     media_index,
     record_index,
 )
+from archiver.retention.events import purged_versions, read_events
 from archiver.retention.holds import hold_active
 from archiver.retention.policies import AnchorDates, RetentionPolicy, last_activity, retain_until
 from archiver.store import keys
@@ -328,7 +329,7 @@ class Archiver:
         leaves the version in place: it is still evidence)."""
         return {
             (key, vid): {"event_key": info["event_key"], "at": info["at"]}
-            for (key, vid), info in purged_versions(self.store, debt_id).items()
+            for (key, vid), info in purged_versions(read_events(self.store, debt_id)).items()
             if self.store.head(key, vid) is None
         }
 

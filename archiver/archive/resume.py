@@ -112,26 +112,6 @@ def latest_manifest(store: ObjectStore, debt_id: str) -> tuple[str, bytes, dict[
     return best[1], data, manifest
 
 
-def purged_versions(
-    store: ObjectStore, debt_id: str
-) -> dict[tuple[str, str | None], dict[str, Any]]:
-    """Object versions that deletion records (``events/*-purge.json``) say were purged:
-    ``(key, version_id) -> {"event_key", "at", "sha256"}``. A listed version may still exist
-    (the server refused to delete it): callers check before treating it as gone."""
-    found: dict[tuple[str, str | None], dict[str, Any]] = {}
-    for key in store.list_keys(f"{keys.debt_prefix(debt_id)}events/"):
-        if not key.endswith("-purge.json"):
-            continue
-        event = json.loads(store.read_bytes(key))
-        for v in event.get("versions", []) if isinstance(event, dict) else []:
-            found[(v.get("key"), v.get("version_id"))] = {
-                "event_key": key,
-                "at": event.get("at"),
-                "sha256": v.get("sha256"),
-            }
-    return found
-
-
 def meta_value(text: str) -> str:
     """S3 user metadata must be ASCII: percent-encode anything else."""
     return quote(text, safe=":/@-._~!$&'()*+,;=")

@@ -8,16 +8,18 @@ is collected and typed; nothing stops at the first one.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterable
-from dataclasses import asdict, dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from archiver.archive.resume import manifest_history_problems, purged_versions
+from archiver.archive.resume import manifest_history_problems
 from archiver.common.canonical import sha256_hex
+from archiver.common.problems import Problem, ProblemKind
 from archiver.common.time import parse_iso
 from archiver.errors import ArchiverError
 from archiver.manifest.document import all_objects
+from archiver.retention.events import purged_versions, read_events
 from archiver.retention.holds import hold_active
 from archiver.store import keys
 from archiver.store.objects import ObjectStore
@@ -30,26 +32,11 @@ KNOWN_RENDERER_VERSIONS = frozenset({"1.0.0", "1.1.0"})
 _STRENGTH = {None: 0, "GOVERNANCE": 1, "COMPLIANCE": 2}
 
 
-@dataclass(frozen=True)
-class Problem:
-    """One thing wrong. ``type`` is one of: ManifestInvalid, ChainBroken, ObjectMissing,
-    DeleteMarker, SizeMismatch, ChecksumMismatch, LockWeaker, HoldMissing, DossierMissing,
-    DossierMismatch; and as a notice (not a failure) DossierRendererChanged,
-    DossierNotRerendered."""
-
-    type: str
-    debt_id: str
-    message: str
-    key: str | None = None
-    expected: str | None = None
-    found: str | None = None
-
-    def to_dict(self) -> dict[str, Any]:
-        return {k: v for k, v in asdict(self).items() if v is not None}
-
-
 @dataclass
 class DebtVerification:
+    """What :func:`verify_debt` found for one debt: counts, ``problems`` (failures) and
+    ``notices`` (facts worth reporting that are not failures)."""
+
     debt_id: str
     manifests: int = 0
     objects: int = 0
@@ -94,7 +81,7 @@ def verify_debt(
     try:
         prefix = keys.debt_prefix(debt_id)
     except ArchiverError as exc:
-        add(Problem("ManifestInvalid", debt_id, str(exc)))
+        add(Problem(ProblemKind.MANIFEST_INVALID, str(exc), debt_id=debt_id))
         return result
 
     # 0. history (one LIST of versions): rewritten manifests, delete markers
@@ -106,11 +93,22 @@ def verify_debt(
     for key in store.list_keys(f"{prefix}manifests/"):
         parsed = keys.parse_manifest_key(key)
         if parsed is None:
-            add(Problem("ManifestInvalid", debt_id, "unexpected object among manifests", key))
+            add(
+                Problem(
+                    ProblemKind.MANIFEST_INVALID,
+                    "unexpected object among manifests",
+                    debt_id=debt_id,
+                    key=key,
+                )
+            )
         else:
             by_seq[parsed[1]] = key
     if not by_seq:
-        add(Problem("ManifestInvalid", debt_id, "no manifest stored for this debt"))
+        add(
+            Problem(
+                ProblemKind.MANIFEST_INVALID, "no manifest stored for this debt", debt_id=debt_id
+            )
+        )
         return result
     manifests: list[tuple[str, str, dict[str, Any]]] = []
     prev: tuple[str, str] | None = None
@@ -119,10 +117,10 @@ def verify_debt(
         if found_key is None:
             add(
                 Problem(
-                    "ChainBroken",
-                    debt_id,
+                    ProblemKind.CHAIN_BROKEN,
                     f"manifest sequence {expected_seq} is missing",
-                    keys.manifest_key(debt_id, expected_seq),
+                    debt_id=debt_id,
+                    key=keys.manifest_key(debt_id, expected_seq),
                 )
             )
             prev = None
@@ -133,7 +131,7 @@ def verify_debt(
         try:
             manifest = json.loads(data)
         except ValueError as exc:
-            add(Problem("ManifestInvalid", debt_id, f"not JSON: {exc}", key))
+            add(Problem(ProblemKind.MANIFEST_INVALID, f"not JSON: {exc}", debt_id=debt_id, key=key))
             prev = (key, sha)
             continue
         if not _check_manifest_fields(manifest, debt_id, expected_seq, key, add):
@@ -142,15 +140,22 @@ def verify_debt(
         claimed = manifest.get("previous")
         if expected_seq == 1:
             if claimed is not None:
-                add(Problem("ChainBroken", debt_id, "first manifest names a previous one", key))
+                add(
+                    Problem(
+                        ProblemKind.CHAIN_BROKEN,
+                        "first manifest names a previous one",
+                        debt_id=debt_id,
+                        key=key,
+                    )
+                )
         elif prev is not None:
             if not isinstance(claimed, dict) or claimed.get("key") != prev[0]:
                 add(
                     Problem(
-                        "ChainBroken",
-                        debt_id,
+                        ProblemKind.CHAIN_BROKEN,
                         "previous key does not name the prior manifest",
-                        key,
+                        debt_id=debt_id,
+                        key=key,
                         expected=prev[0],
                         found=str((claimed or {}).get("key")),
                     )
@@ -158,10 +163,10 @@ def verify_debt(
             elif claimed.get("sha256") != prev[1]:
                 add(
                     Problem(
-                        "ChainBroken",
-                        debt_id,
+                        ProblemKind.CHAIN_BROKEN,
                         "previous sha256 does not match the stored bytes of the prior manifest",
-                        key,
+                        debt_id=debt_id,
+                        key=key,
                         expected=prev[1],
                         found=str(claimed.get("sha256")),
                     )
@@ -179,7 +184,7 @@ def verify_debt(
             if ident not in seen:
                 seen.add(ident)
                 objects.append(obj)
-    purged = purged_versions(store, debt_id)
+    purged = purged_versions(read_events(store, debt_id))
     hold = hold_active(store, debt_id)
     heads = []
     for obj in objects:
@@ -191,20 +196,20 @@ def verify_debt(
             if record is None:
                 add(
                     Problem(
-                        "ObjectMissing",
-                        debt_id,
+                        ProblemKind.OBJECT_MISSING,
                         "marked purged but no deletion record names this version",
-                        obj["key"],
+                        debt_id=debt_id,
+                        key=obj["key"],
                         expected=obj.get("version_id"),
                     )
                 )
             elif record.get("sha256") not in (None, obj["sha256"]):
                 add(
                     Problem(
-                        "ChecksumMismatch",
-                        debt_id,
+                        ProblemKind.CHECKSUM_MISMATCH,
                         "the deletion record names other bytes than the manifest",
-                        obj["key"],
+                        debt_id=debt_id,
+                        key=obj["key"],
                         expected=obj["sha256"],
                         found=str(record.get("sha256")),
                     )
@@ -214,11 +219,11 @@ def verify_debt(
         if info is None:
             add(
                 Problem(
-                    "ObjectMissing",
-                    debt_id,
+                    ProblemKind.OBJECT_MISSING,
                     f"{obj['kind']} object is missing"
                     + (" (its version is gone)" if obj.get("version_id") else ""),
-                    obj["key"],
+                    debt_id=debt_id,
+                    key=obj["key"],
                     expected=obj.get("version_id"),
                 )
             )
@@ -226,10 +231,10 @@ def verify_debt(
         if obj.get("size") is not None and info.size != obj["size"]:
             add(
                 Problem(
-                    "SizeMismatch",
-                    debt_id,
+                    ProblemKind.SIZE_MISMATCH,
                     "stored size differs from the manifest",
-                    obj["key"],
+                    debt_id=debt_id,
+                    key=obj["key"],
                     expected=str(obj["size"]),
                     found=str(info.size),
                 )
@@ -238,10 +243,10 @@ def verify_debt(
         if hold and not info.legal_hold:
             add(
                 Problem(
-                    "HoldMissing",
-                    debt_id,
+                    ProblemKind.HOLD_MISSING,
                     "the debt is on legal hold but this version is not held",
-                    obj["key"],
+                    debt_id=debt_id,
+                    key=obj["key"],
                     expected="legal hold ON",
                     found="OFF",
                 )
@@ -256,10 +261,10 @@ def verify_debt(
         if found_sha != obj["sha256"]:
             add(
                 Problem(
-                    "ChecksumMismatch",
-                    debt_id,
+                    ProblemKind.CHECKSUM_MISMATCH,
                     "content SHA-256 differs from the manifest",
-                    obj["key"],
+                    debt_id=debt_id,
+                    key=obj["key"],
                     expected=obj["sha256"],
                     found=found_sha,
                 )
@@ -276,17 +281,18 @@ def _history(store: ObjectStore, debt_id: str, prefix: str) -> list[Problem]:
     """Rewritten or deleted manifests break the chain; a delete marker anywhere else means
     someone tried to delete evidence (Object Lock kept the data, but the key looks gone)."""
     found = [
-        Problem("ChainBroken", debt_id, text) for text in manifest_history_problems(store, debt_id)
+        Problem(ProblemKind.CHAIN_BROKEN, text, debt_id=debt_id)
+        for text in manifest_history_problems(store, debt_id)
     ]
     for v in store.list_versions(prefix):
         if v.is_delete_marker and v.is_latest and "/manifests/" not in v.key:
             found.append(
                 Problem(
-                    "DeleteMarker",
-                    debt_id,
+                    ProblemKind.DELETE_MARKER,
                     "the current version is a delete marker: someone deleted this key "
                     "(the locked versions are still there)",
-                    v.key,
+                    debt_id=debt_id,
+                    key=v.key,
                 )
             )
     return found
@@ -311,18 +317,23 @@ def _check_dossier(
         if any(k == dkey for k, _ in purged):
             return  # deleted at its maximum, with a deletion record
         result.problems.append(
-            Problem("DossierMissing", debt_id, "no dossier stored for this manifest", dkey)
+            Problem(
+                ProblemKind.DOSSIER_MISSING,
+                "no dossier stored for this manifest",
+                debt_id=debt_id,
+                key=dkey,
+            )
         )
         return
     result.dossiers += 1
     if any(f.get("record_purged") for f in manifest.get("followups", [])):
         result.notices.append(
             Problem(
-                "DossierNotRerendered",
-                debt_id,
+                ProblemKind.DOSSIER_NOT_RERENDERED,
                 "some records of this manifest were "
                 "purged at their maximum retention, so it cannot be rendered again",
-                dkey,
+                debt_id=debt_id,
+                key=dkey,
             )
         )
         return
@@ -331,7 +342,9 @@ def _check_dossier(
         pdf, version = rerender(manifest, mkey, msha, store)
     except ArchiverError as exc:
         result.problems.append(
-            Problem("DossierMismatch", debt_id, f"re-render failed: {exc}", dkey)
+            Problem(
+                ProblemKind.DOSSIER_MISMATCH, f"re-render failed: {exc}", debt_id=debt_id, key=dkey
+            )
         )
         return
     if sha256_hex(pdf) == stored_sha:
@@ -341,11 +354,11 @@ def _check_dossier(
         # A later renderer draws the same manifest differently: expected, not tampering.
         result.notices.append(
             Problem(
-                "DossierRendererChanged",
-                debt_id,
+                ProblemKind.DOSSIER_RENDERER_CHANGED,
                 "stored dossier was rendered by an earlier renderer version; a re-render with "
                 "this version differs, which is expected, not tampering",
-                dkey,
+                debt_id=debt_id,
+                key=dkey,
                 expected=stored_version,
                 found=version,
             )
@@ -353,10 +366,10 @@ def _check_dossier(
         return
     result.problems.append(
         Problem(
-            "DossierMismatch",
-            debt_id,
+            ProblemKind.DOSSIER_MISMATCH,
             "stored dossier differs from a re-render of its manifest",
-            dkey,
+            debt_id=debt_id,
+            key=dkey,
             expected=sha256_hex(pdf),
             found=stored_sha,
         )
@@ -371,15 +384,15 @@ def _check_manifest_fields(
 
     invalid = validate("manifest", manifest)
     for err in invalid:
-        add(Problem("ManifestInvalid", debt_id, str(err), key))
+        add(Problem(ProblemKind.MANIFEST_INVALID, str(err), debt_id=debt_id, key=key))
     if isinstance(manifest, dict):
         if manifest.get("debt_id") != debt_id:
             add(
                 Problem(
-                    "ManifestInvalid",
-                    debt_id,
+                    ProblemKind.MANIFEST_INVALID,
                     "manifest names another debt",
-                    key,
+                    debt_id=debt_id,
+                    key=key,
                     expected=debt_id,
                     found=str(manifest.get("debt_id")),
                 )
@@ -387,10 +400,10 @@ def _check_manifest_fields(
         if manifest.get("sequence") != seq:
             add(
                 Problem(
-                    "ChainBroken",
-                    debt_id,
+                    ProblemKind.CHAIN_BROKEN,
                     "sequence inside differs from the key",
-                    key,
+                    debt_id=debt_id,
+                    key=key,
                     expected=str(seq),
                     found=str(manifest.get("sequence")),
                 )
@@ -411,10 +424,10 @@ def _check_lock(
     if _STRENGTH.get(mode, 0) < _STRENGTH.get(want_mode, 0):
         add(
             Problem(
-                "LockWeaker",
-                debt_id,
+                ProblemKind.LOCK_WEAKER,
                 "retention mode weaker than the manifest says",
-                obj["key"],
+                debt_id=debt_id,
+                key=obj["key"],
                 expected=str(want_mode),
                 found=str(mode),
             )
@@ -422,15 +435,11 @@ def _check_lock(
     if want_until is not None and (until is None or until < want_until.replace(microsecond=0)):
         add(
             Problem(
-                "LockWeaker",
-                debt_id,
+                ProblemKind.LOCK_WEAKER,
                 "retain-until earlier than the manifest says",
-                obj["key"],
+                debt_id=debt_id,
+                key=obj["key"],
                 expected=obj.get("retain_until"),
                 found=until.isoformat() if until else None,
             )
         )
-
-
-def verify_many(store: ObjectStore, debt_ids: Iterable[str], **kw: Any) -> list[DebtVerification]:
-    return [verify_debt(store, d, **kw) for d in debt_ids]

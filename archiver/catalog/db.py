@@ -43,7 +43,6 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -52,13 +51,10 @@ import sqlite_utils
 from archiver.common.redact import redact_mapping, strip_query
 from archiver.common.time import iso_from_compact
 from archiver.errors import ConfigError
+from archiver.retention.events import hold_open
 from archiver.store.keys import EVENT_KEY_RE
 
 __all__ = ["Catalog"]
-
-# Actions of events that put a debt on hold / take it off hold.
-HOLD_ACTIONS = frozenset({"hold", "legal-hold", "legal_hold", "hold-on"})
-RELEASE_ACTIONS = frozenset({"release", "unhold", "hold-off", "legal-hold-release"})
 
 # Tables derived from S3; :meth:`Catalog.clear` empties these and only these.
 _DERIVED_TABLES = ("debts", "manifests", "followups", "media", "problems", "dossiers", "events")
@@ -638,7 +634,7 @@ class Catalog:
                 )
             )
             row["last_event"] = events[0]["action"] if events else None
-            row["on_hold"] = _on_hold(e["action"] for e in events)
+            row["on_hold"] = hold_open(e["action"] for e in reversed(events))
         return rows
 
     def clear(self, *, include_local: bool = False) -> None:
@@ -660,12 +656,3 @@ class Catalog:
             return dict(self.db.table(table).get(pk))
         except sqlite_utils.db.NotFoundError:
             return None
-
-
-def _on_hold(actions_newest_first: Iterable[str | None]) -> bool:
-    for action in actions_newest_first:
-        if action in HOLD_ACTIONS:
-            return True
-        if action in RELEASE_ACTIONS:
-            return False
-    return False

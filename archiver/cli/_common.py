@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import enum
 import json
+import os
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -11,6 +12,9 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import click
+
+from archiver.config import ArchiverConfig
+from archiver.retention.registry import PolicyRegistry
 
 from ..errors import ArchiverError, ConfigError, PolicyError
 
@@ -68,3 +72,9 @@ catalog_option = click.option(
     show_default=True,
     help="SQLite catalog file [env ARCHIVER_CATALOG].",
 )
+
+
+def policy_registry() -> PolicyRegistry:
+    """Where this command finds policies by name: the configuration's registry
+    (``ARCHIVER_POLICY_DIR`` folders, then the shipped policies)."""
+    return ArchiverConfig.from_env(os.environ).policy_registry()

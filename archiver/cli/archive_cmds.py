@@ -298,10 +298,10 @@ def verify(
             f"{r.dossiers} dossier(s)"
         )
         for p in r.notices:
-            click.echo(f"  note: {p.type}: {p.message}" + (f" [{p.key}]" if p.key else ""))
+            click.echo(f"  note: {p.kind}: {p.message}" + (f" [{p.key}]" if p.key else ""))
         for p in r.problems:
             click.echo(
-                f"  {p.type}: {p.message}"
+                f"  {p.kind}: {p.message}"
                 + (f" [{p.key}]" if p.key else "")
                 + (f" expected {p.expected}, found {p.found}" if p.expected else "")
             )

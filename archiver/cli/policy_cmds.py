@@ -2,32 +2,14 @@
 
 from __future__ import annotations
 
-import os
 import sys
-from pathlib import Path
 
 import click
 
-from archiver.retention.policies import (
-    OBJECT_KINDS,
-    SHIPPED_POLICY_DIR,
-    RetentionPolicy,
-    check_policy_file,
-    list_policies,
-    load_policy,
-)
+from archiver.retention.policies import OBJECT_KINDS, RetentionPolicy
+from archiver.retention.policy_files import check_policy_file
 
-from ._common import ExitCode, emit_json, handle_errors, json_option
-
-POLICY_DIR_ENV = "ARCHIVER_POLICY_DIR"
-
-
-def policy_search_dirs() -> list[Path]:
-    """Where policies are looked up by name: the directories in ``$ARCHIVER_POLICY_DIR``
-    (``os.pathsep``-separated; they win over shipped policies of the same name), then the
-    policies shipped with the tool. Other commands that take ``--policy NAME`` use this too."""
-    extra = os.environ.get(POLICY_DIR_ENV, "")
-    return [Path(d) for d in extra.split(os.pathsep) if d] + [SHIPPED_POLICY_DIR]
+from ._common import ExitCode, emit_json, handle_errors, json_option, policy_registry
 
 
 @click.group("policies")
@@ -58,7 +40,7 @@ def list_cmd(as_json: bool) -> None:
       ARCHIVER_POLICY_DIR=./policies archiver policies list --json
     """
     with handle_errors():
-        policies = list_policies(policy_search_dirs())
+        policies = policy_registry().policies()
     if as_json:
         for p in policies:
             emit_json({"name": p.name, "title": p.title, "jurisdiction": p.jurisdiction,
@@ -107,7 +89,7 @@ def show_cmd(name: str, as_json: bool) -> None:
       archiver policies show ./my-policy.toml --json
     """
     with handle_errors():
-        policy = load_policy(name, search_dirs=policy_search_dirs())
+        policy = policy_registry().load(name)
     if as_json:
         emit_json(policy.to_dict())
     else:

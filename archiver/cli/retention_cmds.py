@@ -20,11 +20,12 @@ from ._common import (
     emit_json,
     handle_errors,
     json_option,
+    policy_registry,
 )
 
 
 def _default_actor() -> str:
-    # $USER first (what the brief promises), then the login name the OS knows.
+    # $USER first (what the help text promises), then the login name the OS knows.
     try:
         return os.environ.get("USER") or getpass.getuser()
     except (OSError, KeyError):
@@ -174,7 +175,8 @@ def release(
 @click.command("purge")
 @click.option(
     "--policy",
-    help="Apply this policy (name or TOML file) instead of the one each manifest names.",
+    help="Apply this policy (name or TOML file) instead of the one each manifest names "
+    "(looked up by name in $ARCHIVER_POLICY_DIR, then among the shipped policies).",
 )
 @click.option("--debt", "debt_ids", multiple=True, help="Only this debt (repeatable).")
 @click.option("--execute", is_flag=True, help="Really delete (default: only report).")
@@ -216,8 +218,8 @@ def purge(
       archiver purge --policy fr-cnil-call-recording --execute \\
         --reason "Monthly CNIL purge" --bucket evidence
     """
-    from archiver.retention.policies import load_policy
-    from archiver.retention.purge import execute_purge, plan_purge
+    from archiver.retention.purge import execute_purge
+    from archiver.retention.purge_plan import plan_purge
 
     if bypass_governance and not execute:
         raise click.UsageError("--bypass-governance only goes with --execute")
@@ -226,9 +228,13 @@ def purge(
         actor = _need(actor, "--actor (or $USER)")
     with handle_errors():
         store = _store(bucket)
-        chosen = load_policy(policy) if policy else None
+        registry = policy_registry()
         plan = plan_purge(
-            store, policy=chosen, now=datetime.now(UTC), debt_ids=list(debt_ids) or None
+            store,
+            policy=registry.load(policy) if policy else None,
+            registry=registry,
+            now=datetime.now(UTC),
+            debt_ids=list(debt_ids) or None,
         )
         result = None
         if execute and plan.candidates:
@@ -264,7 +270,7 @@ def _print_purge(plan: Any, result: Any, execute: bool) -> None:
     for c in plan.held:
         click.echo(f"  HELD   {c.key} (version {c.version_id}): legal hold, kept")
     for p in plan.problems:
-        click.echo(f"  note   {p.type}: {p.key or p.debt_id}: {p.message}", err=True)
+        click.echo(f"  note   {p.kind}: {p.key or p.debt_id}: {p.message}", err=True)
     if not execute:
         click.echo("Dry run: nothing deleted (use --execute to delete).")
         return

@@ -155,7 +155,7 @@ def describe(report: DemoReport) -> list[str]:
     )
     for v in bad:
         for p in v.problems:
-            lines.append(f"  {v.debt_id}: {p.type}: {p.message} [{p.key}]")
+            lines.append(f"  {v.debt_id}: {p.kind}: {p.message} [{p.key}]")
     for path in report.dossiers:
         lines.append(f"dossier: {path}")
     return lines

@@ -14,6 +14,7 @@ from archiver.common.canonical import canonical_json, sha256_hex
 from archiver.common.ids import check_id
 from archiver.common.schemas import validate
 from archiver.common.time import parse_iso_lenient
+from archiver.retention.events import read_events
 from archiver.store import keys
 
 from ..errors import ArchiverError, IntegrityError, StorageError
@@ -50,26 +51,29 @@ def latest_sequence(store: ReadableStore, debt_id: str) -> int | None:
     return stored[-1][0] if stored else None
 
 
-def load_events(store: ReadableStore, debt_id: str, until: str | None) -> list[dict[str, Any]]:
-    """Legal-hold events of ``debt_id`` at or before ``until`` (ISO 8601), oldest first.
+def events_until(events: list[dict[str, Any]], until: str | None) -> list[dict[str, Any]]:
+    """The events (as :func:`archiver.retention.events.read_events` gives them, oldest first)
+    dated at or before ``until`` (ISO 8601); all of them when ``until`` is None.
 
     A dossier shows the events up to its manifest's ``created_at`` only, so that rendering the
-    same manifest later (after new holds) still gives the same bytes. Pass the same ``until``
-    when rendering at archive time.
+    same manifest later (after new holds) still gives the same bytes. An event without a
+    readable ``at`` is left out when there is a limit.
     """
     limit = parse_iso_lenient(until) if until else None
-    events: list[tuple[str, str, dict[str, Any]]] = []
-    for key in store.list_keys(f"{keys.debt_prefix(debt_id)}events/"):
-        if not key.endswith(".json"):
-            continue
-        event = _json(_read(store, key), key)
-        if not isinstance(event, dict):
-            continue
+    if limit is None:
+        return list(events)
+    kept = []
+    for event in events:
         at = parse_iso_lenient(event.get("at"))
-        if limit is not None and (at is None or at > limit):
-            continue
-        events.append((str(event.get("at", "")), key, event))
-    return [e for _, _, e in sorted(events, key=lambda x: (x[0], x[1]))]
+        if at is not None and at <= limit:
+            kept.append(event)
+    return kept
+
+
+def load_events(store: ReadableStore, debt_id: str, until: str | None) -> list[dict[str, Any]]:
+    """The events of ``debt_id`` a dossier of a manifest created at ``until`` shows (see
+    :func:`events_until`); pass the same ``until`` when rendering at archive time."""
+    return events_until(read_events(store, debt_id), until)
 
 
 def load_dossier_input(

@@ -19,12 +19,8 @@ Decisions, written down so a compliance officer can check them:
 * **Idempotent.** ``hold`` on a debt already on hold and ``release`` on a debt not on hold
   write no event; the first completes any missing holds, the second changes nothing. The
   reason of the open hold stands until it is released.
-* **Events are locked like evidence.** An event is written conditionally (never overwritten),
-  with its SHA-256 checked by the server, in the Object Lock mode of the debt's latest manifest
-  (GOVERNANCE when it has none) until the later of that manifest's retain-until date and
-  :data:`EVENT_RETENTION` (6 years, the longest limitation period in the reference notes:
-  Limitation Act 1980 s.5) after the event. Proof of a hold or of a deletion must outlive any
-  claim about it.
+* **Events are locked like evidence** (:mod:`archiver.retention.events`: conditional,
+  checksummed, locked at least 6 years after the event).
 * **Hold events carry the hold themselves** (written with legal hold ON), so the record of an
   open dispute cannot go while the dispute is open. A release lifts the hold from every
   version, hold events included, so once released every event is again deletable by its
@@ -33,52 +29,36 @@ Decisions, written down so a compliance officer can check them:
 
 from __future__ import annotations
 
-import json
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any, Literal, Protocol
+from typing import Any, Literal
 
-from archiver.archive.resume import manifest_keys
-from archiver.common.canonical import canonical_sha256
 from archiver.common.ids import check_id
-from archiver.common.time import compact_stamp, iso, utcnow
+from archiver.common.time import iso, utcnow
 from archiver.errors import RetentionError, StorageError, ValidationError
-from archiver.retention.policies import Duration, add_duration
+from archiver.retention.events import (
+    EVENT_SCHEMA,
+    Clock,
+    EventSink,
+    event_action,
+    event_keys,
+    event_lock,
+    hold_open,
+    write_event,
+)
 from archiver.store import keys
-from archiver.store.objects import Lock, ObjectStore, VersionInfo
-
-if TYPE_CHECKING:
-    from archiver.store.objects import Mode
+from archiver.store.objects import ObjectStore, VersionInfo
 
 __all__ = [
-    "EVENT_RETENTION",
-    "EVENT_SCHEMA",
-    "Clock",
-    "EventSink",
     "HoldRefusal",
     "HoldResult",
-    "event_lock",
     "hold_active",
-    "list_events",
     "place_hold",
     "refusal_reason",
     "release_hold",
-    "write_event",
 ]
 
-EVENT_SCHEMA = "getbill-archiver/event/v1"
-# How long an event (hold, release, purge record) is kept at least, counted from the event.
-EVENT_RETENTION = Duration(years=6)
-
-Clock = Callable[[], datetime]
 Action = Literal["hold", "release"]
-
-
-class EventSink(Protocol):
-    """What is needed of a catalog: :meth:`archiver.catalog.db.Catalog.record_event`."""
-
-    def record_event(self, event: dict[str, Any], *, key: str, sha256: str) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -144,113 +124,26 @@ class HoldResult:
 
 
 # ---------------------------------------------------------------------------------------------
-# Reading events
+# Hold state
 
 
-def _event_action(key: str) -> str | None:
-    m = keys.EVENT_KEY_RE.match(key)
-    return m.group(3) if m else None
-
-
-def _event_keys(store: ObjectStore, debt_id: str) -> list[str]:
-    prefix = f"{keys.debt_prefix(debt_id)}events/"
-    return sorted(k for k in store.list_keys(prefix) if keys.EVENT_KEY_RE.match(k))
-
-
-def _latest_hold_event(store: ObjectStore, debt_id: str) -> str | None:
-    """Key of the latest hold/release event (purge records do not count), or None."""
-    latest = None
-    # Keys sort by their timestamp, so the last hold/release key is the latest one.
-    for key in _event_keys(store, debt_id):
-        if _event_action(key) in ("hold", "release"):
-            latest = key
-    return latest
+def _open_hold_event(store: ObjectStore, debt_id: str) -> str | None:
+    """Key of the hold event that keeps ``debt_id`` on hold, or None when it is not held."""
+    found = event_keys(store, debt_id)
+    if not hold_open(event_action(k) for k in found):
+        return None
+    # Keys sort by their timestamp: the open hold is the last hold event.
+    return next(k for k in reversed(found) if event_action(k) == "hold")
 
 
 def hold_active(store: ObjectStore, debt_id: str) -> bool:
-    """True when the latest hold/release event of ``debt_id`` is a hold.
+    """True when the latest hold/release event of ``debt_id`` is a hold (:func:`hold_open`
+    over its event keys: one LIST, no event read).
 
     The archive pipeline asks this before storing, so that new objects of a debt in dispute
     are stored with the legal hold already on.
     """
-    latest = _latest_hold_event(store, debt_id)
-    return latest is not None and _event_action(latest) == "hold"
-
-
-def list_events(store: ObjectStore, debt_id: str) -> list[dict[str, Any]]:
-    """Every event of ``debt_id`` (hold, release, purge), parsed, oldest first.
-
-    Each dict is the stored event plus ``"key"`` (where it is stored). Sorted by ``at``, then
-    key. An event that is not JSON raises :class:`StorageError` naming its key.
-    """
-    found: list[dict[str, Any]] = []
-    for key in _event_keys(store, debt_id):
-        data = store.read_bytes(key)
-        try:
-            event = json.loads(data)
-        except ValueError as exc:
-            raise StorageError(f"event is not JSON: {exc}", key=key, debt_id=debt_id) from None
-        if isinstance(event, dict):
-            found.append({**event, "key": key})
-    return sorted(found, key=lambda e: (str(e.get("at", "")), e["key"]))
-
-
-# ---------------------------------------------------------------------------------------------
-# Writing events
-
-
-def _latest_manifest_lock(store: ObjectStore, debt_id: str) -> Lock | None:
-    stored = manifest_keys(store, debt_id)
-    if not stored:
-        return None
-    info = store.head(stored[-1][1])
-    if info is None or info.lock_mode is None or info.retain_until is None:
-        return None
-    return Lock(info.lock_mode, info.retain_until)
-
-
-def event_lock(
-    store: ObjectStore,
-    debt_id: str,
-    now: datetime,
-    *,
-    mode: Mode | None = None,
-    legal_hold: bool = False,
-) -> Lock:
-    """The Object Lock of an event (see the module docstring): ``mode`` if given, else the
-    latest manifest's, else GOVERNANCE; until the later of the latest manifest's retain-until
-    and ``now`` + :data:`EVENT_RETENTION`."""
-    manifest = _latest_manifest_lock(store, debt_id)
-    until = add_duration(now.astimezone(UTC), EVENT_RETENTION)
-    if manifest is not None and manifest.retain_until > until:
-        until = manifest.retain_until
-    chosen: Mode = mode or (manifest.mode if manifest else "GOVERNANCE")
-    return Lock(chosen, until, legal_hold=legal_hold)
-
-
-def write_event(
-    store: ObjectStore,
-    event: dict[str, Any],
-    *,
-    now: datetime,
-    lock: Lock,
-    catalog: EventSink | None = None,
-) -> tuple[str, str, str | None]:
-    """Store ``event`` (canonical JSON) at ``debts/{id}/events/{ts}-{action}.json``, conditional,
-    checksummed and locked; index it in ``catalog`` if given. Returns ``(key, sha256,
-    version_id)``."""
-    key = keys.event_key(event["debt_id"], compact_stamp(now), event["action"])
-    data, sha256 = canonical_sha256(event)
-    stored = store.put_bytes(
-        key,
-        data,
-        lock=lock,
-        content_type="application/json",
-        metadata={"kind": "event", "action": event["action"]},
-    )
-    if catalog is not None:
-        catalog.record_event(event, key=key, sha256=sha256)
-    return key, sha256, stored.version_id
+    return hold_open(event_action(k) for k in event_keys(store, debt_id))
 
 
 def refusal_reason(exc: RetentionError) -> str:
@@ -344,8 +237,8 @@ def place_hold(
     if not versions:
         raise _nothing_archived(store, debt_id)
     result = HoldResult("hold", debt_id, reason.strip(), actor.strip(), iso(now))
-    open_hold = _latest_hold_event(store, debt_id)
-    if open_hold is not None and _event_action(open_hold) == "hold":
+    open_hold = _open_hold_event(store, debt_id)
+    if open_hold is not None:
         result.already = True
         result.event_key = open_hold
     else:
