@@ -15,7 +15,8 @@ import httpx
 
 from archiver.archive.pipeline import ArchiveEvent, Archiver, ArchiveSettings
 from archiver.catalog.db import Catalog
-from archiver.getbill.client import ApiSettings, GetbillClient
+from archiver.getbill.client import GetbillClient
+from archiver.getbill.settings import ApiSettings
 from archiver.media.download import DownloadSettings, MediaDownloader
 from archiver.retention.policies import SHIPPED_POLICY_DIR, RetentionPolicy, load_policy
 from archiver.store.objects import ObjectStore, make_s3_client

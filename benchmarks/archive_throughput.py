@@ -37,7 +37,8 @@ import httpx
 
 from archiver.config import ArchiverConfig
 from archiver.devkit.s3server import LocalS3Server
-from archiver.getbill.client import ApiSettings, GetbillClient
+from archiver.getbill.client import GetbillClient
+from archiver.getbill.settings import ApiSettings
 from archiver.store.objects import ObjectStore
 from archiver.wiring import open_archiver
 
