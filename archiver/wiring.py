@@ -17,7 +17,8 @@ from archiver.archive.pipeline import ArchiveEvent, Archiver, ArchiveSettings
 from archiver.catalog.db import Catalog
 from archiver.getbill.client import GetbillClient
 from archiver.getbill.settings import ApiSettings
-from archiver.media.download import DownloadSettings, MediaDownloader
+from archiver.media.download import MediaDownloader
+from archiver.media.types import DownloadSettings
 from archiver.retention.policies import SHIPPED_POLICY_DIR, RetentionPolicy, load_policy
 from archiver.store.objects import ObjectStore, make_s3_client
 
