@@ -20,7 +20,8 @@ from archiver.getbill.settings import ApiSettings
 from archiver.media.download import MediaDownloader
 from archiver.media.types import DownloadSettings
 from archiver.retention.policies import SHIPPED_POLICY_DIR, RetentionPolicy, load_policy
-from archiver.store.objects import ObjectStore, make_s3_client
+from archiver.store.objects import ObjectStore
+from archiver.store.settings import make_s3_client
 
 from .config import ArchiverConfig
 from .errors import ConfigError

@@ -54,7 +54,8 @@ from archiver.manifest.document import (
 from archiver.retention.holds import hold_active
 from archiver.retention.policies import AnchorDates, RetentionPolicy, last_activity, retain_until
 from archiver.store import keys
-from archiver.store.objects import Lock, ObjectStore, StoredObject
+from archiver.store.objects import ObjectStore
+from archiver.store.types import Lock, StoredObject
 
 Clock = Callable[[], datetime]
 

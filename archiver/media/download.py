@@ -15,7 +15,7 @@ What one :meth:`MediaDownloader.download` does, cheap checks first:
 5. refuse HTML / XML error pages served with 200, empty or truncated bodies, and content whose
    sniffed type does not fit the media kind.
 
-Failures are sorted in three families (see :func:`_classify_status` and the loop):
+Failures are sorted in three families (see ``_fail_status`` and the loop of ``download``):
 
 * retried with exponential backoff and jitter, at most ``max_attempts`` failures: 5xx, 408,
   429, timeouts, connection errors, truncated / empty / HTML / XML-error bodies;

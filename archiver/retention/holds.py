@@ -46,10 +46,11 @@ from archiver.common.time import compact_stamp, iso, utcnow
 from archiver.errors import RetentionError, StorageError, ValidationError
 from archiver.retention.policies import Duration, add_duration
 from archiver.store import keys
-from archiver.store.objects import Lock, ObjectStore, VersionInfo
+from archiver.store.objects import ObjectStore
+from archiver.store.types import Lock, VersionInfo
 
 if TYPE_CHECKING:
-    from archiver.store.objects import Mode
+    from archiver.store.types import Mode
 
 __all__ = [
     "EVENT_RETENTION",
