@@ -15,10 +15,13 @@ import httpx
 
 from archiver.archive.pipeline import ArchiveEvent, Archiver, ArchiveSettings
 from archiver.catalog.db import Catalog
-from archiver.getbill.client import ApiSettings, GetbillClient
-from archiver.media.download import DownloadSettings, MediaDownloader
+from archiver.getbill.client import GetbillClient
+from archiver.getbill.settings import ApiSettings
+from archiver.media.download import MediaDownloader
+from archiver.media.types import DownloadSettings
 from archiver.retention.policies import RetentionPolicy
-from archiver.store.objects import ObjectStore, make_s3_client
+from archiver.store.objects import ObjectStore
+from archiver.store.settings import make_s3_client
 
 from .config import ArchiverConfig
 from .errors import ConfigError

@@ -12,7 +12,7 @@ own process, so the measured process is only the archiver (or the bare-copy loop
 3. Peak RSS of ``python -m archiver archive`` for a debt with one recording of ``--big-mb`` MB.
 
 Prints MB/s of the bare copy, of the archive, and of the archive without rendering the PDF
-dossier (issue 4's feature, rendered in the same run by default), their ratios to the bare copy
+dossier (which is rendered in the same run by default), their ratios to the bare copy
 (goal >= 0.9 at concurrency 8), and the peak RSS (goal < 150 MB).
 
     .venv/bin/python benchmarks/archive_throughput.py --count 32 --size-mb 8 --concurrency 8
@@ -37,7 +37,8 @@ import httpx
 
 from archiver.config import ArchiverConfig
 from archiver.devkit.s3server import LocalS3Server
-from archiver.getbill.client import ApiSettings, GetbillClient
+from archiver.getbill.client import GetbillClient
+from archiver.getbill.settings import ApiSettings
 from archiver.store.objects import ObjectStore
 from archiver.wiring import open_archiver
 

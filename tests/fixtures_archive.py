@@ -19,7 +19,7 @@ from archiver.archive.pipeline import RunResult
 from archiver.config import ArchiverConfig
 from archiver.devkit.s3server import LocalS3Server
 from archiver.devkit.simulator import SimClock, Simulator, SimulatorConfig, SimulatorServer
-from archiver.getbill.client import ApiSettings
+from archiver.getbill.settings import ApiSettings
 from archiver.store.objects import ObjectStore
 from archiver.wiring import open_archiver
 

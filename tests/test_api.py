@@ -14,7 +14,6 @@ from urllib.parse import parse_qs
 import httpx
 import pytest
 
-from archiver.common.schemas import is_fatal
 from archiver.errors import (
     ApiAuthError,
     ApiError,
@@ -25,7 +24,9 @@ from archiver.errors import (
     UnsafeIdError,
     ValidationError,
 )
-from archiver.getbill.client import ApiEvent, ApiSettings, GetbillClient, format_event
+from archiver.getbill.client import GetbillClient
+from archiver.getbill.records import is_fatal
+from archiver.getbill.settings import ApiEvent, ApiSettings, format_event
 
 BASE = "https://getbill.test"
 TOKEN = "tok-SECRET-abc123"
@@ -766,7 +767,7 @@ def test_client_closes_only_its_own_http():
     assert not http.is_closed
     own = GetbillClient(ApiSettings(token=TOKEN))
     own.close()
-    assert own._http.is_closed
+    assert own.http._http.is_closed
     assert json.loads(json.dumps({"repr": repr(own)}))["repr"].startswith("GetbillClient(")
 
 

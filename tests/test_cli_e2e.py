@@ -14,7 +14,7 @@ from archiver import dossier as dossier_pkg
 from archiver.audit.verify import verify_debt
 from archiver.cli import main
 from archiver.common.canonical import sha256_hex
-from archiver.getbill.client import ApiSettings
+from archiver.getbill.settings import ApiSettings
 from archiver.wiring import rerender_stored
 
 pytestmark = pytest.mark.integration

@@ -552,7 +552,7 @@ def test_load_and_render_from_a_real_locked_bucket(locked_bucket: Any) -> None:
     equals the one rendered from the same data in memory (what `archive` stores)."""
     import copy
 
-    from archiver.store.objects import Lock
+    from archiver.store.types import Lock
 
     store = locked_bucket
     a = make_archive(5)

@@ -26,13 +26,9 @@ from archiver.errors import (
     MediaHostNotAllowedError,
 )
 from archiver.getbill.records import MediaRef
-from archiver.media.download import (
-    DownloadedMedia,
-    DownloadEvent,
-    DownloadSettings,
-    MediaDownloader,
-    check_media_url,
-)
+from archiver.media.download import MediaDownloader
+from archiver.media.types import DownloadedMedia, DownloadEvent, DownloadSettings
+from archiver.media.urls import check_media_url
 
 NOW = 1_700_000_000.0
 SECRET = "X-Amz-Signature=s3cr3tsignature0123456789"

@@ -6,6 +6,7 @@ import pytest
 
 from archiver.common import schemas
 from archiver.errors import ConfigError, ValidationError
+from archiver.getbill import records
 
 
 def followup(**fields):
@@ -48,7 +49,7 @@ def test_unknown_or_unsafe_schema_name():
 
 
 def test_documented_followup_is_valid():
-    assert schemas.validate_record("followup", followup(), where=0) == []
+    assert records.validate_record("followup", followup(), where=0) == []
 
 
 def test_documented_email_followup_without_optional_fields_is_valid():
@@ -64,75 +65,75 @@ def test_documented_email_followup_without_optional_fields_is_valid():
         "email_clicked": False,
         "email_click_count": 0,
     }
-    assert schemas.validate_record("followup", email, where=1) == []
+    assert records.validate_record("followup", email, where=1) == []
 
 
 def test_wrong_type_message_names_record_and_field_and_keeps_record():
-    [p] = schemas.validate_record("followup", followup(duration_ms="x"), where=3)
+    [p] = records.validate_record("followup", followup(duration_ms="x"), where=3)
     assert str(p.message) == (
         "followup #3 (id=abc): field 'duration_ms': expected integer or null, got 'x'"
     )
     assert p.context["field"] == "duration_ms"
     assert p.context["kept"] is True and p.context["severity"] == "error"
     assert p.context["followup_id"] == "abc" and p.context["debt_id"] == "xyz789ghi012"
-    assert not schemas.is_fatal(p)
+    assert not records.is_fatal(p)
 
 
 def test_missing_id_is_fatal():
     record = followup()
     del record["id"]
-    [p] = schemas.validate_record("followup", record, where=7)
+    [p] = records.validate_record("followup", record, where=7)
     assert p.message == "followup #7: field 'id': missing (required)"
-    assert schemas.is_fatal(p)
+    assert records.is_fatal(p)
 
 
 def test_missing_debt_id_is_fatal_for_followups():
     record = followup()
     del record["debt_id"]
-    problems = schemas.validate_record("followup", record, where=0)
+    problems = records.validate_record("followup", record, where=0)
     assert [p.context["field"] for p in problems] == ["debt_id"]
-    assert schemas.is_fatal(problems[0])
+    assert records.is_fatal(problems[0])
 
 
 def test_unsafe_id_is_fatal():
-    [p] = schemas.validate_record("followup", followup(id="../x"), where=0)
-    assert p.context["field"] == "id" and schemas.is_fatal(p)
+    [p] = records.validate_record("followup", followup(id="../x"), where=0)
+    assert p.context["field"] == "id" and records.is_fatal(p)
     assert "pattern" in p.message
 
 
 def test_not_an_object_is_fatal():
-    [p] = schemas.validate_record("followup", ["a"], where=2)
+    [p] = records.validate_record("followup", ["a"], where=2)
     assert p.message == "followup #2: expected object, got array of 1 item"
-    assert schemas.is_fatal(p)
+    assert records.is_fatal(p)
 
 
 def test_unknown_status_is_a_warning_and_record_kept():
-    [p] = schemas.validate_record("followup", followup(status="escalated"), where=0)
+    [p] = records.validate_record("followup", followup(status="escalated"), where=0)
     assert p.context["severity"] == "warning" and p.context["kept"] is True
     assert "'escalated' is not one of the documented values" in p.message
 
 
 def test_status_is_case_sensitive():
-    [p] = schemas.validate_record("followup", followup(status="Delivered"), where=0)
+    [p] = records.validate_record("followup", followup(status="Delivered"), where=0)
     assert p.context["field"] == "status"
 
 
 def test_unknown_extra_field_is_allowed():
-    assert schemas.validate_record("followup", followup(brand_new_field={"x": 1}), where=0) == []
+    assert records.validate_record("followup", followup(brand_new_field={"x": 1}), where=0) == []
 
 
 def test_bad_date_is_reported():
-    [p] = schemas.validate_record("followup", followup(call_date="yesterday"), where=0)
+    [p] = records.validate_record("followup", followup(call_date="yesterday"), where=0)
     assert p.context["field"] == "call_date" and "date-time" in p.message
 
 
 def test_naive_date_is_reported():
-    [p] = schemas.validate_record("followup", followup(call_date="2024-01-22T10:30:00"), where=0)
+    [p] = records.validate_record("followup", followup(call_date="2024-01-22T10:30:00"), where=0)
     assert p.context["field"] == "call_date"
 
 
 def test_personal_data_values_are_never_echoed():
-    problems = schemas.validate_record(
+    problems = records.validate_record(
         "debt", {"id": "d1", "iban": ["FR7630006000011234567890189"], "firstname": 42}, where=0
     )
     assert [p.context["field"] for p in problems] == ["firstname", "iban"]
@@ -142,16 +143,16 @@ def test_personal_data_values_are_never_echoed():
 
 
 def test_nested_path_in_message():
-    [p] = schemas.validate_record("debt", {"id": "d1", "contacts": [{}, "bob"]}, where=0)
+    [p] = records.validate_record("debt", {"id": "d1", "contacts": [{}, "bob"]}, where=0)
     assert p.context["field"] == "contacts[1]"
     assert "field 'contacts[1]'" in p.message
     assert "bob" not in p.message
 
 
 def test_signed_url_query_never_echoed():
-    problems = schemas.validate_record("followup", followup(duration_ms=-1), where=0)
+    problems = records.validate_record("followup", followup(duration_ms=-1), where=0)
     assert problems and all("SECRETSIG" not in str(p) for p in problems)
-    [p] = schemas.validate_record(
+    [p] = records.validate_record(
         "followup",
         followup(disconnection_reason=["https://h/x?X-Amz-Signature=SECRETSIG"]),
         where=0,
@@ -160,9 +161,9 @@ def test_signed_url_query_never_echoed():
 
 
 def test_debt_requires_only_id_and_allows_custom_status():
-    assert schemas.validate_record("debt", {"id": "d1", "status": "custom.status"}, where=0) == []
-    [p] = schemas.validate_record("debt", {"firstname": "Ann"}, where=0)
-    assert schemas.is_fatal(p) and "Ann" not in str(p)
+    assert records.validate_record("debt", {"id": "d1", "status": "custom.status"}, where=0) == []
+    [p] = records.validate_record("debt", {"firstname": "Ann"}, where=0)
+    assert records.is_fatal(p) and "Ann" not in str(p)
 
 
 def test_generic_validate_for_list_and_error_envelopes():

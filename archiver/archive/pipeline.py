@@ -55,7 +55,8 @@ from archiver.retention.events import purged_versions, read_events
 from archiver.retention.holds import hold_active
 from archiver.retention.policies import AnchorDates, RetentionPolicy, last_activity, retain_until
 from archiver.store import keys
-from archiver.store.objects import Lock, ObjectStore, StoredObject
+from archiver.store.objects import ObjectStore
+from archiver.store.types import Lock, StoredObject
 
 Clock = Callable[[], datetime]
 

@@ -19,7 +19,8 @@ from archiver.common.time import iso
 from archiver.errors import IntegrityError
 from archiver.getbill.records import MediaRef
 from archiver.store import keys
-from archiver.store.objects import Lock, ObjectStore
+from archiver.store.objects import ObjectStore
+from archiver.store.types import Lock
 
 
 class KeyLister(Protocol):

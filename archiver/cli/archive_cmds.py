@@ -126,7 +126,7 @@ def _api_event_logger(event: Any) -> None:
     # page-by-page events are too chatty for a person.
     if getattr(event, "kind", None) == "page":
         return
-    from archiver.getbill.client import format_event
+    from archiver.getbill.settings import format_event
 
     click.echo(f"[api] {format_event(event)}", err=True)
 
@@ -187,7 +187,7 @@ def archive(
       archiver archive xyz789ghi012 abc123def456 --policy us-cfpb-reg-f --json
       archiver archive --debts-file debts.txt --concurrency 8
     """
-    from archiver.getbill.client import ApiSettings
+    from archiver.getbill.settings import ApiSettings
 
     from ..wiring import open_archiver
 

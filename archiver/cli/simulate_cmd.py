@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import click
 
-from archiver.devkit.simulator import SimulatorConfig, SimulatorServer
-
 
 @click.command("simulate")
 @click.option("--port", default=8765, show_default=True, help="TCP port on 127.0.0.1 (0: any).")
@@ -58,6 +56,9 @@ def simulate(
       archiver simulate --port 8765 --seed 1
       archiver simulate --port 8765 --url-ttl 3 --error-rate 0.1 --slow 0.2
     """
+    # Imported here: the command line starts without the simulator (and httpx).
+    from archiver.devkit.simulator import SimulatorConfig, SimulatorServer
+
     config = SimulatorConfig(
         seed=seed,
         debts=debts,

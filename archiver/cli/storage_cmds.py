@@ -6,7 +6,7 @@ from typing import cast
 
 import click
 
-from archiver.store.objects import MODES, Mode, ObjectStore, make_s3_client
+from archiver.store.types import MODES, Mode
 
 from ._common import emit_json, handle_errors, json_option
 
@@ -42,6 +42,10 @@ def init_bucket(name: str, mode: str | None, days: int | None, as_json: bool) ->
     if (mode is None) != (days is None):
         raise click.UsageError("--mode and --days go together (or leave both out)")
     lock_mode = cast(Mode, mode.upper()) if mode else None
+    # Imported here: the command line starts without boto3.
+    from archiver.store.objects import ObjectStore
+    from archiver.store.settings import make_s3_client
+
     with handle_errors():
         store = ObjectStore(make_s3_client(), name)
         store.create_bucket(mode=lock_mode, days=days)

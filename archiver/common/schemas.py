@@ -1,20 +1,13 @@
 """Load the JSON Schemas of ``schemas/`` and turn validation failures into clear problems.
 
-Every problem is an :class:`archiver.errors.ValidationError` whose message names the record
-(index and id) and the JSON path of the field, e.g.::
+Every problem is an :class:`archiver.errors.ValidationError` whose message starts with the
+caller's label and names the JSON path of the field, e.g.::
 
     followup #3 (id=abc): field 'duration_ms': expected integer or null, got 'x'
 
-Policy for API records (the archive exists to keep evidence, so losing a record is worse than
-keeping an imperfect one):
-
-* a record without a usable ``id`` (followups: also ``debt_id``) cannot be named in the
-  archive: the problem carries ``kept=False`` and the caller skips the record;
-* every other problem (wrong type of a non-essential field, bad date) carries ``kept=True``:
-  the record is archived exactly as received and the problem is reported beside it;
-* a value outside a documented enum (a new ``status`` or ``type``) is a ``severity="warning"``:
-  the API adds values over time and the record is still good evidence;
-* unknown extra fields are allowed by the schemas and kept in ``raw`` untouched.
+Its context has ``field`` and ``severity``: a value outside a documented enum is a
+``warning`` (APIs add values over time), everything else an ``error``. How API records are
+accepted on top of this lives in :mod:`archiver.getbill.records`.
 
 Values of fields marked ``x-personal-data`` (names, phone numbers, IBAN, free-text notes) or
 ``x-secret-query`` (signed URLs) are never echoed in messages: only their JSON type is shown.
@@ -27,31 +20,16 @@ import json
 import re
 from collections.abc import Iterable, Sequence
 from functools import cache
-from typing import Any, Literal
+from typing import Any
 
 import jsonschema
 from jsonschema import Draft202012Validator
 
-from archiver.common.ids import is_safe_id
 from archiver.common.redact import strip_query
 from archiver.data import SCHEMA_DIR
 from archiver.errors import ConfigError, ValidationError
 
-__all__ = [
-    "ESSENTIAL_FIELDS",
-    "SCHEMA_DIR",
-    "RecordKind",
-    "is_fatal",
-    "load_schema",
-    "record_label",
-    "validate",
-    "validate_record",
-]
-
-
-RecordKind = Literal["followup", "debt"]
-# Without these a record cannot be named in the archive (keys are built from them).
-ESSENTIAL_FIELDS: dict[str, tuple[str, ...]] = {"followup": ("id", "debt_id"), "debt": ("id",)}
+__all__ = ["load_schema", "validate"]
 
 _NAME_RE = re.compile(r"^[a-z0-9_]+$")
 _SHOW_MAX = 60
@@ -89,17 +67,6 @@ def _validator(file_name: str) -> Draft202012Validator:
     )
 
 
-def record_label(kind: str, record: Any, where: int | str | None) -> str:
-    """``followup #3 (id=abc)``: how messages name a record."""
-    label = kind if where is None else (f"{kind} #{where}" if isinstance(where, int) else where)
-    rid = record.get("id") if isinstance(record, dict) else None
-    if is_safe_id(rid):
-        return f"{label} (id={rid})"
-    if rid is not None:
-        return f"{label} (id={rid!r:.40})"
-    return label
-
-
 def validate(schema_name: str, instance: Any, *, label: str | None = None) -> list[ValidationError]:
     """Validate ``instance`` against a schema of ``schemas/``; one problem per failure.
 
@@ -111,47 +78,6 @@ def validate(schema_name: str, instance: Any, *, label: str | None = None) -> li
         ValidationError(f"{label or file_name}: {text}", field=field or None, severity=severity)
         for field, text, severity in _describe_all(file_name, instance)
     ]
-
-
-def validate_record(
-    kind: RecordKind, record: Any, *, where: int | str | None = None
-) -> list[ValidationError]:
-    """Validate one API record (``kind`` is ``"followup"`` or ``"debt"``).
-
-    ``where`` is the record's index in its listing (``3`` -> ``followup #3``) or a label.
-    Each problem's context has ``field`` (JSON path), ``severity`` (``error``/``warning``),
-    ``kept`` (False when the record cannot be archived: see the module docstring) and the ids
-    that are known. Problems are sorted by field.
-    """
-    file_name = _file_name(kind)
-    essential = ESSENTIAL_FIELDS.get(kind, ("id",))
-    label = record_label(kind, record, where)
-    ids: dict[str, Any] = {}
-    if isinstance(record, dict):
-        id_key = "followup_id" if kind == "followup" else "debt_id"
-        if isinstance(record.get("id"), str):
-            ids[id_key] = record["id"]
-        if kind == "followup" and isinstance(record.get("debt_id"), str):
-            ids["debt_id"] = record["debt_id"]
-    problems = []
-    for field, text, severity in _describe_all(file_name, record):
-        top = field.split(".", 1)[0].split("[", 1)[0]
-        kept = bool(field) and top not in essential
-        problems.append(
-            ValidationError(
-                f"{label}: {text}",
-                field=field or None,
-                severity=severity,
-                kept=kept,
-                **ids,
-            )
-        )
-    return problems
-
-
-def is_fatal(problem: ValidationError) -> bool:
-    """True if the problem means the record cannot be archived (``kept=False``)."""
-    return problem.context.get("kept") is False
 
 
 # --- turning jsonschema errors into messages -------------------------------------------------

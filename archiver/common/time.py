@@ -11,7 +11,15 @@ import re
 from datetime import UTC, datetime
 from typing import Any, overload
 
-__all__ = ["compact_stamp", "iso", "iso_from_compact", "parse_iso", "parse_iso_lenient", "utcnow"]
+__all__ = [
+    "compact_stamp",
+    "iso",
+    "iso_from_compact",
+    "iso_precise",
+    "parse_iso",
+    "parse_iso_lenient",
+    "utcnow",
+]
 
 
 def utcnow() -> datetime:
@@ -28,6 +36,12 @@ def iso(dt: datetime | None) -> str | None:
     if dt is None:
         return None
     return dt.astimezone(UTC).replace(microsecond=0).isoformat().replace("+00:00", "Z")
+
+
+def iso_precise(dt: datetime) -> str:
+    """The same format keeping microseconds, for event times: an event written in the same
+    second as a manifest's ``created_at`` must still compare after it."""
+    return dt.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
 def parse_iso(value: Any, *, naive_is_utc: bool = True) -> datetime | None:

@@ -20,7 +20,7 @@ from archiver.audit.verify import DebtVerification, verify_debt
 from archiver.config import ArchiverConfig
 from archiver.devkit.s3server import LocalS3Server
 from archiver.devkit.simulator import Simulator, SimulatorConfig, SimulatorServer
-from archiver.getbill.client import ApiSettings
+from archiver.getbill.settings import ApiSettings
 from archiver.store.objects import ObjectStore
 from archiver.wiring import open_archiver, rerender_stored
 

@@ -28,12 +28,10 @@ import tempfile
 import time
 from pathlib import Path
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Literal
-
-import boto3
-from botocore.config import Config
+from typing import TYPE_CHECKING, Any
 
 from archiver.errors import ConfigError, StorageError
+from archiver.store.settings import make_s3_client
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -315,23 +313,13 @@ class LocalS3Server:
         ``checksum_when_required=False`` restores botocore's default of adding a CRC checksum to
         every upload. Extra keyword arguments go to :class:`botocore.config.Config`.
         """
-        mode: Literal["when_supported", "when_required"] = (
-            "when_required" if checksum_when_required else "when_supported"
-        )
-        config.setdefault("retries", {"mode": "standard"})
-        cfg = Config(
-            s3={"addressing_style": "path"},
-            request_checksum_calculation=mode,
-            response_checksum_validation=mode,
-            **config,
-        )
-        return boto3.session.Session().client(
-            "s3",
-            endpoint_url=self.endpoint_url,
+        return make_s3_client(
+            self.endpoint_url,
+            checksum_when_required=checksum_when_required,
+            config_options=config,
             aws_access_key_id=self.access_key,
             aws_secret_access_key=self.secret_key,
             region_name=self.region,
-            config=cfg,
         )
 
     def env(self) -> dict[str, str]:

@@ -7,15 +7,15 @@ What one :meth:`MediaDownloader.download` does, cheap checks first:
 
 1. refresh the signed URL (``refresh(ref)``, i.e. ``GET /followups/{id}``) when it is past or
    within ``expiry_margin_seconds`` of ``expires_at``;
-2. :func:`check_media_url`: https only (plain http for loopback hosts only), host on the
-   allowlist, no userinfo;
+2. :func:`~archiver.media.urls.check_media_url`: https only (plain http for loopback hosts
+   only), host on the allowlist, no userinfo;
 3. GET without following redirects; each ``Location`` passes :func:`check_media_url` too;
 4. stream the body in ``chunk_size`` pieces to a temp file while hashing SHA-256 — the body is
    never held in memory; the temp file is deleted the moment anything goes wrong;
 5. refuse HTML / XML error pages served with 200, empty or truncated bodies, and content whose
    sniffed type does not fit the media kind.
 
-Failures are sorted in three families (see :func:`_classify_status` and the loop):
+Failures are sorted in three families (see ``_fail_status`` and the loop of ``download``):
 
 * retried with exponential backoff and jitter, at most ``max_attempts`` failures: 5xx, 408,
   429, timeouts, connection errors, truncated / empty / HTML / XML-error bodies;
@@ -34,9 +34,7 @@ the presigned URL is the credential, and a getbill bearer token must not travel 
 from __future__ import annotations
 
 import contextlib
-import fnmatch
 import hashlib
-import ipaddress
 import random
 import re
 import tempfile
@@ -46,7 +44,6 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Literal, NoReturn
-from urllib.parse import parse_qsl, urlsplit
 
 import httpx
 
@@ -68,178 +65,16 @@ from archiver.media.sniff import (
     sniff,
     xml_error_code,
 )
-
-__all__ = [
-    "DownloadSettings",
-    "DownloadedMedia",
-    "DownloadEvent",
-    "MediaDownloader",
-    "RefreshMedia",
-    "check_media_url",
-    "host_allowed",
-]
-
-RefreshMedia = Callable[[MediaRef], MediaRef]
-"""Returns a freshly signed copy of a ref (same debt, followup and kind)."""
-
-
-@dataclass(frozen=True)
-class DownloadSettings:
-    """Tuning of the media downloader. Defaults suit S3 presigned URLs that live one hour."""
-
-    #: fnmatch-style host patterns (case-insensitive). ``*.x.com`` matches ``a.x.com`` and
-    #: ``a.b.x.com`` but NOT ``x.com`` itself: list the apex explicitly if it serves media.
-    allowed_hosts: tuple[str, ...] = ("*.amazonaws.com", "*.getbill.io")
-    #: bytes read, hashed and written per step; bounds the memory a download uses.
-    chunk_size: int = 1024 * 1024
-    #: failed tries per media for content / transport errors (the first try counts).
-    max_attempts: int = 3
-    #: URL refreshes per media (``GET /followups/{id}``), proactive ones included.
-    max_refreshes: int = 2
-    #: refresh before the request when the URL expires within this many seconds.
-    expiry_margin_seconds: float = 30
-    #: httpx connect / read / write / pool timeout, per operation (not for the whole body).
-    timeout_seconds: float = 60
-    #: redirects followed (each target checked against the allowlist).
-    max_redirects: int = 3
-    #: where temp files go (default: the system temp dir). Same filesystem as the caller's
-    #: destination makes the final move cheap.
-    temp_dir: Path | None = None
-    #: first backoff delay; doubles on each retry, capped by ``backoff_max_seconds``; each
-    #: delay is drawn uniformly in [delay/2, delay] so parallel workers do not retry in step.
-    backoff_base_seconds: float = 0.5
-    backoff_max_seconds: float = 8.0
-
-
-@dataclass(frozen=True)
-class DownloadedMedia:
-    """One media file fetched and checked. ``path`` is a temp file the caller moves or deletes."""
-
-    ref: MediaRef  # the ref finally used (after refreshes)
-    path: Path
-    sha256: str
-    size: int
-    content_type: str | None  # as declared by the server; may lie
-    sniffed_type: str  # from the first bytes; what the archive trusts
-    extension: str
-    downloaded_at: datetime  # aware, UTC
-    url_expires_at: datetime | None
-    source: str  # the URL without query string, safe to store
-    attempts: int  # HTTP tries made, including those that ended in an expired URL
-    refreshes: int
-
-
-EventKind = Literal["started", "progress", "retry", "refreshed", "done"]
-
-
-@dataclass(frozen=True)
-class DownloadEvent:
-    """Progress of one download, for a CLI progress bar or a log line. Never holds a secret.
-
-    ``progress`` events carry ``delta`` (bytes in this chunk), ``bytes`` (bytes so far in this
-    attempt) and ``total`` (Content-Length, if declared). A ``retry`` means bytes already
-    reported for the failed attempt will be downloaded again. ``done`` carries the final size.
-    """
-
-    kind: EventKind
-    debt_id: str
-    followup_id: str
-    media_kind: str
-    source: str
-    attempt: int
-    bytes: int = 0
-    delta: int = 0
-    total: int | None = None
-    reason: str | None = None
-    delay_seconds: float | None = None
-
-
-# --------------------------------------------------------------------------------------------
-# URL checks (pure)
-
-
-_HOST_LABELS = re.compile(
-    r"^[a-z0-9_]([a-z0-9_-]*[a-z0-9_])?(\.[a-z0-9_]([a-z0-9_-]*[a-z0-9_])?)*$"
+from archiver.media.types import (
+    DownloadedMedia,
+    DownloadEvent,
+    DownloadSettings,
+    EventKind,
+    RefreshMedia,
 )
+from archiver.media.urls import check_media_url, expires_within, s3_says_expired, url_query
 
-
-def _is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
-def host_allowed(host: str, allowed_hosts: tuple[str, ...]) -> bool:
-    """True if ``host`` matches one of the fnmatch patterns (case-insensitive; ``*`` spans dots,
-    so ``*.x.com`` matches any subdomain depth, but not ``x.com`` itself)."""
-    host = host.lower().rstrip(".")
-    return any(fnmatch.fnmatchcase(host, pattern.lower().rstrip(".")) for pattern in allowed_hosts)
-
-
-def check_media_url(url: str, settings: DownloadSettings) -> None:
-    """Raise :class:`MediaHostNotAllowedError` unless ``url`` may be fetched as media.
-
-    Allowed: ``https`` to a host matching ``settings.allowed_hosts``; plain ``http`` only when
-    that host is also a loopback host (127.0.0.0/8, ::1, localhost: the local simulator). URLs
-    with userinfo (``user:pass@``) are refused. The message names the host and the allowlist,
-    never the query string.
-    """
-    allowlist = ", ".join(settings.allowed_hosts) or "(empty)"
-    source = strip_query(url)
-    try:
-        parts = urlsplit(url)
-        host = (parts.hostname or "").rstrip(".")
-        _ = parts.port  # raises ValueError on a malformed port
-    except ValueError:
-        raise MediaHostNotAllowedError("media URL cannot be parsed", url=source) from None
-    scheme = parts.scheme.lower()
-    if "@" in parts.netloc:
-        raise MediaHostNotAllowedError(
-            f"media URL for host {host!r} carries userinfo (user:password@); refused",
-            url=source,
-            host=host,
-        )
-    is_ip = False
-    with contextlib.suppress(ValueError):
-        ipaddress.ip_address(host)
-        is_ip = True
-    if not host or not (is_ip or _HOST_LABELS.match(host)):
-        raise MediaHostNotAllowedError(
-            f"media URL host {host!r} is not a valid host name", url=source, host=host
-        )
-    if not host_allowed(host, settings.allowed_hosts):
-        raise MediaHostNotAllowedError(
-            f"media host {host!r} is not in the allowlist ({allowlist})", url=source, host=host
-        )
-    if scheme == "https":
-        return
-    if scheme == "http" and _is_loopback(host):
-        return
-    raise MediaHostNotAllowedError(
-        f"media URL scheme {scheme!r} refused for host {host!r}: https only "
-        f"(http only for loopback hosts); allowlist ({allowlist})",
-        url=source,
-        host=host,
-    )
-
-
-def _url_deadline(url: str) -> float | None:
-    """The unix time a presigned URL stops working, from its own query: SigV4 ``X-Amz-Date`` +
-    ``X-Amz-Expires``, or SigV2 ``Expires``. None if the URL does not say."""
-    try:
-        query = dict(parse_qsl(urlsplit(url).query))
-    except ValueError:
-        return None
-    with contextlib.suppress(KeyError, ValueError):
-        signed = datetime.strptime(query["X-Amz-Date"], "%Y%m%dT%H%M%SZ").replace(tzinfo=UTC)
-        return signed.timestamp() + int(query["X-Amz-Expires"])
-    with contextlib.suppress(KeyError, ValueError):
-        return float(int(query["Expires"]))
-    return None
-
+__all__ = ["MediaDownloader"]
 
 # --------------------------------------------------------------------------------------------
 # The downloader
@@ -366,7 +201,7 @@ class MediaDownloader:
             yield response
         except httpx.RemoteProtocolError as exc:
             # Over a real socket a body shorter than its Content-Length ends this way.
-            detail = scrub_secrets(str(exc), (_query(url),))
+            detail = scrub_secrets(str(exc), (url_query(url),))
             self._fail(state, MediaContentError, f"truncated body ({detail})", "retry", url=url)
         except httpx.HTTPError as exc:  # raised while reading the body
             self._fail_transport(state, exc, url)
@@ -382,7 +217,7 @@ class MediaDownloader:
         elif isinstance(exc, httpx.InvalidURL | httpx.UnsupportedProtocol):
             self._fail(state, MediaError, f"invalid media URL ({detail})", "fail", url=url)
         else:
-            message = f"transport error ({detail}: {scrub_secrets(str(exc), (_query(url),))})"
+            message = f"transport error ({detail}: {scrub_secrets(str(exc), (url_query(url),))})"
         self._fail(state, MediaError, message, "retry", url=url)
 
     def _fail_status(self, state: _State, response: httpx.Response, url: str) -> NoReturn:
@@ -398,8 +233,8 @@ class MediaDownloader:
             now = self.clock()
             if (
                 _EXPIRED_TEXT.search(body)
-                or (code == "AccessDenied" and _s3_says_expired(body, url, now))
-                or _past(state.ref, now, 0)
+                or (code == "AccessDenied" and s3_says_expired(body, url, now))
+                or expires_within(state.ref, now, 0)
             ):
                 self._fail(
                     state, MediaExpiredError, "signed URL has expired", "refresh", url=url, **extra
@@ -556,7 +391,7 @@ class MediaDownloader:
         }
 
     def _expiring(self, ref: MediaRef) -> bool:
-        return _past(ref, self.clock(), self.settings.expiry_margin_seconds)
+        return expires_within(ref, self.clock(), self.settings.expiry_margin_seconds)
 
     def _refresh(self, state: _State, refresh: RefreshMedia, reason: str) -> None:
         old = state.ref
@@ -607,38 +442,6 @@ class _State:
     refreshed_for_denial: bool = False  # the one refresh granted to a plain 403/404 is used
 
 
-_XML_TIME = {
-    name: re.compile(rb"<" + name.encode() + rb">\s*([0-9TZ:.+-]{10,40})\s*</")
-    for name in ("Expires", "ServerTime")
-}
-
-
-def _s3_says_expired(body: bytes, url: str, now: float) -> bool:
-    """An S3 ``AccessDenied`` is an expiry when its body shows ``<Expires>`` at or before
-    ``<ServerTime>`` (the server's own clock), or the URL's signature has lapsed by ours."""
-    times: dict[str, float] = {}
-    for name, pattern in _XML_TIME.items():
-        match = pattern.search(body)
-        if match:
-            with contextlib.suppress(ValueError):
-                value = match.group(1).decode("ascii").replace("Z", "+00:00")
-                times[name] = datetime.fromisoformat(value).timestamp()
-    if len(times) == 2 and times["Expires"] <= times["ServerTime"]:
-        return True
-    return _past_deadline(_url_deadline(url), now, 0)
-
-
-def _past(ref: MediaRef, now: float, margin: float) -> bool:
-    """True if ``ref`` expires within ``margin`` seconds: by ``expires_at``, or when the API
-    did not say, by the URL's own signature parameters."""
-    deadline = ref.expires_at.timestamp() if ref.expires_at is not None else _url_deadline(ref.url)
-    return _past_deadline(deadline, now, margin)
-
-
-def _past_deadline(deadline: float | None, now: float, margin: float) -> bool:
-    return deadline is not None and deadline - margin <= now
-
-
 def _content_length(response: httpx.Response) -> int | None:
     value = response.headers.get("content-length")
     if value is None:
@@ -658,10 +461,3 @@ def _read_limited(response: httpx.Response, limit: int) -> bytes:
         if len(body) >= limit:
             break
     return bytes(body)
-
-
-def _query(url: str) -> str:
-    try:
-        return urlsplit(url).query
-    except ValueError:
-        return ""

@@ -30,10 +30,11 @@ from archiver.common.time import compact_stamp
 from archiver.errors import StorageError
 from archiver.retention.durations import Duration, add_duration
 from archiver.store import keys
-from archiver.store.objects import Lock, ObjectStore
+from archiver.store.objects import ObjectStore
+from archiver.store.types import Lock
 
 if TYPE_CHECKING:
-    from archiver.store.objects import Mode
+    from archiver.store.types import Mode
 
 __all__ = [
     "EVENT_RETENTION",

@@ -34,7 +34,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from archiver.common.ids import check_id
-from archiver.common.time import iso, utcnow
+from archiver.common.time import iso_precise, utcnow
 from archiver.errors import RetentionError, StorageError, ValidationError
 from archiver.retention.events import (
     EVENT_SCHEMA,
@@ -47,7 +47,8 @@ from archiver.retention.events import (
     write_event,
 )
 from archiver.store import keys
-from archiver.store.objects import ObjectStore, VersionInfo
+from archiver.store.objects import ObjectStore
+from archiver.store.types import VersionInfo
 
 __all__ = [
     "HoldRefusal",
@@ -236,7 +237,7 @@ def place_hold(
     versions = _versions(store, debt_id)
     if not versions:
         raise _nothing_archived(store, debt_id)
-    result = HoldResult("hold", debt_id, reason.strip(), actor.strip(), iso(now))
+    result = HoldResult("hold", debt_id, reason.strip(), actor.strip(), iso_precise(now))
     open_hold = _open_hold_event(store, debt_id)
     if open_hold is not None:
         result.already = True
@@ -273,7 +274,7 @@ def release_hold(
     versions = _versions(store, debt_id)
     if not versions:
         raise _nothing_archived(store, debt_id)
-    result = HoldResult("release", debt_id, reason.strip(), actor.strip(), iso(now))
+    result = HoldResult("release", debt_id, reason.strip(), actor.strip(), iso_precise(now))
     if not hold_active(store, debt_id):
         result.already = True
         return result

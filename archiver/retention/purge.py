@@ -22,7 +22,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from archiver.common.time import iso, utcnow
+from archiver.common.time import iso, iso_precise, utcnow
 from archiver.errors import ArchiverError, RetentionError, ValidationError
 from archiver.retention.events import EVENT_SCHEMA, Clock, EventSink, event_lock, write_event
 from archiver.retention.holds import refusal_reason
@@ -151,7 +151,7 @@ def execute_purge(
         record = _deletion_record(
             debt_id,
             candidates,
-            at=iso(now),
+            at=iso_precise(now),
             reason=reason.strip(),
             actor=actor.strip(),
             bypass_governance=bypass_governance,

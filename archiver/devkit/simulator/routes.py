@@ -7,49 +7,48 @@ import math
 import time
 from collections.abc import Callable
 from datetime import UTC, date, datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from urllib.parse import parse_qs, unquote
 
-from archiver.devkit.simulator.app import (
-    API_PREFIX,
-    HTML_ERROR_PAGE,
-    ApiFailure,
-    Headers,
-    _json_body,
-    _Response,
-    _rfc3339z,
-    parse_query,
-    s3_error,
-)
 from archiver.devkit.simulator.config import (
     DEFAULT_LIMIT,
     FOLLOWUP_STATUSES,
     FOLLOWUP_TYPES,
     MAX_LIMIT,
 )
-
-if TYPE_CHECKING:
-    from archiver.devkit.simulator.app import Simulator, _Token
+from archiver.devkit.simulator.state import (
+    API_PREFIX,
+    HTML_ERROR_PAGE,
+    ApiFailure,
+    Headers,
+    Response,
+    SimulatorState,
+    Token,
+    json_body,
+    parse_query,
+    rfc3339z,
+    s3_error,
+)
 
 FOLLOWUPS_SCOPE = "followups:read"
 DEBTS_SCOPE = "debts:read"
 INJECTED_5XX = (500, 502, 503, 504)
 
 
-def _json(status: int, obj: Any, headers: Headers | None = None) -> _Response:
-    body = _json_body(obj)
+def _json(status: int, obj: Any, headers: Headers | None = None) -> Response:
+    body = json_body(obj)
     out = [("Content-Type", "application/json"), ("Content-Length", str(len(body)))]
-    return _Response(status, out + (headers or []), [body])
+    return Response(status, out + (headers or []), [body])
 
 
 def _error(
     status: int, message: str, details: Any = None, headers: Headers | None = None
-) -> _Response:
+) -> Response:
     body = {"error": True, "message": message, "code": status, "details": details or {}}
     return _json(status, body, headers)
 
 
-def dispatch(sim: Simulator, environ: dict[str, Any], method: str, path: str) -> _Response:
+def dispatch(sim: SimulatorState, environ: dict[str, Any], method: str, path: str) -> Response:
     """Route one request."""
     if path == "/token":
         if method != "POST":
@@ -67,7 +66,7 @@ def dispatch(sim: Simulator, environ: dict[str, Any], method: str, path: str) ->
 # ---------------------------------------------------------------------------- token
 
 
-def _token(sim: Simulator, environ: dict[str, Any]) -> _Response:
+def _token(sim: SimulatorState, environ: dict[str, Any]) -> Response:
     try:
         length = int(environ.get("CONTENT_LENGTH") or 0)
     except ValueError:
@@ -118,7 +117,7 @@ def _token(sim: Simulator, environ: dict[str, Any]) -> _Response:
 # ---------------------------------------------------------------------------- API
 
 
-def _api(sim: Simulator, environ: dict[str, Any], method: str, sub: str) -> _Response:
+def _api(sim: SimulatorState, environ: dict[str, Any], method: str, sub: str) -> Response:
     if sim.config.delay_s > 0:
         time.sleep(sim.config.delay_s)
     try:
@@ -151,12 +150,12 @@ def _api(sim: Simulator, environ: dict[str, Any], method: str, sub: str) -> _Res
     return _json(200, body, headers)
 
 
-def _rate_limited(sim: Simulator, retry_after: int, headers: Headers) -> _Response:
+def _rate_limited(sim: SimulatorState, retry_after: int, headers: Headers) -> Response:
     headers = [(k, "0" if k == "X-RateLimit-Remaining" else v) for k, v in headers]
     details = {
         "retry_after": int(retry_after),
         "limit": int(sim.config.rate_limit),
-        "reset_time": _rfc3339z(sim.clock() + retry_after),
+        "reset_time": rfc3339z(sim.clock() + retry_after),
     }
     return _error(429, "Rate limit exceeded. Please try again later.", details, headers)
 
@@ -170,12 +169,12 @@ def _request_base(environ: dict[str, Any]) -> str:
     return f"{scheme}://{host}"
 
 
-def _need_scope(token: _Token, scope: str) -> None:
+def _need_scope(token: Token, scope: str) -> None:
     if scope not in token.scopes:
         raise ApiFailure(403, f'Required scope "{scope}" not found in token', {"scope": [scope]})
 
 
-def _own_debt(sim: Simulator, token: _Token, debt_id: str) -> None:
+def _own_debt(sim: SimulatorState, token: Token, debt_id: str) -> None:
     if debt_id not in sim.data.debts:
         raise ApiFailure(404, "Debt not found", {"debt_id": ["not found"]})
     client = sim.client_spec(token.client_id)
@@ -184,7 +183,7 @@ def _own_debt(sim: Simulator, token: _Token, debt_id: str) -> None:
 
 
 def _route_read(
-    sim: Simulator, environ: dict[str, Any], token: _Token, sub: str, base: str
+    sim: SimulatorState, environ: dict[str, Any], token: Token, sub: str, base: str
 ) -> dict[str, Any]:
     query = parse_query(environ)
     parts = [unquote(p) for p in sub.strip("/").split("/")] if sub.strip("/") else []
@@ -216,7 +215,7 @@ def _route_read(
     raise ApiFailure(404, "Not found")
 
 
-def _filter_followups(sim: Simulator, query: dict[str, list[str]], company: str) -> list[str]:
+def _filter_followups(sim: SimulatorState, query: dict[str, list[str]], company: str) -> list[str]:
     status = _first(query, "status")
     ftype = _first(query, "type")
     debt_id = _first(query, "debt_id")
@@ -272,7 +271,7 @@ def _positive_int(query: dict[str, list[str]], name: str, default: int) -> int:
 
 
 def _page(
-    sim: Simulator, query: dict[str, list[str]], ids: list[str], render: Callable[[str], Any]
+    sim: SimulatorState, query: dict[str, list[str]], ids: list[str], render: Callable[[str], Any]
 ) -> dict[str, Any]:
     """One page of ``ids`` in the documented list shape, with the pagination fault knobs."""
     page = _positive_int(query, "page", 1)
@@ -299,7 +298,7 @@ def _page(
 # ---------------------------------------------------------------------------- media
 
 
-def _media(sim: Simulator, environ: dict[str, Any], method: str, path: str) -> _Response:
+def _media(sim: SimulatorState, environ: dict[str, Any], method: str, path: str) -> Response:
     if sim.config.delay_s > 0:
         time.sleep(sim.config.delay_s)
     found = sim.media_spec_for_path(path)
@@ -322,7 +321,7 @@ def _media(sim: Simulator, environ: dict[str, Any], method: str, path: str) -> _
             ("Content-Type", "text/html; charset=utf-8"),
             ("Content-Length", str(len(HTML_ERROR_PAGE))),
         ]
-        return _Response(200, headers, [] if method == "HEAD" else [HTML_ERROR_PAGE])
+        return Response(200, headers, [] if method == "HEAD" else [HTML_ERROR_PAGE])
     source = sim.media_source(fid, kind)
     start, stop, status = 0, source.size, 200
     headers = [
@@ -338,14 +337,14 @@ def _media(sim: Simulator, environ: dict[str, Any], method: str, path: str) -> _
         headers.append(("Content-Range", f"bytes {start}-{stop - 1}/{source.size}"))
     headers.append(("Content-Length", str(stop - start)))
     if method == "HEAD":
-        return _Response(status, headers, [])
+        return Response(status, headers, [])
     truncate = hit <= cfg.truncate_media_first or (
         cfg.truncate_media_rate > 0 and sim.chance("media-truncate") < cfg.truncate_media_rate
     )
     if truncate:
         cut = start + int((stop - start) * cfg.truncate_fraction)
-        return _Response(status, headers, source.iter_range(start, cut))
-    return _Response(status, headers, source.iter_range(start, stop))
+        return Response(status, headers, source.iter_range(start, cut))
+    return Response(status, headers, source.iter_range(start, stop))
 
 
 def _parse_range(header: str, size: int) -> tuple[int, int] | str | None:

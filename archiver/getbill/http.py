@@ -1,0 +1,444 @@
+"""HTTP transport of the getbill client: auth, retries, rate limits and error translation.
+
+All network I/O goes through one ``httpx.Client`` (tests pass one built on
+``httpx.MockTransport``); httpx exceptions are translated into :mod:`archiver.errors` here and
+nowhere else.
+
+* **Auth**: a static bearer token, or OAuth2 client credentials (``POST {base}/token``). The
+  access token is cached, renewed ``token_renew_margin`` seconds before ``expires_in`` runs out,
+  and renewed once more if a call answers 401 (that call is then retried once).
+* **Retries**: 500/502/503/504, timeouts and connection errors are retried with exponential
+  backoff and jitter, at most ``max_attempts`` times, then
+  :class:`ApiRetriesExceededError` (``last_exception`` says what failed last).
+* **Rate limits**: ``X-RateLimit-*`` headers are tracked in :attr:`ApiHttp.rate_limit`.
+  A 429 waits ``details.retry_after`` (else ``details.reset_time``, ``Retry-After``,
+  ``X-RateLimit-Reset``), announced through ``on_event``; a wait longer than
+  ``max_rate_limit_wait`` raises :class:`ApiRateLimitError` at once instead of hanging.
+* **Errors**: 400/401/403/404/422 are not retried: typed errors carrying ``status``, the API's
+  ``message`` and the request path (never a query string, a token or a secret).
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import Callable, Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+import httpx
+
+from archiver import __version__
+from archiver.common.backoff import backoff_delay
+from archiver.common.redact import install_log_redaction, scrub_secrets, strip_query
+from archiver.errors import (
+    ApiAuthError,
+    ApiError,
+    ApiNotFoundError,
+    ApiRateLimitError,
+    ApiRetriesExceededError,
+)
+from archiver.getbill.ratelimit import RateLimitState, wait_from_429
+from archiver.getbill.settings import API_PREFIX, ApiEvent, ApiSettings
+
+# httpx logs request URLs (signatures included) if an application enables its logger.
+install_log_redaction()
+
+__all__ = ["DEFAULT_TOKEN_LIFETIME", "RETRYABLE_EXCEPTIONS", "RETRYABLE_STATUSES", "ApiHttp"]
+
+# The documented lifetime of an access token, used when the token response omits expires_in.
+DEFAULT_TOKEN_LIFETIME = 3600.0
+
+# The named set of retryable failures; everything else fails at once.
+RETRYABLE_STATUSES = frozenset({500, 502, 503, 504})
+RETRYABLE_EXCEPTIONS: tuple[type[Exception], ...] = (
+    httpx.TimeoutException,
+    httpx.NetworkError,
+    httpx.RemoteProtocolError,
+)
+
+
+class ApiHttp:
+    """Sends authenticated GETs to the getbill API and returns their JSON bodies.
+
+    ``http``: the ``httpx.Client`` to use (not closed by us); default: our own.
+    ``sleep``/``clock``: injected so tests never really wait. ``on_event``: receives
+    :class:`ApiEvent` (rate-limit waits, retries, token renewals).
+    ``rng``: the random source of the backoff jitter.
+    """
+
+    def __init__(
+        self,
+        settings: ApiSettings,
+        *,
+        http: httpx.Client | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+        clock: Callable[[], float] = time.time,
+        on_event: Callable[[ApiEvent], None] | None = None,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.settings = settings
+        self._owns_http = http is None
+        self._http = http if http is not None else httpx.Client(follow_redirects=False)
+        self._sleep = sleep
+        self._clock = clock
+        self._on_event = on_event
+        self._rng = rng or random.Random()
+        self.rate_limit = RateLimitState()
+        self._access_token: str | None = None
+        self._token_expires_at = 0.0
+        self._token_margin = settings.token_renew_margin
+
+    def close(self) -> None:
+        """Close the HTTP client if we created it."""
+        if self._owns_http:
+            self._http.close()
+
+    def __repr__(self) -> str:
+        # Never the token or secret: only where we talk to and how we authenticate.
+        return f"ApiHttp(base_url={self.settings.base_url!r}, auth={self.settings.auth_mode!r})"
+
+    def emit(self, event: ApiEvent) -> None:
+        """Hand ``event`` to the ``on_event`` callback, if there is one."""
+        if self._on_event is not None:
+            self._on_event(event)
+
+    # -- one request with retries, auth and error translation
+
+    def get_json(self, resource: str, params: Mapping[str, Any] | None = None) -> dict[str, Any]:
+        """``GET {base}/external-api/v1{resource}``: the JSON object of a 2xx answer.
+
+        Raises the :class:`ApiError` subclass that fits any other answer.
+        """
+        path = API_PREFIX + resource
+        url = self.settings.base_url + path
+        renewed = False
+        while True:
+            response = self._send("GET", url, path, params=params, authorized=True)
+            if (
+                response.status_code == 401
+                and self.settings.auth_mode == "client_credentials"
+                and not renewed
+            ):
+                # The cached token may have been revoked or expired early: renew once.
+                renewed = True
+                self._access_token = None
+                self.emit(
+                    ApiEvent(
+                        "token",
+                        "the API refused the access token (401); renewing it once",
+                        path=path,
+                        status=401,
+                    )
+                )
+                continue
+            if not 200 <= response.status_code < 300:
+                raise self._error_for(response, path, renewed=renewed)
+            return self._json_body(response, path)
+
+    def _send(
+        self,
+        method: str,
+        url: str,
+        path: str,
+        *,
+        params: Mapping[str, Any] | None = None,
+        data: Mapping[str, str] | None = None,
+        authorized: bool,
+    ) -> httpx.Response:
+        """One logical request: retries transient failures, waits out short 429s.
+
+        Returns the first response that is neither retryable nor a 429.
+        """
+        attempts = self.settings.max_attempts
+        last: Exception | None = None
+        for attempt in range(1, attempts + 1):
+            self._respect_quota(path)
+            headers = {
+                "Accept": "application/json",
+                "User-Agent": f"getbill-archiver/{__version__}",
+            }
+            if authorized:
+                headers["Authorization"] = f"Bearer {self._bearer()}"
+            try:
+                response = self._http.request(
+                    method,
+                    url,
+                    params=dict(params) if params else None,
+                    data=dict(data) if data else None,
+                    headers=headers,
+                    timeout=self.settings.timeout,
+                )
+                # Read the body inside the try: a connection dropped mid-body is retryable.
+                response.read()
+            except RETRYABLE_EXCEPTIONS as exc:
+                last = self._sanitized(exc)
+                if attempt < attempts:
+                    self._backoff(attempt, path, f"{type(exc).__name__}: {last}")
+                    continue
+                raise ApiRetriesExceededError(
+                    f"getbill {method} failed {attempts} times in a row; last: "
+                    f"{type(exc).__name__}: {last}",
+                    last_exception=last,
+                    path=path,
+                ) from last
+            except httpx.HTTPError as exc:
+                raise ApiError(
+                    f"getbill {method} could not be sent: {type(exc).__name__}: "
+                    f"{self._sanitized(exc)}",
+                    path=path,
+                ) from None
+
+            self.rate_limit.update(response.headers, self._clock())
+            status = response.status_code
+            if status == 429:
+                wait, source = self._rate_limit_wait(response, attempt)
+                self._check_wait(wait, source, path)
+                if attempt >= attempts:
+                    raise ApiRateLimitError(
+                        f"getbill still answers 429 (rate limited) after {attempts} attempts",
+                        status=429,
+                        path=path,
+                        api_message=self._api_message(response),
+                    )
+                self.emit(
+                    ApiEvent(
+                        "rate_limited",
+                        f"rate limited on {path}: waiting {wait:.0f} s ({source}; at most "
+                        f"{self.settings.max_rate_limit_wait:.0f} s allowed)",
+                        path=path,
+                        wait_seconds=wait,
+                        attempt=attempt,
+                        status=429,
+                    )
+                )
+                self._sleep(wait)
+                continue
+            if status in RETRYABLE_STATUSES:
+                last = self._error_for(response, path)
+                if attempt < attempts:
+                    self._backoff(attempt, path, f"HTTP {status}", status=status)
+                    continue
+                raise ApiRetriesExceededError(
+                    f"getbill {method} answered HTTP {status} {attempts} times in a row",
+                    last_exception=last,
+                    status=status,
+                    path=path,
+                    api_message=self._api_message(response),
+                )
+            return response
+        raise AssertionError("unreachable")  # the loop always returns or raises
+
+    def _backoff(self, attempt: int, path: str, reason: str, *, status: int | None = None) -> None:
+        wait = self._backoff_delay(attempt)
+        self.emit(
+            ApiEvent(
+                "retry",
+                f"{path}: {reason}; retrying in {wait:.1f} s "
+                f"(attempt {attempt + 1} of {self.settings.max_attempts})",
+                path=path,
+                wait_seconds=wait,
+                attempt=attempt,
+                status=status,
+            )
+        )
+        self._sleep(wait)
+
+    # -- auth
+
+    def _bearer(self) -> str:
+        if self.settings.token:
+            return self.settings.token
+        if self._access_token and self._clock() < self._token_expires_at - self._token_margin:
+            return self._access_token
+        return self._fetch_token()
+
+    def _fetch_token(self) -> str:
+        path = "/token"
+        s = self.settings
+        asked_at = self._clock()
+        response = self._send(
+            "POST",
+            s.token_url,
+            path,
+            data={
+                "grant_type": "client_credentials",
+                "client_id": s.client_id or "",
+                "client_secret": s.client_secret or "",
+                "scope": s.scope,
+            },
+            authorized=False,
+        )
+        if not 200 <= response.status_code < 300:
+            err = self._error_for(response, path)
+            if response.status_code in (400, 401, 403):
+                raise ApiAuthError(
+                    f"getbill refused the client credentials (HTTP {response.status_code}); "
+                    "check GETBILL_CLIENT_ID / GETBILL_CLIENT_SECRET and the scopes "
+                    f"({s.scope})",
+                    status=response.status_code,
+                    path=path,
+                    api_message=err.api_message,
+                )
+            raise err
+        body = self._json_body(response, path)
+        token = body.get("access_token")
+        if not isinstance(token, str) or not token:
+            raise ApiAuthError("the token response has no access_token", status=200, path=path)
+        expires_in = body.get("expires_in")
+        lifetime = (
+            float(expires_in)
+            if isinstance(expires_in, int | float)
+            and not isinstance(expires_in, bool)
+            and expires_in > 0
+            else DEFAULT_TOKEN_LIFETIME
+        )
+        self._access_token = token
+        self._token_expires_at = asked_at + lifetime
+        # A short-lived token must still be usable: never keep more than half its life as margin.
+        self._token_margin = min(s.token_renew_margin, lifetime / 2)
+        self.emit(ApiEvent("token", f"obtained an access token valid {lifetime:.0f} s", path=path))
+        return token
+
+    # -- rate limits
+
+    def _respect_quota(self, path: str) -> None:
+        """Wait for the window to reset when the last response said no request is left."""
+        wait = self.rate_limit.quota_wait(self._clock())
+        if wait is None or wait > self.settings.max_rate_limit_wait:
+            # Too long: send anyway and let the server's 429 decide (and fail fast with details).
+            return
+        self.emit(
+            ApiEvent(
+                "rate_limited",
+                f"request quota used up: waiting {wait:.0f} s for the window to reset",
+                path=path,
+                wait_seconds=wait,
+            )
+        )
+        self._sleep(wait)
+        self.rate_limit.remaining = None
+
+    def _rate_limit_wait(self, response: httpx.Response, attempt: int) -> tuple[float, str]:
+        hint = wait_from_429(_safe_json(response), response.headers, self.rate_limit, self._clock())
+        if hint is not None:
+            return hint
+        return self._backoff_delay(attempt), "no wait given; backing off"
+
+    def _backoff_delay(self, attempt: int) -> float:
+        s = self.settings
+        return backoff_delay(attempt, s.backoff_base, s.backoff_max, self._rng)
+
+    def _check_wait(self, wait: float, source: str, path: str) -> None:
+        limit = self.settings.max_rate_limit_wait
+        if wait <= limit:
+            return
+        retry_at = datetime.fromtimestamp(self._clock() + wait, UTC).isoformat(timespec="seconds")
+        raise ApiRateLimitError(
+            f"getbill rate limit reached (HTTP 429): the server asks to wait {wait:.0f} s "
+            f"({source}), more than the allowed maximum of {limit:.0f} s. Run again after "
+            f"{retry_at}, or allow longer waits with GETBILL_MAX_RATE_LIMIT_WAIT "
+            "(ApiSettings.max_rate_limit_wait, in seconds)",
+            status=429,
+            path=path,
+            wait_seconds=round(wait, 3),
+            max_wait_seconds=limit,
+            retry_at=retry_at,
+        )
+
+    # -- responses and errors
+
+    def _json_body(self, response: httpx.Response, path: str) -> dict[str, Any]:
+        try:
+            body = response.json()
+        except ValueError:  # JSONDecodeError and UnicodeDecodeError are both ValueErrors
+            ctype = response.headers.get("Content-Type", "unknown")
+            raise ApiError(
+                f"getbill answered HTTP {response.status_code} with malformed JSON "
+                f"(Content-Type {ctype!r:.60}, {len(response.content)} bytes)",
+                status=response.status_code,
+                path=path,
+            ) from None
+        if not isinstance(body, dict):
+            raise ApiError(
+                f"getbill answered with JSON {type(body).__name__}, expected an object",
+                status=response.status_code,
+                path=path,
+            )
+        if body.get("error") is True:
+            raise ApiError(
+                "getbill answered with an error body despite a success status",
+                status=response.status_code,
+                path=path,
+                api_message=self._api_message(response),
+            )
+        return body
+
+    def _api_message(self, response: httpx.Response) -> str | None:
+        body = _safe_json(response)
+        if not isinstance(body, dict):
+            return None
+        parts: list[str] = [
+            v
+            for v in (body.get("message"), body.get("error_description"))
+            if isinstance(v, str) and v
+        ]
+        if not parts and isinstance(body.get("error"), str):  # OAuth: {"error": "invalid_client"}
+            parts = [body["error"]]
+        if not parts:
+            return None
+        return self._scrub(" ".join(parts))[:300]
+
+    def _error_for(self, response: httpx.Response, path: str, *, renewed: bool = False) -> ApiError:
+        status = response.status_code
+        msg = self._api_message(response)
+        reason = response.reason_phrase or ""
+        kw: dict[str, Any] = {"status": status, "path": path, "api_message": msg}
+        if status == 401:
+            hint = (
+                "even after renewing the access token once"
+                if renewed
+                else "check GETBILL_TOKEN"
+                if self.settings.auth_mode == "token"
+                else "check the client credentials"
+            )
+            return ApiAuthError(f"getbill rejected the credentials (HTTP 401); {hint}", **kw)
+        if status == 403:
+            hint = ""
+            if msg and "scope" in msg.lower():
+                hint = f"; the token lacks a scope (asked for: {self.settings.scope})"
+            return ApiAuthError(f"getbill denied access (HTTP 403){hint}", **kw)
+        if status == 404:
+            return ApiNotFoundError("getbill has no such resource (HTTP 404)", **kw)
+        if 300 <= status < 400:
+            location = strip_query(response.headers.get("Location")) or "?"
+            return ApiError(
+                f"getbill answered a redirect (HTTP {status} to {location}); is the API URL right?",
+                **kw,
+            )
+        if status in (400, 422):
+            return ApiError(f"getbill rejected the request (HTTP {status} {reason})", **kw)
+        if status >= 500:
+            return ApiError(f"getbill server error (HTTP {status} {reason})", **kw)
+        return ApiError(f"unexpected HTTP {status} {reason} from getbill", **kw)
+
+    def _scrub(self, text: str) -> str:
+        """No secret in any spelling (as is, URL-encoded, form-encoded), no signed query."""
+        return scrub_secrets(
+            text, (self.settings.token, self.settings.client_secret, self._access_token)
+        )
+
+    def _sanitized(self, exc: Exception) -> Exception:
+        """A copy of an httpx error without its request (whose headers hold the token)."""
+        message = self._scrub(str(exc))
+        try:
+            return type(exc)(message)
+        except Exception:  # noqa: BLE001 - some exception types want other arguments
+            return ApiError(message)
+
+
+def _safe_json(response: httpx.Response) -> Any:
+    try:
+        return response.json()
+    except ValueError:
+        return None

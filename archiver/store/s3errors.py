@@ -1,0 +1,82 @@
+"""Translation of botocore exceptions into :mod:`archiver.errors`, for the object store only."""
+
+from __future__ import annotations
+
+from typing import Any, NoReturn
+
+from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
+
+from archiver.errors import BucketNotLockedError, ConfigError, RetentionError, StorageError
+
+__all__ = [
+    "CONDITIONAL_CODES",
+    "NOT_FOUND_CODES",
+    "error_code",
+    "http_status",
+    "raise_refused",
+    "raise_translated",
+]
+
+# Error codes meaning "the bytes that arrived are not the bytes that were sent".
+_DIGEST_CODES = {"BadDigest", "InvalidDigest", "XAmzContentSHA256Mismatch", "InvalidChecksum"}
+CONDITIONAL_CODES = {"PreconditionFailed", "ConditionalRequestConflict"}
+NOT_FOUND_CODES = {"404", "NoSuchKey", "NoSuchVersion", "NotFound"}
+_REFUSED_CODES = {"AccessDenied", "InvalidRequest", "InvalidArgument", "MethodNotAllowed"}
+
+
+def error_code(exc: ClientError) -> str:
+    """The S3 error code of a refusal (``NoSuchKey``, ``AccessDenied``...), or ""."""
+    return str(exc.response.get("Error", {}).get("Code", ""))
+
+
+def http_status(exc: ClientError) -> int | None:
+    """The HTTP status of a refusal, if botocore recorded one."""
+    status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+    return int(status) if status is not None else None
+
+
+def raise_translated(exc: Exception, action: str, *, bucket: str, **context: Any) -> NoReturn:
+    """Translate a botocore exception into our error tree (never returns)."""
+    context = {"bucket": bucket, **context}
+    if isinstance(exc, NoCredentialsError):
+        raise ConfigError(
+            "no S3 credentials found: set AWS_PROFILE or AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY",
+            **context,
+        ) from exc
+    if isinstance(exc, BotoCoreError):
+        raise StorageError(f"{action} failed: {exc}", **context) from exc
+    assert isinstance(exc, ClientError)
+    code, status = error_code(exc), http_status(exc)
+    message = exc.response.get("Error", {}).get("Message", "")
+    context.update(code=code or None, status=status)
+    if code in _DIGEST_CODES:
+        raise StorageError(
+            f"{action}: the server refused the upload because the bytes it received do not "
+            "match their SHA-256 checksum (corrupted in transit, or the local file changed)",
+            **context,
+        ) from exc
+    if code == "NoSuchBucket":
+        raise BucketNotLockedError(
+            f"bucket {bucket!r} does not exist; create it with `archiver init-bucket {bucket}`",
+            **context,
+        ) from exc
+    raise StorageError(f"{action} failed: {code or status} {message}".strip(), **context) from exc
+
+
+def raise_refused(
+    exc: Exception, action: str, *, bucket: str, key: str, version_id: str | None, **context: Any
+) -> NoReturn:
+    """Retention / hold / delete refusals become RetentionError; the rest is translated by
+    :func:`raise_translated`."""
+    if isinstance(exc, ClientError) and (
+        error_code(exc) in _REFUSED_CODES or http_status(exc) in (400, 403)
+    ):
+        raise RetentionError(
+            f"the server refused to {action}",
+            bucket=bucket,
+            key=key,
+            version_id=version_id,
+            code=error_code(exc),
+            **context,
+        ) from exc
+    raise_translated(exc, action, bucket=bucket, key=key, version_id=version_id)

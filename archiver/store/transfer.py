@@ -1,0 +1,134 @@
+"""Writing to S3: the arguments of a locked PUT, large-block file reads, multipart parts."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import io
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, BinaryIO, cast
+
+from botocore.exceptions import BotoCoreError, ClientError
+
+from archiver.errors import StorageError
+from archiver.store.s3errors import raise_translated
+from archiver.store.settings import StorageSettings
+from archiver.store.types import Lock
+
+if TYPE_CHECKING:
+    from mypy_boto3_s3 import S3Client
+
+__all__ = ["LargeBlocks", "put_object_args", "upload_parts"]
+
+
+class LargeBlocks(io.RawIOBase):
+    """A file read in large blocks: http.client sends a file body ``blocksize`` (8 KiB) at a
+    time, a Python loop of a thousand iterations per 8 MB; returning up to ``block`` bytes per
+    read cuts that to a handful while memory stays at one block."""
+
+    def __init__(self, raw: BinaryIO, block: int) -> None:
+        self._raw = raw
+        self._block = block
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        return self._raw.seek(offset, whence)
+
+    def tell(self) -> int:
+        return self._raw.tell()
+
+    def read(self, size: int | None = -1) -> bytes:
+        if size is None or size < 0:
+            return self._raw.read()
+        return self._raw.read(max(size, self._block))
+
+    def close(self) -> None:
+        self._raw.close()
+        super().close()
+
+
+def upload_parts(
+    client: S3Client,
+    bucket: str,
+    key: str,
+    path: Path,
+    upload_id: str,
+    sha256: str,
+    settings: StorageSettings,
+) -> list[dict[str, Any]]:
+    """Upload ``path`` as the parts of multipart upload ``upload_id``, each with its SHA-256.
+
+    Returns the parts for ``CompleteMultipartUpload``. Raises :class:`StorageError` if the
+    file needs more than 10,000 parts or no longer hashes to ``sha256``.
+    """
+    whole = hashlib.sha256()
+    parts: list[dict[str, Any]] = []
+    chunk = settings.read_chunk
+    size = settings.part_size
+    with path.open("rb") as fh:
+        for number in range(1, 10_001):  # S3 allows at most 10,000 parts
+            # One part in memory at a time, filled chunk by chunk.
+            buf = bytearray()
+            while len(buf) < size and (piece := fh.read(min(chunk, size - len(buf)))):
+                buf += piece
+            if not buf:
+                break
+            whole.update(buf)
+            digest = base64.b64encode(hashlib.sha256(buf).digest()).decode("ascii")
+            try:
+                resp = client.upload_part(
+                    Bucket=bucket,
+                    Key=key,
+                    UploadId=upload_id,
+                    PartNumber=number,
+                    # bytearray is accepted by botocore (no copy of the part).
+                    Body=cast(bytes, buf),
+                    ChecksumSHA256=digest,
+                    ChecksumAlgorithm="SHA256",
+                )
+            except (ClientError, BotoCoreError) as exc:
+                raise_translated(exc, f"upload part {number} of {key}", bucket=bucket, key=key)
+            parts.append({"PartNumber": number, "ETag": resp["ETag"], "ChecksumSHA256": digest})
+            if len(buf) < size:
+                break
+        else:
+            raise StorageError(
+                f"{path} needs more than 10,000 parts; raise part_size",
+                bucket=bucket,
+                key=key,
+            )
+    if whole.hexdigest() != sha256:
+        raise StorageError(
+            f"{path} changed while uploading: its SHA-256 is now {whole.hexdigest()}, "
+            f"expected {sha256}; upload aborted",
+            bucket=bucket,
+            key=key,
+        )
+    return parts
+
+
+def put_object_args(
+    bucket: str,
+    key: str,
+    sha256: str,
+    lock: Lock,
+    content_type: str,
+    metadata: dict[str, str] | None,
+) -> dict[str, Any]:
+    """What every write carries: content type, the Object Lock, and the SHA-256 as metadata."""
+    args: dict[str, Any] = {
+        "Bucket": bucket,
+        "Key": key,
+        "ContentType": content_type,
+        "ObjectLockMode": lock.mode,
+        "ObjectLockRetainUntilDate": lock.retain_until,
+        "Metadata": {**(metadata or {}), "sha256": sha256},
+    }
+    if lock.legal_hold:
+        args["ObjectLockLegalHoldStatus"] = "ON"
+    return args
