@@ -7,7 +7,13 @@ from typing import Any
 import pytest
 
 from archiver.errors import ApiError
-from archiver.getbill.pagination import PageNumberPaginator, paginate
+from archiver.getbill.pagination import (
+    PageNumberPaginator,
+    PassOutcome,
+    listing_settled,
+    may_be_missing,
+    paginate,
+)
 
 
 def server(records: list[dict[str, Any]], limit_pages: int | None = None):
@@ -151,3 +157,57 @@ def test_bad_arguments_rejected():
         PageNumberPaginator(limit=0)
     with pytest.raises(ValueError):
         PageNumberPaginator(max_pages=0)
+
+
+# --- passes over a listing that may shift ----------------------------------------------------
+
+
+def outcome(ids: str, total: int | None = None, *, first: int | None = None, dups: int = 0):
+    """A pass that kept the records named by the letters of ``ids``."""
+    last = len(ids) if total is None else total
+    start = last if first is None else first
+    return PassOutcome(frozenset(ids), len(ids), start, last, start != last, dups)
+
+
+def test_paginator_outcome_sums_up_the_pass():
+    page1 = [{"id": "a"}, {"id": "b"}]
+    page2 = [{"id": "b"}, {"id": "c"}, {"x": 1}]
+
+    def fetch(params):
+        data = page1 if params["page"] == 1 else page2
+        return {"data": data, "pagination": {"total": 3 + params["page"], "pages": 2}}
+
+    p = PageNumberPaginator(limit=2)
+    collect(fetch, p)
+    o = p.outcome()
+    assert o.ids == {"a", "b", "c"} and o.records == 4 and o.duplicates == 1
+    assert (o.first_total, o.last_total, o.total_changed) == (4, 5, True)
+    assert o.shifted and o.count_mismatch
+
+
+def test_clean_pass_settles_alone():
+    clean = outcome("abc")
+    assert not clean.shifted and listing_settled([clean])
+    assert not listing_settled([])
+
+
+def test_each_kind_of_shift_needs_another_pass():
+    grown = outcome("abc", 5, first=3)
+    short = outcome("abc", 4)
+    repeated = outcome("abc", dups=1)
+    for shifted in (grown, short, repeated):
+        assert shifted.shifted and not listing_settled([shifted])
+
+
+def test_shifted_passes_settle_when_they_agree_or_one_is_clean():
+    assert listing_settled([outcome("abc", 4), outcome("abc", 4)])  # same oddity twice
+    assert listing_settled([outcome("abc", 5, first=3), outcome("abcde")])  # then clean
+    assert not listing_settled([outcome("abc", 5, first=3), outcome("abcde", 7, first=5)])
+
+
+def test_may_be_missing_estimates_what_the_last_pass_lacked():
+    passes = [outcome("abc", 5, first=3), outcome("abcde", 7, first=5)]
+    assert may_be_missing(passes) == 2  # 7 announced, 5 received; 2 new since pass 1
+    assert may_be_missing([outcome("abcdef", 6, first=3), outcome("abcdef", 6, dups=1)]) == 0
+    assert may_be_missing([outcome("abc", 9, first=3), outcome("abcd", 5, first=4)]) == 1
+    assert may_be_missing([outcome("ab", 3)]) == 1 and may_be_missing([]) == 0

@@ -439,6 +439,51 @@ def test_unstable_total_and_duplicates(http: httpx.Client, simulator: Simulator)
     assert two["data"][0]["id"] == one["data"][-1]["id"]
 
 
+def test_insert_during_listing_shifts_pages_once(
+    http: httpx.Client, simulator: Simulator, sim_clock: SimClock
+) -> None:
+    big = simulator.debt_ids()[0]
+    before = simulator.followup_ids(big)
+    simulator.config.insert_during_listing = 3  # one batch of 3
+    url = f"{API}/followups/debt/{big}"
+    one = http.get(url, params={"limit": 100}).json()
+    two = http.get(url, params={"limit": 100, "page": 2}).json()
+    after = simulator.followup_ids(big)
+    new = after[:3]
+    assert one["pagination"]["total"] == 130 and two["pagination"]["total"] == 133
+    assert after[3:] == before and not set(new) & set(before)
+    # Page 2 starts with the last three items of page 1; the new ones were on neither page.
+    assert [r["id"] for r in two["data"][:3]] == [r["id"] for r in one["data"][-3:]]
+    assert not set(new) & {r["id"] for r in one["data"] + two["data"]}
+    # Backdated: the listing stays oldest first.
+    stamps = [simulator.data.followups[i]["scheduled_at"] for i in after[:4]]
+    assert stamps == sorted(stamps)
+    assert simulator.config.insert_during_listing == 0
+    # The budget is spent: a second listing is stable and shows the new ones on page 1.
+    again = http.get(url, params={"limit": 100}).json()
+    assert [r["id"] for r in again["data"][:3]] == new
+    assert simulator.followup_ids(big) == after
+    # A one-page listing never triggers an insertion.
+    simulator.config.insert_during_listing = 5
+    small = simulator.debt_ids()[2]
+    http.get(f"{API}/followups/debt/{small}", params={"limit": 100})
+    assert simulator.config.insert_during_listing == 5
+
+
+def test_insert_during_listing_is_deterministic(sim_clock: SimClock) -> None:
+    def run() -> list[dict]:
+        sim = Simulator(SimulatorConfig(seed=4, insert_during_listing=6), clock=sim_clock)
+        with _client(sim) as client:
+            client.headers["Authorization"] = f"Bearer {_token(client)}"
+            big = sim.debt_ids()[0]
+            for _ in range(2):
+                client.get(f"{API}/followups/debt/{big}", params={"limit": 100})
+            return [sim.data.followups[i] for i in sim.followup_ids(big)[:6]]
+
+    first, second = run(), run()
+    assert first == second and len({r["id"] for r in first}) == 6
+
+
 def test_short_url_ttl(http: httpx.Client, simulator: Simulator, sim_clock: SimClock) -> None:
     simulator.config.url_ttl_s = 2
     url = http.get(f"{API}/followups/{_first_with(simulator, 'pdf')['id']}").json()["data"][
@@ -490,3 +535,4 @@ def test_server_refuses_non_loopback() -> None:
 def test_cli_help_mentions_example() -> None:
     result = CliRunner().invoke(main, ["simulate", "--help"])
     assert result.exit_code == 0 and "Example" in result.output and "--url-ttl" in result.output
+    assert "--insert-during-listing" in result.output

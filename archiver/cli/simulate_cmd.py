@@ -28,6 +28,12 @@ import click
 @click.option("--html-media-first", default=0, show_default=True, help="First K fetches are HTML.")
 @click.option("--unstable-total", is_flag=True, help="pagination.total grows between pages.")
 @click.option("--duplicate-ids", is_flag=True, help="Each page repeats the previous last item.")
+@click.option(
+    "--insert-during-listing",
+    default=0,
+    show_default=True,
+    help="Followups to insert at the top of a debt while its listing is paged (3 per listing).",
+)
 def simulate(
     port: int,
     seed: int,
@@ -45,6 +51,7 @@ def simulate(
     html_media_first: int,
     unstable_total: bool,
     duplicate_ids: bool,
+    insert_during_listing: int,
 ) -> None:
     """Serve a local imitation of the getbill external API until Ctrl-C.
 
@@ -75,6 +82,7 @@ def simulate(
         html_media_first=html_media_first,
         unstable_total=unstable_total,
         duplicate_across_pages=duplicate_ids,
+        insert_during_listing=insert_during_listing,
     )
     try:
         server = SimulatorServer(config, host="127.0.0.1", port=port)

@@ -40,6 +40,8 @@ class ProblemKind(StrEnum):
     # dossier: loading what a manifest names
     MANIFEST_NOT_CANONICAL = "ManifestNotCanonical"
     RECORD_MISSING = "RecordMissing"
+    # archive: a listing that kept changing while read (followups may be missing)
+    LISTING_UNSTABLE = "ListingUnstable"
     # archive: a debt or an object that could not be archived (error-tree class names)
     DEBT_UNAVAILABLE = "DebtUnavailable"
     CONFIG_ERROR = "ConfigError"

@@ -6,6 +6,13 @@ accepted is :mod:`archiver.getbill.records`' (each record of a listing is valida
 own: records without a usable id are skipped and reported, others are kept and their
 problems reported beside them, see :class:`Listing`). Settings and events live in
 :mod:`archiver.getbill.settings`, the page loop in :mod:`archiver.getbill.pagination`.
+
+A listing that shifts while it is read (``total`` moves, ids repeat across pages, the count
+received is not the final ``total``) is read again, up to ``listing_passes`` passes in all,
+until it settles (:func:`archiver.getbill.pagination.listing_settled`); the result is the union
+of every pass, so a record seen once is never dropped. One that never settles is marked
+``unstable`` with a :class:`~archiver.common.problems.Problem` saying how many records may be
+missing.
 """
 
 from __future__ import annotations
@@ -20,10 +27,19 @@ from urllib.parse import quote
 import httpx
 
 from archiver.common.ids import check_id
+from archiver.common.problems import Problem, ProblemKind
 from archiver.common.schemas import validate
 from archiver.errors import ApiError, ConfigError, ValidationError
 from archiver.getbill.http import ApiHttp
-from archiver.getbill.pagination import Duplicate, Page, PageNumberPaginator, paginate
+from archiver.getbill.pagination import (
+    Duplicate,
+    Page,
+    PageNumberPaginator,
+    PassOutcome,
+    listing_settled,
+    may_be_missing,
+    paginate,
+)
 from archiver.getbill.ratelimit import RateLimitState
 from archiver.getbill.records import (
     Builder,
@@ -40,10 +56,13 @@ from archiver.getbill.records import (
 )
 from archiver.getbill.settings import API_PREFIX, ApiEvent, ApiSettings
 
-__all__ = ["GetbillClient", "Listing"]
+__all__ = ["DEFAULT_LISTING_PASSES", "GetbillClient", "Listing"]
 
 
 T = TypeVar("T")
+
+DEFAULT_LISTING_PASSES = 3
+"""Passes over one listing at most: the first, and two more if it keeps shifting."""
 
 
 @dataclass
@@ -52,7 +71,18 @@ class Listing(Generic[T]):
 
     ``problems`` are :class:`ValidationError` with ``kept`` in their context (False: the record
     was skipped, it cannot be archived) and ``severity`` (``error`` or ``warning``). Listing-level
-    warnings (the listing changed while read, count mismatch) have no ``kept``.
+    warnings (the listing changed while read but settled when read again, count mismatch) have
+    no ``kept``.
+
+    ``items`` are the union of every pass: the last pass's copies, then records only earlier
+    passes saw (removed upstream meanwhile, or pushed past the last pass). ``pages_fetched``
+    counts the pages of all passes (each one API request), ``passes`` the passes,
+    ``duplicates`` and ``total`` are the last pass's.
+
+    ``unstable``: the listing kept shifting for every pass allowed; records may be missing
+    from ``items`` and ``unstable_problem`` (kind ``ListingUnstable``, blocking) estimates how
+    many (``details["may_be_missing"]``, 0 when unknown). A consumer must not conclude from
+    such a listing that a record it lacks is gone upstream.
     """
 
     items: list[T] = field(default_factory=list)
@@ -60,6 +90,9 @@ class Listing(Generic[T]):
     pages_fetched: int = 0
     total: int | None = None
     duplicates: list[Duplicate] = field(default_factory=list)
+    passes: int = 1
+    unstable: bool = False
+    unstable_problem: Problem | None = None
 
     @property
     def skipped(self) -> list[ValidationError]:
@@ -73,7 +106,8 @@ class GetbillClient:
     ``http``: the ``httpx.Client`` to use (not closed by us); default: our own.
     ``sleep``/``clock``: injected so tests never really wait. ``on_event``: receives
     :class:`ApiEvent` (rate-limit waits, retries, token renewals, pages).
-    ``rng``: the random source of the backoff jitter.
+    ``rng``: the random source of the backoff jitter. ``listing_passes``: how many times at
+    most one listing is read while it keeps shifting (see the module docstring).
     """
 
     def __init__(
@@ -85,13 +119,17 @@ class GetbillClient:
         clock: Callable[[], float] = time.time,
         on_event: Callable[[ApiEvent], None] | None = None,
         rng: random.Random | None = None,
+        listing_passes: int = DEFAULT_LISTING_PASSES,
     ) -> None:
+        if listing_passes < 1:
+            raise ValueError("listing_passes must be at least 1")
         if settings.auth_mode == "none":
             raise ConfigError(
                 "no getbill credentials: set GETBILL_TOKEN, or GETBILL_CLIENT_ID and "
                 "GETBILL_CLIENT_SECRET"
             )
         self.settings = settings
+        self.listing_passes = listing_passes
         self.http = ApiHttp(
             settings, http=http, sleep=sleep, clock=clock, on_event=on_event, rng=rng
         )
@@ -220,15 +258,38 @@ class GetbillClient:
         *,
         expected_debt_id: str | None = None,
     ) -> Listing[Any]:
+        path = API_PREFIX + resource
+        passes: list[tuple[Listing[Any], PassOutcome]] = []
+        while True:
+            passes.append(self._pass(resource, kind, build, expected_debt_id))
+            outcomes = [outcome for _, outcome in passes]
+            if listing_settled(outcomes) or len(passes) >= self.listing_passes:
+                break
+            self.http.emit(
+                ApiEvent(
+                    "relist",
+                    f"{_shift_text(path, outcomes[-1])}; listing it again "
+                    f"(pass {len(passes) + 1} of at most {self.listing_passes})",
+                    path=path,
+                )
+            )
+        return _merge(passes, kind, path, expected_debt_id)
+
+    def _pass(
+        self,
+        resource: str,
+        kind: RecordKind,
+        build: Builder,
+        expected_debt_id: str | None,
+    ) -> tuple[Listing[Any], PassOutcome]:
+        """Read the listing once: its records and their problems, and what the pass saw."""
         listing: Listing[Any] = Listing()
         index = 0
-        unique_records = 0
         paginator = self._paginator()
         for page in self.iter_pages(resource, paginator=paginator):
             listing.pages_fetched += 1
             listing.total = page.total if page.total is not None else listing.total
             for raw in page.records:
-                unique_records += 1
                 item, problems = accept_listed(kind, raw, index, build, expected_debt_id)
                 listing.problems.extend(problems)
                 if item is not None:
@@ -243,28 +304,10 @@ class GetbillClient:
                             f"different content; the copy from page {dup.first_page} is kept",
                             severity="warning",
                             kept=True,
-                            **{"followup_id" if kind == "followup" else "debt_id": dup.id},
+                            **{_id_field(kind): dup.id},
                         )
                     )
-        path = API_PREFIX + resource
-        if paginator.total_changed:
-            listing.problems.append(
-                ValidationError(
-                    f"the listing {path} changed while it was read (total went from "
-                    f"{paginator.first_total} to {paginator.last_total}); records may have "
-                    "shifted between pages: run again to be sure none was missed",
-                    severity="warning",
-                )
-            )
-        elif listing.total is not None and unique_records != listing.total:
-            listing.problems.append(
-                ValidationError(
-                    f"the listing {path} announced {listing.total} records but "
-                    f"{unique_records} distinct ones were received",
-                    severity="warning",
-                )
-            )
-        return listing
+        return listing, paginator.outcome()
 
     def _one(
         self, resource: str, kind: RecordKind, wanted_id: str
@@ -279,3 +322,95 @@ class GetbillClient:
                 status=200,
             )
         return raw, accept_single(kind, raw, wanted_id, path)
+
+
+def _id_field(kind: RecordKind) -> str:
+    return "followup_id" if kind == "followup" else "debt_id"
+
+
+def _shift_reason(outcome: PassOutcome) -> str:
+    """How a pass shifted, in a few words (the first reason that applies)."""
+    if outcome.total_changed:
+        return f"total went from {outcome.first_total} to {outcome.last_total}"
+    if outcome.count_mismatch:
+        return f"{outcome.last_total} records announced, {outcome.records} distinct received"
+    return f"{outcome.duplicates} records repeated across pages"
+
+
+def _shift_text(path: str, outcome: PassOutcome) -> str:
+    """How a pass shifted, as the start of a sentence."""
+    if outcome.total_changed:
+        return f"the listing {path} changed while it was read ({_shift_reason(outcome)})"
+    if outcome.count_mismatch:
+        return (
+            f"the listing {path} announced {outcome.last_total} records but "
+            f"{outcome.records} distinct ones were received"
+        )
+    return f"the listing {path} repeated {outcome.duplicates} records across pages"
+
+
+def _merge(
+    passes: list[tuple[Listing[Any], PassOutcome]],
+    kind: RecordKind,
+    path: str,
+    expected_debt_id: str | None,
+) -> Listing[Any]:
+    """One listing from every pass: the last pass, plus what only earlier passes saw."""
+    last, last_outcome = passes[-1]
+    merged: Listing[Any] = Listing(
+        items=list(last.items),
+        problems=list(last.problems),
+        pages_fetched=sum(listing.pages_fetched for listing, _ in passes),
+        total=last.total,
+        duplicates=list(last.duplicates),
+        passes=len(passes),
+    )
+    have = {item.id for item in merged.items}
+    for earlier, _ in reversed(passes[:-1]):
+        for item in earlier.items:
+            if item.id in have:
+                continue
+            have.add(item.id)
+            merged.items.append(item)
+            merged.problems.extend(
+                p for p in earlier.problems if p.context.get(_id_field(kind)) == item.id
+            )
+    outcomes = [outcome for _, outcome in passes]
+    if not listing_settled(outcomes):
+        merged.unstable = True
+        merged.unstable_problem = _unstable_problem(outcomes, kind, path, expected_debt_id)
+        return merged
+    first = outcomes[0]
+    if first.total_changed or first.count_mismatch:
+        # Settled after more than one pass: a single settled pass did not shift.
+        if not last_outcome.shifted:
+            settled = f"read again, pass {len(passes)} was consistent: no record was missed"
+        else:
+            settled = (
+                f"read again, passes {len(passes) - 1} and {len(passes)} gave the same records"
+            )
+        merged.problems.append(
+            ValidationError(f"{_shift_text(path, first)}; {settled}", severity="warning")
+        )
+    return merged
+
+
+def _unstable_problem(
+    outcomes: list[PassOutcome], kind: RecordKind, path: str, debt_id: str | None
+) -> Problem:
+    missing = may_be_missing(outcomes)
+    what = f"the followups of debt {debt_id}" if debt_id else f"the listing {path}"
+    count = str(missing) if missing else "an unknown number of"
+    return Problem(
+        ProblemKind.LISTING_UNSTABLE,
+        f"{what} kept changing while read: none of {len(outcomes)} passes settled (the "
+        f"last: {_shift_reason(outcomes[-1])}); {count} {kind}s may be missing from this run, "
+        "the next run should find them",
+        debt_id=debt_id,
+        details={
+            "path": path,
+            "passes": len(outcomes),
+            "may_be_missing": missing,
+            "total": outcomes[-1].last_total,
+        },
+    )

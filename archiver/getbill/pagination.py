@@ -15,18 +15,34 @@ Rules, in the order they are checked after each page:
   kept): offset pagination repeats records when new ones are inserted before the cursor;
 * after ``max_pages`` pages, if the server still says there is more, :class:`ApiError` is
   raised: a server that never ends must not keep a run going forever.
+
+One run of that loop is a *pass*. A pass whose ``total`` moved, that repeated ids across
+pages or whose distinct records differ in number from the final ``total`` has *shifted*: records
+inserted or removed before the cursor while it was read may have been skipped (an insertion at
+the top pushes records already seen onto the next page, and the new ones are on a page already
+read). :class:`PassOutcome` sums a pass up; :func:`listing_settled` says when a listing read
+again needs no further pass, :func:`may_be_missing` how many records a listing that never
+settled may lack.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from archiver.common.canonical import canonical_json
 from archiver.errors import ApiError
 
-__all__ = ["Duplicate", "Page", "PageNumberPaginator", "paginate"]
+__all__ = [
+    "Duplicate",
+    "Page",
+    "PageNumberPaginator",
+    "PassOutcome",
+    "listing_settled",
+    "may_be_missing",
+    "paginate",
+]
 
 
 @dataclass(frozen=True)
@@ -48,6 +64,55 @@ class Page:
     total: int | None
     pages: int | None
     duplicates: list[Duplicate] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class PassOutcome:
+    """What one pass over a listing saw: its ids, totals, repeats and record count."""
+
+    ids: frozenset[str]
+    records: int  # records kept (distinct ids, plus records without a usable id)
+    first_total: int | None
+    last_total: int | None
+    total_changed: bool
+    duplicates: int
+
+    @property
+    def count_mismatch(self) -> bool:
+        """The final ``total`` is not the number of distinct records received."""
+        return self.last_total is not None and self.records != self.last_total
+
+    @property
+    def shifted(self) -> bool:
+        """The listing may have moved under the pass (see the module docstring)."""
+        return self.total_changed or self.duplicates > 0 or self.count_mismatch
+
+
+def listing_settled(passes: Sequence[PassOutcome]) -> bool:
+    """Whether the passes read so far need no further one.
+
+    The last pass settles the listing if it did not shift (what a single pass needs too), or if
+    it gave the same ids as the pass before (a server whose oddities repeat identically, such
+    as a wrong ``total``, has nothing more to show).
+    """
+    if not passes:
+        return False
+    last = passes[-1]
+    return not last.shifted or (len(passes) > 1 and passes[-2].ids == last.ids)
+
+
+def may_be_missing(passes: Sequence[PassOutcome]) -> int:
+    """An estimate of the records a listing that never settled lacks (0: unknown).
+
+    The larger of what the last pass fell short of its final ``total`` and how many ids the
+    last pass found that the one before had not (as many may have slipped past the last one).
+    """
+    if not passes:
+        return 0
+    last = passes[-1]
+    short = (last.last_total - last.records) if last.last_total is not None else 0
+    new = len(last.ids - passes[-2].ids) if len(passes) > 1 else 0
+    return max(short, new, 0)
 
 
 def _as_int(value: Any) -> int | None:
@@ -84,6 +149,8 @@ class PageNumberPaginator:
         self.first_total: int | None = None
         self.last_total: int | None = None
         self.total_changed = False
+        self.records_kept = 0
+        self.duplicates_seen = 0
         # id -> (page first seen, canonical bytes of the first copy)
         self._seen: dict[str, tuple[int, bytes]] = {}
 
@@ -125,6 +192,8 @@ class PageNumberPaginator:
 
         page = Page(self.page, kept, total, pages, duplicates)
         self.pages_fetched += 1
+        self.records_kept += len(kept)
+        self.duplicates_seen += len(duplicates)
 
         if not records:
             self.has_next = False
@@ -135,6 +204,17 @@ class PageNumberPaginator:
         if self.has_next:
             self.page += 1
         return page
+
+    def outcome(self) -> PassOutcome:
+        """A summary of the pages digested so far (the whole pass once it has ended)."""
+        return PassOutcome(
+            ids=frozenset(self._seen),
+            records=self.records_kept,
+            first_total=self.first_total,
+            last_total=self.last_total,
+            total_changed=self.total_changed,
+            duplicates=self.duplicates_seen,
+        )
 
     def check_cap(self, *, path: str | None = None) -> None:
         """Raise :class:`ApiError` if another page is needed but the cap is reached."""

@@ -159,7 +159,7 @@ def _is_local(host: str) -> bool:
         return False
 
 
-EventKind = Literal["rate_limited", "retry", "token", "page"]
+EventKind = Literal["rate_limited", "retry", "token", "page", "relist"]
 
 
 @dataclass(frozen=True)
@@ -168,7 +168,8 @@ class ApiEvent:
 
     kind: ``rate_limited`` (waiting for a 429 / exhausted quota), ``retry`` (a transient
     failure, waiting before the next attempt), ``token`` (an access token was obtained or
-    renewed), ``page`` (one page of a listing was read).
+    renewed), ``page`` (one page of a listing was read), ``relist`` (a listing changed while
+    it was read and is read again).
     """
 
     kind: EventKind

@@ -6,7 +6,8 @@ Choices where getbill's public API docs say nothing:
   are not positive integers answer 400 with ``details: {"page": [...]}``.
 * ``pagination.pages`` is ``ceil(total / limit)`` (0 for an empty list); a page past the end
   answers 200 with ``data: []``.
-* Lists are in creation order (oldest first); added followups go to the end.
+* Lists are in creation order (oldest first); added followups go to the end. Followups the
+  ``insert_during_listing`` knob inserts are backdated and go to the top.
 * ``GET /followups`` also takes ``debt_id`` and ``from``/``to`` (YYYY-MM-DD, inclusive, on
   ``call_date`` or else ``scheduled_at``); unknown ``status``/``type`` values answer 400.
 * ``POST /token`` errors use the documented error shape (400 bad grant or scope, 401 bad

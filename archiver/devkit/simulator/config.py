@@ -93,6 +93,17 @@ class SimulatorConfig:
       unstable_total       list ``pagination.total`` grows by one on each page after the first.
       duplicate_across_pages  each page after the first starts with the last item of the page
                            before (an id seen twice, as when a record is inserted meanwhile).
+      insert_during_listing  followups still to insert while a debt's followup listing is
+                           read: each time page 1 of ``/followups/debt/{id}`` is served and
+                           more pages follow, ``insert_batch`` new followups (fewer if the
+                           budget is lower) are inserted at the top of that debt, dated before
+                           its oldest one so the oldest-first order holds. Later pages shift:
+                           the last items of page 1 reappear on page 2, ``total`` grows, and
+                           the new followups are only on page 1 of a later listing. The
+                           budget is decremented as followups are inserted, so a small one
+                           hits one listing and a relisting converges; a large one hits every
+                           listing. Deterministic from the seed.
+      insert_batch         followups inserted per listing by ``insert_during_listing``.
     """
 
     seed: int = 1
@@ -126,6 +137,8 @@ class SimulatorConfig:
     html_media_rate: float = 0.0
     unstable_total: bool = False
     duplicate_across_pages: bool = False
+    insert_during_listing: int = 0
+    insert_batch: int = 3
 
     def client(self, client_id: str) -> ClientSpec | None:
         """The client with this id, if configured."""

@@ -194,7 +194,14 @@ def _route_read(
         if len(parts) == 3 and parts[1] == "debt":
             _own_debt(sim, token, parts[2])
             ids = sim.followup_ids(parts[2])
-            return _page(sim, query, ids, lambda fid: sim.render_followup(fid, base))
+            body = _page(sim, query, ids, lambda fid: sim.render_followup(fid, base))
+            meta = body["pagination"]
+            if meta["page"] == 1 and meta["pages"] > 1:
+                # Served first, inserted after: the client reads page 2 of a shifted listing.
+                count = sim.take_listing_insertion()
+                if count:
+                    sim.insert_at_top(parts[2], count)
+            return body
         if len(parts) == 2:
             fid = parts[1]
             record = sim.data.followups.get(fid)

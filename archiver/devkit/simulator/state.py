@@ -19,7 +19,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, NamedTuple
 from urllib.parse import parse_qs, urlencode
 
@@ -29,7 +29,14 @@ from archiver.devkit.simulator.config import (
     ClientSpec,
     SimulatorConfig,
 )
-from archiver.devkit.simulator.data import Dataset, MediaSpec, build_dataset, iso, make_followup
+from archiver.devkit.simulator.data import (
+    PLAUSIBLE_STATUSES,
+    Dataset,
+    MediaSpec,
+    build_dataset,
+    iso,
+    make_followup,
+)
 from archiver.devkit.simulator.media import MediaSource, audio_source, letter_pdf, pdf_source
 
 API_PREFIX = "/external-api/v1"
@@ -112,6 +119,7 @@ class SimulatorState:
         self._lock = threading.RLock()
         self._data: Dataset = build_dataset(self.config)
         self._extra_rng = random.Random(f"getbill-sim-extra:{self.config.seed}")
+        self._insert_rng = random.Random(f"getbill-sim-insert:{self.config.seed}")
         seed_secret = f"getbill-sim-signing:{self.config.seed}"
         self._secret = (self.config.signing_secret or seed_secret).encode()
         self._tokens: dict[str, Token] = {}
@@ -248,6 +256,47 @@ class SimulatorState:
             )
             record.update(fields)
             return copy.deepcopy(record)
+
+    def insert_at_top(self, debt_id: str, count: int) -> list[str]:
+        """Insert ``count`` followups at the top of a debt's listing; returns their ids.
+
+        They are dated before the debt's oldest followup (activity recorded late), so the
+        listing stays oldest first while every later page shifts by ``count``. The records
+        come from a seeded random source of their own: the same seed and the same calls give
+        the same followups.
+        """
+        rng = self._insert_rng
+        with self._lock:
+            debt = self._data.debts[debt_id]
+            ids = self._data.by_debt[debt_id]
+            oldest = self._data.followups[ids[0]]["scheduled_at"] if ids else None
+            start = datetime.fromisoformat(oldest) if oldest else datetime(2025, 1, 1, tzinfo=UTC)
+            added: list[str] = []
+            for k in range(count):
+                ftype = rng.choice(FOLLOWUP_TYPES)
+                record = make_followup(
+                    self._data,
+                    rng,
+                    self.config,
+                    debt,
+                    ftype=ftype,
+                    status=rng.choice(PLAUSIBLE_STATUSES[ftype]),
+                    # 12 h apart: more than the jitter of scheduled_at, so the order holds.
+                    when=start - timedelta(days=1, hours=12 * (count - k)),
+                )
+                added.append(record["id"])
+            # make_followup appends; the newest insertions go to the very top.
+            del ids[len(ids) - count :]
+            ids[:0] = added
+            return added
+
+    def take_listing_insertion(self) -> int:
+        """How many followups to insert into the listing being read now (0: none); the
+        ``insert_during_listing`` budget is decremented by as many."""
+        with self._lock:
+            count = max(0, min(self.config.insert_during_listing, self.config.insert_batch))
+            self.config.insert_during_listing -= count
+            return count
 
     def remove_followup(self, followup_id: str) -> None:
         """Drop a followup from its debt's listing (as when the platform deletes it)."""
