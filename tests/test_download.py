@@ -76,7 +76,16 @@ class Harness:
 
         def record(request: httpx.Request) -> httpx.Response:
             self.requests.append(request)
-            return handler(request)
+            response = handler(request)
+            if response.is_stream_consumed:
+                # Built with content=: serve the bytes as a stream, as a socket would (the
+                # downloader reads the raw stream, which a pre-read response no longer has).
+                response = httpx.Response(
+                    response.status_code,
+                    headers=response.headers,
+                    stream=httpx.ByteStream(response.content),
+                )
+            return response
 
         defaults: dict[str, Any] = {"chunk_size": 1024, "temp_dir": self.temp_dir}
         self.settings = DownloadSettings(**{**defaults, **settings})
