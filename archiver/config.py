@@ -12,6 +12,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from archiver.errors import ConfigError
+from archiver.media.types import DEFAULT_MAX_MEDIA_BYTES
 from archiver.retention.policies import DEFAULT_POLICY
 from archiver.retention.registry import PolicyRegistry
 
@@ -29,6 +31,8 @@ class ArchiverConfig:
     policy_dirs: folders searched for policies by name before the shipped ones
         (``ARCHIVER_POLICY_DIR``, ``os.pathsep``-separated); see :meth:`policy_registry`.
     concurrency: media downloads/uploads in flight at once.
+    max_media_bytes: the largest media file downloaded, in bytes (``ARCHIVER_MAX_MEDIA_BYTES``,
+        default 4 GiB); a larger one is refused and reported as a problem of its debt.
     """
 
     bucket: str | None = None
@@ -37,6 +41,7 @@ class ArchiverConfig:
     policy: str = DEFAULT_POLICY
     policy_dirs: tuple[Path, ...] = ()
     concurrency: int = 4
+    max_media_bytes: int = DEFAULT_MAX_MEDIA_BYTES
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> ArchiverConfig:
@@ -53,8 +58,22 @@ class ArchiverConfig:
             policy_dirs=tuple(
                 Path(d) for d in env.get("ARCHIVER_POLICY_DIR", "").split(os.pathsep) if d
             ),
+            max_media_bytes=_positive_int(env, "ARCHIVER_MAX_MEDIA_BYTES", DEFAULT_MAX_MEDIA_BYTES),
         )
 
     def policy_registry(self) -> PolicyRegistry:
         """Where policies are found by name: :attr:`policy_dirs`, then the shipped ones."""
         return PolicyRegistry.with_user_dirs(self.policy_dirs)
+
+
+def _positive_int(env: Mapping[str, str], name: str, default: int) -> int:
+    value = (env.get(name) or "").strip()
+    if not value:
+        return default
+    try:
+        number = int(value)
+    except ValueError:
+        number = 0
+    if number < 1:
+        raise ConfigError(f"{name} must be a whole number of bytes (at least 1), got {value!r:.30}")
+    return number

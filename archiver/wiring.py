@@ -18,6 +18,7 @@ from archiver.catalog.db import Catalog
 from archiver.getbill.client import GetbillClient
 from archiver.getbill.settings import ApiSettings
 from archiver.media.download import MediaDownloader
+from archiver.media.transport import media_client
 from archiver.media.types import DownloadSettings
 from archiver.retention.policies import RetentionPolicy
 from archiver.store.objects import ObjectStore
@@ -101,11 +102,12 @@ def open_archiver(
     store = open_store(config.bucket, s3_client)
     with ExitStack() as stack:
         api = stack.enter_context(GetbillClient(api_settings, http=http, on_event=on_api_event))
-        if media_http is None:
-            media_http = stack.enter_context(httpx.Client(follow_redirects=False))
-        downloader = MediaDownloader(
-            media_http, DownloadSettings(allowed_hosts=tuple(config.media_hosts))
+        media_settings = DownloadSettings(
+            allowed_hosts=tuple(config.media_hosts), max_media_bytes=config.max_media_bytes
         )
+        if media_http is None:
+            media_http = stack.enter_context(media_client(media_settings))
+        downloader = MediaDownloader(media_http, media_settings)
         catalog = Catalog.open(config.catalog)
         archiver = Archiver(
             api=api,

@@ -900,3 +900,94 @@ def test_secrets_in_any_spelling_and_signed_urls_never_reach_errors() -> None:
     text = str(caught.value) + repr(caught.value.to_dict())
     assert "HIDDEN42" not in text and "LEAK" not in text
     assert "https://s3.amazonaws.com/b/x" in text
+
+
+# ---------------------------------------------------------------------------------------------
+# response size limit, over real HTTP (a server on 127.0.0.1)
+
+
+def _local_client(server: Any, **settings: Any) -> GetbillClient:
+    return GetbillClient(
+        ApiSettings(base_url=server.base_url, token=TOKEN, **settings), sleep=lambda s: None
+    )
+
+
+def _debt_json(padding: int, debt_id: str = "d1") -> bytes:
+    return json.dumps({"data": {"id": debt_id, "notes": "x" * padding}}).encode()
+
+
+@pytest.mark.integration
+def test_huge_json_with_content_length_is_refused_naming_the_path() -> None:
+    from local_http import LocalServer, send
+
+    body = _debt_json(9 * 1024 * 1024)  # over the 8 MiB default
+
+    def route(handler: Any) -> None:
+        send(handler, 200, {"Content-Type": "application/json"}, body)
+
+    with LocalServer({"/external-api/v1/debts/d1": route}) as server:
+        client = _local_client(server)
+        with pytest.raises(ApiError) as caught:
+            client.get_debt("d1")
+    err = caught.value
+    assert type(err) is ApiError
+    assert err.path == "/external-api/v1/debts/d1"
+    assert f"a body of {len(body)} bytes larger than the limit of 8388608 bytes" in str(err)
+    assert "max_response_bytes" in str(err)
+    assert len(server.requests) == 1  # not retried
+
+
+@pytest.mark.integration
+def test_endless_json_without_content_length_is_cut_at_the_limit() -> None:
+    import itertools
+
+    from local_http import LocalServer, stream_forever
+
+    def pieces():
+        yield b'{"data": {"id": "d1", "notes": "'
+        yield from itertools.repeat(b"x" * 65536)
+
+    with LocalServer({}) as server:
+        server.routes["/external-api/v1/debts/d1"] = stream_forever(
+            server, pieces(), {"Content-Type": "application/json"}, chunked=True
+        )
+        client = _local_client(server, max_response_bytes=1024 * 1024)
+        with pytest.raises(ApiError, match="larger than the limit of 1048576 bytes") as caught:
+            client.get_debt("d1")
+    assert caught.value.path == "/external-api/v1/debts/d1"
+    assert server.bytes_sent < 64 * 1024 * 1024  # we hung up, the server did not run dry
+    assert len(server.requests) == 1
+
+
+@pytest.mark.integration
+def test_gzip_json_is_limited_by_its_inflated_size() -> None:
+    """20 KB of gzip that inflates to 20 MiB of JSON: the limit counts what would be held in
+    memory, not the wire bytes. A small gzip answer still works."""
+    import gzip
+
+    from local_http import LocalServer, send
+
+    bomb = gzip.compress(_debt_json(20 * 1024 * 1024), mtime=0)
+    small = gzip.compress(_debt_json(1000, "d2"), mtime=0)
+    assert len(bomb) < 100_000
+
+    def route(body: bytes) -> Any:
+        def answer(handler: Any) -> None:
+            headers = {"Content-Type": "application/json", "Content-Encoding": "gzip"}
+            send(handler, 200, headers, body)
+
+        return answer
+
+    routes = {"/external-api/v1/debts/d1": route(bomb), "/external-api/v1/debts/d2": route(small)}
+    with LocalServer(routes) as server:
+        client = _local_client(server)
+        with pytest.raises(ApiError, match="larger than the limit") as caught:
+            client.get_debt("d1")
+        assert client.get_debt("d2").raw["notes"] == "x" * 1000
+    assert caught.value.path == "/external-api/v1/debts/d1"
+
+
+def test_response_limit_setting() -> None:
+    assert ApiSettings().max_response_bytes == 8 * 1024 * 1024
+    with pytest.raises(ConfigError, match="max_response_bytes"):
+        ApiSettings(max_response_bytes=0)

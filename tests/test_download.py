@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import os
 import random
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import replace
 from datetime import UTC, datetime
@@ -18,6 +19,7 @@ from typing import Any
 import httpx
 import pytest
 
+from archiver.common.backoff import backoff_delay
 from archiver.common.redact import strip_query
 from archiver.errors import (
     MediaContentError,
@@ -55,11 +57,16 @@ Handler = Callable[[httpx.Request], httpx.Response]
 
 
 class Clock:
+    """A clock that moves only when told: ``advance(seconds)``."""
+
     def __init__(self, now: float = NOW) -> None:
         self.now = now
 
     def __call__(self) -> float:
         return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
 
 
 class Harness:
@@ -76,7 +83,16 @@ class Harness:
 
         def record(request: httpx.Request) -> httpx.Response:
             self.requests.append(request)
-            return handler(request)
+            response = handler(request)
+            if response.is_stream_consumed:
+                # Built with content=: serve the bytes as a stream, as a socket would (the
+                # downloader reads the raw stream, which a pre-read response no longer has).
+                response = httpx.Response(
+                    response.status_code,
+                    headers=response.headers,
+                    stream=httpx.ByteStream(response.content),
+                )
+            return response
 
         defaults: dict[str, Any] = {"chunk_size": 1024, "temp_dir": self.temp_dir}
         self.settings = DownloadSettings(**{**defaults, **settings})
@@ -321,8 +337,16 @@ def test_always_truncated_fails_after_max_attempts(tmp_path: Path) -> None:
     h = Harness(lambda r: truncated(MP3), tmp_path)
     with pytest.raises(MediaContentError) as info:
         h.download(ref())
-    assert len(h.requests) == 3
-    assert len(h.sleeps) == 2 and h.sleeps[1] > h.sleeps[0] / 2
+    assert len(h.requests) == 3 == h.settings.max_attempts
+    # One backoff between tries, from the shared formula with the harness's seeded rng; the
+    # ceiling doubles (0.5 s, then 1 s), so the second wait lies in [0.5, 1.0], after the first.
+    rng = random.Random(1)
+    s = h.settings
+    expected = [
+        backoff_delay(n, s.backoff_base_seconds, s.backoff_max_seconds, rng) for n in (1, 2)
+    ]
+    assert len(h.sleeps) == 2 and h.sleeps == expected
+    assert 0.25 <= h.sleeps[0] <= 0.5 <= h.sleeps[1] <= 1.0
     err = info.value
     assert "truncated" in str(err) and "gave up after 3 tries" in str(err)
     assert err.context["debt_id"] == "debt1" and err.context["followup_id"] == "fu1"
@@ -594,7 +618,7 @@ def test_done_event_and_rerun_are_independent(tmp_path: Path) -> None:
 SIM_BASE = "http://127.0.0.1:8099"  # loopback: plain http allowed once on the allowlist
 
 
-def _simulator(**config: Any) -> Any:
+def _simulator(clock: Any = None, **config: Any) -> Any:
     from archiver.devkit.simulator import SimClock, Simulator, SimulatorConfig
 
     cfg = SimulatorConfig(
@@ -607,7 +631,7 @@ def _simulator(**config: Any) -> Any:
         large_audio_share=0.0,
         **config,
     )
-    return Simulator(cfg, base_url=SIM_BASE, clock=SimClock())
+    return Simulator(cfg, base_url=SIM_BASE, clock=clock or SimClock())
 
 
 def _followup_with(sim: Any, kind: str) -> str:
@@ -677,8 +701,10 @@ def test_simulator_truncated_and_html_media_retried(tmp_path: Path) -> None:
 def test_simulator_url_expires_server_side_then_refreshed(tmp_path: Path) -> None:
     """Tiny TTL: by the time we fetch, the simulator (its clock ahead of ours, as with skew)
     answers 403 "Request has expired"; the downloader refreshes through
-    GET /external-api/v1/followups/{id} and succeeds with the new URL."""
-    sim = _simulator(url_ttl_s=2)
+    GET /external-api/v1/followups/{id} and succeeds with the new URL. Both clocks stand
+    still unless moved, so a slow machine cannot expire the fresh URL as well."""
+    sim = _simulator(clock=Clock(time.time()), url_ttl_s=2)
+    ours = Clock(sim.clock.now)
     api = _sim_api(sim)
     fid = _followup_with(sim, "audio")
     ref = _sim_ref(api, fid, "audio")
@@ -690,6 +716,7 @@ def test_simulator_url_expires_server_side_then_refreshed(tmp_path: Path) -> Non
         return _sim_ref(api, old.followup_id, old.kind)
 
     downloader = _sim_downloader(sim, tmp_path, expiry_margin_seconds=0)
+    downloader.clock = ours
     media = downloader.download(ref, refresh)
     assert len(refreshes) == 1
     assert media.refreshes == 1 and media.attempts == 2
@@ -701,7 +728,7 @@ def test_simulator_url_expires_server_side_then_refreshed(tmp_path: Path) -> Non
 
 
 def test_simulator_expired_url_refreshed_before_request(tmp_path: Path) -> None:
-    sim = _simulator(url_ttl_s=2)
+    sim = _simulator(clock=Clock(time.time()), url_ttl_s=2)
     api = _sim_api(sim)
     fid = _followup_with(sim, "pdf")
     ref = _sim_ref(api, fid, "pdf")

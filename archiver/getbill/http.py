@@ -16,6 +16,9 @@ nowhere else.
   ``max_rate_limit_wait`` raises :class:`ApiRateLimitError` at once instead of hanging.
 * **Errors**: 400/401/403/404/422 are not retried: typed errors carrying ``status``, the API's
   ``message`` and the request path (never a query string, a token or a secret).
+* **Size**: no body over ``max_response_bytes`` is held in memory, declared (Content-Length)
+  or streamed, counted after decompression (a small gzip body can inflate to gigabytes):
+  :class:`ApiError` naming the path, not retried.
 """
 
 from __future__ import annotations
@@ -161,7 +164,7 @@ class ApiHttp:
             if authorized:
                 headers["Authorization"] = f"Bearer {self._bearer()}"
             try:
-                response = self._http.request(
+                request = self._http.build_request(
                     method,
                     url,
                     params=dict(params) if params else None,
@@ -170,7 +173,7 @@ class ApiHttp:
                     timeout=self.settings.timeout,
                 )
                 # Read the body inside the try: a connection dropped mid-body is retryable.
-                response.read()
+                response = self._read_bounded(self._http.send(request, stream=True), path)
             except RETRYABLE_EXCEPTIONS as exc:
                 last = self._sanitized(exc)
                 if attempt < attempts:
@@ -228,6 +231,49 @@ class ApiHttp:
                 )
             return response
         raise AssertionError("unreachable")  # the loop always returns or raises
+
+    def _read_bounded(self, response: httpx.Response, path: str) -> httpx.Response:
+        """The response with its body read, or :class:`ApiError` once it passes the limit."""
+        limit = self.settings.max_response_bytes
+        try:
+            if response.is_stream_consumed:  # already in memory (a test transport)
+                body = response.content
+                if len(body) > limit:
+                    raise self._too_large(path, limit, response.status_code)
+                return response
+            declared = response.headers.get("Content-Length", "")
+            if declared.isdigit() and int(declared) > limit:
+                raise self._too_large(path, limit, response.status_code, f"{int(declared)} bytes")
+            chunks: list[bytes] = []
+            size = 0
+            for chunk in response.iter_bytes():
+                size += len(chunk)
+                if size > limit:
+                    raise self._too_large(path, limit, response.status_code)
+                chunks.append(chunk)
+        finally:
+            response.close()
+        # The decoded body, as a response of its own: no Content-Encoding left to undo.
+        return httpx.Response(
+            response.status_code,
+            headers=[
+                (name, value)
+                for name, value in response.headers.multi_items()
+                if name.lower() not in ("content-encoding", "content-length", "transfer-encoding")
+            ],
+            content=b"".join(chunks),
+            request=response.request,
+            extensions=response.extensions,
+        )
+
+    def _too_large(self, path: str, limit: int, status: int, size: str = "") -> ApiError:
+        what = f"a body of {size}" if size else "a body"
+        return ApiError(
+            f"getbill answered {what} larger than the limit of {limit} bytes on {path}; "
+            "refused (ApiSettings.max_response_bytes)",
+            status=status,
+            path=path,
+        )
 
     def _backoff(self, attempt: int, path: str, reason: str, *, status: int | None = None) -> None:
         wait = self._backoff_delay(attempt)

@@ -18,6 +18,7 @@ from archiver.errors import ConfigError
 __all__ = [
     "API_PREFIX",
     "DEFAULT_BASE_URL",
+    "DEFAULT_MAX_RESPONSE_BYTES",
     "DEFAULT_SCOPE",
     "ApiEvent",
     "ApiSettings",
@@ -28,6 +29,8 @@ __all__ = [
 DEFAULT_BASE_URL = "https://getbill.io"
 API_PREFIX = "/external-api/v1"
 DEFAULT_SCOPE = "followups:read debts:read"
+# A page of 100 followups is a few hundred KB: 8 MiB leaves room, and bounds memory.
+DEFAULT_MAX_RESPONSE_BYTES = 8 * 1024 * 1024
 # Hosts to which plain http is acceptable without allow_insecure_http: they never leave the
 # machine (loopback) or cannot exist on the internet (RFC 2606/6761 reserved names).
 _LOOPBACK_NAMES = {"localhost"}
@@ -58,6 +61,9 @@ class ApiSettings:
     page_limit: records per page (the API's maximum is 100).
     max_pages: hard cap on pages of one listing (100,000 records at the default limit).
     token_renew_margin: renew the access token this many seconds before it expires.
+    max_response_bytes: the largest API response body read, in bytes after any
+        Content-Encoding is undone (default 8 MiB); a larger one is refused with
+        :class:`ApiError` naming the path, never retried.
     allow_insecure_http: allow sending credentials over plain ``http://`` to a host that is
         not local (loopback, ``localhost``, ``*.test``); off by default.
     """
@@ -76,6 +82,7 @@ class ApiSettings:
     max_pages: int = 1000
     token_renew_margin: float = 60.0
     allow_insecure_http: bool = False
+    max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES
 
     def __post_init__(self) -> None:
         base = (self.base_url or "").strip().rstrip("/")
@@ -105,6 +112,8 @@ class ApiSettings:
             raise ConfigError("page_limit must be between 1 and 100 (the API's maximum)")
         if self.max_pages < 1:
             raise ConfigError("max_pages must be at least 1")
+        if self.max_response_bytes < 1:
+            raise ConfigError("max_response_bytes must be at least 1")
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str], **overrides: Any) -> ApiSettings:

@@ -1,7 +1,8 @@
 """Download one signed media URL (call recording, PDF letter) into a temp file, as evidence.
 
-The only module that talks HTTP to media hosts, so the only one that translates httpx errors
-into the :class:`~archiver.errors.MediaError` tree.
+The only module that sends requests to media hosts, so the only one that translates httpx
+errors into the :class:`~archiver.errors.MediaError` tree (:mod:`archiver.media.transport`
+only decides where its connections may go).
 
 What one :meth:`MediaDownloader.download` does, cheap checks first:
 
@@ -10,8 +11,10 @@ What one :meth:`MediaDownloader.download` does, cheap checks first:
 2. :func:`~archiver.media.urls.check_media_url`: https only (plain http for loopback hosts
    only), host on the allowlist, no userinfo;
 3. GET without following redirects; each ``Location`` passes :func:`check_media_url` too;
-4. stream the body in ``chunk_size`` pieces to a temp file while hashing SHA-256 — the body is
-   never held in memory; the temp file is deleted the moment anything goes wrong;
+4. stream the body as sent (no Content-Encoding undone: the bytes hashed and stored are the
+   bytes on the wire) in ``chunk_size`` pieces to a temp file while hashing SHA-256 — the body
+   is never held in memory; the temp file is deleted the moment anything goes wrong. A body
+   over ``max_media_bytes`` (by its Content-Length, or as it streams) is refused;
 5. refuse HTML / XML error pages served with 200, empty or truncated bodies, and content whose
    sniffed type does not fit the media kind.
 
@@ -23,8 +26,12 @@ Failures are sorted in three families (see ``_fail_status`` and the loop of ``do
   says so, or any 403 once ``expires_at`` has passed). Other 403 and 404/410 get *one* refresh
   too — a freshly signed URL is the only thing that could fix them (rotated signing key, moved
   object) — and then fail as :class:`MediaError`;
-* failed at once: a host, scheme or redirect outside the allowlist, too many redirects, other
-  4xx, content of the wrong type.
+* failed at once: a host, scheme or redirect outside the allowlist, a host resolving to an
+  internal address, too many redirects, other 4xx, content of the wrong type, a body over
+  ``max_media_bytes``.
+
+Which addresses a media host may resolve to is checked where connections are opened: build
+``http`` with :func:`archiver.media.transport.media_client`.
 
 Errors and events never carry a signed query string: URLs go through ``strip_query``.
 Media requests never carry the client's credentials either (no ``Authorization``, no cookies):
@@ -99,8 +106,10 @@ class _AttemptFailed(Exception):
 class MediaDownloader:
     """Fetches :class:`MediaRef` URLs into checked temp files. See the module docstring.
 
-    ``http`` should be a client dedicated to media (no base_url needed); its auth and cookies
-    are never sent. ``clock`` (unix seconds), ``sleep`` and ``rng`` are injectable for tests.
+    ``http`` should be a client dedicated to media, built by
+    :func:`~archiver.media.transport.media_client` (it checks the addresses it connects to);
+    its auth and cookies are never sent. ``clock`` (unix seconds), ``sleep`` and ``rng`` are
+    injectable for tests.
     One instance may serve several worker threads: per-download state lives in each call, and
     ``on_event`` is then called from those threads.
     """
@@ -249,14 +258,21 @@ class MediaDownloader:
     def _stream_to_file(self, state: _State, response: httpx.Response, url: str) -> DownloadedMedia:
         s = self.settings
         declared_type = response.headers.get("content-type")
+        # Stored as sent: a server that ignores our Accept-Encoding: identity gets its encoded
+        # bytes archived (and, not being media, refused by the sniff), never a decoded copy
+        # of unbounded size. Content-Length and the size limit count those same bytes.
+        encoding = response.headers.get("content-encoding", "identity").strip().lower()
         total = _content_length(response)
-        # Content-Length counts bytes on the wire; with a Content-Encoding (a server ignoring
-        # our Accept-Encoding: identity) those are the compressed bytes, not what we store.
-        encoded = response.headers.get("content-encoding", "identity").lower() != "identity"
-
-        def received(size: int) -> int:
-            return response.num_bytes_downloaded if encoded else size
-
+        if total is not None and total > s.max_media_bytes:
+            self._fail(
+                state,
+                MediaContentError,
+                f"media of {total} bytes (Content-Length) is over the limit of "
+                f"{s.max_media_bytes} bytes (ARCHIVER_MAX_MEDIA_BYTES)",
+                "fail",
+                url=url,
+                max_bytes=s.max_media_bytes,
+            )
         temp_dir = str(s.temp_dir) if s.temp_dir is not None else None
         file: IO[bytes] = tempfile.NamedTemporaryFile(  # noqa: SIM115 - cleanup below
             dir=temp_dir, prefix="archiver-media-", suffix=".part", delete=False
@@ -268,17 +284,17 @@ class MediaDownloader:
             size = 0
             head = b""
             sniffed: tuple[str, str] | None = None
-            # iter_bytes(chunk_size) re-chunks to at most chunk_size: memory stays flat.
-            for chunk in response.iter_bytes(s.chunk_size):
+            # iter_raw(chunk_size) re-chunks to at most chunk_size: memory stays flat.
+            for chunk in response.iter_raw(s.chunk_size):
                 if sniffed is None:
                     head += chunk[: SNIFF_BYTES - len(head)]
                     if len(head) >= SNIFF_BYTES:
                         # Check early: no point downloading 500 MB of an HTML error page.
-                        sniffed = self._check_head(state, head, declared_type, url)
+                        sniffed = self._check_head(state, head, declared_type, encoding, url)
                 file.write(chunk)
                 digest.update(chunk)
                 size += len(chunk)
-                if total is not None and received(size) > total:
+                if total is not None and size > total:
                     self._fail(
                         state,
                         MediaContentError,
@@ -286,20 +302,30 @@ class MediaDownloader:
                         "retry",
                         url=url,
                     )
+                if size > s.max_media_bytes:
+                    self._fail(
+                        state,
+                        MediaContentError,
+                        f"media body passed the limit of {s.max_media_bytes} bytes "
+                        "(ARCHIVER_MAX_MEDIA_BYTES) without ending; refused",
+                        "fail",
+                        url=url,
+                        max_bytes=s.max_media_bytes,
+                    )
                 self._emit("progress", state, bytes=size, delta=len(chunk), total=total)
             file.close()
             if size == 0:
                 self._fail(state, MediaContentError, "empty body", "retry", url=url)
-            if total is not None and received(size) < total:
+            if total is not None and size < total:
                 self._fail(
                     state,
                     MediaContentError,
-                    f"truncated body: {received(size)} of {total} bytes",
+                    f"truncated body: {size} of {total} bytes",
                     "retry",
                     url=url,
                 )
             if sniffed is None:
-                sniffed = self._check_head(state, head, declared_type, url)
+                sniffed = self._check_head(state, head, declared_type, encoding, url)
             mime, ext = sniffed
             result = DownloadedMedia(
                 ref=state.ref,
@@ -324,10 +350,12 @@ class MediaDownloader:
         return result
 
     def _check_head(
-        self, state: _State, head: bytes, declared_type: str | None, url: str
+        self, state: _State, head: bytes, declared_type: str | None, encoding: str, url: str
     ) -> tuple[str, str]:
         """Refuse error pages and content that does not fit the media kind."""
         declared = declared_type or "none"
+        if encoding != "identity":
+            declared += f", Content-Encoding {encoding:.40} kept as sent"
         if looks_like_html(head):
             self._fail(
                 state,
@@ -454,9 +482,10 @@ def _content_length(response: httpx.Response) -> int | None:
 
 
 def _read_limited(response: httpx.Response, limit: int) -> bytes:
-    """At most ``limit`` bytes of a (small, error) body: never the whole of a huge one."""
+    """At most ``limit`` bytes of a (small, error) body as sent: never the whole of a huge
+    one, never decoded (a compressed body could decode to any size)."""
     body = bytearray()
-    for chunk in response.iter_bytes():
+    for chunk in response.iter_raw():
         body += chunk[: limit - len(body)]
         if len(body) >= limit:
             break

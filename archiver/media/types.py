@@ -3,17 +3,37 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Literal
+from typing import Literal, Protocol
 
+from archiver.errors import ConfigError
 from archiver.getbill.records import MediaRef
 
-__all__ = ["DownloadEvent", "DownloadSettings", "DownloadedMedia", "EventKind", "RefreshMedia"]
+__all__ = [
+    "DEFAULT_MAX_MEDIA_BYTES",
+    "DownloadEvent",
+    "DownloadSettings",
+    "DownloadedMedia",
+    "EventKind",
+    "RefreshMedia",
+    "Resolver",
+]
+
+DEFAULT_MAX_MEDIA_BYTES = 4 * 1024**3
+"""The largest media file fetched (4 GiB): hours of call audio, far more than any letter."""
 
 RefreshMedia = Callable[[MediaRef], MediaRef]
 """Returns a freshly signed copy of a ref (same debt, followup and kind)."""
+
+
+class Resolver(Protocol):
+    """Turns a host name into the addresses to connect to (the system's: ``getaddrinfo``)."""
+
+    def resolve(self, host: str, port: int) -> list[str]:
+        """The IP addresses of ``host``, best first; raises :class:`OSError` if it has none."""
+        ...
 
 
 @dataclass(frozen=True)
@@ -42,6 +62,17 @@ class DownloadSettings:
     #: delay is drawn uniformly in [delay/2, delay] so parallel workers do not retry in step.
     backoff_base_seconds: float = 0.5
     backoff_max_seconds: float = 8.0
+    #: the most bytes one media body may have (``ARCHIVER_MAX_MEDIA_BYTES``, default 4 GiB),
+    #: counted as sent on the wire: a larger Content-Length is refused before reading, a body
+    #: without one is cut off once it passes the limit. Never retried.
+    max_media_bytes: int = DEFAULT_MAX_MEDIA_BYTES
+    #: resolves media host names for the address check of
+    #: :func:`archiver.media.transport.media_client` (None: the system resolver).
+    resolver: Resolver | None = field(default=None, compare=False)
+
+    def __post_init__(self) -> None:
+        if self.max_media_bytes < 1:
+            raise ConfigError(f"max_media_bytes must be at least 1, got {self.max_media_bytes}")
 
 
 @dataclass(frozen=True)

@@ -2,6 +2,9 @@
 
 * :func:`check_media_url`: https only (plain http for loopback hosts only), host on the
   allowlist, a valid host name, no userinfo;
+* :func:`check_addresses`: the addresses a media host resolves to are public ones (no
+  loopback, private, link-local, multicast or reserved address), unless the allowlist names
+  that exact loopback host (a local simulator);
 * :func:`url_deadline` / :func:`expires_within`: when a presigned URL stops working, from the
   ``expires_at`` the API gave or from the URL's own signature parameters;
 * :func:`s3_says_expired`: whether an S3 ``AccessDenied`` body means "expired".
@@ -24,6 +27,7 @@ from archiver.getbill.records import MediaRef
 from archiver.media.types import DownloadSettings
 
 __all__ = [
+    "check_addresses",
     "check_media_url",
     "expires_within",
     "host_allowed",
@@ -47,11 +51,15 @@ def _is_loopback(host: str) -> bool:
         return False
 
 
+def _normal_host(host: str) -> str:
+    return host.lower().strip("[]").rstrip(".")
+
+
 def host_allowed(host: str, allowed_hosts: tuple[str, ...]) -> bool:
     """True if ``host`` matches one of the fnmatch patterns (case-insensitive; ``*`` spans dots,
     so ``*.x.com`` matches any subdomain depth, but not ``x.com`` itself)."""
-    host = host.lower().rstrip(".")
-    return any(fnmatch.fnmatchcase(host, pattern.lower().rstrip(".")) for pattern in allowed_hosts)
+    host = _normal_host(host)
+    return any(fnmatch.fnmatchcase(host, _normal_host(pattern)) for pattern in allowed_hosts)
 
 
 def check_media_url(url: str, settings: DownloadSettings) -> None:
@@ -62,7 +70,7 @@ def check_media_url(url: str, settings: DownloadSettings) -> None:
     with userinfo (``user:pass@``) are refused. The message names the host and the allowlist,
     never the query string.
     """
-    allowlist = ", ".join(settings.allowed_hosts) or "(empty)"
+    allowlist = _allowlist(settings.allowed_hosts)
     source = strip_query(url)
     try:
         parts = urlsplit(url)
@@ -87,7 +95,7 @@ def check_media_url(url: str, settings: DownloadSettings) -> None:
         )
     if not host_allowed(host, settings.allowed_hosts):
         raise MediaHostNotAllowedError(
-            f"media host {host!r} is not in the allowlist ({allowlist})", url=source, host=host
+            f"media host {host!r} is not in the allowlist {allowlist}", url=source, host=host
         )
     if scheme == "https":
         return
@@ -95,10 +103,69 @@ def check_media_url(url: str, settings: DownloadSettings) -> None:
         return
     raise MediaHostNotAllowedError(
         f"media URL scheme {scheme!r} refused for host {host!r}: https only "
-        f"(http only for loopback hosts); allowlist ({allowlist})",
+        f"(http only for loopback hosts); allowlist {allowlist}",
         url=source,
         host=host,
     )
+
+
+def _allowlist(allowed_hosts: tuple[str, ...]) -> str:
+    """How refusals name the allowlist: the setting to change and its value."""
+    return f"(ARCHIVER_MEDIA_HOSTS: {', '.join(allowed_hosts) or 'empty'})"
+
+
+def _refused_kind(ip: ipaddress.IPv4Address | ipaddress.IPv6Address) -> str | None:
+    """Why an address is no place to fetch media from, or None for a public address."""
+    for kind, flag in (
+        ("loopback", ip.is_loopback),
+        ("link-local", ip.is_link_local),
+        ("multicast", ip.is_multicast),
+        ("unspecified", ip.is_unspecified),
+        ("reserved", ip.is_reserved),
+        ("private", ip.is_private),
+        # Shared (100.64/10, carrier NAT) and the other special-purpose ranges.
+        ("non-global", not ip.is_global),
+    ):
+        if flag:
+            return kind
+    return None
+
+
+def check_addresses(host: str, addresses: list[str], allowed_hosts: tuple[str, ...]) -> None:
+    """Raise :class:`MediaHostNotAllowedError` unless every address of ``host`` is public.
+
+    A name on the allowlist may still resolve to an internal address (an S3 bucket name
+    pointing at ``169.254.169.254``, ``10.x``, ``127.0.0.1``): those are refused, whatever
+    else the name resolves to. The one exception is local testing: loopback addresses are
+    fine for a loopback host (``localhost``, ``127.0.0.1``, ``::1``) that the allowlist names
+    exactly, not through a wildcard.
+    """
+    name = _normal_host(host)
+    exact = {_normal_host(pattern) for pattern in allowed_hosts}
+    local_ok = name in exact and _is_loopback(name)
+    if not addresses:
+        raise MediaHostNotAllowedError(f"media host {name!r} has no address", host=name)
+    for address in addresses:
+        try:
+            ip = ipaddress.ip_address(address.split("%", 1)[0])
+        except ValueError:
+            raise MediaHostNotAllowedError(
+                f"media host {name!r} resolves to {address!r:.60}, not an IP address",
+                host=name,
+            ) from None
+        if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+            ip = ip.ipv4_mapped  # ::ffff:10.0.0.1 is 10.0.0.1
+        if local_ok and ip.is_loopback:
+            continue
+        kind = _refused_kind(ip)
+        if kind is not None:
+            raise MediaHostNotAllowedError(
+                f"media host {name!r} resolves to {kind} address {ip}: refused (media is "
+                "fetched from public addresses only; loopback only for a loopback host the "
+                f"allowlist names exactly) {_allowlist(allowed_hosts)}",
+                host=name,
+                address=str(ip),
+            )
 
 
 def url_query(url: str) -> str:
