@@ -381,7 +381,8 @@ def timeline(v: DossierView, t: TextFilter) -> list[Flowable]:
         Heading("3  Timeline", S_H1, "timeline"),
         Paragraph(
             "One row per followup, oldest first (call date, else scheduled or processed "
-            "time; all times UTC). Summaries are shortened here; section 4 gives them in full.",
+            "time; all times UTC). Summaries are shortened here; section 4 gives them in full. "
+            "What each status means is in section 2.",
             S_NOTE,
         ),
         Spacer(1, 2 * mm),
