@@ -14,7 +14,12 @@ import pikepdf
 import pypdf
 import pytest
 from click.testing import CliRunner
-from fixtures.dossier_sample import SampleArchive, make_archive, with_lifecycle
+from fixtures.dossier_sample import (
+    SampleArchive,
+    make_archive,
+    with_lifecycle,
+    with_payments_and_matters,
+)
 from reportlab.lib.colors import black
 from reportlab.platypus import BaseDocTemplate, Frame, PageTemplate, Spacer
 
@@ -28,10 +33,13 @@ from archiver.dossier import (
     render_dossier,
     render_dossier_bytes,
 )
-from archiver.dossier.data import custody_margin, fmt_value, fmt_when
+from archiver.dossier.charts import month_chart
+from archiver.dossier.data import custody_margin, fmt_value, fmt_when, open_matters
 from archiver.dossier.fonts import SANS, load_fonts
 from archiver.dossier.linetable import LineTable, Row, Text
+from archiver.dossier.money import UNREADABLE_MARK, fmt_money, parse_amount
 from archiver.dossier.pdfa import check_pdfa
+from archiver.dossier.statuses import DEBT_STATUSES, FOLLOWUP_STATUSES, UNKNOWN
 from archiver.errors import IntegrityError, StorageError
 
 
@@ -84,7 +92,7 @@ def test_cover_shows_debt_manifest_and_policy(sample: SampleArchive, text: str) 
         "Mme Zoé Łukasiewicz-Müller",
         "CLI-2024-00042",
         "Crédit Exemple SAS",
-        "1250 EUR",  # 1250.0 in memory, 1250 in the canonical bytes: shown the same way
+        "1,250.00 EUR",  # 1250.0 in memory, 1250 in the canonical bytes: shown the same way
         sample.manifest_key,
         "fr-cnil-5y",
         "COMPLIANCE",
@@ -104,6 +112,15 @@ def test_recorded_problems_and_holds_appear(sample: SampleArchive, text: str) ->
     assert "Regulator inquiry" not in text  # hold after it: not in this snapshot
     ext = sample.manifest["retention_extensions"][0]
     assert "2030-02-11 09:00 UTC" in text and ext["key"][:40] in text
+
+
+def test_without_bucket_the_verify_steps_say_bucket(text: str) -> None:
+    verify = text[text.index("7 How to verify") :]
+    assert (
+        "--bucket $BUCKET --key" in verify
+        and "archiver verify dbt7f3k9q2 --bucket $BUCKET" in verify
+    )
+    assert "--endpoint-url http" not in verify
 
 
 def test_custody_margin_and_summary_figures(text: str) -> None:
@@ -342,13 +359,15 @@ def test_lifecycle_dossier_is_pdfa_and_reproducible(
 
 def test_ordinary_dossier_bytes_are_unchanged() -> None:
     """Purge/unlisted markers add to the dossier only where present: a manifest without them
-    renders to the bytes renderer 1.1.0 always gives (stored dossiers still verify). 1.1.0
-    moves a table row that fits a page to the next page whole instead of cutting it."""
+    renders to the bytes renderer 1.2.0 always gives (stored dossiers still verify). 1.1.0
+    moved a table row that fits a page to the next page whole instead of cutting it; 1.2.0
+    shows amounts as money, payments, status meanings, open legal-hold matters, every month
+    on the chart's axis, the bucket and endpoint in the verify steps and one version line."""
     a = make_archive(6)
     pdf = render_dossier_bytes(_input(a))
-    assert RENDERER_VERSION == "1.1.0"
+    assert RENDERER_VERSION == "1.2.0"
     assert sha256_hex(pdf) == (
-        "32f8c73ddba6d3025f43a276318a532546539ec84e076c51d5d566af31d32966"
+        "db1667cad655867408e2ee926b81f52e8b7e8c2389f2dc9d675edc343c3b89a8"
     ), "ordinary output changed: bump RENDERER_VERSION (and verify.KNOWN_RENDERER_VERSIONS)"
 
 
@@ -577,3 +596,197 @@ def test_load_and_render_from_a_real_locked_bucket(locked_bucket: Any) -> None:
         manifest, a.manifest_key, sha256_hex(mbytes), a.records, a.debt, a.events[:2]
     )
     assert render_dossier_bytes(inp) == render_dossier_bytes(in_memory)
+
+
+# --------------------------------------------------------------------------- compliance reading
+
+BUCKET, ENDPOINT = "evidence-prod", "https://s3.eu-west-3.example.com"
+
+
+@pytest.fixture(scope="module")
+def paying() -> SampleArchive:
+    return with_payments_and_matters(make_archive(14))
+
+
+def _paying_input(a: SampleArchive, **changes: Any) -> DossierInput:
+    inp = DossierInput(
+        a.manifest,
+        a.manifest_key,
+        a.manifest_sha256,
+        a.records,
+        a.debt,
+        a.events,
+        bucket=BUCKET,
+        endpoint="https://key:secret@s3.eu-west-3.example.com/?X-Amz-Signature=abc#frag",
+    )
+    return replace(inp, **changes)
+
+
+@pytest.fixture(scope="module")
+def paying_pdf(paying: SampleArchive) -> bytes:
+    return render_dossier_bytes(_paying_input(paying))
+
+
+@pytest.fixture(scope="module")
+def paying_pages(paying_pdf: bytes) -> list[str]:
+    return _pages_text(paying_pdf)
+
+
+def test_fmt_money_is_locale_independent_with_minor_units() -> None:
+    assert fmt_money(4281.1, "EUR") == "4,281.10 EUR"
+    assert fmt_money("4281.10", "EUR") == "4,281.10 EUR"
+    assert fmt_money(1250.0, "EUR") == fmt_money(1250, "EUR") == "1,250.00 EUR"
+    assert fmt_money(1500, "JPY") == "1,500 JPY"
+    assert fmt_money("1234.5", "KWD") == "1,234.500 KWD"
+    assert fmt_money(1234567.891, "EUR") == "1,234,567.891 EUR"  # kept, never rounded away
+    assert fmt_money("4281.1000", "EUR") == "4,281.10 EUR"
+    assert fmt_money("-12", "eur") == "-12.00 EUR"
+    assert fmt_money(12, None) == "12.00 (currency not stated)"
+    assert fmt_money(12, "€") == "12.00 €"  # not a code: as received
+    assert parse_amount("4,281.10") is None and parse_amount(True) is None
+    for odd in ("4 281,10 €", "NaN", "1e3x", True):
+        shown = fmt_money(odd, "EUR")
+        assert UNREADABLE_MARK in shown and str(odd) in shown, odd
+    source = Path(fmt_money.__code__.co_filename).read_text()
+    assert "import locale" not in source
+
+
+def test_amounts_are_money_and_payments_are_listed(
+    paying: SampleArchive, paying_pages: list[str]
+) -> None:
+    text = "\n".join(paying_pages[1:])  # after the cover (its contents name the sections)
+    assert "4,281.10 EUR" in paying_pages[0]  # the cover's amount
+    summary = text[text.index("2 Summary") : text.index("3 Timeline")]
+    payments = summary[summary.index("Payments") :].replace("\n", " ")
+    assert "Amount owed 4,281.10 EUR" in payments
+    assert "Amount as getbill writes it 4 281,10 €" in payments
+    assert "Payment plan active, started 2024-06-01" in payments
+    assert "Followups that triggered a payment" in payments and "Amount" in payments
+    assert "350.00 EUR" in payments  # the amount the followup record states
+    view = build_view(_paying_input(paying))
+    assert [p.amount for p in view.payments] == ["350.00 EUR"]
+    assert all(p.followup_id in payments for p in view.payments)
+
+
+def test_no_row_is_labelled_null(text: str, paying_pages: list[str]) -> None:
+    for pages in (text, "\n".join(paying_pages)):
+        assert "fields without a value" in pages
+        assert not re.search(r"(^|\n)null(\s|$)", pages)
+
+
+def test_months_without_followups_are_on_the_chart_axis() -> None:
+    a = make_archive(3)  # January, May and September 2024
+    view = build_view(_input(a))
+    assert view.by_month == [
+        ("2024-01", 1),
+        ("2024-02", 0),
+        ("2024-03", 0),
+        ("2024-04", 0),
+        ("2024-05", 1),
+        ("2024-06", 0),
+        ("2024-07", 0),
+        ("2024-08", 0),
+        ("2024-09", 1),
+    ]
+    chart = month_chart(view.by_month, 400)
+    bars = chart.contents[0]
+    assert bars.categoryAxis.categoryNames == [m for m, _ in view.by_month]
+    assert bars.data == [[c for _, c in view.by_month]]
+    summary = _pages_text(render_dossier_bytes(_input(a)))[1]
+    assert all(f"2024-{m:02d}" in summary for m in range(1, 10))
+
+
+def test_verify_steps_name_the_bucket_and_endpoint(paying_pages: list[str]) -> None:
+    verify = next(p for p in paying_pages if "7 How to verify" in p)
+    flat = verify.replace("\n", " ")
+    assert "$BUCKET" not in verify
+    assert f"aws s3api get-object --bucket {BUCKET} --endpoint-url {ENDPOINT} --key" in flat
+    assert f"get-object-retention --bucket {BUCKET} --endpoint-url {ENDPOINT}" in flat
+    assert f"AWS_ENDPOINT_URL_S3={ENDPOINT} archiver verify" in flat
+    everything = "\n".join(paying_pages)
+    for secret in ("key:secret", "secret@", "X-Amz-Signature", "frag"):
+        assert secret not in everything, secret
+
+
+def test_one_version_line(text: str, paying_pages: list[str]) -> None:
+    for pages in (text, "\n".join(paying_pages)):
+        assert pages.count(f"getbill-archiver 0.1.0, dossier renderer {RENDERER_VERSION}") == 1
+        assert len(re.findall(r"renderer \d", pages)) == 1  # no second version line elsewhere
+
+
+def test_statuses_are_explained(paying_pages: list[str], paying: SampleArchive) -> None:
+    text = "\n".join(paying_pages[1:])
+    assert "partial — partly paid; a balance is still owed" in paying_pages[0]  # cover
+    summary = text[text.index("What the statuses mean") : text.index("3 Timeline")]
+    view = build_view(_paying_input(paying))
+    for status, whose, meaning in view.statuses:
+        table = FOLLOWUP_STATUSES if whose == "followup" else DEBT_STATUSES
+        assert meaning == table[status] and meaning in summary, status
+    # A status getbill does not document is shown as received, and said to be so.
+    fid = next(iter(paying.records))
+    records = {**paying.records, fid: {**paying.records[fid], "status": "custom_legal_review"}}
+    odd = build_view(_paying_input(paying, records=records))
+    assert ("custom_legal_review", "followup", UNKNOWN) in odd.statuses
+    assert len(DEBT_STATUSES) == 11 and len(FOLLOWUP_STATUSES) == 11
+
+
+def test_open_matters_are_listed_and_media_held(
+    paying: SampleArchive, paying_pages: list[str]
+) -> None:
+    view = build_view(_paying_input(paying))
+    assert [m.name for m in view.open_matters] == ["D-2026-200"]  # D-2026-117 was released
+    flat = "\n".join(paying_pages[1:]).replace("\n", " ")
+    summary = flat[flat.index("2 Summary") : flat.index("Followups by type")]
+    assert "ON — open matters: D-2026-200 (since 2025-01-02 09:00 UTC)" in summary
+    assert "D-2026-117" not in summary
+    custody = flat[flat.index("6 Chain of custody") : flat.index("7 How to verify")]
+    holds = custody[custody.index("Legal holds") :]
+    open_part = holds[holds.index("Open matter") : holds.index("At Action")]
+    assert "D-2026-200" in open_part and "D-2026-117" not in open_part
+    assert "Invoice dispute settled" in holds  # the release is in the event table
+    media = next(p for p in paying_pages if "SHA-256 · key · version" in p)
+    assert "legal hold off" not in media
+    assert media.count("LEGAL HOLD ON") == view.media_archived
+
+
+def test_open_matters_none_when_all_released(pdf: bytes) -> None:
+    text = "\n".join(_pages_text(pdf)[1:])
+    summary = text[text.index("2 Summary") : text.index("Followups by type")]
+    assert "off — no matter is open" in summary.replace("\n", " ")
+    assert "Open matters: none." in text
+
+
+def test_open_matters_pure() -> None:
+    def ev(action: str, at: str, matter: str | None = None) -> dict[str, Any]:
+        e: dict[str, Any] = {"action": action, "at": f"2025-01-{at}T09:00:00Z", "reason": at}
+        return {**e, "matter": matter} if matter else e
+
+    assert open_matters([]) == []
+    # A release without a matter closes only the unnamed matter, never a named one.
+    events = [ev("hold", "02", "A"), ev("hold", "01"), ev("release", "03")]
+    assert [m.name for m in open_matters(events)] == ["A"]
+    # Input order does not matter; a second hold of an open matter keeps the first.
+    events = [ev("release", "05", "A"), ev("hold", "06", "A"), ev("hold", "01", "A")]
+    opened = open_matters(list(reversed(events)))
+    assert [(m.name, m.reason) for m in opened] == [("A", "06")]
+    both = [ev("hold", "01", "A"), ev("hold", "02", "B"), ev("hold", "03", "A")]
+    assert [(m.name, m.reason) for m in open_matters(both)] == [("A", "01"), ("B", "02")]
+    # Purges are not holds; a release before any hold changes nothing.
+    events = [ev("release", "01", "A"), ev("purge", "02"), ev("hold", "03", "B")]
+    assert [m.name for m in open_matters(events)] == ["B"]
+    # "+00:00" and "Z" notations are ordered by time, not as text.
+    events = [
+        {"action": "hold", "matter": "A", "at": "2025-01-01T10:00:00+01:00"},
+        {"action": "release", "matter": "A", "at": "2025-01-01T09:30:00Z"},
+    ]
+    assert open_matters(events) == []
+
+
+def test_compliance_dossier_is_pdfa_and_reproducible(
+    paying: SampleArchive, paying_pdf: bytes
+) -> None:
+    report = check_pdfa(paying_pdf)
+    assert report.passed, report.summary()
+    assert render_dossier_bytes(_paying_input(paying)) == paying_pdf
+    # The bucket and endpoint are part of the bytes: a re-render must be given the same.
+    assert render_dossier_bytes(_paying_input(paying, bucket="other")) != paying_pdf

@@ -7,8 +7,9 @@ never from the live API; the same input gives byte-identical PDF/A-2b output.
 
 Modules: ``data`` (pure preparation), ``sections`` (the story, in order) over ``overview``,
 ``evidence`` and ``custody`` (the sections' layout) and ``blocks`` (what they share),
-``render`` (document, page furniture), ``pdfa`` (PDF/A finishing), ``fonts``, ``load``
-(reading from the object store).
+``render`` (document, page furniture), ``pdfa`` (PDF/A finishing), ``fonts``, ``money``
+(amounts), ``statuses`` (what getbill's statuses mean), ``load`` (reading from the object
+store).
 """
 
 from __future__ import annotations

@@ -4,6 +4,7 @@ archive with standard tools, and how the PDF was rendered."""
 
 from __future__ import annotations
 
+import shlex
 from typing import Any
 
 import pikepdf
@@ -27,6 +28,7 @@ from .blocks import (
 )
 from .data import (
     DossierView,
+    event_matter,
     fmt_when,
 )
 from .fonts import MONO, SANS, SANS_BOLD, FontSet
@@ -109,10 +111,10 @@ def custody(v: DossierView, t: TextFilter) -> list[Flowable]:
     if v.problems:
         rows = [
             [
-                Paragraph(t(p.get("type", "")), S_CELL_BOLD),
-                mono_para(str(p.get("followup_id", "—")), t, S_MONO_CELL),
-                t.plain(p.get("kind", "—")),
-                Paragraph(t(p.get("message", "")), S_CELL),
+                Paragraph(t(p.get("type") or "problem"), S_CELL_BOLD),
+                mono_para(str(p.get("followup_id") or "—"), t, S_MONO_CELL),
+                t.plain(p.get("kind") or "—"),
+                Paragraph(t(p.get("message") or ""), S_CELL),
             ]
             for p in v.problems
         ]
@@ -150,34 +152,63 @@ def custody(v: DossierView, t: TextFilter) -> list[Flowable]:
     if v.purges:
         out += _purges(v, t)
 
-    out.append(Paragraph("Legal holds", S_H2))
-    out.append(
+    out += _legal_holds(v, t)
+    out.append(PageBreak())
+    return out
+
+
+def _legal_holds(v: DossierView, t: TextFilter) -> list[Flowable]:
+    """The matters open at the dossier's time, then every hold and release event."""
+    out: list[Flowable] = [
+        Paragraph("Legal holds", S_H2),
         Paragraph(
             "Hold and release events up to the manifest's creation; later events belong to a later "
-            "dossier.",
+            "dossier. A matter is open from its hold until its release; while any matter is open "
+            "the whole archive of the debt is held.",
             S_NOTE,
+        ),
+    ]
+    if v.open_matters:
+        rows = [
+            [
+                Paragraph(f"<b>{t(m.name)}</b>", S_CELL),
+                fmt_when(m.since),
+                Paragraph(t(m.actor or "—"), S_CELL),
+                Paragraph(t(m.reason or "—"), S_CELL),
+            ]
+            for m in v.open_matters
+        ]
+        out.append(Paragraph("Open matters: the debt is on legal hold", S_CELL_BOLD))
+        out += chunked(
+            ["Open matter", "Held since", "Actor", "Reason"],
+            rows,
+            [34 * mm, 36 * mm, 34 * mm, WIDTH - 104 * mm],
         )
-    )
+    else:
+        out.append(Paragraph("<b>Open matters: none.</b> The debt is not on legal hold.", S_CELL))
     if v.events:
         rows = [
             [
                 fmt_when(e.get("at")),
-                Paragraph(f"<b>{t(e.get('action', ''))}</b>", S_CELL),
-                Paragraph(t(e.get("actor", "")), S_CELL),
-                Paragraph(t(e.get("reason", "")), S_CELL),
-                t.plain(e.get("objects", "")),
+                Paragraph(f"<b>{t(e.get('action') or '')}</b>", S_CELL),
+                Paragraph(t(event_matter(e) or "unnamed matter"), S_CELL),
+                Paragraph(t(e.get("actor") or "—"), S_CELL),
+                Paragraph(t(e.get("reason") or "—"), S_CELL),
+                t.plain(e.get("objects") if e.get("objects") is not None else "—"),
             ]
             for e in v.events
         ]
-        out += chunked(
-            ["At", "Action", "Actor", "Reason", "Objects"],
-            rows,
-            [36 * mm, 17 * mm, 34 * mm, WIDTH - 101 * mm, 14 * mm],
-            extra=[("ALIGN", (4, 0), (4, -1), "RIGHT")],
-        )
+        out += [
+            Spacer(1, 2 * mm),
+            *chunked(
+                ["At", "Action", "Matter", "Actor", "Reason", "Objects"],
+                rows,
+                [34 * mm, 16 * mm, 28 * mm, 30 * mm, WIDTH - 122 * mm, 14 * mm],
+                extra=[("ALIGN", (5, 0), (5, -1), "RIGHT")],
+            ),
+        ]
     else:
         out.append(Paragraph("No legal hold was placed on this debt.", S_BODY))
-    out.append(PageBreak())
     return out
 
 
@@ -225,6 +256,9 @@ def how_to_verify(v: DossierView, t: TextFilter) -> list[Flowable]:
     # The example must name a medium that is still stored.
     first_media = next((m for m in v.media if m.purged is None), None)
     code = lambda s: Paragraph(t(s), S_CODE)  # noqa: E731
+    s3 = f"--bucket {shlex.quote(v.bucket) if v.bucket else '$BUCKET'}"
+    if v.endpoint:
+        s3 += f" --endpoint-url {shlex.quote(v.endpoint)}"
     out: list[Flowable] = [
         Heading("7  How to verify", S_H1, "verify"),
         Paragraph(
@@ -233,11 +267,12 @@ def how_to_verify(v: DossierView, t: TextFilter) -> list[Flowable]:
             "in this document and in the manifest, by the SHA-256 of its exact bytes.",
             S_BODY,
         ),
+        Paragraph(_where(v, t), S_NOTE),
         Paragraph("1. The manifest", S_H2),
         Paragraph(
             "Fetch it and recompute its SHA-256; it must equal the value on the cover.", S_BODY
         ),
-        code(f"aws s3api get-object --bucket $BUCKET --key {key} manifest.json"),
+        code(f"aws s3api get-object {s3} --key {key} manifest.json"),
         code("sha256sum manifest.json        # macOS: shasum -a 256 manifest.json"),
         code(f"# expected: {v.manifest_sha256}"),
         Paragraph(
@@ -256,7 +291,7 @@ def how_to_verify(v: DossierView, t: TextFilter) -> list[Flowable]:
     if first_media is not None:
         out += [
             code(
-                f"aws s3api get-object --bucket $BUCKET --key {first_media.key} "
+                f"aws s3api get-object {s3} --key {first_media.key} "
                 f"--version-id {first_media.version_id or 'VERSION'} media.bin"
             ),
             code("sha256sum media.bin"),
@@ -265,14 +300,14 @@ def how_to_verify(v: DossierView, t: TextFilter) -> list[Flowable]:
     else:
         out += [
             code(
-                "aws s3api get-object --bucket $BUCKET --key KEY --version-id VERSION "
+                f"aws s3api get-object {s3} --key KEY --version-id VERSION "
                 "object.bin && sha256sum object.bin"
             )
         ]
     out += [
         Paragraph("3. The lock", S_H2),
-        code(f"aws s3api get-object-retention --bucket $BUCKET --key {key}"),
-        code(f"aws s3api get-object-legal-hold --bucket $BUCKET --key {key}"),
+        code(f"aws s3api get-object-retention {s3} --key {key}"),
+        code(f"aws s3api get-object-legal-hold {s3} --key {key}"),
         Paragraph("4. The manifest chain", S_H2),
         Paragraph(
             "Each archive run writes a new manifest (debts/ID/manifests/00000001.json, "
@@ -289,19 +324,43 @@ def how_to_verify(v: DossierView, t: TextFilter) -> list[Flowable]:
             "re-renders this dossier and compares its bytes:",
             S_BODY,
         ),
-        code(f"archiver verify {v.debt_id} --bucket $BUCKET"),
+        code(
+            (f"AWS_ENDPOINT_URL_S3={shlex.quote(v.endpoint)} " if v.endpoint else "")
+            + f"archiver verify {v.debt_id} --bucket "
+            + (shlex.quote(v.bucket) if v.bucket else "$BUCKET")
+        ),
     ]
     return out
+
+
+def _where(v: DossierView, t: TextFilter) -> str:
+    """Where the archive is, as the commands of this section name it."""
+    if v.bucket and v.endpoint:
+        return (
+            f"The archive is in bucket {t(v.bucket)} at {t(v.endpoint)}; the commands below "
+            "name both. Credentials come from your usual AWS configuration."
+        )
+    if v.bucket:
+        return (
+            f"The archive is in bucket {t(v.bucket)}, at the S3 endpoint of your AWS "
+            "configuration (add --endpoint-url URL for another S3 service)."
+        )
+    return (
+        "Replace $BUCKET with the name of the archive's bucket (and add --endpoint-url URL "
+        "for an S3 service other than AWS)."
+    )
 
 
 # --------------------------------------------------------------------------- colophon
 
 
-def colophon(v: DossierView, t: TextFilter, fonts: FontSet, renderer: str) -> list[Flowable]:
-    """The closing note: renderer and library versions, font, undrawable characters."""
+def colophon(v: DossierView, t: TextFilter, fonts: FontSet) -> list[Flowable]:
+    """The closing note: libraries, font, undrawable characters (the tool and renderer
+    versions are on the cover, once)."""
     note = (
-        f"Rendered by {t(renderer)} with reportlab {reportlab.Version} and pikepdf "
-        f"{pikepdf.__version__}, as PDF/A-2b, text in {t(fonts.family)} (embedded)."
+        f"Rendered with reportlab {reportlab.Version} and pikepdf {pikepdf.__version__} "
+        f"as PDF/A-2b, text in {t(fonts.family)} (embedded); tool and renderer versions are "
+        "on the cover."
     )
     if t.replaced:
         note += (

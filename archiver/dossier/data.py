@@ -12,8 +12,12 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from archiver.common.redact import strip_query
 from archiver.common.time import parse_iso_lenient
 from archiver.getbill.records import MEDIA_FIELDS
+
+from .money import fmt_money
+from .statuses import UNKNOWN, debt_status_meaning, followup_status_meaning, with_meaning
 
 # The followup fields documented by the getbill API, in the order a reader expects them.
 # Fields not listed here ("extras") follow, sorted by name.
@@ -52,7 +56,11 @@ class DossierInput:
 
     ``records`` maps followup id -> the stored followup record; ``debt`` is the stored debt
     record (None when the manifest has none); ``events`` are legal-hold events
-    (``{"action": "hold"|"release", "debt_id", "at", "reason", "actor", "objects"}``).
+    (``{"action": "hold"|"release", "matter", "debt_id", "at", "reason", "actor", "objects"}``;
+    events without ``matter`` belong to one unnamed matter) up to the dossier's time.
+    ``bucket`` and ``endpoint`` (the S3 endpoint URL) name where the archive is, so that the
+    verification steps can be run as printed; without them the steps say ``$BUCKET``. They are
+    part of the output: a re-render must be given the same values to give the same bytes.
     """
 
     manifest: dict[str, Any]
@@ -61,6 +69,8 @@ class DossierInput:
     records: dict[str, dict[str, Any]]
     debt: dict[str, Any] | None = None
     events: list[dict[str, Any]] = field(default_factory=list)
+    bucket: str | None = None
+    endpoint: str | None = None
 
 
 @dataclass(frozen=True)
@@ -122,6 +132,32 @@ class FollowupView:
 
 
 @dataclass(frozen=True)
+class OpenMatter:
+    """A legal-hold matter that is open (held, not released) at the dossier's time."""
+
+    matter: str | None  # None: the unnamed matter of events written before matters existed
+    since: str | None
+    reason: str | None
+    actor: str | None
+
+    @property
+    def name(self) -> str:
+        """The matter's name as shown: ``D-2026-200``, or ``unnamed matter``."""
+        return self.matter or "unnamed matter"
+
+
+@dataclass(frozen=True)
+class PaymentRow:
+    """A followup that triggered a payment, with the amount its record states (if any)."""
+
+    followup_id: str
+    when: datetime | None
+    type: str
+    status: str
+    amount: str | None  # as money; None when the record states no amount
+
+
+@dataclass(frozen=True)
 class PurgeView:
     """One purge that deleted objects this manifest names, for the chain of custody."""
 
@@ -161,7 +197,7 @@ class DossierView:
     by_status: list[tuple[str, int]]
     by_month: list[tuple[str, int]]
     total_call_ms: int
-    payments: list[str]  # followup ids that triggered a payment
+    payments: list[PaymentRow]  # the followups that triggered a payment, chronological
     media_archived: int
     media_bytes: int
     media_unavailable: list[tuple[str, str, str]]  # (followup id, kind, why)
@@ -176,6 +212,13 @@ class DossierView:
     upstream_missing: int = 0  # followups no longer listed by getbill
     debt_purged: PurgeMark | None = None
     purges: list[PurgeView] = field(default_factory=list)
+    version_line: str = ""  # "getbill-archiver 0.1.0, dossier renderer 1.2.0"
+    payment_facts: list[tuple[str, str]] = field(default_factory=list)  # from the debt record
+    # (status, "debt" | "followup", meaning) for every status this dossier shows
+    statuses: list[tuple[str, str, str]] = field(default_factory=list)
+    open_matters: list[OpenMatter] = field(default_factory=list)
+    bucket: str | None = None
+    endpoint: str | None = None  # without credentials, query or fragment
 
 
 def purge_mark(value: Any) -> PurgeMark | None:
@@ -373,7 +416,9 @@ def _debt_facts(debt: dict[str, Any] | None) -> list[tuple[str, str]]:
         if value in (None, ""):
             continue
         if key == "amount":
-            text = f"{fmt_value(value)} {debt.get('currency') or ''}".strip()
+            text = fmt_money(value, debt.get("currency"))
+        elif key == "status":
+            text = with_meaning(fmt_value(value), debt_status_meaning(fmt_value(value)))
         elif key in ("company", "debtor_company"):
             text = _name_of(value)
         else:
@@ -382,8 +427,118 @@ def _debt_facts(debt: dict[str, Any] | None) -> list[tuple[str, str]]:
     return facts
 
 
-def build_view(inp: DossierInput) -> DossierView:
-    """Join the manifest with its records and compute everything the dossier shows."""
+def _payment_facts(debt: dict[str, Any] | None) -> list[tuple[str, str]]:
+    """What the debt record says about payment: amount, getbill's own wording, plan."""
+    if not debt:
+        return []
+    facts: list[tuple[str, str]] = []
+    if debt.get("amount") not in (None, ""):
+        facts.append(("Amount owed", fmt_money(debt["amount"], debt.get("currency"))))
+    if isinstance(debt.get("amount_text"), str) and debt["amount_text"].strip():
+        facts.append(("Amount as getbill writes it", debt["amount_text"]))
+    status = debt.get("status")
+    if status not in (None, ""):
+        facts.append(("Debt status", with_meaning(fmt_value(status), debt_status_meaning(status))))
+    plan, start = debt.get("payment_plan_active"), debt.get("plan_start_date")
+    if plan is True:
+        facts.append(
+            ("Payment plan", "active" + (f", started {fmt_value(start)}" if start else ""))
+        )
+    elif plan is False:
+        facts.append(("Payment plan", "none"))
+    elif start:
+        facts.append(("Payment plan", f"start date {fmt_value(start)}; active or not not stated"))
+    return facts
+
+
+# Fields a followup record may use for the amount of the payment it triggered.
+_PAYMENT_AMOUNT_FIELDS = ("payment_amount", "amount_paid", "paid_amount", "amount")
+
+
+def _payment_row(f: FollowupView, rec: dict[str, Any], debt: dict[str, Any] | None) -> PaymentRow:
+    amount = None
+    for name in _PAYMENT_AMOUNT_FIELDS:
+        if rec.get(name) not in (None, ""):
+            currency = (
+                rec.get("payment_currency") or rec.get("currency") or (debt or {}).get("currency")
+            )
+            amount = fmt_money(rec[name], currency)
+            break
+    return PaymentRow(f.id, f.when, f.type, f.status, amount)
+
+
+def _month_axis(dated: list[datetime]) -> list[tuple[str, int]]:
+    """Followups per month, every month from the first to the last, months without any at 0."""
+    if not dated:
+        return []
+    counts = Counter((d.year, d.month) for d in dated)
+    (year, month), last = min(counts), max(counts)
+    out = []
+    while (year, month) <= last:
+        out.append((f"{year:04d}-{month:02d}", counts.get((year, month), 0)))
+        year, month = (year + 1, 1) if month == 12 else (year, month + 1)
+    return out
+
+
+def _statuses(
+    debt_facts: bool, debt: dict[str, Any] | None, followup: list[str]
+) -> list[tuple[str, str, str]]:
+    out: list[tuple[str, str, str]] = []
+    status = (debt or {}).get("status")
+    if debt_facts and status not in (None, ""):
+        text = fmt_value(status)
+        out.append((text, "debt", debt_status_meaning(text) or UNKNOWN))
+    out += [(s, "followup", followup_status_meaning(s) or UNKNOWN) for s in sorted(set(followup))]
+    return out
+
+
+def _event_time(event: dict[str, Any]) -> tuple[datetime, str, str]:
+    # Readable times in time order (whatever their offset notation); unreadable ones first.
+    at = parse_iso_lenient(event.get("at"))
+    floor = datetime.min.replace(tzinfo=UTC)
+    return (at or floor, str(event.get("at", "")), str(event.get("action", "")))
+
+
+def event_matter(event: dict[str, Any]) -> str | None:
+    """The matter a hold/release event belongs to; None for the unnamed matter of events
+    written before matters existed."""
+    matter = event.get("matter")
+    return matter if isinstance(matter, str) and matter.strip() else None
+
+
+def open_matters(events: list[dict[str, Any]]) -> list[OpenMatter]:
+    """The matters held and not released by ``events``, oldest hold first.
+
+    A matter opens at its first hold and closes at its next release; a release without a
+    matter closes only the unnamed matter (never a named one), so a held debt is never shown
+    as released. Other events (purges) are ignored.
+    """
+    held: dict[str | None, OpenMatter] = {}
+    for event in sorted(events, key=_event_time):
+        action, matter = event.get("action"), event_matter(event)
+        if action == "hold" and matter not in held:
+            held[matter] = OpenMatter(
+                matter=matter,
+                since=_str_or_none(event.get("at")),
+                reason=_str_or_none(event.get("reason")),
+                actor=_str_or_none(event.get("actor")),
+            )
+        elif action == "release":
+            held.pop(matter, None)
+    return list(held.values())
+
+
+def _endpoint(value: str | None) -> str | None:
+    # Only a URL, and never its user:password or query (credentials must not be printed).
+    if not isinstance(value, str) or not value.strip():
+        return None
+    clean = strip_query(value.strip())
+    return clean.rstrip("/") if clean.startswith(("http://", "https://")) else None
+
+
+def build_view(inp: DossierInput, *, renderer_version: str = "?") -> DossierView:
+    """Join the manifest with its records and compute everything the dossier shows
+    (``renderer_version`` goes into the version line)."""
     man = inp.manifest
     problems = list(man.get("problems") or [])
     problems_by_followup: dict[str, list[str]] = {}
@@ -448,14 +603,20 @@ def build_view(inp: DossierInput) -> DossierView:
                 unavailable[key] = _problem_text(p)
 
     dated = [f.when for f in followups if f.when is not None]
-    months = Counter(d.strftime("%Y-%m") for d in dated)
     tool = man.get("tool") or {}
     debt_unavailable = man.get("debt_unavailable")
     source = (man.get("source") or {}).get("api_base_url")
-    events = sorted(inp.events, key=lambda e: (str(e.get("at", "")), str(e.get("action", ""))))
+    events = sorted(inp.events, key=_event_time)
     debt_ref = man.get("debt")
     debt_purged = purge_mark(debt_ref.get("purged")) if isinstance(debt_ref, dict) else None
     purges = _purges(followups, debt_purged, events)
+    debt_facts = [] if debt_purged else _debt_facts(inp.debt)
+    payment_rows = [
+        _payment_row(f, inp.records.get(f.id) or {}, inp.debt)
+        for f in followups
+        if f.triggered_payment
+    ]
+    tool_name, tool_version = tool.get("name", "?"), tool.get("version", "?")
     if purges:
         # Deletion records go to the purges list, not among the legal holds. Only when this
         # manifest names purged objects: dossiers of other manifests keep their stored bytes.
@@ -469,7 +630,7 @@ def build_view(inp: DossierInput) -> DossierView:
         tool=f"{tool.get('name', '?')} {tool.get('version', '?')}",
         policy=dict(man.get("policy") or {}),
         debt_ref=debt_ref,
-        debt_facts=[] if debt_purged else _debt_facts(inp.debt),
+        debt_facts=debt_facts,
         debt_unavailable=(
             str(debt_unavailable.get("reason")) if isinstance(debt_unavailable, dict) else None
         ),
@@ -478,9 +639,9 @@ def build_view(inp: DossierInput) -> DossierView:
         media=media,
         by_type=sorted(Counter(f.type for f in followups).items()),
         by_status=sorted(Counter(f.status for f in followups).items()),
-        by_month=sorted(months.items()),
+        by_month=_month_axis(dated),
         total_call_ms=sum(f.duration_ms or 0 for f in followups),
-        payments=[f.id for f in followups if f.triggered_payment],
+        payments=payment_rows,
         media_archived=len(stored),
         media_bytes=sum(m.size for m in stored),
         media_unavailable=[(fid, kind, why) for (fid, kind), why in sorted(unavailable.items())],
@@ -495,6 +656,12 @@ def build_view(inp: DossierInput) -> DossierView:
         upstream_missing=sum(1 for f in followups if f.upstream_missing_since),
         debt_purged=debt_purged,
         purges=purges,
+        version_line=f"{tool_name} {tool_version}, dossier renderer {renderer_version}",
+        payment_facts=[] if debt_purged else _payment_facts(inp.debt),
+        statuses=_statuses(bool(debt_facts), inp.debt, [f.status for f in followups]),
+        open_matters=open_matters(events),
+        bucket=inp.bucket.strip() if isinstance(inp.bucket, str) and inp.bucket.strip() else None,
+        endpoint=_endpoint(inp.endpoint),
     )
 
 

@@ -97,8 +97,17 @@ def _followup_block(f: FollowupView, t: TextFilter) -> list[Flowable]:
     ]
     empty = [name for name, value in f.fields if value == "null"]
     if empty:
-        # One row for all the null fields: every field is shown, at a fraction of the height.
-        rows.append(Row(["null", t.cell(", ".join(empty), SANS, 8, value_w)], [TX_LABEL, TX_MUTED]))
+        # One row for all the fields the API sent as null: every field is shown, at a fraction
+        # of the height.
+        rows.append(
+            Row(
+                [
+                    wrap("fields without a value", SANS_BOLD, 7.5, label_w - 6),
+                    t.cell(", ".join(empty), SANS, 8, value_w),
+                ],
+                [TX_LABEL, TX_MUTED],
+            )
+        )
     long_texts: list[tuple[str, str]] = []
     for label, text in (("summary", f.summary), ("notes", f.notes)):
         if not text.strip():
@@ -190,13 +199,21 @@ def media_inventory(v: DossierView, t: TextFilter) -> list[Flowable]:
     out: list[Flowable] = [
         Heading("5  Media inventory", S_H1, "media"),
         Paragraph(
-            f"{v.media_archived:,} files archived ({fmt_size(v.media_bytes)}), stored under S3 "
+            f"{v.media_archived:,} file{'s' if v.media_archived != 1 else ''} archived "
+            f"({fmt_size(v.media_bytes)}), stored under S3 "
             "Object Lock. Each file is named by its SHA-256."
             + (
                 f" {v.media_purged:,} more {'were' if v.media_purged != 1 else 'was'} purged: "
                 "deleted at the end of the maximum retention, with a deletion record "
                 "(section 6). Purged rows below keep the SHA-256 and key of what was stored."
                 if v.media_purged
+                else ""
+            )
+            + (
+                " The debt is on legal hold (open matters: "
+                + t(", ".join(m.name for m in v.open_matters))
+                + "): every stored file is held, whatever its row said at archive time."
+                if v.open_matters
                 else ""
             ),
             S_BODY,
@@ -221,7 +238,7 @@ def media_inventory(v: DossierView, t: TextFilter) -> list[Flowable]:
                     + "\n"
                     + (m.retention_mode or "")
                     + "\n"
-                    + ("LEGAL HOLD ON" if m.legal_hold else "legal hold off"),
+                    + ("LEGAL HOLD ON" if m.legal_hold or v.open_matters else "legal hold off"),
                 ],
                 styles,
             )

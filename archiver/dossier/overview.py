@@ -41,8 +41,10 @@ from .styles import (
     LAYOUT_TABLE,
     S_BODY,
     S_CELL,
+    S_CELL_BOLD,
     S_H1,
     S_H2,
+    S_LABEL_H,
     S_MONO_CELL,
     S_NOTE,
     S_NOTICE,
@@ -95,7 +97,7 @@ def cover(v: DossierView, t: TextFilter) -> list[Flowable]:
                     mono_para(f"{prev.get('key')}\n", t) if prev else "none: first manifest",
                 ),
                 ("Previous SHA-256", mono_para(str(prev.get("sha256")), t) if prev else "—"),
-                ("Archived by", v.tool),
+                ("Tool and renderer", v.version_line),
                 ("Records read from", v.source or "—"),
             ],
             t,
@@ -153,7 +155,11 @@ def summary(v: DossierView, t: TextFilter) -> list[Flowable]:
                 ("Last contact", fmt_when(v.last_contact)),
                 ("Total call time", fmt_duration(v.total_call_ms) if v.total_call_ms else "—"),
                 ("Triggered a payment", f"{payments:,} followup{'s' if payments != 1 else ''}"),
-                ("Media archived", f"{v.media_archived:,} files, {fmt_size(v.media_bytes)}"),
+                (
+                    "Media archived",
+                    f"{v.media_archived:,} file{'s' if v.media_archived != 1 else ''}, "
+                    f"{fmt_size(v.media_bytes)}",
+                ),
                 *(
                     [
                         (
@@ -176,6 +182,7 @@ def summary(v: DossierView, t: TextFilter) -> list[Flowable]:
                     ),
                 ),
                 ("Problems recorded by the run", f"{len(v.problems):,}"),
+                ("Legal hold", _hold_cell(v, t)),
                 *_lifecycle_facts(v),
             ],
             t,
@@ -219,21 +226,9 @@ def summary(v: DossierView, t: TextFilter) -> list[Flowable]:
         ]
     if len(v.by_month) > 1:
         out += [Spacer(1, 4 * mm), month_chart(v.by_month, WIDTH)]
-    if v.payments:
-        by_id = {f.id: f for f in v.followups}
-        rows = [
-            [
-                mono_para(fid, t, S_MONO_CELL),
-                fmt_when(by_id[fid].when),
-                t.plain(by_id[fid].type),
-                t.plain(by_id[fid].status),
-            ]
-            for fid in v.payments
-        ]
-        out += [CondPageBreak(30 * mm), Paragraph("Followups that triggered a payment", S_H2)]
-        out += chunked(
-            ["Followup", "Date", "Type", "Status"], rows, [54 * mm, 40 * mm, 40 * mm, 40 * mm]
-        )
+    if v.statuses:
+        out += _status_glossary(v, t)
+    out += _payments(v, t)
     if v.media_unavailable:
         rows = [
             [mono_para(fid, t, S_MONO_CELL), t.plain(kind), Paragraph(t(why), S_CELL)]
@@ -247,6 +242,75 @@ def summary(v: DossierView, t: TextFilter) -> list[Flowable]:
             extra=[("TEXTCOLOR", (1, 1), (1, -1), ALERT)],
         )
     out.append(section_end(bool(v.followups)))
+    return out
+
+
+def _hold_cell(v: DossierView, t: TextFilter) -> Paragraph:
+    """``on — open matters: D-2026-200 (since …), …`` in bold, or ``none open``."""
+    if not v.open_matters:
+        return Paragraph("off — no matter is open", S_CELL)
+    names = ", ".join(
+        f"{m.name} (since {fmt_when(m.since)})" if m.since else m.name for m in v.open_matters
+    )
+    return Paragraph(f"<b>ON</b> — open matters: {t(names)} (see section 6)", S_CELL)
+
+
+def _status_glossary(v: DossierView, t: TextFilter) -> list[Flowable]:
+    """What each status shown in this dossier means (getbill's words are terse)."""
+    rows = [
+        [Paragraph(t(status), S_CELL_BOLD), t.plain(whose), Paragraph(t(meaning), S_CELL)]
+        for status, whose, meaning in v.statuses
+    ]
+    return [
+        # The table is short: keep it on one page with its heading.
+        CondPageBreak(min(24 * mm + len(rows) * 5.2 * mm, 150 * mm)),
+        Paragraph("What the statuses mean", S_H2),
+        Paragraph(
+            "Statuses are shown as getbill gives them; the meanings are a plain-English reading "
+            "of getbill's status names.",
+            S_NOTE,
+        ),
+        *chunked(["Status", "Of", "Meaning"], rows, [40 * mm, 18 * mm, WIDTH - 58 * mm]),
+    ]
+
+
+def _payments(v: DossierView, t: TextFilter) -> list[Flowable]:
+    """What the debt record says about payment, then the followups that triggered one."""
+    if not v.payment_facts and not v.payments:
+        return []
+    out: list[Flowable] = [CondPageBreak(40 * mm), Paragraph("Payments", S_H2)]
+    if v.payment_facts:
+        out.append(fact_table(v.payment_facts, t, label_width=54 * mm))
+    if not v.payments:
+        return out
+    rows = [
+        [
+            mono_para(p.followup_id, t, S_MONO_CELL),
+            fmt_when(p.when),
+            t.plain(p.type),
+            t.plain(p.status),
+            t.plain(p.amount) if p.amount else "not stated",
+        ]
+        for p in v.payments
+    ]
+    out += [
+        Paragraph("Followups that triggered a payment", S_LABEL_H),
+        *chunked(
+            ["Followup", "Date", "Type", "Status", "Amount"],
+            rows,
+            [44 * mm, 38 * mm, 24 * mm, 28 * mm, WIDTH - 134 * mm],
+            extra=[("ALIGN", (4, 0), (4, -1), "RIGHT")],
+        ),
+    ]
+    if any(p.amount is None for p in v.payments):
+        out += [
+            Spacer(1, 1.5 * mm),
+            Paragraph(
+                "getbill records that a followup triggered a payment, not always how much; "
+                "the amount owed is the debt's, above.",
+                S_NOTE,
+            ),
+        ]
     return out
 
 
@@ -317,7 +381,8 @@ def timeline(v: DossierView, t: TextFilter) -> list[Flowable]:
         Heading("3  Timeline", S_H1, "timeline"),
         Paragraph(
             "One row per followup, oldest first (call date, else scheduled or processed "
-            "time; all times UTC). Summaries are shortened here; section 4 gives them in full.",
+            "time; all times UTC). Summaries are shortened here; section 4 gives them in full. "
+            "What each status means is in section 2.",
             S_NOTE,
         ),
         Spacer(1, 2 * mm),

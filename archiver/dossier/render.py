@@ -22,13 +22,13 @@ from reportlab.platypus import BaseDocTemplate, Flowable, Frame, PageTemplate
 
 from .. import TOOL_NAME
 from . import sections
-from .data import DossierInput, build_view
+from .data import DossierInput, build_view, fmt_when
 from .fonts import MONO, SANS, SANS_BOLD, load_fonts
 from .pdfa import PdfMetadata, make_pdfa
 
 # Recorded in the PDF metadata and colophon. Bump on any change that alters the output bytes,
 # so `verify` can tell "rendered by another version" from "tampered with".
-RENDERER_VERSION = "1.1.0"
+RENDERER_VERSION = "1.2.0"
 
 PAGE_SIZE = A4
 MARGIN_X = 18 * mm
@@ -49,7 +49,9 @@ class DossierInfo:
     renderer_version: str = RENDERER_VERSION
 
 
-def _numbered_canvas(debt_id: str, sha12: str, sequence: int, pages: list[int]) -> type[Canvas]:
+def _numbered_canvas(
+    debt_id: str, sha12: str, sequence: int, created_at: str, pages: list[int]
+) -> type[Canvas]:
     """A canvas that holds every page until the end, so each can say "page x of y"."""
 
     class NumberedCanvas(Canvas):
@@ -92,9 +94,8 @@ def _numbered_canvas(debt_id: str, sha12: str, sequence: int, pages: list[int]) 
             self.drawRightString(width - MARGIN_X, top + 2.2 * mm, f"SHA-256 {sha12}…")
             foot = MARGIN_BOTTOM - 10 * mm
             self.setFont(SANS, 7.5)
-            self.drawString(
-                MARGIN_X, foot, f"{TOOL_NAME} dossier renderer {RENDERER_VERSION}  ·  {debt_id}"
-            )
+            # The versions are on the cover, once; a page read alone says which snapshot it is.
+            self.drawString(MARGIN_X, foot, f"Archive as of {fmt_when(created_at)}")
             self.drawRightString(width - MARGIN_X, foot, f"Page {number} of {total}")
             self.restoreState()
 
@@ -114,8 +115,8 @@ class _DossierDoc(BaseDocTemplate):
 
 def _render_raw(inp: DossierInput, on_progress: Callable[[str], None] | None) -> tuple[bytes, int]:
     fonts = load_fonts()
-    view = build_view(inp)
-    story = sections.build_story(view, fonts, f"{TOOL_NAME} dossier renderer {RENDERER_VERSION}")
+    view = build_view(inp, renderer_version=RENDERER_VERSION)
+    story = sections.build_story(view, fonts)
     pages: list[int] = []
     buf = io.BytesIO()
     doc = _DossierDoc(
@@ -146,7 +147,9 @@ def _render_raw(inp: DossierInput, on_progress: Callable[[str], None] | None) ->
         on_progress(f"laying out {len(view.followups)} followups")
     doc.build(
         story,
-        canvasmaker=_numbered_canvas(view.debt_id, view.manifest_sha256[:12], view.sequence, pages),
+        canvasmaker=_numbered_canvas(
+            view.debt_id, view.manifest_sha256[:12], view.sequence, view.created_at, pages
+        ),
     )
     return buf.getvalue(), pages[-1]
 

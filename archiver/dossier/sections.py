@@ -19,13 +19,13 @@ from .fonts import FontSet
 from .overview import cover, summary, timeline
 
 
-def build_story(v: DossierView, fonts: FontSet, renderer: str = "") -> list[Flowable]:
+def build_story(v: DossierView, fonts: FontSet) -> list[Flowable]:
     """Every flowable of the dossier, in order."""
     t = TextFilter(fonts)
     story: list[Flowable] = []
     for section in (cover, summary, timeline, details, media_inventory, custody, how_to_verify):
         story += section(v, t)
-    story += colophon(v, t, fonts, renderer)
+    story += colophon(v, t, fonts)
     return story
 
 

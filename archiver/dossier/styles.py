@@ -83,6 +83,10 @@ S_H2 = _style(
     spaceAfter=4,
 )
 S_LABEL = _style("label", fontName=SANS_BOLD, fontSize=7.5, leading=10, textColor=MUTED)
+# A small heading inside a subsection (above a table that belongs to it).
+S_LABEL_H = _style(
+    "labelh", fontName=SANS_BOLD, fontSize=8.5, leading=11, textColor=ACCENT, spaceBefore=6
+)
 S_TEXT = _style("text", fontSize=8.5, leading=11.5, spaceAfter=2, leftIndent=2 * mm)
 S_ALERT = _style("alert", fontSize=8, leading=10.5, textColor=ALERT)
 S_NOTICE = _style("notice", fontName=SANS_BOLD, fontSize=8, leading=10, textColor=NOTICE)
