@@ -182,6 +182,35 @@ def test_compliance_objects_are_refused_even_with_bypass(
     assert len(result.records) == 1
 
 
+def test_each_debts_deletion_record_carries_the_operators_reason(
+    locked_bucket: ObjectStore, policy: RetentionPolicy
+) -> None:
+    # D-1 sorts first and every deletion of it is refused (COMPLIANCE); D-2's record, written
+    # after those refusals, must still say what the operator said, not a refusal of D-1.
+    seed_debt(locked_bucket, "D-1", mode="COMPLIANCE", manifests=1)
+    seed_debt(locked_bucket, "D-2", manifests=1)
+    plan = plan_purge(locked_bucket, policy=policy, registry=SHIPPED, now=_later())
+    assert sorted(plan.by_debt()) == ["D-1", "D-2"]
+
+    result = execute_purge(
+        locked_bucket,
+        plan,
+        reason="  Monthly purge 2026-11  ",
+        actor="ops",
+        bypass_governance=True,
+        clock=ticking_clock(),
+    )
+
+    assert {r.debt_id for r in result.refused} == {"D-1"} and len(result.deleted) == 4
+    assert [r["debt_id"] for r in result.records] == ["D-1", "D-2"]
+    for ref in result.records:
+        record = json.loads(locked_bucket.read_bytes(ref["key"]))
+        assert record["debt_id"] == ref["debt_id"]
+        assert record["reason"] == "Monthly purge 2026-11", record["reason"]
+    # The refusals keep their own, per-version reason.
+    assert all("[COMPLIANCE until " in r.reason for r in result.refused)
+
+
 def test_shortening_compliance_retention_is_refused_naming_the_key(
     locked_bucket: ObjectStore,
 ) -> None:

@@ -145,6 +145,8 @@ def execute_purge(
         raise ValidationError("a reason is required to purge")
     if not isinstance(actor, str) or not actor.strip():
         raise ValidationError("an actor (who asks) is required to purge")
+    # Bound once, before the loop: what the operator said goes into every debt's record.
+    operator_reason, operator = reason.strip(), actor.strip()
     result = PurgeResult()
     for debt_id, candidates in sorted(plan.by_debt().items()):
         now = clock()
@@ -152,8 +154,8 @@ def execute_purge(
             debt_id,
             candidates,
             at=iso_precise(now),
-            reason=reason.strip(),
-            actor=actor.strip(),
+            reason=operator_reason,
+            actor=operator,
             bypass_governance=bypass_governance,
             plan=plan,
         )
@@ -185,8 +187,8 @@ def execute_purge(
             try:
                 store.delete_version(c.key, c.version_id, bypass_governance=bypass_governance)
             except RetentionError as exc:
-                reason = f"{refusal_reason(exc)}{_lock_state(store, c.key, c.version_id)}"
-                result.refused.append(PurgeRefusal(debt_id, c.key, c.version_id, reason))
+                refused_because = f"{refusal_reason(exc)}{_lock_state(store, c.key, c.version_id)}"
+                result.refused.append(PurgeRefusal(debt_id, c.key, c.version_id, refused_because))
                 continue
             result.deleted.append(c)
     return result
