@@ -6,18 +6,20 @@ import json
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 from click.testing import CliRunner
 from fixtures.retention import short_policy_toml
-from fixtures_archive import Env, manifest_of
+from fixtures_archive import Env, all_versions, manifest_of
 
 from archiver.audit.verify import verify_debt
 from archiver.cli import main
 from archiver.common.time import parse_iso
 from archiver.config import ArchiverConfig
 from archiver.errors import RetentionError
-from archiver.retention.holds import place_hold
+from archiver.retention.events import open_matters, read_events
+from archiver.retention.holds import hold_active, place_hold
 from archiver.retention.policy_files import load_policy_file
 from archiver.retention.purge import execute_purge
 from archiver.retention.purge_plan import plan_purge
@@ -150,6 +152,66 @@ def test_hold_makes_new_objects_held_and_blocks_purge_until_release(
     assert plan.candidates and not plan.held
 
 
+def _legal_holds(env: Env, debt_id: str) -> list[bool]:
+    """The legal hold of every stored version of the debt, as S3 reports it."""
+    found = []
+    for v in all_versions(env.store, f"debts/{debt_id}/"):
+        lock = env.store.get_lock(v.key, v.version_id)
+        found.append(bool(lock and lock.legal_hold))
+    return found
+
+
+def test_holds_are_per_matter_and_s3_keeps_the_hold_while_any_matter_is_open(env: Env) -> None:
+    debt_id = env.debts()[0]
+    env.run([debt_id])
+    cli_env = env.cli_env()
+
+    def cli(*args: str) -> Any:
+        return CliRunner().invoke(main, list(args), env=cli_env)
+
+    first = cli("hold", debt_id, "--matter", "D-2026-118", "--reason", "Dispute D-2026-118")
+    assert first.exit_code == 0, first.output
+    second = cli(
+        "hold", debt_id, "--matter", "D-2026-200", "--reason", "Second dispute D-2026-200", "--json"
+    )
+    assert second.exit_code == 0, second.output
+    out = json.loads(second.stdout)
+    assert out["event_written"] and not out["already"] and out["matter"] == "D-2026-200"
+    assert out["open_matters"] == ["D-2026-118", "D-2026-200"]
+    again = cli("hold", debt_id, "--matter", "D-2026-200", "--reason", "same dispute")
+    assert again.exit_code == 0 and "already on hold" in again.output
+    assert all(_legal_holds(env, debt_id))
+
+    # Two matters open: a release must say which one.
+    unclear = cli("release", debt_id, "--reason", "closed")
+    assert unclear.exit_code == 2
+    assert "D-2026-118" in unclear.output and "D-2026-200" in unclear.output
+
+    one = cli("release", debt_id, "--matter", "D-2026-118", "--reason", "D-2026-118 settled")
+    assert one.exit_code == 0, one.output
+    assert "D-2026-200" in one.output  # still open, and said so
+    holds = _legal_holds(env, debt_id)
+    assert holds and all(holds)  # every version, the release event included, still held
+    assert hold_active(env.store, debt_id)
+    assert list(open_matters(read_events(env.store, debt_id))) == ["D-2026-200"]
+    assert verify_debt(env.store, debt_id).ok
+
+    # The one matter left: a release without --matter closes it.
+    last = cli("release", debt_id, "--reason", "D-2026-200 closed", "--json")
+    assert last.exit_code == 0, last.output
+    assert json.loads(last.stdout)["matter"] == "D-2026-200"
+    assert not any(_legal_holds(env, debt_id))
+    assert not hold_active(env.store, debt_id)
+    events = read_events(env.store, debt_id)
+    assert [(e["action"], e["matter"]) for e in events] == [
+        ("hold", "D-2026-118"),
+        ("hold", "D-2026-200"),
+        ("release", "D-2026-118"),
+        ("release", "D-2026-200"),
+    ]
+    assert events[1]["reason"] == "Second dispute D-2026-200"
+
+
 def test_purge_dry_run_changes_nothing(env: Env) -> None:
     debt_id = env.debts()[0]
     env.run([debt_id])
@@ -220,7 +282,8 @@ def test_purged_versions_are_carried_as_purged_not_missing(env: Env, tmp_path: P
     _, second = manifest_of(env.store, debt_id, 2)
     for f in second["followups"]:
         for m in f["media"]:
-            assert m["purged"]["event_key"].endswith("-purge.json")
+            purge = json.loads(env.store.read_bytes(m["purged"]["event_key"]))
+            assert purge["action"] == "purge"
     assert verify_debt(env.store, debt_id, rerender=rerender_stored).ok
     (res,) = env.run([debt_id]).debts
     assert res.status == "unchanged"

@@ -6,9 +6,9 @@ only carries a plan out.
 Decisions, written down so a compliance officer can check them:
 
 * **Record first.** Before deleting anything of a debt, :func:`execute_purge` writes a
-  deletion record at ``debts/{id}/events/{ts}-purge.json`` (keys, version ids, SHA-256s,
-  sizes, policy names and SHA-256s, reason, actor, time), conditional and locked as every
-  event (:func:`archiver.retention.events.event_lock`: 6 years from the purge at least, in the
+  deletion record, a ``purge`` event of :mod:`archiver.retention.events` (keys, version ids,
+  SHA-256s, sizes, policy names and SHA-256s, reason, actor, time), conditional and locked as
+  every event (:func:`archiver.retention.events.event_lock`: 6 years from the purge at least, in the
   mode of the debt's latest manifest). If the record cannot be written, nothing of that debt
   is deleted. The record says what was to be deleted; a version the server then refused is
   still listed by S3 and in the result (``refused``), so a rerun plans it again.
@@ -161,7 +161,7 @@ def execute_purge(
         )
         try:
             lock = event_lock(store, debt_id, now)
-            key, sha, version_id = write_event(store, record, now=now, lock=lock, catalog=catalog)
+            key, sha, version_id = write_event(store, record, lock=lock, catalog=catalog)
         except ArchiverError as exc:
             # No record, no deletion: every version of this debt is reported as refused.
             for c in candidates:
