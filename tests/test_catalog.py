@@ -15,7 +15,7 @@ from archiver.catalog.db import Catalog
 from archiver.catalog.reindex import reindex
 from archiver.common.canonical import canonical_sha256, sha256_hex
 from archiver.errors import ConfigError, StorageError
-from archiver.store.keys import debt_record_key, event_key, manifest_key, media_key, record_key
+from archiver.store.keys import debt_record_key, manifest_key, media_key, record_key
 
 SCHEMA = json.loads((Path(__file__).parent.parent / "schemas" / "manifest.schema.json").read_text())
 VALIDATOR = jsonschema.Draft202012Validator(
@@ -314,21 +314,23 @@ def test_runs_journal(catalog: Catalog) -> None:
 def test_events_put_on_hold_and_release(catalog: Catalog) -> None:
     record(catalog, chain("D1", [{"F1": []}])[0])
     hold = {"debt_id": "D1", "action": "hold", "at": "2026-11-28T12:00:00Z", "reason": "dispute"}
-    catalog.record_event(hold, key=event_key("D1", "20261128T120000Z", "hold"), sha256=h("1"))
+    catalog.record_event(hold, key="debts/D1/events/20261128T120000Z-hold.json", sha256=h("1"))
     assert catalog.status("D1")[0]["on_hold"] is True
     release = {"debt_id": "D1", "action": "release", "at": "2026-11-28T13:00:00Z"}
-    catalog.record_event(release, key=event_key("D1", "20261128T130000Z", "release"), sha256=h("2"))
+    catalog.record_event(
+        release, key="debts/D1/events/20261128T130000Z-release.json", sha256=h("2")
+    )
     [row] = catalog.status("D1")
     assert row["on_hold"] is False and row["last_event"] == "release"
     # Action and debt taken from the key when the event does not say.
     catalog.record_event(
         {"at": "2026-11-28T14:00:00Z"},
-        key=event_key("D1", "20261128T140000Z", "hold"),
+        key="debts/D1/events/20261128T140000Z-hold.json",
         sha256=h("3"),
     )
     assert catalog.status("D1")[0]["on_hold"] is True
     assert (
-        catalog.db.table("events").get(event_key("D1", "20261128T140000Z", "hold"))["at"]
+        catalog.db.table("events").get("debts/D1/events/20261128T140000Z-hold.json")["at"]
         == "2026-11-28T14:00:00Z"
     )
 
@@ -362,7 +364,7 @@ def test_reindex_rebuilds_identical_status() -> None:
     store, entries = _store_with_two_debts()
     hold = {"debt_id": "D2", "action": "hold", "at": "2026-11-28T12:00:00Z"}
     hold_bytes = json.dumps(hold).encode()
-    hold_key = event_key("D2", "20261128T120000Z", "hold")
+    hold_key = "debts/D2/events/20261128T120000Z-hold.json"
     store.put(hold_key, hold_bytes)
     store.put("debts/D1/dossiers/00000002.pdf", b"%PDF-1.7 fake")
 
@@ -400,7 +402,7 @@ def test_reindex_reports_corrupt_manifest_and_indexes_the_rest() -> None:
     store, _entries = _store_with_two_debts()
     store.put(manifest_key("D2", 2), b"{not json")
     store.put(manifest_key("D3", 1), json.dumps({"schema": "nope"}).encode())
-    store.put(event_key("D1", "20261128T120000Z", "hold"), b"\x00garbage")
+    store.put("debts/D1/events/20261128T120000Z-hold.json", b"\x00garbage")
     store.unreadable.add(manifest_key("D1", 1))
 
     catalog = Catalog.open(":memory:")
@@ -411,7 +413,7 @@ def test_reindex_reports_corrupt_manifest_and_indexes_the_rest() -> None:
         manifest_key("D2", 2): "unparseable_manifest",
         manifest_key("D3", 1): "invalid_manifest",
         manifest_key("D1", 1): "unreadable_manifest",
-        event_key("D1", "20261128T120000Z", "hold"): "unparseable_event",
+        "debts/D1/events/20261128T120000Z-hold.json": "unparseable_event",
     }
     assert result.manifests == 2 and result.debts == 2
     status = {r["debt_id"]: r["sequence"] for r in catalog.status()}

@@ -17,9 +17,11 @@ from archiver.common.time import compact_stamp, iso
 from archiver.dossier.load import events_until
 from archiver.errors import RetentionError, StorageError, UnsafeIdError, ValidationError
 from archiver.retention.events import (
+    DEFAULT_MATTER,
     EVENT_SCHEMA,
     event_lock,
     hold_open,
+    open_matters,
     purged_versions,
     read_events,
     write_event,
@@ -56,9 +58,7 @@ def test_hold_puts_legal_hold_on_every_version_and_writes_the_event(
 
     assert result.ok and result.event_written and not result.already
     assert result.event_key is not None
-    assert result.event_key.startswith("debts/D-1/events/") and result.event_key.endswith(
-        "-hold.json"
-    )
+    assert result.event_key == "debts/D-1/events/00000001.json"  # the first event of D-1
     holds = holds_of(locked_bucket, "D-1")
     # 4 data objects + 2 manifests + the event itself, all held
     assert len(holds) == len(seeded.objects) + 1 == 7
@@ -109,7 +109,7 @@ def test_release_lifts_every_hold_and_writes_the_event(locked_bucket: ObjectStor
     released = release_hold(locked_bucket, "D-1", reason="dispute closed", actor="ops", clock=clock)
 
     assert released.ok and released.event_written and released.event_key
-    assert released.event_key.endswith("-release.json")
+    assert released.event_key == "debts/D-1/events/00000002.json"
     holds = holds_of(locked_bucket, "D-1")
     # Every version, the hold event included, is free again; the release event never held.
     assert holds and not any(holds.values()), holds
@@ -160,7 +160,7 @@ def test_hold_active_flips_and_hold_twice_is_idempotent(locked_bucket: ObjectSto
     # A later purge record is not a hold/release: the debt stays on hold.
     now = clock()
     purge_event = {"schema": EVENT_SCHEMA, "action": "purge", "debt_id": "D-1", "at": iso(now)}
-    write_event(locked_bucket, purge_event, now=now, lock=event_lock(locked_bucket, "D-1", now))
+    write_event(locked_bucket, purge_event, lock=event_lock(locked_bucket, "D-1", now))
     assert read_events(locked_bucket, "D-1")[-1]["action"] == "purge"
     assert hold_active(locked_bucket, "D-1")
 
@@ -192,6 +192,105 @@ def test_hold_input_checks(locked_bucket: ObjectStore) -> None:
         release_hold(locked_bucket, "D-404", reason="closed", actor="ops")
 
 
+# ---------------------------------------------------------------------------------------------
+# Event order: by sequence number, never by a clock
+
+
+def test_a_hold_from_a_clock_an_hour_behind_after_a_release_is_the_latest(
+    locked_bucket: ObjectStore,
+) -> None:
+    seed_debt(locked_bucket, manifests=1)
+    right = ticking_clock()
+    place_hold(locked_bucket, "D-1", reason="dispute", actor="ops", clock=right)
+    release_hold(locked_bucket, "D-1", reason="dispute closed", actor="ops", clock=right)
+    assert not hold_active(locked_bucket, "D-1")
+
+    behind = ticking_clock(datetime.now(UTC) - timedelta(hours=1))
+    late = place_hold(locked_bucket, "D-1", reason="second dispute", actor="amy", clock=behind)
+
+    assert late.event_written and late.ok
+    assert hold_active(locked_bucket, "D-1")
+    assert all(holds_of(locked_bucket, "D-1").values())  # S3 legal hold on every version
+    events = read_events(locked_bucket, "D-1")
+    assert [e["action"] for e in events] == ["hold", "release", "hold"]
+    assert events[-1]["key"] == late.event_key and events[-1]["reason"] == "second dispute"
+    # The clock's time is kept as data, even though it is earlier than the release's.
+    assert events[-1]["at"] < events[1]["at"]
+    # ... and the hold is the one a release now lifts.
+    again = release_hold(locked_bucket, "D-1", reason="closed too", actor="ops", clock=right)
+    assert again.event_written and not again.already
+    assert not hold_active(locked_bucket, "D-1")
+    assert not any(holds_of(locked_bucket, "D-1").values())
+
+
+class _StaleListing(ObjectStore):
+    """An ObjectStore whose listings miss ``hidden`` keys, as a second writer's listing made
+    just before the first one stored its event."""
+
+    hidden: frozenset[str] = frozenset()
+
+    def list_keys(self, prefix: str):  # type: ignore[no-untyped-def]
+        return (k for k in super().list_keys(prefix) if k not in self.hidden)
+
+
+def test_a_sequence_number_another_writer_took_is_skipped(locked_bucket: ObjectStore) -> None:
+    seed_debt(locked_bucket, manifests=1)
+    first = place_hold(locked_bucket, "D-1", reason="dispute", actor="ops")
+    assert first.event_key is not None
+    assert first.event_key.endswith("/events/00000001.json"), first.event_key
+
+    stale = _StaleListing(locked_bucket.client, locked_bucket.bucket)
+    stale.hidden = frozenset({first.event_key})
+    now = datetime.now(UTC)
+    event = {"schema": EVENT_SCHEMA, "action": "purge", "debt_id": "D-1", "at": iso(now)}
+    key, _, _ = write_event(stale, event, lock=event_lock(stale, "D-1", now))
+
+    # Number 1 was taken (other bytes): the event went to the next number, nothing overwritten.
+    assert key == "debts/D-1/events/00000002.json"
+    assert json.loads(locked_bucket.read_bytes(first.event_key))["action"] == "hold"
+    assert [e["key"] for e in read_events(locked_bucket, "D-1")] == [first.event_key, key]
+
+
+def test_events_under_old_timestamp_keys_come_before_sequenced_ones(
+    locked_bucket: ObjectStore,
+) -> None:
+    seed_debt(locked_bucket, manifests=1)
+    # An archive written by an earlier version: events keyed by their local timestamp.
+    old_hold_at = datetime(2026, 11, 27, 10, 0, tzinfo=UTC)
+    legacy = []
+    for at, action in ((old_hold_at, "hold"), (old_hold_at + timedelta(days=1), "release")):
+        event = {
+            "schema": EVENT_SCHEMA,
+            "action": action,
+            "debt_id": "D-1",
+            "at": iso(at),
+            "reason": f"old {action}",
+            "actor": "ops",
+        }
+        key = f"debts/D-1/events/{compact_stamp(at)}-{action}.json"
+        locked_bucket.put_bytes(
+            key,
+            canonical_sha256(event)[0],
+            lock=event_lock(locked_bucket, "D-1", datetime.now(UTC)),
+            content_type="application/json",
+        )
+        legacy.append(key)
+    assert not hold_active(locked_bucket, "D-1")
+
+    # A hold written now by a machine whose clock says 2020: still after the old events.
+    held = place_hold(
+        locked_bucket,
+        "D-1",
+        reason="new dispute",
+        actor="ops",
+        clock=ticking_clock(datetime(2020, 1, 1, tzinfo=UTC)),
+    )
+    assert held.event_written and held.event_key == "debts/D-1/events/00000001.json"
+    events = read_events(locked_bucket, "D-1")
+    assert [e["key"] for e in events] == [*legacy, held.event_key]
+    assert hold_active(locked_bucket, "D-1")
+
+
 def test_event_timestamp_sorts_by_time() -> None:
     a = datetime(2026, 11, 28, 10, 15, 0, 123456, tzinfo=UTC)
     assert compact_stamp(a) == "20261128T101500.123456Z"
@@ -209,6 +308,45 @@ def test_hold_open_follows_the_last_hold_or_release() -> None:
     assert not hold_open(["release", "purge", None])
     # Only the two actions the tool writes count.
     assert not hold_open(["legal-hold"]) and hold_open(["hold", "unhold"])
+
+
+def test_open_matters_opens_and_closes_each_matter_on_its_own() -> None:
+    def ev(action: str, matter: str | None = None) -> dict[str, str]:
+        return {"action": action, **({"matter": matter} if matter else {})}
+
+    first_a = ev("hold", "A")
+    assert open_matters([first_a, ev("hold", "B"), ev("release", "A")]).keys() == {"B"}
+    # A second hold of an open matter changes nothing: the first one stands.
+    assert open_matters([first_a, ev("hold", "A")]) == {"A": first_a}
+    assert open_matters([first_a, ev("hold", "A"), ev("release", "A")]) == {}
+    assert list(open_matters([ev("hold", "B"), ev("hold", "A"), ev("purge")])) == ["B", "A"]
+    # Events from before matters: a hold opens the default matter, a release closes them all.
+    assert list(open_matters([ev("hold")])) == [DEFAULT_MATTER]
+    assert open_matters([ev("hold", "A"), ev("hold"), ev("release")]) == {}
+    assert hold_open([ev("hold", "A"), ev("hold", "B"), ev("release", "A")])
+    assert not hold_open([ev("hold", "A"), ev("release", "A"), "purge"])
+
+
+def test_release_of_a_matter_already_released_or_never_held(locked_bucket: ObjectStore) -> None:
+    seed_debt(locked_bucket, manifests=1)
+    clock = ticking_clock()
+    place_hold(locked_bucket, "D-1", matter="M-1", reason="one", actor="ops", clock=clock)
+    place_hold(locked_bucket, "D-1", matter="M-2", reason="two", actor="ops", clock=clock)
+    with pytest.raises(ValidationError, match="M-1, M-2") as unclear:
+        release_hold(locked_bucket, "D-1", reason="closed", actor="ops", clock=clock)
+    assert unclear.value.context["open_matters"] == ["M-1", "M-2"]
+    with pytest.raises(ValidationError, match="no hold for matter 'M-9'"):
+        release_hold(locked_bucket, "D-1", matter="M-9", reason="typo", actor="ops", clock=clock)
+
+    done = release_hold(locked_bucket, "D-1", matter="M-1", reason="ok", actor="ops", clock=clock)
+    assert done.event_written and done.open_matters == ["M-2"] and not done.versions
+    info = locked_bucket.head(done.event_key or "")
+    assert info is not None and info.legal_hold  # written while the debt stays held
+    rerun = release_hold(locked_bucket, "D-1", matter="M-1", reason="ok", actor="ops", clock=clock)
+    assert rerun.already and not rerun.event_written and rerun.open_matters == ["M-2"]
+    assert all(holds_of(locked_bucket, "D-1").values())
+    with pytest.raises(UnsafeIdError):
+        place_hold(locked_bucket, "D-1", matter="../x", reason="bad", actor="ops")
 
 
 def test_purged_versions_from_deletion_records_only() -> None:

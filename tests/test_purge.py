@@ -111,7 +111,7 @@ def test_execute_with_bypass_deletes_and_leaves_a_locked_deletion_record(
 
     [record_ref] = result.records
     key = record_ref["key"]
-    assert key.startswith("debts/D-1/events/") and key.endswith("-purge.json")
+    assert key == "debts/D-1/events/00000001.json"
     record = json.loads(locked_bucket.read_bytes(key))
     assert record["action"] == "purge" and record["reason"] == "monthly purge"
     assert record["actor"] == "ops" and record["bypass_governance"] is True
@@ -180,6 +180,35 @@ def test_compliance_objects_are_refused_even_with_bypass(
         assert "[COMPLIANCE until " in r.reason and "legal hold off]" in r.reason
     # The deletion record was written first anyway, saying what was asked.
     assert len(result.records) == 1
+
+
+def test_each_debts_deletion_record_carries_the_operators_reason(
+    locked_bucket: ObjectStore, policy: RetentionPolicy
+) -> None:
+    # D-1 sorts first and every deletion of it is refused (COMPLIANCE); D-2's record, written
+    # after those refusals, must still say what the operator said, not a refusal of D-1.
+    seed_debt(locked_bucket, "D-1", mode="COMPLIANCE", manifests=1)
+    seed_debt(locked_bucket, "D-2", manifests=1)
+    plan = plan_purge(locked_bucket, policy=policy, registry=SHIPPED, now=_later())
+    assert sorted(plan.by_debt()) == ["D-1", "D-2"]
+
+    result = execute_purge(
+        locked_bucket,
+        plan,
+        reason="  Monthly purge 2026-11  ",
+        actor="ops",
+        bypass_governance=True,
+        clock=ticking_clock(),
+    )
+
+    assert {r.debt_id for r in result.refused} == {"D-1"} and len(result.deleted) == 4
+    assert [r["debt_id"] for r in result.records] == ["D-1", "D-2"]
+    for ref in result.records:
+        record = json.loads(locked_bucket.read_bytes(ref["key"]))
+        assert record["debt_id"] == ref["debt_id"]
+        assert record["reason"] == "Monthly purge 2026-11", record["reason"]
+    # The refusals keep their own, per-version reason.
+    assert all("[COMPLIANCE until " in r.reason for r in result.refused)
 
 
 def test_shortening_compliance_retention_is_refused_naming_the_key(
@@ -279,7 +308,8 @@ def test_cli_purge_dry_run_and_refusals_without_bypass(
     result = json.loads(deleted.stdout)["result"]
     assert result["deleted"] == 4 and result["refused"] == 0
     events = [k for k, _ in versions_of(locked_bucket, "D-OLD") if "/events/" in k]
-    assert len(events) == 2 and all(k.endswith("-purge.json") for k in events)
+    assert len(events) == 2
+    assert all(json.loads(locked_bucket.read_bytes(k))["action"] == "purge" for k in events)
     assert keys.manifest_key("D-OLD", 1) in {k for k, _ in versions_of(locked_bucket, "D-OLD")}
 
 

@@ -6,18 +6,20 @@ import json
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 from click.testing import CliRunner
 from fixtures.retention import short_policy_toml
-from fixtures_archive import Env, manifest_of
+from fixtures_archive import Env, all_versions, manifest_of
 
 from archiver.audit.verify import verify_debt
 from archiver.cli import main
 from archiver.common.time import parse_iso
 from archiver.config import ArchiverConfig
 from archiver.errors import RetentionError
-from archiver.retention.holds import place_hold
+from archiver.retention.events import open_matters, read_events
+from archiver.retention.holds import hold_active, place_hold
 from archiver.retention.policy_files import load_policy_file
 from archiver.retention.purge import execute_purge
 from archiver.retention.purge_plan import plan_purge
@@ -32,12 +34,39 @@ def with_policy(env: Env, policy: str) -> Env:
     return env
 
 
+def days_ago(days: int) -> datetime:
+    """Noon UTC ``days`` before the real today, never on 29 February (so that ``replace(year=)``
+    works). The simulator's own data has fixed dates; tests whose outcome depends on how old
+    the evidence is use followups dated from the real clock instead, because the S3 server
+    checks every retain-until date against its real clock."""
+    day = (datetime.now(UTC) - timedelta(days=days)).replace(
+        hour=12, minute=0, second=0, microsecond=0
+    )
+    return day - timedelta(days=1) if (day.month, day.day) == (2, 29) else day
+
+
+def debt_with_followups(env: Env, *ages_in_days: int) -> str:
+    """The simulator's debt without followups, given a call with a recording ``age`` days ago
+    for each of ``ages_in_days``, then an email a day after the most recent call."""
+    debt_id = env.debts()[1]
+    assert env.sim.followup_ids(debt_id) == []
+    for age in ages_in_days:
+        env.sim.add_followup(debt_id, type="call", audio_size=20_000, when=days_ago(age))
+    env.sim.add_followup(
+        debt_id, type="email", status="delivered", when=days_ago(min(ages_in_days) - 1)
+    )
+    return debt_id
+
+
 def test_policy_sets_mode_and_dates_and_manifest_names_the_policy(env: Env) -> None:
     with_policy(env, "us-cfpb-reg-f")
-    debt_id = env.debts()[0]
+    # Recent activity: 3 years from it are ahead whatever the date the test runs.
+    debt_id = debt_with_followups(env, 10, 5)
     (res,) = env.run([debt_id]).debts
     assert res.status == "archived"
     _, manifest = manifest_of(env.store, debt_id, 1)
+    assert len(manifest["followups"]) == 3
+    assert sum(m["kind"] == "audio" for f in manifest["followups"] for m in f["media"]) == 2
     policy = PolicyRegistry().load("us-cfpb-reg-f")
     assert manifest["policy"]["name"] == "us-cfpb-reg-f"
     assert manifest["policy"]["sha256"] == policy.sha256
@@ -150,9 +179,74 @@ def test_hold_makes_new_objects_held_and_blocks_purge_until_release(
     assert plan.candidates and not plan.held
 
 
-def test_purge_dry_run_changes_nothing(env: Env) -> None:
+def _legal_holds(env: Env, debt_id: str) -> list[bool]:
+    """The legal hold of every stored version of the debt, as S3 reports it."""
+    found = []
+    for v in all_versions(env.store, f"debts/{debt_id}/"):
+        lock = env.store.get_lock(v.key, v.version_id)
+        found.append(bool(lock and lock.legal_hold))
+    return found
+
+
+def test_holds_are_per_matter_and_s3_keeps_the_hold_while_any_matter_is_open(env: Env) -> None:
     debt_id = env.debts()[0]
     env.run([debt_id])
+    cli_env = env.cli_env()
+
+    def cli(*args: str) -> Any:
+        return CliRunner().invoke(main, list(args), env=cli_env)
+
+    first = cli("hold", debt_id, "--matter", "D-2026-118", "--reason", "Dispute D-2026-118")
+    assert first.exit_code == 0, first.output
+    second = cli(
+        "hold", debt_id, "--matter", "D-2026-200", "--reason", "Second dispute D-2026-200", "--json"
+    )
+    assert second.exit_code == 0, second.output
+    out = json.loads(second.stdout)
+    assert out["event_written"] and not out["already"] and out["matter"] == "D-2026-200"
+    assert out["open_matters"] == ["D-2026-118", "D-2026-200"]
+    again = cli("hold", debt_id, "--matter", "D-2026-200", "--reason", "same dispute")
+    assert again.exit_code == 0 and "already on hold" in again.output
+    assert all(_legal_holds(env, debt_id))
+
+    # Two matters open: a release must say which one.
+    unclear = cli("release", debt_id, "--reason", "closed")
+    assert unclear.exit_code == 2
+    assert "D-2026-118" in unclear.output and "D-2026-200" in unclear.output
+
+    one = cli("release", debt_id, "--matter", "D-2026-118", "--reason", "D-2026-118 settled")
+    assert one.exit_code == 0, one.output
+    assert "D-2026-200" in one.output  # still open, and said so
+    holds = _legal_holds(env, debt_id)
+    assert holds and all(holds)  # every version, the release event included, still held
+    assert hold_active(env.store, debt_id)
+    assert list(open_matters(read_events(env.store, debt_id))) == ["D-2026-200"]
+    assert verify_debt(env.store, debt_id).ok
+
+    # The one matter left: a release without --matter closes it.
+    last = cli("release", debt_id, "--reason", "D-2026-200 closed", "--json")
+    assert last.exit_code == 0, last.output
+    assert json.loads(last.stdout)["matter"] == "D-2026-200"
+    assert not any(_legal_holds(env, debt_id))
+    assert not hold_active(env.store, debt_id)
+    events = read_events(env.store, debt_id)
+    assert [(e["action"], e["matter"]) for e in events] == [
+        ("hold", "D-2026-118"),
+        ("hold", "D-2026-200"),
+        ("release", "D-2026-118"),
+        ("release", "D-2026-200"),
+    ]
+    assert events[1]["reason"] == "Second dispute D-2026-200"
+
+
+def test_purge_dry_run_changes_nothing(env: Env) -> None:
+    # Recordings past the CNIL maximum (6 months after the call) whatever today is: the dry
+    # run has something to delete, and deletes nothing.
+    debt_id = debt_with_followups(env, 200, 190)
+    env.run([debt_id])
+    _, manifest = manifest_of(env.store, debt_id, 1)
+    audio = {m["key"] for f in manifest["followups"] for m in f["media"] if m["kind"] == "audio"}
+    assert len(audio) == 2
     before = sorted((v.key, v.version_id) for v in env.store.list_versions(""))
     r = CliRunner().invoke(
         main, ["purge", "--policy", "fr-cnil-call-recording", "--json"], env=env.cli_env()
@@ -160,19 +254,26 @@ def test_purge_dry_run_changes_nothing(env: Env) -> None:
     assert r.exit_code == 0, r.output
     after = sorted((v.key, v.version_id) for v in env.store.list_versions(""))
     assert before == after
-    assert json.loads(r.stdout.splitlines()[-1])  # a machine-readable report
+    report = json.loads(r.stdout.splitlines()[-1])  # a machine-readable report
+    assert report["executed"] is False and report["result"] is None
+    plan = report["plan"]
+    assert plan["policy"] == "fr-cnil-call-recording" and plan["debts"] == [debt_id]
+    assert plan["considered"] > 0 and not plan["held"]
+    listed = {c["key"]: c for c in plan["candidates"]}
+    assert audio <= set(listed)
+    assert {listed[k]["policy"]["name"] for k in audio} == {"fr-cnil-call-recording"}
 
 
 def test_cnil_policy_archives_old_recordings_with_a_floor_lock(env: Env) -> None:
-    """Simulated calls are from early 2026: their 6-month CNIL window is over. They are still
+    """Calls of 200 and 190 days ago: their 6-month CNIL window is over. They are still
     archived (evidence first), locked a short while, and purge lists them past their max."""
     with_policy(env, "fr-cnil-call-recording")
-    debt_id = env.debts()[0]
+    debt_id = debt_with_followups(env, 200, 190)
     (res,) = env.run([debt_id]).debts
     assert res.status == "archived", res.problems
     _, manifest = manifest_of(env.store, debt_id, 1)
     audio = [m for f in manifest["followups"] for m in f["media"] if m["kind"] == "audio"]
-    assert audio
+    assert len(audio) == 2
     created = parse_iso(manifest["created_at"])
     assert created is not None
     for m in audio:
@@ -220,7 +321,8 @@ def test_purged_versions_are_carried_as_purged_not_missing(env: Env, tmp_path: P
     _, second = manifest_of(env.store, debt_id, 2)
     for f in second["followups"]:
         for m in f["media"]:
-            assert m["purged"]["event_key"].endswith("-purge.json")
+            purge = json.loads(env.store.read_bytes(m["purged"]["event_key"]))
+            assert purge["action"] == "purge"
     assert verify_debt(env.store, debt_id, rerender=rerender_stored).ok
     (res,) = env.run([debt_id]).debts
     assert res.status == "unchanged"

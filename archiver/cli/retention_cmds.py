@@ -58,22 +58,43 @@ def _need(value: str | None, option: str) -> str:
     return value.strip()
 
 
+def _matters(names: list[str]) -> str:
+    return ", ".join(names) if names else "none"
+
+
 def _report_hold(result: HoldResult, as_json: bool) -> None:
     if as_json:
         emit_json(result.to_dict())
     else:
-        verb = "held" if result.action == "hold" else "released"
-        if result.already and result.action == "release":
-            click.echo(f"Debt {result.debt_id} is not on hold: nothing to release.")
+        debt, matter, still_open = result.debt_id, result.matter, result.open_matters
+        if result.already and result.action == "release" and not still_open:
+            click.echo(f"Debt {debt} is not on hold: nothing to release.")
+        elif result.already and result.action == "release":
+            click.echo(
+                f"Debt {debt}: matter {matter} was already released; still on hold for "
+                f"{_matters(still_open)}."
+            )
         elif result.already:
             click.echo(
-                f"Debt {result.debt_id} was already on hold ({result.event_key}); "
+                f"Debt {debt} was already on hold for matter {matter} ({result.event_key}); "
                 f"hold checked on {len(result.versions)} version(s) of {result.objects} object(s)."
+            )
+        elif result.action == "hold":
+            click.echo(
+                f"Debt {debt}: matter {matter} on hold (open matters: {_matters(still_open)}); "
+                f"{len(result.versions)} version(s) of {result.objects} object(s) held; "
+                f"event {result.event_key}"
+            )
+        elif still_open:
+            click.echo(
+                f"Debt {debt}: matter {matter} released; still on hold for "
+                f"{_matters(still_open)}, so every legal hold stays on; event {result.event_key}"
             )
         else:
             click.echo(
-                f"Debt {result.debt_id}: {len(result.versions)} version(s) of {result.objects} "
-                f"object(s) {verb}; event {result.event_key}"
+                f"Debt {debt}: matter {matter} released, no matter open: "
+                f"{len(result.versions)} version(s) of {result.objects} object(s) released; "
+                f"event {result.event_key}"
             )
         for r in result.refused:
             click.echo(f"REFUSED {r.key} (version {r.version_id}): {r.reason}", err=True)
@@ -85,91 +106,143 @@ def _report_hold(result: HoldResult, as_json: bool) -> None:
     sys.exit(ExitCode.PARTIAL if result.refused else ExitCode.OK)
 
 
+def _matter_to_release(store: Any, debt_id: str) -> str | None:
+    """The one open matter of ``debt_id`` (None when none is open); a usage error listing them
+    when several are."""
+    from archiver.retention.events import open_matters, read_events
+
+    opened = list(open_matters(read_events(store, debt_id)))
+    if len(opened) > 1:
+        raise click.UsageError(
+            f"debt {debt_id} is on hold for {len(opened)} matters ({', '.join(opened)}): "
+            "say which one to release with --matter"
+        )
+    return opened[0] if opened else None
+
+
 def _run_hold(
     action: str,
     debt_id: str,
+    matter: str | None,
     reason: str,
     actor: str,
     bucket: str | None,
     catalog: Path,
     as_json: bool,
 ) -> None:
+    from archiver.retention.events import DEFAULT_MATTER
     from archiver.retention.holds import place_hold, release_hold
 
-    run = place_hold if action == "hold" else release_hold
-    reason = _need(reason, "--reason")
-    actor = _need(actor, "--actor (or $USER)")
+    said_reason = _need(reason, "--reason")
+    said_actor = _need(actor, "--actor (or $USER)")
+    chosen = _need(matter, "--matter") if matter is not None else None
     with handle_errors():
-        result = run(_store(bucket), debt_id, reason=reason, actor=actor, catalog=_catalog(catalog))
+        store = _store(bucket)
+        if action == "hold":
+            result = place_hold(
+                store,
+                debt_id,
+                matter=chosen or DEFAULT_MATTER,
+                reason=said_reason,
+                actor=said_actor,
+                catalog=_catalog(catalog),
+            )
+        else:
+            if chosen is None:
+                chosen = _matter_to_release(store, debt_id)
+            result = release_hold(
+                store,
+                debt_id,
+                matter=chosen,
+                reason=said_reason,
+                actor=said_actor,
+                catalog=_catalog(catalog),
+            )
     _report_hold(result, as_json)
 
 
-def _hold_options(fn: Any) -> Any:
-    for option in reversed(
-        [
-            click.argument("debt_id"),
-            click.option("--reason", required=True, help="Why (case number, dispute ref...)."),
-            actor_option,
-            bucket_option,
-            catalog_option,
-            json_option,
-        ]
-    ):
-        fn = option(fn)
-    return fn
+def _hold_options(matter_help: str) -> Any:
+    def decorate(fn: Any) -> Any:
+        for option in reversed(
+            [
+                click.argument("debt_id"),
+                click.option("--matter", help=matter_help),
+                click.option("--reason", required=True, help="Why (case number, dispute ref...)."),
+                actor_option,
+                bucket_option,
+                catalog_option,
+                json_option,
+            ]
+        ):
+            fn = option(fn)
+        return fn
+
+    return decorate
 
 
 @click.command("hold")
-@_hold_options
+@_hold_options(
+    'The dispute, complaint or inquiry this hold is for (its id; default: "default"). '
+    "Each matter is held and released on its own."
+)
 def hold(
     debt_id: str,
+    matter: str | None,
     reason: str,
     actor: str,
     bucket: str | None,
     catalog: Path,
     as_json: bool,
 ) -> None:
-    """Put a legal hold on every stored version of DEBT_ID (a dispute is open).
+    """Put a legal hold on every stored version of DEBT_ID for a matter (a dispute is open).
 
     Every object of the debt (records, media, debt records, manifests, dossiers, events) gets
-    S3 legal hold ON, so nothing can delete it, not even with governance bypass, until it is
-    released; new archive runs store the debt's objects with the hold on. The hold is recorded
-    as an immutable event debts/ID/events/TIMESTAMP-hold.json. Running it again on a debt
-    already on hold writes no new event and completes any missing hold.
+    S3 legal hold ON, so nothing can delete it, not even with governance bypass, until every
+    matter is released; new archive runs store the debt's objects with the hold on. The hold
+    is recorded as an immutable event debts/ID/events/SEQUENCE.json naming the matter. A
+    second matter on a held debt is recorded too; running it again for a matter already on
+    hold writes no new event and completes any missing hold.
 
     Exit codes: 0 done, 3 the server refused some holds (listed), 1 failure.
 
     \b
     Example:
-      archiver hold D-1042 --reason "Complaint CFPB-2026-118 received" --bucket evidence
+      archiver hold D-1042 --matter CFPB-2026-118 --reason "Complaint CFPB-2026-118 received" \\
+        --bucket evidence
     """
-    _run_hold("hold", debt_id, reason, actor, bucket, catalog, as_json)
+    _run_hold("hold", debt_id, matter, reason, actor, bucket, catalog, as_json)
 
 
 @click.command("release")
-@_hold_options
+@_hold_options(
+    "The matter to release (default: the only open one; required when several are open)."
+)
 def release(
     debt_id: str,
+    matter: str | None,
     reason: str,
     actor: str,
     bucket: str | None,
     catalog: Path,
     as_json: bool,
 ) -> None:
-    """Lift the legal hold from every stored version of DEBT_ID (the dispute is closed).
+    """Release one matter of DEBT_ID (that dispute is closed).
 
-    Objects become deletable again once their retention date has passed (the purge step
-    decides). The release is recorded as an immutable event
-    debts/ID/events/TIMESTAMP-release.json, written only after every hold is lifted. A debt
-    that is not on hold is left as it is.
+    While other matters stay open the debt stays held: only the release is recorded. When the
+    last matter is released, the legal hold is lifted from every stored version and objects
+    become deletable again once their retention date has passed (the purge step decides).
+    The release is recorded as an immutable event debts/ID/events/SEQUENCE.json (for the last
+    matter, written only after every hold is lifted). A debt that is not on hold is left as
+    it is.
 
-    Exit codes: 0 done, 3 the server refused to lift some holds (listed; no event), 1 failure.
+    Exit codes: 0 done, 3 the server refused to lift some holds (listed; no event), 1 failure,
+    2 several matters open and no --matter.
 
     \b
     Example:
-      archiver release D-1042 --reason "Complaint CFPB-2026-118 closed" --actor j.doe
+      archiver release D-1042 --matter CFPB-2026-118 --reason "Complaint closed" --actor j.doe
     """
-    _run_hold("release", debt_id, reason, actor, bucket, catalog, as_json)
+    _run_hold("release", debt_id, matter, reason, actor, bucket, catalog, as_json)
 
 
 @click.command("purge")
@@ -206,7 +279,7 @@ def purge(
 
     Without --execute it only reports what would be deleted, and what is kept because of a
     legal hold (exit 0, nothing changes). With --execute it first writes, per debt, an immutable
-    deletion record debts/ID/events/TIMESTAMP-purge.json (keys, versions, SHA-256s, sizes,
+    deletion record debts/ID/events/SEQUENCE.json (keys, versions, SHA-256s, sizes,
     policy, reason, actor), then deletes each version. Versions the server refuses to delete
     (still locked, held) are listed with its reason.
 
@@ -223,9 +296,10 @@ def purge(
 
     if bypass_governance and not execute:
         raise click.UsageError("--bypass-governance only goes with --execute")
+    said_reason, said_actor = "", actor
     if execute:
-        reason = _need(reason, "--reason (required with --execute)")
-        actor = _need(actor, "--actor (or $USER)")
+        said_reason = _need(reason, "--reason (required with --execute)")
+        said_actor = _need(actor, "--actor (or $USER)")
     with handle_errors():
         store = _store(bucket)
         registry = policy_registry()
@@ -241,8 +315,8 @@ def purge(
             result = execute_purge(
                 store,
                 plan,
-                reason=reason or "",
-                actor=actor,
+                reason=said_reason,
+                actor=said_actor,
                 bypass_governance=bypass_governance,
                 catalog=_catalog(catalog),
             )

@@ -6,9 +6,9 @@ only carries a plan out.
 Decisions, written down so a compliance officer can check them:
 
 * **Record first.** Before deleting anything of a debt, :func:`execute_purge` writes a
-  deletion record at ``debts/{id}/events/{ts}-purge.json`` (keys, version ids, SHA-256s,
-  sizes, policy names and SHA-256s, reason, actor, time), conditional and locked as every
-  event (:func:`archiver.retention.events.event_lock`: 6 years from the purge at least, in the
+  deletion record, a ``purge`` event of :mod:`archiver.retention.events` (keys, version ids,
+  SHA-256s, sizes, policy names and SHA-256s, reason, actor, time), conditional and locked as
+  every event (:func:`archiver.retention.events.event_lock`: 6 years from the purge at least, in the
   mode of the debt's latest manifest). If the record cannot be written, nothing of that debt
   is deleted. The record says what was to be deleted; a version the server then refused is
   still listed by S3 and in the result (``refused``), so a rerun plans it again.
@@ -145,6 +145,8 @@ def execute_purge(
         raise ValidationError("a reason is required to purge")
     if not isinstance(actor, str) or not actor.strip():
         raise ValidationError("an actor (who asks) is required to purge")
+    # Bound once, before the loop: what the operator said goes into every debt's record.
+    operator_reason, operator = reason.strip(), actor.strip()
     result = PurgeResult()
     for debt_id, candidates in sorted(plan.by_debt().items()):
         now = clock()
@@ -152,14 +154,14 @@ def execute_purge(
             debt_id,
             candidates,
             at=iso_precise(now),
-            reason=reason.strip(),
-            actor=actor.strip(),
+            reason=operator_reason,
+            actor=operator,
             bypass_governance=bypass_governance,
             plan=plan,
         )
         try:
             lock = event_lock(store, debt_id, now)
-            key, sha, version_id = write_event(store, record, now=now, lock=lock, catalog=catalog)
+            key, sha, version_id = write_event(store, record, lock=lock, catalog=catalog)
         except ArchiverError as exc:
             # No record, no deletion: every version of this debt is reported as refused.
             for c in candidates:
@@ -185,8 +187,8 @@ def execute_purge(
             try:
                 store.delete_version(c.key, c.version_id, bypass_governance=bypass_governance)
             except RetentionError as exc:
-                reason = f"{refusal_reason(exc)}{_lock_state(store, c.key, c.version_id)}"
-                result.refused.append(PurgeRefusal(debt_id, c.key, c.version_id, reason))
+                refused_because = f"{refusal_reason(exc)}{_lock_state(store, c.key, c.version_id)}"
+                result.refused.append(PurgeRefusal(debt_id, c.key, c.version_id, refused_because))
                 continue
             result.deleted.append(c)
     return result

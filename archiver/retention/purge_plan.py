@@ -21,9 +21,9 @@ Decisions, written down so a compliance officer can check them:
   (informational): the deletion record names the SHA-256 of the file actually applied.
 * **Named by several manifests.** Considered once, with the *latest* delete-after date of all
   of them (and never purged if any of them gives its kind no maximum): the conservative side.
-* **Legal holds win.** A version with its legal hold on, or any version of a debt whose
-  latest hold/release event is a hold, is listed under ``held`` and never deleted; S3 would
-  refuse anyway.
+* **Legal holds win.** A version with its legal hold on, or any version of a debt with a
+  matter on hold (:func:`archiver.retention.holds.hold_active`), is listed under ``held`` and
+  never deleted; S3 would refuse anyway.
 """
 
 from __future__ import annotations

@@ -37,14 +37,21 @@ def dossier_key(debt_id: str, sequence: int) -> str:
     return f"{debt_prefix(debt_id)}dossiers/{sequence:08d}.pdf"
 
 
-def event_key(debt_id: str, timestamp: str, action: str) -> str:
-    """``debts/{id}/events/{timestamp}-{action}.json``; timestamp like 20261128T101500.123456Z."""
-    return f"{debt_prefix(debt_id)}events/{timestamp}-{action}.json"
+def event_key(debt_id: str, sequence: int) -> str:
+    """``debts/{id}/events/{sequence:08d}.json``: the number alone names the event, so that a
+    conditional create claims it (the action is inside the event)."""
+    if sequence < 1:
+        raise ValueError(f"event sequence numbers start at 1, got {sequence}")
+    return f"{debt_prefix(debt_id)}events/{sequence:08d}.json"
 
 
 _MANIFEST_RE = re.compile(r"^debts/([^/]+)/manifests/(\d{8})\.json$")
-# debts/{id}/events/{timestamp}-{action}.json -> groups: debt id, timestamp, action
-EVENT_KEY_RE = re.compile(r"^debts/([^/]+)/events/([^/]+?)-([A-Za-z_-]+)\.json$")
+# debts/{id}/events/{sequence:08d}.json, or as written by earlier versions
+# debts/{id}/events/{timestamp}-{action}.json (timestamp like 20261128T101500.123456Z)
+# -> groups: debt id, sequence or timestamp, action (None for a sequence key)
+EVENT_KEY_RE = re.compile(
+    r"^debts/([^/]+)/events/(\d{8,}|\d{8}T\d{6}(?:\.\d{1,6})?Z)(?:-([A-Za-z_-]+))?\.json$"
+)
 # debts/{id}/dossiers/{sequence:08d}.pdf -> groups: debt id, sequence
 DOSSIER_KEY_RE = re.compile(r"^debts/([^/]+)/dossiers/(\d{8})\.pdf$")
 
