@@ -15,7 +15,8 @@ from click.testing import CliRunner
 from fixtures_archive import Env
 from fixtures_s3 import unique_bucket_name
 
-from archiver.audit.verify import repair_stale_uploads, verify_debt
+from archiver.audit.uploads import repair_stale_uploads
+from archiver.audit.verify import verify_debt
 from archiver.cli import main
 from archiver.common.problems import ProblemKind
 from archiver.common.time import utcnow

@@ -5,7 +5,7 @@ then the expensive ones (re-hash every object by streaming, re-render dossiers).
 is collected and typed; nothing stops at the first one.
 
 Multipart uploads under a debt that were started long ago and never completed (a killed
-process) are reported too; :func:`repair_stale_uploads` aborts them.
+process) are reported too (:mod:`archiver.audit.uploads`).
 """
 
 from __future__ import annotations
@@ -17,10 +17,10 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from archiver.archive.resume import manifest_history_problems
+from archiver.audit.uploads import STALE_UPLOAD_AGE, stale_upload_problems
 from archiver.common.canonical import sha256_hex
-from archiver.common.ids import is_safe_id
 from archiver.common.problems import Problem, ProblemKind
-from archiver.common.time import iso, parse_iso, utcnow
+from archiver.common.time import parse_iso, utcnow
 from archiver.errors import ArchiverError
 from archiver.manifest.document import all_objects
 from archiver.retention.events import purged_versions, read_events
@@ -34,9 +34,6 @@ from archiver.store.objects import ObjectStore
 KNOWN_RENDERER_VERSIONS = frozenset({"1.0.0", "1.1.0"})
 
 _STRENGTH = {None: 0, "GOVERNANCE": 1, "COMPLIANCE": 2}
-
-# An upload older than this is not one of a run still going: its process is gone.
-STALE_UPLOAD_AGE = timedelta(days=1)
 
 
 @dataclass
@@ -97,7 +94,7 @@ def verify_debt(
         return result
 
     # first, leftovers of a killed process (one LIST): uploads never completed nor aborted
-    for problem in _stale_uploads(store, debt_id, prefix, now() - stale_after):
+    for problem in stale_upload_problems(store, debt_id, now() - stale_after):
         add(problem)
 
     # 0. history (one LIST of versions): rewritten manifests, delete markers
@@ -291,57 +288,6 @@ def verify_debt(
         for mkey, msha, manifest in manifests:
             _check_dossier(store, debt_id, mkey, msha, manifest, purged, rerender, result)
     return result
-
-
-def _stale_uploads(
-    store: ObjectStore, debt_id: str, prefix: str, started_before: datetime
-) -> list[Problem]:
-    return [
-        Problem(
-            ProblemKind.STALE_UPLOAD,
-            "a multipart upload was started and never completed (an interrupted run); "
-            "its parts take space until it is aborted (`archiver verify --repair`)",
-            debt_id=debt_id,
-            key=upload.key,
-            details={"upload_id": upload.upload_id, "initiated": iso(upload.initiated)},
-        )
-        for upload in store.list_multipart_uploads(prefix)
-        if upload.initiated is None or upload.initiated <= started_before
-    ]
-
-
-def repair_stale_uploads(store: ObjectStore, result: DebtVerification) -> list[Problem]:
-    """Abort every stale upload ``result`` found. Their problems move from ``problems`` to
-    ``repaired``; returns them."""
-    fixed: list[Problem] = []
-    kept: list[Problem] = []
-    for problem in result.problems:
-        if problem.kind is ProblemKind.STALE_UPLOAD and problem.key:
-            # Already gone (aborted or completed meanwhile) is as good as aborted.
-            store.abort_multipart_upload(problem.key, str(problem.details["upload_id"]))
-            fixed.append(problem)
-        else:
-            kept.append(problem)
-    result.problems = kept
-    result.repaired.extend(fixed)
-    return fixed
-
-
-def debts_with_stale_uploads(
-    store: ObjectStore,
-    stale_after: timedelta = STALE_UPLOAD_AGE,
-    now: Callable[[], datetime] = utcnow,
-) -> set[str]:
-    """Debt ids with a stale multipart upload: a first run killed before its manifest leaves
-    one under a debt that no manifest names yet."""
-    started_before = now() - stale_after
-    found = set()
-    for upload in store.list_multipart_uploads("debts/"):
-        parts = upload.key.split("/")
-        stale = upload.initiated is None or upload.initiated <= started_before
-        if stale and len(parts) > 2 and is_safe_id(parts[1]):
-            found.add(parts[1])
-    return found
 
 
 def _history(store: ObjectStore, debt_id: str, prefix: str) -> list[Problem]:

@@ -285,11 +285,8 @@ def verify(
     from datetime import timedelta
 
     from archiver.archive.resume import debts_in_bucket
-    from archiver.audit.verify import (
-        debts_with_stale_uploads,
-        repair_stale_uploads,
-        verify_debt,
-    )
+    from archiver.audit.uploads import debts_with_stale_uploads, repair_stale_uploads
+    from archiver.audit.verify import verify_debt
 
     from ..wiring import open_store
 
