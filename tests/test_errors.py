@@ -6,7 +6,7 @@ import logging
 
 import pytest
 
-from archiver.common.redact import install_log_redaction, redact_urls, strip_query
+from archiver.common.redact import RedactingFormatter, redact_urls, strip_query
 from archiver.errors import ArchiverError, MediaExpiredError
 
 SIGNED = "https://b.s3.amazonaws.com/r/x.mp3?X-Amz-Signature=SECRETSIG"
@@ -32,7 +32,7 @@ def test_redact_urls_in_free_text() -> None:
 
 
 def test_httpx_log_records_are_redacted(caplog: pytest.LogCaptureFixture) -> None:
-    install_log_redaction()
+    caplog.handler.setFormatter(RedactingFormatter())
     logger = logging.getLogger("httpx")
     with caplog.at_level(logging.INFO, logger="httpx"):
         logger.info('HTTP Request: %s %s "%s"', "GET", SIGNED, "HTTP/1.1 200 OK")

@@ -380,6 +380,8 @@ def test_cli_init_bucket(s3_env: dict[str, str], s3_client: Any) -> None:
         "object_lock": True,
         "default_mode": "COMPLIANCE",
         "default_days": 90,
+        "abort_incomplete_uploads_days": 7,
+        "warnings": [],
     }
 
     plain = unique_bucket_name("plain")

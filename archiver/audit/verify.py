@@ -3,6 +3,9 @@
 Reads only S3 (never the API, never the catalog). Cheap checks first (the chain, then HEADs),
 then the expensive ones (re-hash every object by streaming, re-render dossiers). Every problem
 is collected and typed; nothing stops at the first one.
+
+Multipart uploads under a debt that were started long ago and never completed (a killed
+process) are reported too (:mod:`archiver.audit.uploads`).
 """
 
 from __future__ import annotations
@@ -10,13 +13,14 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from archiver.archive.resume import manifest_history_problems
+from archiver.audit.uploads import STALE_UPLOAD_AGE, stale_upload_problems
 from archiver.common.canonical import sha256_hex
 from archiver.common.problems import Problem, ProblemKind
-from archiver.common.time import parse_iso
+from archiver.common.time import parse_iso, utcnow
 from archiver.errors import ArchiverError
 from archiver.manifest.document import all_objects
 from archiver.retention.events import purged_versions, read_events
@@ -45,6 +49,7 @@ class DebtVerification:
     purged: int = 0  # versions deleted at their maximum, covered by a deletion record
     problems: list[Problem] = field(default_factory=list)
     notices: list[Problem] = field(default_factory=list)  # facts, not failures
+    repaired: list[Problem] = field(default_factory=list)  # problems fixed since, no longer in
 
     @property
     def ok(self) -> bool:
@@ -61,6 +66,7 @@ class DebtVerification:
             "purged": self.purged,
             "problems": [p.to_dict() for p in self.problems],
             "notices": [p.to_dict() for p in self.notices],
+            "repaired": [p.to_dict() for p in self.repaired],
         }
 
 
@@ -74,8 +80,11 @@ def verify_debt(
     *,
     rerender: DossierRerender | None = None,
     on_object: Callable[[int], None] | None = None,
+    stale_after: timedelta = STALE_UPLOAD_AGE,
+    now: Callable[[], datetime] = utcnow,
 ) -> DebtVerification:
-    """Check one debt completely; see the module docstring."""
+    """Check one debt completely; see the module docstring. Multipart uploads started more
+    than ``stale_after`` before ``now()`` are stale."""
     result = DebtVerification(debt_id)
     add = result.problems.append
     try:
@@ -83,6 +92,10 @@ def verify_debt(
     except ArchiverError as exc:
         add(Problem(ProblemKind.MANIFEST_INVALID, str(exc), debt_id=debt_id))
         return result
+
+    # first, leftovers of a killed process (one LIST): uploads never completed nor aborted
+    for problem in stale_upload_problems(store, debt_id, now() - stale_after):
+        add(problem)
 
     # 0. history (one LIST of versions): rewritten manifests, delete markers
     for problem in _history(store, debt_id, prefix):

@@ -11,14 +11,23 @@ import importlib
 import click
 
 from .. import __version__
-from ._common import ExitCode
+from ._common import LOG_LEVELS, ExitCode, configure_logging
 
 CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 
 
 @click.group(context_settings=CONTEXT_SETTINGS)
 @click.version_option(__version__, prog_name="archiver")
-def main() -> None:
+@click.option(
+    "--log-level",
+    type=click.Choice(LOG_LEVELS, case_sensitive=False),
+    default="WARNING",
+    show_default=True,
+    envvar="ARCHIVER_LOG_LEVEL",
+    help="Log level of every logger, the HTTP and S3 libraries' included; log lines go to "
+    "stderr with secrets, signatures and query strings redacted [env ARCHIVER_LOG_LEVEL].",
+)
+def main(log_level: str) -> None:
     """Keep provable, WORM-locked evidence of getbill.io collection followups.
 
     Pulls every followup of a debt from the getbill API, downloads call recordings and letters
@@ -29,6 +38,7 @@ def main() -> None:
     Example (everything local, nothing to configure):
       archiver demo
     """
+    configure_logging(log_level.upper())
 
 
 # One module per area; each exposes ``register(group)``.

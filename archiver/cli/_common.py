@@ -1,18 +1,20 @@
-"""Shared pieces of the CLI: exit codes, error mapping, output helpers."""
+"""Shared pieces of the CLI: exit codes, error mapping, output helpers, logging setup."""
 
 from __future__ import annotations
 
 import enum
 import json
+import logging
 import os
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, TextIO, TypeVar
 
 import click
 
+from archiver.common.redact import RedactingFormatter, register_secret
 from archiver.config import ArchiverConfig
 from archiver.retention.registry import PolicyRegistry
 
@@ -42,6 +44,56 @@ def handle_errors() -> Iterator[None]:
     except ArchiverError as exc:
         click.echo(f"Error: {exc}", err=True)
         sys.exit(ExitCode.FAILURE)
+
+
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+# The loggers of the libraries we use: set explicitly, whatever level they were given before.
+LIBRARY_LOGGERS = ("httpx", "httpcore", "botocore", "boto3", "urllib3", "s3transfer")
+# Environment variables whose values are secrets of this process.
+SECRET_ENV_VARS = (
+    "GETBILL_CLIENT_SECRET",
+    "GETBILL_TOKEN",
+    "AWS_SECRET_ACCESS_KEY",
+    "AWS_SESSION_TOKEN",
+    "AWS_SECURITY_TOKEN",
+)
+
+
+class _StderrHandler(logging.StreamHandler[TextIO]):
+    """Writes to whatever ``sys.stderr`` is at the time of each record (a test runner may
+    swap it), always through a :class:`RedactingFormatter`."""
+
+    def __init__(self) -> None:
+        super().__init__(sys.stderr)
+        super().setFormatter(RedactingFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+
+    def setFormatter(self, fmt: logging.Formatter | None) -> None:  # noqa: N802 - stdlib name
+        # Every line must pass the redaction: a formatter without it is refused.
+        if not isinstance(fmt, RedactingFormatter):
+            raise TypeError("the CLI's log handler only takes a RedactingFormatter")
+        super().setFormatter(fmt)
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.stream = sys.stderr
+        super().emit(record)
+
+
+def configure_logging(level: str) -> None:
+    """Log at ``level`` to stderr, redacted: the root logger, ours and the libraries' loggers.
+
+    The only handler is on the root logger, so every record of every logger passes the same
+    redaction (secrets registered from the environment, signatures, tokens, query strings).
+    Calling it again replaces the handler of the previous call.
+    """
+    register_secret(*(os.environ.get(name) for name in SECRET_ENV_VARS))
+    root = logging.getLogger()
+    for handler in list(root.handlers):
+        if isinstance(handler, _StderrHandler):
+            root.removeHandler(handler)
+    root.addHandler(_StderrHandler())
+    root.setLevel(level)
+    for name in ("archiver", *LIBRARY_LOGGERS):
+        logging.getLogger(name).setLevel(level)
 
 
 def printable(value: object, limit: int = 80) -> str:

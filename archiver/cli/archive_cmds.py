@@ -249,12 +249,22 @@ def _print_debt(debt: Any) -> None:
 @click.option("--all", "all_debts", is_flag=True, help="Verify every debt in the bucket.")
 @bucket_option
 @click.option("--no-dossier", is_flag=True, help="Skip re-rendering stored dossiers.")
+@click.option(
+    "--stale-after",
+    type=click.FloatRange(min=0),
+    default=24.0,
+    show_default=True,
+    help="Hours after which an incomplete multipart upload counts as stale.",
+)
+@click.option("--repair", is_flag=True, help="Abort the stale multipart uploads found.")
 @json_option
 def verify(
     debt_ids: tuple[str, ...],
     all_debts: bool,
     bucket: str | None,
     no_dossier: bool,
+    stale_after: float,
+    repair: bool,
     as_json: bool,
 ) -> None:
     """Prove that what is archived is complete and unaltered.
@@ -262,14 +272,20 @@ def verify(
     Checks the manifest chain (contiguous sequences, each ``previous`` equal to the SHA-256 of
     the stored bytes), that every object exists with its size and SHA-256 (re-hashed by
     streaming) under a lock at least as strong as the manifest says, and that each stored
-    dossier equals a re-render. Every problem is reported, typed. Exit 0 clean, 1 problems.
+    dossier equals a re-render. Multipart uploads an interrupted run left behind (older than
+    --stale-after) are reported too; --repair aborts them. Every problem is reported, typed.
+    Exit 0 clean (or clean once repaired), 1 problems.
 
     \b
     Example:
       archiver verify xyz789ghi012
       archiver verify --all --json
+      archiver verify --all --repair
     """
+    from datetime import timedelta
+
     from archiver.archive.resume import debts_in_bucket
+    from archiver.audit.uploads import debts_with_stale_uploads, repair_stale_uploads
     from archiver.audit.verify import verify_debt
 
     from ..wiring import open_store
@@ -279,13 +295,19 @@ def verify(
     with handle_errors():
         store = open_store(_config(bucket=bucket).bucket)
         store.check_bucket()
-        ids = list(debt_ids) or debts_in_bucket(store)
+        age = timedelta(hours=stale_after)
+        ids = list(debt_ids) or sorted(
+            set(debts_in_bucket(store)) | debts_with_stale_uploads(store, age)
+        )
         rerender = None
         if not no_dossier:
             from ..wiring import rerender_stored
 
             rerender = rerender_stored
-        results = [verify_debt(store, d, rerender=rerender) for d in ids]
+        results = [verify_debt(store, d, rerender=rerender, stale_after=age) for d in ids]
+        if repair:
+            for r in results:
+                repair_stale_uploads(store, r)
     bad = 0
     for r in results:
         bad += not r.ok
@@ -299,6 +321,8 @@ def verify(
         )
         for p in r.notices:
             click.echo(f"  note: {p.kind}: {p.message}" + (f" [{p.key}]" if p.key else ""))
+        for p in r.repaired:
+            click.echo(f"  repaired: aborted the stale upload {p.details['upload_id']} [{p.key}]")
         for p in r.problems:
             click.echo(
                 f"  {p.kind}: {p.message}"
@@ -312,6 +336,7 @@ def verify(
                     "debts": len(results),
                     "with_problems": bad,
                     "problems": sum(len(r.problems) for r in results),
+                    "repaired": sum(len(r.repaired) for r in results),
                 }
             }
         )

@@ -6,6 +6,7 @@ from typing import cast
 
 import click
 
+from archiver.errors import StorageError
 from archiver.store.types import MODES, Mode
 
 from ._common import emit_json, handle_errors, json_option
@@ -23,13 +24,28 @@ from ._common import emit_json, handle_errors, json_option
     type=click.IntRange(min=1),
     help="Default retention in days for new objects (needs --mode).",
 )
+@click.option(
+    "--abort-uploads-after",
+    "abort_after",
+    type=click.IntRange(min=1),
+    default=7,
+    show_default=True,
+    help="Days after which the server aborts a multipart upload never completed.",
+)
 @json_option
-def init_bucket(name: str, mode: str | None, days: int | None, as_json: bool) -> None:
+def init_bucket(
+    name: str, mode: str | None, days: int | None, abort_after: int, as_json: bool
+) -> None:
     """Create the S3 bucket NAME with Object Lock (WORM) enabled.
 
     Object Lock can only be switched on when a bucket is created, so an existing bucket
     without it is refused (exit 1): archives need a new bucket. Running it again on a bucket
     that has Object Lock is fine (the default retention changes only if given).
+
+    A lifecycle rule has the server abort multipart uploads left incomplete (a killed run)
+    after --abort-uploads-after days; the bucket's other lifecycle rules are kept. A server
+    without lifecycle support gets a warning, not an error: `archiver verify --repair`
+    aborts such uploads then.
 
     The S3 endpoint and credentials come from the usual AWS environment: AWS_ENDPOINT_URL_S3
     (or AWS_ENDPOINT_URL), AWS_PROFILE or AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY, AWS_REGION.
@@ -51,6 +67,17 @@ def init_bucket(name: str, mode: str | None, days: int | None, as_json: bool) ->
         store.create_bucket(mode=lock_mode, days=days)
         store.check_bucket()
         default = store.default_retention()
+        warnings = []
+        instead = "run `archiver verify --all --repair` now and then instead"
+        try:
+            if not store.put_abort_multipart_lifecycle(abort_after):
+                warnings.append(
+                    "a lifecycle rule to abort incomplete multipart uploads is not supported "
+                    f"by this server; {instead}"
+                )
+        except StorageError as exc:
+            # The bucket holds evidence without the rule: a refusal is worth a warning only.
+            warnings.append(f"the lifecycle rule was not set ({exc}); {instead}")
     if as_json:
         emit_json(
             {
@@ -58,11 +85,17 @@ def init_bucket(name: str, mode: str | None, days: int | None, as_json: bool) ->
                 "object_lock": True,
                 "default_mode": default[0] if default else None,
                 "default_days": default[1] if default else None,
+                "abort_incomplete_uploads_days": None if warnings else abort_after,
+                "warnings": warnings,
             }
         )
         return
     retention = f"default retention {default[0]} {default[1]} days" if default else "no default"
     click.echo(f"Bucket {name} is ready: Object Lock enabled, {retention}.")
+    for warning in warnings:
+        click.echo(f"Warning: {warning}", err=True)
+    if not warnings:
+        click.echo(f"Incomplete multipart uploads are aborted after {abort_after} days.")
 
 
 def register(group: click.Group) -> None:

@@ -37,6 +37,7 @@ class ProblemKind(StrEnum):
     DOSSIER_MISMATCH = "DossierMismatch"
     DOSSIER_RENDERER_CHANGED = "DossierRendererChanged"
     DOSSIER_NOT_RERENDERED = "DossierNotRerendered"
+    STALE_UPLOAD = "StaleUpload"
     # dossier: loading what a manifest names
     MANIFEST_NOT_CANONICAL = "ManifestNotCanonical"
     RECORD_MISSING = "RecordMissing"

@@ -33,7 +33,7 @@ import httpx
 
 from archiver import __version__
 from archiver.common.backoff import backoff_delay
-from archiver.common.redact import install_log_redaction, scrub_secrets, strip_query
+from archiver.common.redact import register_secret, scrub_secrets, strip_query
 from archiver.errors import (
     ApiAuthError,
     ApiError,
@@ -43,9 +43,6 @@ from archiver.errors import (
 )
 from archiver.getbill.ratelimit import RateLimitState, wait_from_429
 from archiver.getbill.settings import API_PREFIX, ApiEvent, ApiSettings
-
-# httpx logs request URLs (signatures included) if an application enables its logger.
-install_log_redaction()
 
 __all__ = ["DEFAULT_TOKEN_LIFETIME", "RETRYABLE_EXCEPTIONS", "RETRYABLE_STATUSES", "ApiHttp"]
 
@@ -81,6 +78,7 @@ class ApiHttp:
         rng: random.Random | None = None,
     ) -> None:
         self.settings = settings
+        register_secret(settings.token, settings.client_secret)  # kept out of every log line
         self._owns_http = http is None
         self._http = http if http is not None else httpx.Client(follow_redirects=False)
         self._sleep = sleep
@@ -340,6 +338,7 @@ class ApiHttp:
             else DEFAULT_TOKEN_LIFETIME
         )
         self._access_token = token
+        register_secret(token)
         self._token_expires_at = asked_at + lifetime
         # A short-lived token must still be usable: never keep more than half its life as margin.
         self._token_margin = min(s.token_renew_margin, lifetime / 2)

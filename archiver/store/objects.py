@@ -44,6 +44,7 @@ from archiver.store.types import (
     MODES,
     Lock,
     Mode,
+    MultipartUpload,
     ObjectInfo,
     StoredObject,
     VersionInfo,
@@ -52,8 +53,14 @@ from archiver.store.types import (
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
+    from mypy_boto3_s3.type_defs import LifecycleRuleTypeDef
 
-__all__ = ["ObjectStore"]
+__all__ = ["ABORT_RULE_ID", "ObjectStore"]
+
+# The lifecycle rule of ours; the bucket's other rules are kept as they are.
+ABORT_RULE_ID = "archiver-abort-incomplete-multipart-uploads"
+# Answers of a server that has no lifecycle configuration at all.
+_UNSUPPORTED_CODES = {"NotImplemented", "MethodNotAllowed", "UnsupportedOperation"}
 
 
 def _b64(hex_digest: str) -> str:
@@ -167,6 +174,35 @@ class ObjectStore:
             return None
         days = rule.get("Days") or 365 * int(rule.get("Years", 0))
         return cast(Mode, rule["Mode"]), int(days)
+
+    def put_abort_multipart_lifecycle(self, days: int) -> bool:
+        """Have the server abort multipart uploads still incomplete ``days`` after they began
+        (a killed process leaves its parts behind otherwise). Other lifecycle rules of the
+        bucket are kept. Returns False when the server does not support lifecycle rules."""
+        rule: LifecycleRuleTypeDef = {
+            "ID": ABORT_RULE_ID,
+            "Status": "Enabled",
+            "Filter": {"Prefix": ""},
+            "AbortIncompleteMultipartUpload": {"DaysAfterInitiation": days},
+        }
+        try:
+            try:
+                current = self.client.get_bucket_lifecycle_configuration(Bucket=self.bucket)
+                rules: list[Any] = [r for r in current["Rules"] if r.get("ID") != ABORT_RULE_ID]
+            except ClientError as exc:
+                if error_code(exc) != "NoSuchLifecycleConfiguration":
+                    raise
+                rules = []
+            self.client.put_bucket_lifecycle_configuration(
+                Bucket=self.bucket, LifecycleConfiguration={"Rules": [*rules, rule]}
+            )
+        except ClientError as exc:
+            if error_code(exc) in _UNSUPPORTED_CODES or http_status(exc) in (405, 501):
+                return False
+            self._fail(exc, "set the lifecycle rule for incomplete uploads")
+        except BotoCoreError as exc:
+            self._fail(exc, "set the lifecycle rule for incomplete uploads")
+        return True
 
     # -- writes -----------------------------------------------------------------------------
 
@@ -394,6 +430,28 @@ class ObjectStore:
                     yield VersionInfo.from_listing(marker, delete_marker=True)
         except (ClientError, BotoCoreError) as exc:
             self._fail(exc, f"list versions of {prefix}", prefix=prefix)
+
+    def list_multipart_uploads(self, prefix: str) -> Iterator[MultipartUpload]:
+        """Every multipart upload under ``prefix`` that was neither completed nor aborted."""
+        paginator = self.client.get_paginator("list_multipart_uploads")
+        try:
+            for page in paginator.paginate(Bucket=self.bucket, Prefix=prefix):
+                for item in page.get("Uploads", []):
+                    yield MultipartUpload.from_listing(item)
+        except (ClientError, BotoCoreError) as exc:
+            self._fail(exc, f"list multipart uploads of {prefix}", prefix=prefix)
+
+    def abort_multipart_upload(self, key: str, upload_id: str) -> bool:
+        """Abort one multipart upload, its parts deleted; False if it was already gone."""
+        try:
+            self.client.abort_multipart_upload(Bucket=self.bucket, Key=key, UploadId=upload_id)
+        except ClientError as exc:
+            if error_code(exc) == "NoSuchUpload":
+                return False
+            self._fail(exc, f"abort the multipart upload of {key}", key=key, upload_id=upload_id)
+        except BotoCoreError as exc:
+            self._fail(exc, f"abort the multipart upload of {key}", key=key, upload_id=upload_id)
+        return True
 
     # -- retention and legal hold -----------------------------------------------------------
 

@@ -11,6 +11,7 @@ __all__ = [
     "MODES",
     "Lock",
     "Mode",
+    "MultipartUpload",
     "ObjectInfo",
     "StoredObject",
     "VersionInfo",
@@ -114,4 +115,23 @@ class VersionInfo:
             is_latest=bool(item.get("IsLatest")),
             last_modified=item.get("LastModified"),
             is_delete_marker=delete_marker,
+        )
+
+
+@dataclass(frozen=True)
+class MultipartUpload:
+    """A multipart upload that was started and neither completed nor aborted."""
+
+    key: str
+    upload_id: str
+    initiated: datetime | None  # aware, UTC
+
+    @classmethod
+    def from_listing(cls, item: Mapping[str, Any]) -> MultipartUpload:
+        """From one ``Uploads`` entry of a ListMultipartUploads page."""
+        initiated = item.get("Initiated")
+        return cls(
+            key=item["Key"],
+            upload_id=item["UploadId"],
+            initiated=initiated.astimezone(UTC) if initiated else None,
         )
