@@ -31,7 +31,7 @@ from archiver.store.objects import ObjectStore
 # Every renderer version this tool has shipped (keep in step with
 # archiver.dossier.RENDERER_VERSION): a stored dossier claiming one of them and differing from
 # today's render is a renderer change; any other claim is a mismatch.
-KNOWN_RENDERER_VERSIONS = frozenset({"1.0.0", "1.1.0"})
+KNOWN_RENDERER_VERSIONS = frozenset({"1.0.0", "1.1.0", "1.2.0"})
 
 _STRENGTH = {None: 0, "GOVERNANCE": 1, "COMPLIANCE": 2}
 
