@@ -406,7 +406,7 @@ def test_reindex_reports_corrupt_manifest_and_indexes_the_rest() -> None:
     catalog = Catalog.open(":memory:")
     result = reindex(catalog, store)
 
-    by_key = {p.key: p.type for p in result.problems}
+    by_key = {p.key: p.kind for p in result.problems}
     assert by_key == {
         manifest_key("D2", 2): "unparseable_manifest",
         manifest_key("D3", 1): "invalid_manifest",
@@ -430,7 +430,7 @@ def test_reindex_verify_chain_finds_broken_link() -> None:
     store.put(manifest_key("D1", 5), canonical_sha256(e5)[0])
 
     result = reindex(Catalog.open(":memory:"), store, verify_chain=True)
-    types = sorted((p.key.rsplit("/", 1)[1], p.type) for p in result.problems)
+    types = sorted((p.key.rsplit("/", 1)[1], p.kind) for p in result.problems)
     assert types == [
         ("00000003.json", "chain_broken"),
         ("00000005.json", "chain_broken"),
@@ -462,7 +462,7 @@ def test_reindex_validate_schema_is_stricter() -> None:
     store.put(manifest_key("D1", 1), canonical_sha256(m)[0])
     assert reindex(Catalog.open(":memory:"), store).problems == []
     [problem] = reindex(Catalog.open(":memory:"), store, validate_schema=True).problems
-    assert problem.type == "invalid_manifest" and "sha256" in problem.message
+    assert problem.kind == "invalid_manifest" and "sha256" in problem.message
 
 
 def test_reindex_failure_keeps_previous_catalog() -> None:

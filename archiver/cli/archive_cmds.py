@@ -371,7 +371,7 @@ def reindex(bucket: str | None, catalog: Path, as_json: bool) -> None:
         store = open_store(cfg.bucket)
         store.check_bucket()
         result = do_reindex(Catalog.open(cfg.catalog), store)
-    data = dataclasses.asdict(result) if dataclasses.is_dataclass(result) else dict(result)
+    data = result.to_dict()
     if as_json:
         emit_json(data)
     else:
