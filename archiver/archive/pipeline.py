@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from archiver.archive.results import ArchiveEvent, DebtResult, RunResult
-from archiver.archive.resume import StoredMedia, latest_manifest, media_metadata, purged_versions
+from archiver.archive.resume import StoredMedia, media_metadata, purged_versions
 from archiver.catalog.db import Catalog
 from archiver.common.canonical import canonical_json, canonical_sha256, sha256_hex
 from archiver.common.ids import check_id
@@ -51,6 +51,7 @@ from archiver.manifest.document import (
     media_index,
     record_index,
 )
+from archiver.manifest.reader import latest_manifest
 from archiver.retention.holds import hold_active
 from archiver.retention.policies import AnchorDates, RetentionPolicy, last_activity, retain_until
 from archiver.store import keys

@@ -13,11 +13,12 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from typing import Any
 
-from archiver.archive.resume import manifest_history_problems, purged_versions
+from archiver.archive.resume import purged_versions
 from archiver.common.canonical import sha256_hex
 from archiver.common.time import parse_iso
 from archiver.errors import ArchiverError
 from archiver.manifest.document import all_objects
+from archiver.manifest.reader import manifest_history_problems
 from archiver.retention.holds import hold_active
 from archiver.store import keys
 from archiver.store.objects import ObjectStore

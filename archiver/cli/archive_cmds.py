@@ -269,8 +269,8 @@ def verify(
       archiver verify xyz789ghi012
       archiver verify --all --json
     """
-    from archiver.archive.resume import debts_in_bucket
     from archiver.audit.verify import verify_debt
+    from archiver.manifest.reader import debts_in_bucket
 
     from ..wiring import open_store
 

@@ -39,11 +39,11 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
-from archiver.archive.resume import manifest_keys
 from archiver.common.canonical import canonical_sha256
 from archiver.common.ids import check_id
 from archiver.common.time import compact_stamp, iso, utcnow
 from archiver.errors import RetentionError, StorageError, ValidationError
+from archiver.manifest.reader import manifest_keys
 from archiver.retention.policies import Duration, add_duration
 from archiver.store import keys
 from archiver.store.objects import Lock, ObjectStore, VersionInfo

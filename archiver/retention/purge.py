@@ -39,11 +39,11 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from archiver.archive.resume import debts_in_bucket, manifest_keys
 from archiver.common.ids import check_id
 from archiver.common.time import iso, parse_iso, utcnow
 from archiver.errors import ArchiverError, ConfigError, PolicyError, RetentionError, ValidationError
 from archiver.manifest.document import all_objects
+from archiver.manifest.reader import debts_in_bucket, manifest_keys
 from archiver.retention.holds import (
     EVENT_SCHEMA,
     Clock,
