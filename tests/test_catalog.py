@@ -1,4 +1,4 @@
-"""Tests of the catalog: incremental recording, staging, events, and reindex from a store."""
+"""Tests of the catalog: incremental recording, events, and reindex from a store."""
 
 from __future__ import annotations
 
@@ -235,54 +235,6 @@ def test_out_of_order_recording_keeps_newest_fields(catalog: Catalog) -> None:
     [fup] = catalog.db["followups"].rows
     assert fup["status"] == "answered"
     assert (fup["first_seen_sequence"], fup["last_seen_sequence"]) == (1, 2)
-
-
-def test_stored_object_staging_and_find(catalog: Catalog) -> None:
-    src = "https://media.getbill.test/D1/F1.mp3"
-    assert catalog.find_stored_media("D1", "F1", "audio", src) is None
-    key = media_key("D1", "F1", "audio", h("D1/F1/audio"), "mp3")
-    catalog.record_stored_object(
-        debt_id="D1",
-        key=key,
-        sha256=h("D1/F1/audio"),
-        size=1000,
-        version_id="v1",
-        kind="audio",
-        followup_id="F1",
-        source=src,
-        run_id="run-1",
-    )
-    found = catalog.find_stored_media("D1", "F1", "audio", src)
-    assert found is not None
-    assert (found["key"], found["sha256"], found["size"], found["origin"]) == (
-        key,
-        h("D1/F1/audio"),
-        1000,
-        "staged",
-    )
-    assert catalog.find_stored_media("D1", "F1", "pdf", src) is None
-    assert catalog.find_stored_media("D1", "F1", "audio", src + "x") is None
-    # Once a manifest names the object, it comes from the manifest's media instead.
-    record(catalog, chain("D1", [{"F1": ["audio"]}])[0])
-    assert catalog.db["stored_objects"].count == 0
-    found = catalog.find_stored_media("D1", "F1", "audio", src)
-    assert found is not None and found["key"] == key and found["origin"] == "manifest"
-
-
-def test_staging_never_stores_a_query_string(catalog: Catalog) -> None:
-    catalog.record_stored_object(
-        debt_id="D1",
-        key="debts/D1/media/F1/audio-x.mp3",
-        sha256=h("x"),
-        size=1,
-        version_id=None,
-        kind="audio",
-        followup_id="F1",
-        source="https://media.getbill.test/a.mp3?X-Amz-Signature=secret",
-        run_id=None,
-    )
-    [row] = catalog.db["stored_objects"].rows
-    assert row["source"] == "https://media.getbill.test/a.mp3"
 
 
 def test_no_query_strings_and_sources_as_given(catalog: Catalog) -> None:

@@ -85,11 +85,11 @@ class StoredMedia:
             self._by_followup_kind = found
         return self._by_followup_kind
 
-    def find(self, ref: MediaRef, lock: Lock, now: datetime) -> dict[str, Any] | None:
+    def find(self, ref: MediaRef, lock: Lock, now: datetime) -> MediaEntry | None:
         """The manifest entry of an object stored earlier for this same medium, or None."""
         for key in self._index().get((ref.followup_id, ref.kind), []):
             info = self.store.head(key)
             if info is None or info.metadata.get("source") != meta_value(ref.source):
                 continue
-            return MediaEntry.from_head(ref, info, lock=lock, now=now).to_json()
+            return MediaEntry.from_head(ref, info, lock=lock, now=now)
         return None

@@ -2,9 +2,9 @@
 :func:`archiver.catalog.reindex.reindex`; its tables are in :mod:`archiver.catalog.schema`.
 
 S3 stays the source of truth. The catalog only stores what manifests, events and dossier keys
-already say (plus a local journal of runs and of objects stored before their manifest), so it
-never holds a token, a client secret or a signed query string. It answers ``archiver status``
-quickly (:mod:`archiver.catalog.status`).
+already say (plus a local journal of runs), so it never holds a token, a client secret or a
+signed query string. It answers ``archiver status`` quickly (:mod:`archiver.catalog.status`);
+an archive run keeps it up to date through :class:`archiver.catalog.recorder.CatalogRecorder`.
 
 Everything sits behind one :class:`sqlite_utils.Database`, so tests use ``":memory:"``.
 """
@@ -159,16 +159,6 @@ class Catalog:
 
             self._record_followups(debt_id, seq, followups)
             self._record_media(debt_id, seq, all_media)
-            # Staged objects now named by a manifest are no longer "stored before their manifest".
-            media_keys = [m.key for _, m in all_media]
-            if debt_ref and debt_ref.key:
-                media_keys.append(debt_ref.key)
-            media_keys += [f.record_key for f in followups if f.record_key]
-            for i in range(0, len(media_keys), 500):
-                chunk = media_keys[i : i + 500]
-                self.db.table("stored_objects").delete_where(
-                    f"key in ({', '.join('?' * len(chunk))})", chunk
-                )
             self._apply_retention_extensions(manifest.get("retention_extensions") or [])
 
             # A manifest's problem list is immutable: replace it whole, keyed by position.
@@ -267,70 +257,7 @@ class Catalog:
                 [to, ext.get("key"), to],
             )
 
-    # -- staging, dossiers, events ----------------------------------------------------------
-
-    def record_stored_object(
-        self,
-        *,
-        debt_id: str,
-        key: str,
-        sha256: str,
-        size: int,
-        version_id: str | None,
-        kind: str,
-        followup_id: str | None,
-        source: str | None,
-        run_id: str | None,
-    ) -> None:
-        """Journal an object stored in S3 before the manifest naming it exists.
-
-        A run killed mid-way and resumed finds it with :meth:`find_stored_media` and skips the
-        download (the caller should still confirm the object exists in S3).
-        """
-        self.db.table("stored_objects").upsert(
-            {
-                "key": key,
-                "debt_id": debt_id,
-                "followup_id": followup_id,
-                "kind": kind,
-                "sha256": sha256,
-                "size": size,
-                "version_id": version_id,
-                "source": strip_query(source),
-                "run_id": run_id,
-            },
-            pk="key",
-        )
-
-    def find_stored_media(
-        self, debt_id: str, followup_id: str, kind: str, source: str | None
-    ) -> dict[str, Any] | None:
-        """An already stored media object for this followup/kind/source, or None.
-
-        Looks in the staging journal first (newest row), then in media named by manifests.
-        The returned dict has key, sha256, size, version_id, source and ``origin``
-        (``"staged"`` or ``"manifest"``).
-        """
-        src = strip_query(source)
-        where = "debt_id = ? and followup_id = ? and kind = ? and source is ?"
-        args = [debt_id, followup_id, kind, src]
-        for table, origin in (("stored_objects", "staged"), ("media", "manifest")):
-            rows = list(
-                self.db.table(table).rows_where(where, args, order_by="rowid desc", limit=1)
-            )
-            if rows:
-                row = rows[0]
-                return {
-                    "key": row["key"],
-                    "sha256": row["sha256"],
-                    "size": row["size"],
-                    "version_id": row["version_id"],
-                    "kind": row["kind"],
-                    "followup_id": row["followup_id"],
-                    "source": row["source"],
-                    "origin": origin,
-                }
-        return None
+    # -- dossiers, events -------------------------------------------------------------------
 
     def record_dossier(
         self,
@@ -391,7 +318,7 @@ class Catalog:
     def clear(self, *, include_local: bool = False) -> None:
         """Empty every table derived from S3 (used by :func:`reindex`).
 
-        The local journals (``runs``, ``stored_objects``) are kept unless ``include_local``.
+        The local journal (``runs``) is kept unless ``include_local``.
         """
         tables = DERIVED_TABLES + (LOCAL_TABLES if include_local else ())
         with self.db.atomic():

@@ -22,8 +22,6 @@ Datetimes are ISO 8601 strings exactly as the manifests carry them.
     first_sequence, last_sequence
 ``problems`` (pk ``debt_id, sequence, idx``)
     debt_id, sequence, idx, type, message, followup_id, kind, source
-``stored_objects`` (pk ``key``) — local staging journal, kept by ``Catalog.clear``
-    key, debt_id, followup_id, kind, sha256, size, version_id, source, run_id
 ``dossiers`` (pk ``key``)
     key, debt_id, sequence, sha256, version_id, renderer_version
 ``events`` (pk ``key``) — legal hold / release / purge events written to S3
@@ -135,20 +133,6 @@ _TABLES: dict[str, tuple[dict[str, type], str | tuple[str, ...]]] = {
         },
         ("debt_id", "sequence", "idx"),
     ),
-    "stored_objects": (
-        {
-            "key": str,
-            "debt_id": str,
-            "followup_id": str,
-            "kind": str,
-            "sha256": str,
-            "size": int,
-            "version_id": str,
-            "source": str,
-            "run_id": str,
-        },
-        "key",
-    ),
     "dossiers": (
         {
             "key": str,
@@ -177,14 +161,13 @@ _TABLES: dict[str, tuple[dict[str, type], str | tuple[str, ...]]] = {
 
 _INDEXES = (
     ("media", ["debt_id", "followup_id", "kind"]),
-    ("stored_objects", ["debt_id", "followup_id", "kind", "source"]),
     ("dossiers", ["debt_id", "sequence"]),
     ("events", ["debt_id", "at"]),
 )
 
 DERIVED_TABLES = ("debts", "manifests", "followups", "media", "problems", "dossiers", "events")
 """Tables derived from S3: ``Catalog.clear`` empties these and only these."""
-LOCAL_TABLES = ("runs", "stored_objects")
+LOCAL_TABLES = ("runs",)
 """Local journals, not derivable from S3."""
 
 

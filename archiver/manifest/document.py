@@ -103,24 +103,6 @@ def fingerprint(manifest: dict[str, Any]) -> Any:
     }
 
 
-def media_index(manifest: dict[str, Any] | None) -> dict[tuple[str, str, str], dict[str, Any]]:
-    """``(followup_id, kind, source) -> media entry`` of a manifest, for reuse on reruns."""
-    index: dict[tuple[str, str, str], dict[str, Any]] = {}
-    if not manifest:
-        return index
-    for f in manifest.get("followups", []):
-        for m in f.get("media", []):
-            index[(f["id"], m["kind"], m["source"])] = m
-    return index
-
-
-def record_index(manifest: dict[str, Any] | None) -> dict[str, dict[str, Any]]:
-    """``followup_id -> followup entry`` of a manifest."""
-    if not manifest:
-        return {}
-    return {f["id"]: f for f in manifest.get("followups", [])}
-
-
 def all_objects(manifest: dict[str, Any]) -> Iterable[dict[str, Any]]:
     """Every object a manifest names, as ``{key, version_id, sha256, size?, retain_until,
     retention_mode, legal_hold, kind, purged?}``: debt record, followup records, media.

@@ -30,6 +30,7 @@ __all__ = [
     "MediaEntry",
     "Purged",
     "followup_entries",
+    "media_entries",
 ]
 
 Purged = dict[str, Any]
@@ -243,3 +244,12 @@ def followup_entries(manifest: dict[str, Any] | None) -> dict[str, FollowupEntry
     if not manifest:
         return {}
     return {f["id"]: FollowupEntry.from_json(f) for f in manifest.get("followups", [])}
+
+
+def media_entries(manifest: dict[str, Any] | None) -> dict[tuple[str, str, str], MediaEntry]:
+    """``(followup_id, kind, source) -> entry`` of every medium of a manifest, for reuse."""
+    return {
+        (fid, m.kind, m.source): m
+        for fid, entry in followup_entries(manifest).items()
+        for m in entry.media or []
+    }
