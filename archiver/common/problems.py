@@ -37,9 +37,12 @@ class ProblemKind(StrEnum):
     DOSSIER_MISMATCH = "DossierMismatch"
     DOSSIER_RENDERER_CHANGED = "DossierRendererChanged"
     DOSSIER_NOT_RERENDERED = "DossierNotRerendered"
+    STALE_UPLOAD = "StaleUpload"
     # dossier: loading what a manifest names
     MANIFEST_NOT_CANONICAL = "ManifestNotCanonical"
     RECORD_MISSING = "RecordMissing"
+    # archive: a listing that kept changing while read (followups may be missing)
+    LISTING_UNSTABLE = "ListingUnstable"
     # archive: a debt or an object that could not be archived (error-tree class names)
     DEBT_UNAVAILABLE = "DebtUnavailable"
     CONFIG_ERROR = "ConfigError"
@@ -77,6 +80,7 @@ class ProblemKind(StrEnum):
     POLICY_CHANGED = "policy_changed"
     POLICY_UNAVAILABLE = "policy_unavailable"
     MISSING = "missing"
+    SHA256_MISMATCH = "sha256_mismatch"
 
 
 # Context fields of an error that a problem carries over (``url`` under the name ``source``).
