@@ -13,8 +13,10 @@ from typing import Any
 
 import httpx
 
-from archiver.archive.pipeline import ArchiveEvent, Archiver, ArchiveSettings
+from archiver.archive.pipeline import Archiver, ArchiveSettings
+from archiver.archive.results import ArchiveEvent
 from archiver.catalog.db import Catalog
+from archiver.catalog.recorder import CatalogRecorder
 from archiver.getbill.client import GetbillClient
 from archiver.getbill.settings import ApiSettings
 from archiver.media.download import MediaDownloader
@@ -114,7 +116,6 @@ def open_archiver(
             downloader=downloader,
             store=store,
             policy=policy,
-            catalog=catalog,
             settings=ArchiveSettings(
                 concurrency=config.concurrency,
                 dry_run=dry_run,
@@ -122,6 +123,7 @@ def open_archiver(
                 api_base_url=api_settings.base_url,
             ),
             on_event=on_event,
+            subscribers=[CatalogRecorder(catalog)],
             render_dossier=render_for_archive,
         )
         yield ArchiverSession(archiver, store, catalog, policy)

@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from archiver.archive.pipeline import RunResult
+from archiver.archive.results import RunResult
 from archiver.config import ArchiverConfig
 from archiver.devkit.s3server import LocalS3Server
 from archiver.devkit.simulator import SimClock, Simulator, SimulatorConfig, SimulatorServer

@@ -1,4 +1,4 @@
-"""Tests of the catalog: incremental recording, staging, events, and reindex from a store."""
+"""Tests of the catalog: incremental recording, events, and reindex from a store."""
 
 from __future__ import annotations
 
@@ -160,6 +160,26 @@ def record(catalog: Catalog, entry: tuple[dict, str, bytes, str]) -> None:
     catalog.record_manifest(m, key=key, sha256=sha, version_id=f"ver-{sha[:8]}")
 
 
+def counts(catalog: Catalog) -> dict[str, int]:
+    """Row count of every table."""
+    return {name: catalog.db[name].count for name in catalog.db.table_names()}
+
+
+def manifests(catalog: Catalog, debt_id: str) -> list[dict[str, Any]]:
+    """The catalogued manifests of a debt, oldest sequence first."""
+    return list(catalog.db["manifests"].rows_where("debt_id = ?", [debt_id], order_by="sequence"))
+
+
+def runs(catalog: Catalog, limit: int | None = None) -> list[dict[str, Any]]:
+    """The journalled runs, most recent first, JSON columns decoded."""
+    rows = list(catalog.db["runs"].rows_where(order_by="started_at desc, run_id desc", limit=limit))
+    for row in rows:
+        for name in ("debt_ids", "options", "summary"):
+            if row.get(name) is not None:
+                row[name] = json.loads(row[name])
+    return rows
+
+
 def test_record_manifest_then_status(catalog: Catalog) -> None:
     entry = chain("D1", [{"F1": ["audio", "pdf"], "F2": []}])[0]
     record(catalog, entry)
@@ -173,7 +193,7 @@ def test_record_manifest_then_status(catalog: Catalog) -> None:
     assert row["policy"] == "us-reg-f"
     assert row["on_hold"] is False
     assert catalog.status("nope") == []
-    latest = catalog.latest_manifest("D1")
+    latest = manifests(catalog, "D1")[-1]
     assert latest is not None and latest["sha256"] == entry[3]
     assert latest["version_id"] == f"ver-{entry[3][:8]}"
 
@@ -182,9 +202,9 @@ def test_recording_twice_does_not_duplicate(catalog: Catalog) -> None:
     entry = chain("D1", [{"F1": ["audio"], "F2": ["pdf"]}])[0]
     entry[0]["problems"] = [{"type": "media_expired", "message": "x", "followup_id": "F2"}]
     record(catalog, entry)
-    first = catalog.counts()
+    first = counts(catalog)
     record(catalog, entry)
-    assert catalog.counts() == first
+    assert counts(catalog) == first
     assert first["manifests"] == 1 and first["followups"] == 2 and first["media"] == 2
     assert first["problems"] == 1
 
@@ -201,8 +221,8 @@ def test_second_sequence_updates_counts_and_keeps_first_seen(catalog: Catalog) -
     assert (fups["F2"]["first_seen_sequence"], fups["F2"]["last_seen_sequence"]) == (2, 2)
     media = {r["followup_id"]: r for r in catalog.db["media"].rows}
     assert media["F1"]["first_sequence"] == 1 and media["F2"]["first_sequence"] == 2
-    assert [m["sequence"] for m in catalog.manifests("D1")] == [1, 2]
-    assert catalog.manifests("D1")[1]["previous_sha256"] == e1[3]
+    assert [m["sequence"] for m in manifests(catalog, "D1")] == [1, 2]
+    assert manifests(catalog, "D1")[1]["previous_sha256"] == e1[3]
 
 
 def test_out_of_order_recording_keeps_newest_fields(catalog: Catalog) -> None:
@@ -215,54 +235,6 @@ def test_out_of_order_recording_keeps_newest_fields(catalog: Catalog) -> None:
     [fup] = catalog.db["followups"].rows
     assert fup["status"] == "answered"
     assert (fup["first_seen_sequence"], fup["last_seen_sequence"]) == (1, 2)
-
-
-def test_stored_object_staging_and_find(catalog: Catalog) -> None:
-    src = "https://media.getbill.test/D1/F1.mp3"
-    assert catalog.find_stored_media("D1", "F1", "audio", src) is None
-    key = media_key("D1", "F1", "audio", h("D1/F1/audio"), "mp3")
-    catalog.record_stored_object(
-        debt_id="D1",
-        key=key,
-        sha256=h("D1/F1/audio"),
-        size=1000,
-        version_id="v1",
-        kind="audio",
-        followup_id="F1",
-        source=src,
-        run_id="run-1",
-    )
-    found = catalog.find_stored_media("D1", "F1", "audio", src)
-    assert found is not None
-    assert (found["key"], found["sha256"], found["size"], found["origin"]) == (
-        key,
-        h("D1/F1/audio"),
-        1000,
-        "staged",
-    )
-    assert catalog.find_stored_media("D1", "F1", "pdf", src) is None
-    assert catalog.find_stored_media("D1", "F1", "audio", src + "x") is None
-    # Once a manifest names the object, it comes from the manifest's media instead.
-    record(catalog, chain("D1", [{"F1": ["audio"]}])[0])
-    assert catalog.db["stored_objects"].count == 0
-    found = catalog.find_stored_media("D1", "F1", "audio", src)
-    assert found is not None and found["key"] == key and found["origin"] == "manifest"
-
-
-def test_staging_never_stores_a_query_string(catalog: Catalog) -> None:
-    catalog.record_stored_object(
-        debt_id="D1",
-        key="debts/D1/media/F1/audio-x.mp3",
-        sha256=h("x"),
-        size=1,
-        version_id=None,
-        kind="audio",
-        followup_id="F1",
-        source="https://media.getbill.test/a.mp3?X-Amz-Signature=secret",
-        run_id=None,
-    )
-    [row] = catalog.db["stored_objects"].rows
-    assert row["source"] == "https://media.getbill.test/a.mp3"
 
 
 def test_no_query_strings_and_sources_as_given(catalog: Catalog) -> None:
@@ -283,7 +255,7 @@ def test_no_query_strings_and_sources_as_given(catalog: Catalog) -> None:
     stored = {r["key"]: r["source"] for r in catalog.db["media"].rows}
     given = {m["key"]: m["source"] for m in entry[0]["followups"][0]["media"]}
     assert stored == given
-    [run] = catalog.runs()
+    [run] = runs(catalog)
     assert run["options"] == {"media_url": "https://m.test/a", "n": 1}
 
 
@@ -303,12 +275,12 @@ def test_runs_journal(catalog: Catalog) -> None:
         options={},
     )
     catalog.finish_run("r1", finished_at="2026-11-28T10:05:00Z", status="ok", summary={"m": 1})
-    runs = catalog.runs()
-    assert [r["run_id"] for r in runs] == ["r2", "r1"]
-    assert runs[1]["status"] == "ok" and runs[1]["summary"] == {"m": 1}
-    assert runs[1]["command"] == "archive" and runs[1]["debt_ids"] == ["D1"]
-    assert runs[0]["status"] == "running"
-    assert len(catalog.runs(limit=1)) == 1
+    journal = runs(catalog)
+    assert [r["run_id"] for r in journal] == ["r2", "r1"]
+    assert journal[1]["status"] == "ok" and journal[1]["summary"] == {"m": 1}
+    assert journal[1]["command"] == "archive" and journal[1]["debt_ids"] == ["D1"]
+    assert journal[0]["status"] == "running"
+    assert len(runs(catalog, limit=1)) == 1
 
 
 def test_events_put_on_hold_and_release(catalog: Catalog) -> None:
@@ -408,7 +380,7 @@ def test_reindex_reports_corrupt_manifest_and_indexes_the_rest() -> None:
     catalog = Catalog.open(":memory:")
     result = reindex(catalog, store)
 
-    by_key = {p.key: p.type for p in result.problems}
+    by_key = {p.key: p.kind for p in result.problems}
     assert by_key == {
         manifest_key("D2", 2): "unparseable_manifest",
         manifest_key("D3", 1): "invalid_manifest",
@@ -432,7 +404,7 @@ def test_reindex_verify_chain_finds_broken_link() -> None:
     store.put(manifest_key("D1", 5), canonical_sha256(e5)[0])
 
     result = reindex(Catalog.open(":memory:"), store, verify_chain=True)
-    types = sorted((p.key.rsplit("/", 1)[1], p.type) for p in result.problems)
+    types = sorted((p.key.rsplit("/", 1)[1], p.kind) for p in result.problems)
     assert types == [
         ("00000003.json", "chain_broken"),
         ("00000005.json", "chain_broken"),
@@ -452,9 +424,9 @@ def test_open_file_is_idempotent_and_keeps_runs_on_clear(tmp_path: Path) -> None
     assert again.status()[0]["debt_id"] == "D1"
     assert again.db.journal_mode == "wal"
     again.clear()
-    assert again.status() == [] and len(again.runs()) == 1
+    assert again.status() == [] and len(runs(again)) == 1
     again.clear(include_local=True)
-    assert again.runs() == []
+    assert runs(again) == []
 
 
 def test_reindex_validate_schema_is_stricter() -> None:
@@ -464,7 +436,7 @@ def test_reindex_validate_schema_is_stricter() -> None:
     store.put(manifest_key("D1", 1), canonical_sha256(m)[0])
     assert reindex(Catalog.open(":memory:"), store).problems == []
     [problem] = reindex(Catalog.open(":memory:"), store, validate_schema=True).problems
-    assert problem.type == "invalid_manifest" and "sha256" in problem.message
+    assert problem.kind == "invalid_manifest" and "sha256" in problem.message
 
 
 def test_reindex_failure_keeps_previous_catalog() -> None:

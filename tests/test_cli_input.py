@@ -9,10 +9,11 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from archiver.archive.pipeline import ArchiveEvent
+from archiver.archive.results import ArchiveEvent, ArchiveEventKind
 from archiver.cli import main
 from archiver.cli._common import printable
-from archiver.cli.archive_cmds import _progress, _read_debt_ids
+from archiver.cli.archive_cmds import _read_debt_ids
+from archiver.cli.progress import progress_display
 
 
 def test_debts_file_skips_comments_blank_lines_and_duplicates(tmp_path: Path) -> None:
@@ -51,11 +52,13 @@ def test_missing_bucket_is_a_configuration_error(monkeypatch: pytest.MonkeyPatch
 
 def test_progress_display_survives_markup_in_ids_and_messages() -> None:
     err = io.StringIO()
-    with redirect_stderr(err), _progress(True) as on_event:
-        on_event(ArchiveEvent("debt_started", debt_id="a[/]"))
-        on_event(ArchiveEvent("media_failed", debt_id="a[/]", message="[/x] boom [bold]"))
-        on_event(ArchiveEvent("log", debt_id="a[/]", message="failed: [/]"))
-        on_event(ArchiveEvent("debt_done", debt_id="a[/]"))
+    with redirect_stderr(err), progress_display(True) as on_event:
+        on_event(ArchiveEvent(ArchiveEventKind.DEBT_STARTED, debt_id="a[/]"))
+        on_event(
+            ArchiveEvent(ArchiveEventKind.MEDIA_FAILED, debt_id="a[/]", message="[/x] boom [bold]")
+        )
+        on_event(ArchiveEvent(ArchiveEventKind.LOG, debt_id="a[/]", message="failed: [/]"))
+        on_event(ArchiveEvent(ArchiveEventKind.DEBT_DONE, debt_id="a[/]"))
     assert "[/x] boom" in err.getvalue()
 
 

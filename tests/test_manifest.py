@@ -12,8 +12,8 @@ from archiver.manifest.document import (
     fingerprint,
     iso,
     manifest_bytes,
-    media_index,
 )
+from archiver.manifest.entries import media_entries
 
 SHA = "a" * 64
 WHEN = datetime(2026, 11, 28, 10, 0, 0, 123456, tzinfo=UTC)
@@ -99,6 +99,6 @@ def test_bytes_are_canonical_and_hash_stable() -> None:
 
 def test_indexes_and_object_listing() -> None:
     m = manifest()
-    assert set(media_index(m)) == {("f1", "audio", "https://s3.amazonaws.com/b/f1.mp3")}
+    assert set(media_entries(m)) == {("f1", "audio", "https://s3.amazonaws.com/b/f1.mp3")}
     kinds = sorted(o["kind"] for o in all_objects(m))
     assert kinds == ["audio", "record", "record"]

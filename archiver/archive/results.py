@@ -1,27 +1,92 @@
-"""What an archive run reports: progress events for the caller, results per debt and run.
+"""What an archive run reports: progress events for the caller, record events for its
+subscribers (the catalog), results per debt and run.
 
 Plain data, no I/O; the CLI turns these into progress bars, JSON lines and exit codes.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
 from typing import Any
+
+
+class ArchiveEventKind(StrEnum):
+    """What a progress event reports."""
+
+    DEBT_STARTED = "debt_started"
+    MEDIA_REUSED = "media_reused"  # count: media taken from earlier runs
+    MEDIA_PLANNED = "media_planned"  # count: media to download
+    MEDIA_STORED = "media_stored"  # size: one medium downloaded and stored
+    MEDIA_FAILED = "media_failed"  # message: which medium, why
+    DEBT_DONE = "debt_done"  # message: the debt's status
+    LOG = "log"  # message
 
 
 @dataclass(frozen=True)
 class ArchiveEvent:
     """Progress reported to the caller (the CLI draws bars from these; core code never prints).
+    May come from any thread of the run."""
 
-    kinds: ``debt_started``, ``media_reused`` (count), ``media_planned`` (count to fetch),
-    ``media_done`` (size, one stored), ``media_failed``, ``debt_done``, ``log`` (message).
-    """
-
-    kind: str
+    kind: ArchiveEventKind
     debt_id: str | None = None
     count: int = 0
     size: int = 0
     message: str = ""
+
+
+# --------------------------------------------------------------------------- record events
+
+
+@dataclass(frozen=True)
+class RunStarted:
+    """An archive run (not a dry run) began."""
+
+    run_id: str
+    started_at: datetime
+    debt_ids: tuple[str, ...]
+    options: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class ManifestStored:
+    """A new manifest was written to S3."""
+
+    run_id: str
+    manifest: dict[str, Any]
+    key: str
+    sha256: str
+    version_id: str | None
+
+
+@dataclass(frozen=True)
+class DossierStored:
+    """A dossier was rendered and written to S3."""
+
+    debt_id: str
+    sequence: int
+    key: str
+    sha256: str
+    version_id: str | None
+    renderer_version: str
+
+
+@dataclass(frozen=True)
+class RunFinished:
+    """An archive run (not a dry run) ended; ``summary`` is :meth:`RunResult.summary`."""
+
+    run_id: str
+    finished_at: datetime
+    status: str
+    summary: dict[str, Any]
+
+
+RunRecord = RunStarted | ManifestStored | DossierStored | RunFinished
+"""What an archive run tells its subscribers, always on the thread that called ``run``."""
+
+RunSubscriber = Callable[[RunRecord], None]
 
 
 @dataclass

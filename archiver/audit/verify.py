@@ -16,13 +16,13 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from archiver.archive.resume import manifest_history_problems
 from archiver.audit.uploads import STALE_UPLOAD_AGE, stale_upload_problems
 from archiver.common.canonical import sha256_hex
 from archiver.common.problems import Problem, ProblemKind
 from archiver.common.time import parse_iso, utcnow
 from archiver.errors import ArchiverError
 from archiver.manifest.document import all_objects
+from archiver.manifest.reader import manifest_history_problems
 from archiver.retention.events import purged_versions, read_events
 from archiver.retention.holds import hold_active
 from archiver.store import keys

@@ -13,11 +13,14 @@ from typing import Any, Protocol
 
 from archiver.catalog.db import Catalog
 from archiver.common.canonical import sha256_hex
+from archiver.common.problems import Problem, ProblemKind
 from archiver.common.schemas import validate
 from archiver.errors import ArchiverError
+from archiver.manifest.chain import UNREAD, ChainFaultKind, ChainLink, chain_faults
+from archiver.manifest.document import SCHEMA_ID
 from archiver.store.keys import DOSSIER_KEY_RE, EVENT_KEY_RE, parse_manifest_key
 
-__all__ = ["ObjectSource", "ReindexProblem", "ReindexResult", "reindex"]
+__all__ = ["ObjectSource", "ReindexResult", "reindex"]
 
 
 class _HasVersion(Protocol):
@@ -35,18 +38,6 @@ class ObjectSource(Protocol):
     def head(self, key: str, version_id: str | None = None) -> _HasVersion | None: ...
 
 
-@dataclass(frozen=True)
-class ReindexProblem:
-    """One object that could not be indexed: ``type`` names what went wrong."""
-
-    type: str
-    key: str
-    message: str
-
-    def to_dict(self) -> dict[str, str]:
-        return {"type": self.type, "key": self.key, "message": self.message}
-
-
 @dataclass
 class ReindexResult:
     """What :func:`reindex` put into the catalog, and what it could not."""
@@ -57,7 +48,7 @@ class ReindexResult:
     media: int = 0
     events: int = 0
     dossiers: int = 0
-    problems: list[ReindexProblem] = field(default_factory=list)
+    problems: list[Problem] = field(default_factory=list)  # each names its ``key``
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -81,8 +72,8 @@ def _shape_errors(manifest: Any) -> list[str]:
     if not isinstance(manifest, dict):
         return ["<root>: not a JSON object"]
     errors = []
-    if manifest.get("schema") != "getbill-archiver/manifest/v1":
-        errors.append(f"schema: {manifest.get('schema')!r:.60} is not getbill-archiver/manifest/v1")
+    if manifest.get("schema") != SCHEMA_ID:
+        errors.append(f"schema: {manifest.get('schema')!r:.60} is not {SCHEMA_ID}")
     if not isinstance(manifest.get("debt_id"), str):
         errors.append("debt_id: not a string")
     seq = manifest.get("sequence")
@@ -126,8 +117,9 @@ def reindex(
 
     Lists ``debts/`` once, clears the derived tables, then records every manifest of every
     debt in sequence order. A manifest that cannot be read, parsed or validated becomes a
-    :class:`ReindexProblem` and the others are still indexed. With ``verify_chain``, each
-    manifest's ``previous`` must name the key and SHA-256 of the one before it. With
+    :class:`~archiver.common.problems.Problem` (naming its ``key``) and the others are still
+    indexed. With ``verify_chain``, each manifest's ``previous`` must name the key and SHA-256
+    of the one before it (:func:`archiver.manifest.chain.chain_faults`). With
     ``validate_schema``, every manifest is checked against ``manifest.schema.json`` (thorough
     but slow: ~30 ms per manifest of 20 media); otherwise only the fields the catalog reads.
 
@@ -156,30 +148,21 @@ def reindex(
         catalog.clear()
 
         for debt_id in sorted(manifest_keys):
-            previous: tuple[str, str] | None = None  # (key, sha256) of the last good manifest
-            expected_seq = 1
-            indexed_any = False
+            links: list[ChainLink] = []
+            unloaded: dict[str, Problem] = {}
             for seq, key in sorted(manifest_keys[debt_id]):
-                if verify_chain and seq != expected_seq:
-                    result.problems.append(
-                        ReindexProblem(
-                            "sequence_gap", key, f"expected sequence {expected_seq}, found {seq}"
-                        )
-                    )
-                expected_seq = seq + 1
-                loaded = _load_manifest(store, key, debt_id, seq, result, validate_schema)
-                if loaded is None:
-                    previous = None
+                loaded = _load_manifest(store, key, debt_id, seq, validate_schema)
+                if isinstance(loaded, Problem):
+                    unloaded[key] = loaded
+                    links.append(ChainLink(seq, key, None, UNREAD))
                     continue
                 manifest, sha, version_id = loaded
-                if verify_chain:
-                    _check_chain(manifest, key, seq, previous, result)
+                links.append(ChainLink(seq, key, sha, manifest.get("previous")))
                 catalog.record_manifest(manifest, key=key, sha256=sha, version_id=version_id)
-                previous = (key, sha)
                 result.manifests += 1
-                indexed_any = True
                 progress(f"indexed {key}")
-            result.debts += int(indexed_any)
+            result.debts += int(len(unloaded) < len(links))
+            result.problems += _debt_problems(links, unloaded, verify_chain)
 
         for key in sorted(event_keys):
             try:
@@ -188,10 +171,10 @@ def reindex(
                 if not isinstance(event, dict):
                     raise ValueError("not a JSON object")
             except ArchiverError as exc:
-                result.problems.append(ReindexProblem("unreadable_event", key, str(exc)))
+                result.problems.append(_problem(ProblemKind.UNREADABLE_EVENT, key, str(exc)))
                 continue
             except ValueError as exc:
-                result.problems.append(ReindexProblem("unparseable_event", key, str(exc)))
+                result.problems.append(_problem(ProblemKind.UNPARSEABLE_EVENT, key, str(exc)))
                 continue
             catalog.record_event(event, key=key, sha256=sha256_hex(data))
             result.events += 1
@@ -201,7 +184,7 @@ def reindex(
                 data = store.read_bytes(key)
                 info = store.head(key)
             except ArchiverError as exc:
-                result.problems.append(ReindexProblem("unreadable_dossier", key, str(exc)))
+                result.problems.append(_problem(ProblemKind.UNREADABLE_DOSSIER, key, str(exc)))
                 continue
             catalog.record_dossier(
                 debt_id=debt_id,
@@ -222,71 +205,52 @@ def reindex(
     return result
 
 
+def _problem(kind: ProblemKind, key: str, message: str) -> Problem:
+    return Problem(kind, message, key=key)
+
+
+def _debt_problems(
+    links: list[ChainLink], unloaded: dict[str, Problem], verify_chain: bool
+) -> list[Problem]:
+    """The problems of one debt's manifests, per manifest: a gap before it, why it could not
+    be indexed, how it breaks the chain (chain checks only with ``verify_chain``)."""
+    faults = chain_faults(links) if verify_chain else []
+    out: list[Problem] = []
+    for link in links:
+        mine = [f for f in faults if f.link is link]
+        for fault in mine:
+            if fault.kind is ChainFaultKind.SEQUENCE_GAP:
+                out.append(_problem(ProblemKind.SEQUENCE_GAP, link.key, fault.message))
+        if link.key in unloaded:
+            out.append(unloaded[link.key])
+        for fault in mine:
+            if fault.kind is not ChainFaultKind.SEQUENCE_GAP:
+                out.append(_problem(ProblemKind.REINDEX_CHAIN_BROKEN, link.key, fault.message))
+    return out
+
+
 def _load_manifest(
-    store: ObjectSource,
-    key: str,
-    debt_id: str,
-    seq: int,
-    result: ReindexResult,
-    validate_schema: bool,
-) -> tuple[dict[str, Any], str, str | None] | None:
+    store: ObjectSource, key: str, debt_id: str, seq: int, validate_schema: bool
+) -> tuple[dict[str, Any], str, str | None] | Problem:
+    """The manifest at ``key``, its SHA-256 and version id; or why it cannot be indexed."""
     try:
         data = store.read_bytes(key)
         info = store.head(key)
     except ArchiverError as exc:
-        result.problems.append(ReindexProblem("unreadable_manifest", key, str(exc)))
-        return None
+        return _problem(ProblemKind.UNREADABLE_MANIFEST, key, str(exc))
     try:
         manifest = json.loads(data)
     except ValueError as exc:
-        result.problems.append(ReindexProblem("unparseable_manifest", key, f"not JSON: {exc}"))
-        return None
+        return _problem(ProblemKind.UNPARSEABLE_MANIFEST, key, f"not JSON: {exc}")
     errors = _shape_errors(manifest)
     if not errors and validate_schema:
         errors = _validate_manifest(manifest)
     if errors:
-        result.problems.append(ReindexProblem("invalid_manifest", key, "; ".join(errors[:5])))
-        return None
+        return _problem(ProblemKind.INVALID_MANIFEST, key, "; ".join(errors[:5]))
     if manifest["debt_id"] != debt_id or manifest["sequence"] != seq:
-        result.problems.append(
-            ReindexProblem(
-                "manifest_key_mismatch",
-                key,
-                f"manifest says debt {manifest['debt_id']!r} sequence {manifest['sequence']}",
-            )
+        return _problem(
+            ProblemKind.MANIFEST_KEY_MISMATCH,
+            key,
+            f"manifest says debt {manifest['debt_id']!r} sequence {manifest['sequence']}",
         )
-        return None
     return manifest, sha256_hex(data), info.version_id if info is not None else None
-
-
-def _check_chain(
-    manifest: dict[str, Any],
-    key: str,
-    seq: int,
-    previous: tuple[str, str] | None,
-    result: ReindexResult,
-) -> None:
-    named = manifest.get("previous")
-    if seq == 1:
-        if named is not None:
-            result.problems.append(
-                ReindexProblem("chain_broken", key, "sequence 1 names a previous manifest")
-            )
-        return
-    if named is None:
-        result.problems.append(ReindexProblem("chain_broken", key, "names no previous manifest"))
-        return
-    if previous is None:
-        result.problems.append(
-            ReindexProblem("chain_broken", key, "previous manifest missing or unreadable")
-        )
-        return
-    if named.get("key") != previous[0] or named.get("sha256") != previous[1]:
-        result.problems.append(
-            ReindexProblem(
-                "chain_broken",
-                key,
-                f"names previous {named.get('key')} sha256 {named.get('sha256')}, "
-                f"but {previous[0]} has sha256 {previous[1]}",
-            )
-        )

@@ -6,8 +6,6 @@ import dataclasses
 import logging
 import os
 import sys
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +21,7 @@ from ._common import (
     json_option,
     printable,
 )
+from .progress import progress_display
 
 log = logging.getLogger("archiver")
 
@@ -57,68 +56,6 @@ def _read_debt_ids(debt_ids: tuple[str, ...], debts_file: str | None) -> list[st
                 ids.append(line)
     seen: set[str] = set()
     return [i for i in ids if not (i in seen or seen.add(i))]  # type: ignore[func-returns-value]
-
-
-@contextmanager
-def _progress(enabled: bool) -> Iterator[Any]:
-    """A rich progress display on stderr (debts, files, bytes), or a no-op callback."""
-    if not enabled:
-        yield lambda event: None
-        return
-    from rich.console import Console
-    from rich.markup import escape
-    from rich.progress import (
-        BarColumn,
-        MofNCompleteColumn,
-        Progress,
-        TextColumn,
-        TimeElapsedColumn,
-    )
-
-    console = Console(stderr=True)
-    with Progress(
-        TextColumn("[bold]{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TextColumn("{task.fields[extra]}"),
-        TimeElapsedColumn(),
-        console=console,
-        transient=False,
-    ) as progress:
-        debts = progress.add_task("debts", total=None, extra="")
-        files = progress.add_task("files", total=0, extra="")
-        state = {"bytes": 0, "reused": 0}
-
-        def on_event(event: Any) -> None:
-            kind = event.kind
-            if kind == "debt_started":
-                progress.update(debts, extra=escape(printable(event.debt_id)))
-            elif kind == "debt_done":
-                progress.advance(debts)
-            elif kind == "media_planned":
-                task = progress.tasks[files]
-                progress.update(files, total=(task.total or 0) + event.count)
-            elif kind == "media_reused":
-                state["reused"] += event.count
-            elif kind == "media_done" and event.message == "stored":
-                state["bytes"] += event.size
-                progress.advance(files)
-                progress.update(
-                    files,
-                    extra=f"{state['bytes'] / 1e6:,.1f} MB stored, {state['reused']} reused",
-                )
-            elif kind == "media_failed":
-                progress.advance(files)
-                console.print(
-                    f"[yellow]media failed[/] {escape(printable(event.debt_id))}: "
-                    f"{escape(printable(event.message, 300))}"
-                )
-            elif kind == "log":
-                console.print(
-                    f"{escape(printable(event.debt_id))}: {escape(printable(event.message, 300))}"
-                )
-
-        yield on_event
 
 
 def _api_event_logger(event: Any) -> None:
@@ -199,7 +136,7 @@ def archive(
         api_settings = ApiSettings.from_env(os.environ)
         show_progress = sys.stderr.isatty() and not as_json
         with (
-            _progress(show_progress) as on_event,
+            progress_display(show_progress) as on_event,
             open_archiver(
                 cfg,
                 api_settings,
@@ -284,9 +221,9 @@ def verify(
     """
     from datetime import timedelta
 
-    from archiver.archive.resume import debts_in_bucket
     from archiver.audit.uploads import debts_with_stale_uploads, repair_stale_uploads
     from archiver.audit.verify import verify_debt
+    from archiver.manifest.reader import debts_in_bucket
 
     from ..wiring import open_store
 
@@ -396,7 +333,7 @@ def reindex(bucket: str | None, catalog: Path, as_json: bool) -> None:
         store = open_store(cfg.bucket)
         store.check_bucket()
         result = do_reindex(Catalog.open(cfg.catalog), store)
-    data = dataclasses.asdict(result) if dataclasses.is_dataclass(result) else dict(result)
+    data = result.to_dict()
     if as_json:
         emit_json(data)
     else:

@@ -41,12 +41,12 @@ def demo(workdir: Path, seed: int) -> None:
     """
     from archiver.devkit.demo import describe, run_demo
 
-    from .archive_cmds import _progress
+    from .progress import progress_display
 
     def step(text: str) -> None:
         click.secho(f"==> {text}", bold=True, err=True)
 
-    with handle_errors(), _progress(sys.stderr.isatty()) as on_event:
+    with handle_errors(), progress_display(sys.stderr.isatty()) as on_event:
         report = run_demo(workdir, seed=seed, on_step=step, on_event=on_event)
     for line in describe(report):
         click.echo(line)

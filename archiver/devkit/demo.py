@@ -15,7 +15,7 @@ from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from archiver.archive.pipeline import ArchiveEvent, RunResult
+from archiver.archive.results import ArchiveEvent, RunResult
 from archiver.audit.verify import DebtVerification, verify_debt
 from archiver.config import ArchiverConfig
 from archiver.devkit.s3server import LocalS3Server

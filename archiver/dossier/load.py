@@ -9,11 +9,11 @@ from __future__ import annotations
 import json
 from typing import Any, Protocol
 
-from archiver.archive.resume import manifest_keys
 from archiver.common.canonical import canonical_json, sha256_hex
 from archiver.common.ids import check_id
 from archiver.common.schemas import validate
 from archiver.common.time import parse_iso_lenient
+from archiver.manifest.reader import manifest_keys
 from archiver.retention.events import read_events
 from archiver.store import keys
 

@@ -13,6 +13,7 @@ from typing import Any
 from archiver import TOOL_NAME, __version__
 from archiver.common.canonical import canonical_sha256
 from archiver.common.time import iso
+from archiver.manifest.entries import DebtEntry, FollowupEntry
 
 SCHEMA_ID = "getbill-archiver/manifest/v1"
 
@@ -102,24 +103,6 @@ def fingerprint(manifest: dict[str, Any]) -> Any:
     }
 
 
-def media_index(manifest: dict[str, Any] | None) -> dict[tuple[str, str, str], dict[str, Any]]:
-    """``(followup_id, kind, source) -> media entry`` of a manifest, for reuse on reruns."""
-    index: dict[tuple[str, str, str], dict[str, Any]] = {}
-    if not manifest:
-        return index
-    for f in manifest.get("followups", []):
-        for m in f.get("media", []):
-            index[(f["id"], m["kind"], m["source"])] = m
-    return index
-
-
-def record_index(manifest: dict[str, Any] | None) -> dict[str, dict[str, Any]]:
-    """``followup_id -> followup entry`` of a manifest."""
-    if not manifest:
-        return {}
-    return {f["id"]: f for f in manifest.get("followups", [])}
-
-
 def all_objects(manifest: dict[str, Any]) -> Iterable[dict[str, Any]]:
     """Every object a manifest names, as ``{key, version_id, sha256, size?, retain_until,
     retention_mode, legal_hold, kind, purged?}``: debt record, followup records, media.
@@ -127,19 +110,20 @@ def all_objects(manifest: dict[str, Any]) -> Iterable[dict[str, Any]]:
     mode = (manifest.get("policy") or {}).get("mode")
     debt = manifest.get("debt")
     if debt:
-        yield {"kind": "debt", **{"retention_mode": mode}, **debt}
+        yield {"kind": "debt", "retention_mode": mode, **DebtEntry.from_json(debt).to_json()}
     for f in manifest.get("followups", []):
+        entry = FollowupEntry.from_json(f)
         yield {
             "kind": "record",
-            "key": f["record_key"],
-            "sha256": f["record_sha256"],
-            "size": f.get("record_size"),
-            "version_id": f.get("record_version_id"),
-            "retain_until": f.get("record_retain_until"),
+            "key": entry.record_key,
+            "sha256": entry.record_sha256,
+            "size": entry.record_size,
+            "version_id": entry.record_version_id,
+            "retain_until": entry.record_retain_until,
             "retention_mode": mode,
             "legal_hold": False,
-            "followup_id": f["id"],
-            "purged": f.get("record_purged"),
+            "followup_id": entry.id,
+            "purged": entry.record_purged,
         }
-        for m in f.get("media", []):
-            yield {"retention_mode": mode, **m, "followup_id": f["id"]}
+        for m in entry.media or []:
+            yield {"retention_mode": mode, **m.to_json(), "followup_id": entry.id}

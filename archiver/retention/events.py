@@ -36,9 +36,9 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Protocol
 
-from archiver.archive.resume import manifest_keys
 from archiver.common.canonical import canonical_sha256
 from archiver.errors import ObjectConflictError, StorageError
+from archiver.manifest.reader import manifest_keys
 from archiver.retention.durations import Duration, add_duration
 from archiver.store import keys
 from archiver.store.objects import ObjectStore

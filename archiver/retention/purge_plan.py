@@ -34,12 +34,12 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from archiver.archive.resume import debts_in_bucket, manifest_keys
 from archiver.common.ids import check_id
 from archiver.common.problems import Problem, ProblemKind
 from archiver.common.time import iso, parse_iso
 from archiver.errors import ArchiverError, ConfigError, PolicyError, ValidationError
 from archiver.manifest.document import all_objects
+from archiver.manifest.reader import debts_in_bucket, manifest_keys
 from archiver.retention.holds import hold_active
 from archiver.retention.policies import (
     AnchorDates,
