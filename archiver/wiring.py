@@ -9,9 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
-from typing import Any
-
-import httpx
+from typing import TYPE_CHECKING, Any
 
 from archiver.archive.pipeline import Archiver, ArchiveSettings
 from archiver.archive.results import ArchiveEvent
@@ -26,8 +24,11 @@ from archiver.retention.policies import RetentionPolicy
 from archiver.store.objects import ObjectStore
 from archiver.store.settings import make_s3_client
 
-from .config import ArchiverConfig
-from .errors import ConfigError
+if TYPE_CHECKING:
+    import httpx
+
+from archiver.config import ArchiverConfig
+from archiver.errors import ConfigError
 
 
 def open_store(bucket: str | None, s3_client: Any = None) -> ObjectStore:
@@ -52,7 +53,7 @@ def render_for_archive(
 ) -> tuple[bytes, str]:
     """Render a dossier at archive time from in-memory data plus the stored hold events up to
     the manifest's time: exactly what :func:`rerender_stored` reads back later."""
-    from .dossier import RENDERER_VERSION, DossierInput, load_events, render_dossier_bytes
+    from archiver.dossier import RENDERER_VERSION, DossierInput, load_events, render_dossier_bytes
 
     events = load_events(store, manifest["debt_id"], manifest["created_at"])
     pdf = render_dossier_bytes(
@@ -72,7 +73,7 @@ def rerender_stored(
     manifest: dict[str, Any], manifest_key: str, manifest_sha256: str, store: ObjectStore
 ) -> tuple[bytes, str]:
     """Re-render the dossier of a stored manifest from S3 alone: ``(pdf, renderer version)``."""
-    from .dossier import RENDERER_VERSION, load_dossier_input, render_dossier_bytes
+    from archiver.dossier import RENDERER_VERSION, load_dossier_input, render_dossier_bytes
 
     inp = load_dossier_input(store, manifest["debt_id"], manifest["sequence"])
     return render_dossier_bytes(inp), RENDERER_VERSION

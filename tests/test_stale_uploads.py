@@ -20,7 +20,8 @@ from archiver.audit.verify import verify_debt
 from archiver.cli import main
 from archiver.common.problems import ProblemKind
 from archiver.common.time import utcnow
-from archiver.store.objects import ABORT_RULE_ID, ObjectStore
+from archiver.store.bucket import ABORT_RULE_ID
+from archiver.store.objects import ObjectStore
 from archiver.store.settings import make_s3_client
 
 pytestmark = pytest.mark.integration

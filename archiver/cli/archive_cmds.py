@@ -50,8 +50,8 @@ def _read_debt_ids(debt_ids: tuple[str, ...], debts_file: str | None) -> list[st
             raise click.BadParameter(
                 f"cannot read {debts_file}: {exc.strerror}", param_hint="--debts-file"
             ) from None
-        for line in text.splitlines():
-            line = line.strip()
+        for raw in text.splitlines():
+            line = raw.strip()
             if line and not line.startswith("#"):
                 ids.append(line)
     seen: set[str] = set()

@@ -232,6 +232,11 @@ class LocalS3Server:
         # The pre-stop pause lets a cluster drain a volume server; alone, it only slows stop.
         if _has_flag(help_text, "-volume.preStopSeconds"):
             args.append("-volume.preStopSeconds=0")
+        # Each bucket takes volumes of its own, and the automatic maximum (free disk over the
+        # volume size) stops a test server at about 80 buckets; volumes are not preallocated,
+        # so a higher count costs nothing until data is written.
+        if _has_flag(help_text, "-volume.max"):
+            args.append("-volume.max=1000")
         env = {
             **os.environ,
             "AWS_ACCESS_KEY_ID": self.access_key,

@@ -88,16 +88,17 @@ def wrap(text: str, font: str, size: float, width: float) -> str:
     lines: list[str] = []
     for raw in text.split("\n"):
         words = []
-        for word in raw.split(" "):
+        for token in raw.split(" "):
+            rest = token
             # A word can only be wider than the cell if it is long (cheap test first).
-            while len(word) * size * 1.25 > width and stringWidth(word, font, size) > width:
+            while len(rest) * size * 1.25 > width and stringWidth(rest, font, size) > width:
                 # Cut an over-long token (a URL, a key) where it still fits.
-                n = max(1, int(len(word) * width / stringWidth(word, font, size)))
-                while n > 1 and stringWidth(word[:n], font, size) > width:
+                n = max(1, int(len(rest) * width / stringWidth(rest, font, size)))
+                while n > 1 and stringWidth(rest[:n], font, size) > width:
                     n -= 1
-                words.append(word[:n])
-                word = word[n:]
-            words.append(word)
+                words.append(rest[:n])
+                rest = rest[n:]
+            words.append(rest)
         lines.extend(simpleSplit(" ".join(words), font, size, width) or [""])
     return "\n".join(lines)
 
@@ -161,12 +162,13 @@ def long_text(text: str, t: TextFilter, style: ParagraphStyle) -> list[Flowable]
     for line in text.split("\n"):
         if not line.strip():
             continue
-        while len(line) > MAX_PARA:
-            cut = line.rfind(" ", MAX_PARA // 2, MAX_PARA)
+        rest = line
+        while len(rest) > MAX_PARA:
+            cut = rest.rfind(" ", MAX_PARA // 2, MAX_PARA)
             cut = cut if cut > 0 else MAX_PARA
-            out.append(Paragraph(t(line[:cut]), style))
-            line = line[cut:].lstrip()
-        out.append(Paragraph(t(line), style))
+            out.append(Paragraph(t(rest[:cut]), style))
+            rest = rest[cut:].lstrip()
+        out.append(Paragraph(t(rest), style))
     return out
 
 
