@@ -138,6 +138,7 @@ def test_the_proxy_relays_aws_chunked_and_chunked_bodies_and_keeps_the_connectio
         assert proxy.connections == 1
     for key in ("a", "b"):
         assert s3_client.get_object(Bucket=bucket, Key=key)["Body"].read() == data
+    _drop_bucket(s3_client, bucket)
 
 
 def test_each_fault_as_botocore_sees_it_and_the_proxy_stops_cleanly(
@@ -176,6 +177,7 @@ def test_each_fault_as_botocore_sees_it_and_the_proxy_stops_cleanly(
         port = proxy.port
     stored = {o["Key"] for o in s3_client.list_objects_v2(Bucket=bucket).get("Contents", [])}
     assert stored == {"drop_response", "fine"}
+    _drop_bucket(s3_client, bucket)
     assert not [t for t in threading.enumerate() if t.name.startswith("faultproxy")]
     with pytest.raises(ConnectionRefusedError):
         socket.create_connection(("127.0.0.1", port), timeout=5)
@@ -196,20 +198,42 @@ def _warm_bucket(s3: Any) -> str:
     return name
 
 
+def _drop_bucket(s3: Any, name: str) -> None:
+    """Delete every version (governance bypassed) and the bucket. ``weed mini`` has room for
+    about 78 buckets holding data at once, and the session's other tests need most of it."""
+    objects = []
+    for page in s3.get_paginator("list_object_versions").paginate(Bucket=name):
+        for v in page.get("Versions", []) + page.get("DeleteMarkers", []):
+            objects.append({"Key": v["Key"], "VersionId": v["VersionId"]})
+    for i in range(0, len(objects), 1000):
+        s3.delete_objects(
+            Bucket=name,
+            Delete={"Objects": objects[i : i + 1000], "Quiet": True},
+            BypassGovernanceRetention=True,
+        )
+    s3.delete_bucket(Bucket=name)
+
+
 @pytest.fixture(scope="module")
-def warm_buckets() -> list[str]:
-    return []
+def warm_buckets(s3_client: Any) -> Iterator[list[str]]:
+    names: list[str] = []
+    yield names
+    for name in names:
+        _drop_bucket(s3_client, name)
 
 
 @pytest.fixture
-def locked_bucket(locked_bucket: Any, s3_client: Any, warm_buckets: list[str]) -> Any:
+def locked_bucket(locked_bucket: Any, s3_client: Any, warm_buckets: list[str]) -> Iterator[Any]:
     """Shadows the shared fixture: a brand-new Object-Lock bucket all the same, one per test,
     but taken from a batch created and warmed together (a dozen cost what two cost one by
-    one)."""
+    one), and deleted afterwards (the shared fixture's own bucket, still empty, right away)."""
+    s3_client.delete_bucket(Bucket=locked_bucket.bucket)
     if not warm_buckets:
         with ThreadPoolExecutor(WARM_BATCH) as pool:
             warm_buckets.extend(pool.map(lambda _: _warm_bucket(s3_client), range(WARM_BATCH)))
-    return type(locked_bucket)(s3_client, warm_buckets.pop())
+    name = warm_buckets.pop()
+    yield type(locked_bucket)(s3_client, name)
+    _drop_bucket(s3_client, name)
 
 
 @pytest.fixture
