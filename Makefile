@@ -25,6 +25,7 @@ test: lint typecheck
 lint: $(STAMP)
 	$(BIN)/ruff check archiver tests benchmarks
 	$(BIN)/ruff format --check archiver tests benchmarks
+	$(BIN)/lint-imports
 
 typecheck: $(STAMP)
 	$(BIN)/mypy

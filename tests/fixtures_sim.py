@@ -2,7 +2,7 @@
 
 * ``sim_clock``   a :class:`SimClock` (real time + an offset a test can ``advance()``).
 * ``simulator``   an in-process :class:`Simulator`, seed 1, base URL ``http://sim.test``;
-                  talk to it with ``httpx.Client(transport=simulator.transport(), ...)``.
+                  talk to it with ``httpx.Client(transport=sim_transport(simulator), ...)``.
 * ``sim_server``  a :class:`SimulatorServer` on 127.0.0.1 (random port), seed 1, started;
                   ``sim_server.base_url``, ``sim_server.simulator``.
 Both simulators use ``sim_clock``, so ``sim_clock.advance(3601)`` expires their URLs/tokens.
@@ -12,11 +12,17 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
+import httpx
 import pytest
 
 from archiver.devkit.simulator import SimClock, Simulator, SimulatorConfig, SimulatorServer
 
 __all__ = ["sim_clock", "sim_server", "simulator"]
+
+
+def sim_transport(sim: Simulator) -> httpx.WSGITransport:
+    """An httpx transport that calls the simulator in-process (no socket)."""
+    return httpx.WSGITransport(app=sim.wsgi_app)
 
 
 @pytest.fixture

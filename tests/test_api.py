@@ -13,6 +13,7 @@ from urllib.parse import parse_qs
 
 import httpx
 import pytest
+from fixtures_sim import sim_transport
 
 from archiver.errors import (
     ApiAuthError,
@@ -783,7 +784,7 @@ def sim_client(simulator, sim_clock, client_id="demo-client", secret="demo-secre
 
     client = GetbillClient(
         ApiSettings(base_url="http://sim.test", client_id=client_id, client_secret=secret, **kw),
-        http=httpx.Client(transport=simulator.transport()),
+        http=httpx.Client(transport=sim_transport(simulator)),
         sleep=sleep,
         clock=sim_clock,
         rng=random.Random(1),

@@ -18,6 +18,7 @@ from typing import Any
 
 import httpx
 import pytest
+from fixtures_sim import sim_transport
 
 from archiver.common.backoff import backoff_delay
 from archiver.common.redact import strip_query
@@ -644,7 +645,7 @@ def _followup_with(sim: Any, kind: str) -> str:
 
 def _sim_api(sim: Any) -> httpx.Client:
     return httpx.Client(
-        transport=sim.transport(),
+        transport=sim_transport(sim),
         base_url=SIM_BASE,
         headers={"Authorization": "Bearer sim-static-token"},
     )
@@ -664,7 +665,7 @@ def _sim_downloader(sim: Any, tmp_path: Path, **settings: Any) -> MediaDownloade
     temp_dir = tmp_path / "tmp"
     temp_dir.mkdir(exist_ok=True)
     cfg = DownloadSettings(allowed_hosts=("127.0.0.1",), temp_dir=temp_dir, **settings)
-    media_http = httpx.Client(transport=sim.transport())
+    media_http = httpx.Client(transport=sim_transport(sim))
     return MediaDownloader(media_http, cfg, sleep=lambda s: None)
 
 

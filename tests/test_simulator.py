@@ -12,6 +12,7 @@ from urllib.parse import parse_qs, urlencode, urlsplit
 import httpx
 import pytest
 from click.testing import CliRunner
+from fixtures_sim import sim_transport
 from pypdf import PdfReader
 
 from archiver.cli import main
@@ -29,7 +30,7 @@ RATE_HEADERS = (
 
 
 def _client(sim: Simulator) -> httpx.Client:
-    return httpx.Client(transport=sim.transport(), base_url="http://sim.test")
+    return httpx.Client(transport=sim_transport(sim), base_url="http://sim.test")
 
 
 def _token(

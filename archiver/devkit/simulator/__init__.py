@@ -9,7 +9,7 @@ slow answers, truncated or HTML media, unstable pagination).
 In process::
 
     sim = Simulator(SimulatorConfig(seed=1), base_url="http://sim.test")
-    client = httpx.Client(transport=sim.transport(), base_url="http://sim.test")
+    client = httpx.Client(transport=httpx.WSGITransport(app=sim.wsgi_app), base_url="http://sim.test")
 
 Over a socket::
 

@@ -28,8 +28,6 @@ from collections.abc import Callable, Iterable
 from http import HTTPStatus
 from typing import Any
 
-import httpx
-
 from archiver.devkit.simulator.routes import dispatch
 from archiver.devkit.simulator.state import RequestRecord, SimulatorState
 
@@ -47,10 +45,6 @@ class Simulator(SimulatorState):
     def wsgi_app(self) -> Callable[..., Iterable[bytes]]:
         """The WSGI application (``wsgi_app(environ, start_response)``)."""
         return self._wsgi
-
-    def transport(self) -> httpx.WSGITransport:
-        """An httpx transport that calls this simulator in-process."""
-        return httpx.WSGITransport(app=self._wsgi)
 
     def _wsgi(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
         method = environ.get("REQUEST_METHOD", "GET").upper()
