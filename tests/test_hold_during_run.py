@@ -4,10 +4,12 @@ manifest whose ``legal_hold`` flags say what S3 says."""
 
 from __future__ import annotations
 
+import io
 import threading
 from dataclasses import replace
 from typing import Any
 
+import pypdf
 import pytest
 from fixtures_archive import Env, all_versions, manifest_of
 
@@ -54,10 +56,20 @@ def test_a_hold_placed_while_media_are_stored_covers_every_object_of_the_run(env
     unheld = [v.key for v in versions if not _s3_hold(env, v.key, v.version_id)]
     assert unheld == []  # records, media, debt record, manifest, dossier, the event
     _, manifest = manifest_of(env.store, debt_id, 1)
-    assert manifest["legal_hold"] == {"open_matters": ["D-7"]}
+    assert manifest["legal_hold"] == {
+        "open_matters": ["D-7"],
+        "last_event": f"debts/{debt_id}/events/00000001.json",
+    }
     media = [m for f in manifest["followups"] for m in f["media"]]
     assert media and all(m["legal_hold"] for m in media)
     _assert_manifest_agrees_with_s3(env, manifest)
+    # Its dossier shows the hold the manifest records (the event is later than the time the
+    # manifest is dated from, which is when planning began).
+    dossier = env.store.read_bytes(f"debts/{debt_id}/dossiers/00000001.pdf")
+    text = " ".join((p.extract_text() or "") for p in pypdf.PdfReader(io.BytesIO(dossier)).pages)
+    text = " ".join(text.split())
+    assert "Open matters: the debt is on legal hold" in text and "D-7" in text
+    assert "legal hold off" not in text
     assert verify_debt(env.store, debt_id, rerender=rerender_stored).ok
 
 
@@ -94,7 +106,7 @@ def test_after_a_release_no_manifest_claims_a_hold(env: Env) -> None:
     (res,) = env.run([debt_id]).debts
     assert res.status == "archived" and res.sequence == 3
     _, manifest = manifest_of(env.store, debt_id, 3)
-    assert manifest["legal_hold"] == {"open_matters": []}
+    assert manifest["legal_hold"]["open_matters"] == []
     assert not (manifest["debt"] or {}).get("legal_hold")
     assert not any(m["legal_hold"] for f in manifest["followups"] for m in f["media"])
     _assert_manifest_agrees_with_s3(env, manifest)

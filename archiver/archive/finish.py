@@ -75,7 +75,7 @@ class Finisher:
             media_reused=plan.reused,
             last_activity=facts.activity,
             api_base_url=self.api_base_url,
-            open_matters=outcome.open_matters,  # as the hold check after storing found them
+            legal_hold=outcome.legal_hold,  # as the hold check after storing found it
         )
         result = DebtResult(
             debt_id=plan.debt_id,

@@ -20,7 +20,9 @@ Decisions, written down so a compliance officer can check them:
   except for versions this run stored under a hold (a release during the run lifts only the
   versions it listed; those keep theirs and say so).
 * **The manifest records the open matters** (``legal_hold.open_matters``) it was built under,
-  so that a hold or a release is a change of the archive: the next run writes a manifest.
+  so that a hold or a release is a change of the archive: the next run writes a manifest. It
+  also names the last event the check read (``legal_hold.last_event``): its dossier shows the
+  events up to that one, in the store's order, whatever the clocks said.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 from archiver.archive.plan import DebtPlan
 from archiver.archive.results import ArchiveEvent, ArchiveEventKind
@@ -48,6 +51,7 @@ class HoldCheck:
     """What one check found: the matters open, and the versions whose hold it set."""
 
     open_matters: list[str]
+    last_event: str | None  # the key of the last event read
     applied: list[Version] = field(default_factory=list)  # stored by this run
     repaired: list[Version] = field(default_factory=list)  # stored earlier, found unheld
     refused: list[Version] = field(default_factory=list)
@@ -55,6 +59,11 @@ class HoldCheck:
     @property
     def held(self) -> bool:
         return bool(self.open_matters)
+
+    def to_manifest(self) -> dict[str, Any]:
+        """The manifest's ``legal_hold``: the matters open, and the last event that says so
+        (the dossier of the manifest shows the events up to that one)."""
+        return {"open_matters": list(self.open_matters), "last_event": self.last_event}
 
 
 class HoldKeeper:
@@ -98,7 +107,7 @@ class HoldKeeper:
         self._correct_flags(plan, outcome, check)
         # The manifest and the dossier, written next, are stored under the hold found now.
         plan.facts = dataclasses.replace(plan.facts, hold=check.held)
-        outcome.open_matters = list(check.open_matters)
+        outcome.legal_hold = check.to_manifest()
         return check
 
     def after_finish(self, debt_id: str, before: HoldCheck, written: set[str]) -> None:
@@ -112,7 +121,8 @@ class HoldKeeper:
     def _check(self, debt_id: str, written: set[str]) -> HoldCheck:
         """Hold every unheld version of ``debt_id`` while a matter is open; ``written`` are the
         keys of this run (held silently), other keys found unheld are repairs."""
-        check = HoldCheck(list(open_matters(read_events(self.store, debt_id))))
+        events = read_events(self.store, debt_id)
+        check = HoldCheck(list(open_matters(events)), events[-1]["key"] if events else None)
         if not check.held:
             return check
         for v in self.store.list_versions(keys.debt_prefix(debt_id)):

@@ -83,8 +83,8 @@ class StoreOutcome:
     stored_bytes: int = 0
     # Every version this run stored (records, media, debt record), new or found in place.
     written: set[Version] = field(default_factory=set)
-    # The legal-hold matters open when storing ended (see archiver.archive.holding).
-    open_matters: list[str] = field(default_factory=list)
+    # The hold state when storing ended, as the manifest records it (archiver.archive.holding).
+    legal_hold: dict[str, Any] | None = None
 
 
 class Storer:

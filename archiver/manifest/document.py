@@ -35,12 +35,13 @@ def build_manifest(
     media_reused: int,
     last_activity: datetime | None,
     api_base_url: str | None = None,
-    open_matters: list[str] | None = None,
+    legal_hold: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Assemble a manifest dict. Followups are sorted by id and media by kind for stability.
 
-    ``open_matters``: the legal-hold matters open when the snapshot was taken, in the order
-    they were opened (written as ``legal_hold.open_matters``; left out when None)."""
+    ``legal_hold``: the hold state the snapshot was taken under, ``{"open_matters": [ids in
+    the order they were opened], "last_event": key of the last event it accounts for, or
+    None}`` (left out when None)."""
     ordered = sorted(followups, key=lambda f: f["id"])
     for f in ordered:
         f["media"] = sorted(f["media"], key=lambda m: (m["kind"], m["key"]))
@@ -70,8 +71,8 @@ def build_manifest(
             "last_activity": iso(last_activity),
         },
     }
-    if open_matters is not None:
-        manifest["legal_hold"] = {"open_matters": list(open_matters)}
+    if legal_hold is not None:
+        manifest["legal_hold"] = legal_hold
     return manifest
 
 
