@@ -77,21 +77,32 @@ def test_archive_repairs_a_hold_removed_behind_its_back(env: Env) -> None:
     debt_id = env.debts()[0]
     env.run([debt_id])
     place_hold(env.store, debt_id, reason="dispute", actor="t")
-    (res,) = env.run([debt_id]).debts  # records the hold in manifest 2
-    assert res.status == "archived" and res.sequence == 2
-    _, manifest = manifest_of(env.store, debt_id, 2)
-    _assert_manifest_agrees_with_s3(env, manifest)
+    _, manifest = manifest_of(env.store, debt_id, 1)
     m = next(m for f in manifest["followups"] for m in f["media"])
     env.store.set_legal_hold(m["key"], m["version_id"], False)  # an admin, not the tool
     assert not _s3_hold(env, m["key"], m["version_id"])
 
     (res,) = env.run([debt_id]).debts
-    assert res.status == "unchanged"  # nothing new: the repair is reported, not a manifest
     repaired = [p for p in res.problems if p["type"] == "HoldMissing"]
     assert [p["key"] for p in repaired] == [m["key"]]
     assert repaired[0]["severity"] == "warning" and "set again" in repaired[0]["message"]
     assert _s3_hold(env, m["key"], m["version_id"])
+    assert not [
+        v.key
+        for v in all_versions(env.store, f"debts/{debt_id}/")
+        if not _s3_hold(env, v.key, v.version_id)
+    ]
+    assert res.status == "archived" and res.sequence == 2  # the run records the hold
+    _, manifest = manifest_of(env.store, debt_id, 2)
+    _assert_manifest_agrees_with_s3(env, manifest)
     assert verify_debt(env.store, debt_id, rerender=rerender_stored).ok
+
+    # Removed again while the hold is recorded: repaired and reported, nothing new to write.
+    env.store.set_legal_hold(m["key"], m["version_id"], False)
+    (res,) = env.run([debt_id]).debts
+    assert res.status == "unchanged"
+    assert [p["key"] for p in res.problems if p["type"] == "HoldMissing"] == [m["key"]]
+    assert _s3_hold(env, m["key"], m["version_id"])
 
 
 def test_after_a_release_no_manifest_claims_a_hold(env: Env) -> None:
