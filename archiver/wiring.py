@@ -51,11 +51,11 @@ def render_for_archive(
     debt: dict[str, Any] | None,
     store: ObjectStore,
 ) -> tuple[bytes, str]:
-    """Render a dossier at archive time from in-memory data plus the stored hold events up to
-    the manifest's time: exactly what :func:`rerender_stored` reads back later."""
+    """Render a dossier at archive time from in-memory data plus the stored events the
+    manifest accounts for: exactly what :func:`rerender_stored` reads back later."""
     from archiver.dossier import RENDERER_VERSION, DossierInput, load_events, render_dossier_bytes
 
-    events = load_events(store, manifest["debt_id"], manifest["created_at"])
+    events = load_events(store, manifest)
     pdf = render_dossier_bytes(
         DossierInput(
             manifest=manifest,

@@ -528,15 +528,27 @@ def test_cli_writes_the_pdf(
     monkeypatch.setattr("archiver.wiring.open_store", lambda bucket: store)
     out = tmp_path / "d" / "dossier.pdf"
     debt_id = sample.manifest["debt_id"]
-    result = CliRunner().invoke(main, ["dossier", debt_id, "-o", str(out), "--bucket", "b"])
+    # As archived: the events up to the manifest only, the stored dossier's bytes.
+    result = CliRunner().invoke(
+        main, ["dossier", debt_id, "--as-archived", "-o", str(out), "--bucket", "b"]
+    )
     assert result.exit_code == 0, result.output
     assert out.read_bytes() == pdf
     assert sha256_hex(pdf) in result.output
     result = CliRunner().invoke(
-        main, ["dossier", debt_id, "--sequence", "3", "-o", str(out), "--bucket", "b", "--json"]
+        main,
+        ["dossier", debt_id, "--sequence", "3", "--as-archived", "-o", str(out), "--bucket", "b"]
+        + ["--json"],
     )
     assert result.exit_code == 0, result.output
     assert json.loads(result.output)["pages"] == len(_pages_text(pdf))
+    assert json.loads(result.output)["events_after_manifest"] == 0
+    # By default the hold recorded after the manifest is shown too, and said so.
+    result = CliRunner().invoke(main, ["dossier", debt_id, "-o", str(out), "--bucket", "b"])
+    assert result.exit_code == 0, result.output
+    assert "1 event recorded after this manifest shown apart" in result.output
+    shown = " ".join(_pages_text(out.read_bytes()))
+    assert "Events recorded after this manifest" in shown and "Regulator inquiry" in shown
 
 
 def test_cli_refuses_tampered_archive(
@@ -790,3 +802,23 @@ def test_compliance_dossier_is_pdfa_and_reproducible(
     assert render_dossier_bytes(_paying_input(paying)) == paying_pdf
     # The bucket and endpoint are part of the bytes: a re-render must be given the same.
     assert render_dossier_bytes(_paying_input(paying, bucket="other")) != paying_pdf
+
+
+def test_on_demand_dossier_shows_the_events_after_its_manifest_apart(
+    sample: SampleArchive,
+) -> None:
+    """Rendered on demand after a hold the manifest predates: the hold is shown apart, and the
+    debt is shown as held, on every medium too."""
+    later = sample.events[2:]
+    assert later and later[0]["action"] == "hold"
+    text = " ".join(
+        " ".join(_pages_text(render_dossier_bytes(_input(sample, later_events=later)))).split()
+    )
+    after = text[text.index("Events recorded after this manifest") :]
+    assert "Regulator inquiry" in after
+    assert "Open matters: the debt is on legal hold" in text
+    assert "legal hold off" not in text and "LEGAL HOLD ON" in text
+    # Without them: the stored dossier's bytes.
+    assert render_dossier_bytes(_input(sample, later_events=[])) == render_dossier_bytes(
+        _input(sample)
+    )

@@ -14,7 +14,7 @@ from archiver.catalog.db import Catalog
 from archiver.cli.retention_cmds import register
 from archiver.common.canonical import canonical_sha256
 from archiver.common.time import compact_stamp, iso
-from archiver.dossier.load import events_until
+from archiver.dossier.load import events_until, manifest_events
 from archiver.errors import RetentionError, StorageError, UnsafeIdError, ValidationError
 from archiver.retention.events import (
     DEFAULT_MATTER,
@@ -379,6 +379,22 @@ def test_events_until_keeps_those_at_or_before_the_limit() -> None:
     assert events_until(events, "2026-01-01T00:00:00Z") == events[:1]
     assert events_until(events, "2026-03-01T00:00:00+01:00") == events[:2]
     assert events_until(events, None) == events
+
+
+def test_a_manifest_naming_its_last_event_shows_the_events_up_to_it_whatever_their_time() -> None:
+    # The second event's clock was behind: by time it would come first; the store's order
+    # (its key) stands, and the cut is at the event the manifest names.
+    events = [
+        {"key": "e/00000001.json", "action": "hold", "at": "2026-01-02T00:00:00Z"},
+        {"key": "e/00000002.json", "action": "release", "at": "2026-01-01T00:00:00Z"},
+        {"key": "e/00000003.json", "action": "hold", "at": "2026-01-03T00:00:00Z"},
+    ]
+    named = {"created_at": "2025-12-01T00:00:00Z", "legal_hold": {"last_event": events[1]["key"]}}
+    assert manifest_events(events, named) == events[:2]
+    none_yet = {"created_at": "2027-01-01T00:00:00Z", "legal_hold": {"last_event": None}}
+    assert manifest_events(events, none_yet) == []
+    # Manifests of earlier versions: by the time they were created.
+    assert manifest_events(events, {"created_at": "2026-01-01T12:00:00Z"}) == events[1:2]
 
 
 # ---------------------------------------------------------------------------------------------

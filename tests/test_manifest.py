@@ -90,6 +90,21 @@ def test_fingerprint_ignores_run_bookkeeping_but_not_content() -> None:
     assert fingerprint(failed) != fingerprint(a)
 
 
+def test_open_matters_are_recorded_and_a_hold_or_release_is_a_change() -> None:
+    event = "debts/d1/events/00000002.json"
+    held = manifest(legal_hold={"open_matters": ["D-1", "D-2"], "last_event": event})
+    assert held["legal_hold"] == {"open_matters": ["D-1", "D-2"], "last_event": event}
+    assert validate("manifest", held) == []
+    none_open = manifest(legal_hold={"open_matters": [], "last_event": None})
+    assert validate("manifest", none_open) == []
+    assert fingerprint(held) != fingerprint(none_open)
+    one = manifest(legal_hold={"open_matters": ["D-2"], "last_event": event})
+    assert fingerprint(held) != fingerprint(one)
+    # A manifest of an earlier version (no legal_hold field) counts as none open.
+    assert "legal_hold" not in manifest()
+    assert fingerprint(manifest()) == fingerprint(none_open)
+
+
 def test_bytes_are_canonical_and_hash_stable() -> None:
     data, sha = manifest_bytes(manifest())
     assert data == manifest_bytes(manifest())[0]

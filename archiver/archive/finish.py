@@ -75,6 +75,7 @@ class Finisher:
             media_reused=plan.reused,
             last_activity=facts.activity,
             api_base_url=self.api_base_url,
+            legal_hold=outcome.legal_hold,  # as the hold check after storing found it
         )
         result = DebtResult(
             debt_id=plan.debt_id,

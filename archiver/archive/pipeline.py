@@ -11,7 +11,10 @@ Per debt (see README "What one run does"):
    policy anchors on the last activity; download the other media earliest-expiry first, a
    bounded pool of workers, each file streamed to a temp file while hashed, then stored with
    a conditional, checksummed, locked PUT;
-5. finish (:mod:`~archiver.archive.finish`): if the snapshot differs from the previous
+5. check the legal hold again (:mod:`~archiver.archive.holding`): a matter opened while the
+   run stored puts its hold on what the run stored, a hold found missing is set again and
+   reported, and the snapshot's hold flags say what S3 has; checked once more after step 6;
+6. finish (:mod:`~archiver.archive.finish`): if the snapshot differs from the previous
    manifest, write manifest N+1 last, then the dossier.
 
 A crash anywhere leaves either no manifest (rerun finds the stored objects and reuses them) or
@@ -30,6 +33,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from archiver.archive.finish import DossierRenderer, Finisher
+from archiver.archive.holding import HoldKeeper
 from archiver.archive.plan import FollowupSource, Planner
 from archiver.archive.results import (
     ArchiveEvent,
@@ -95,6 +99,7 @@ class Archiver:
             concurrency=settings.concurrency,
             emit=self._emit,
         )
+        self._holds = HoldKeeper(store, self._emit)
         self._finisher = Finisher(
             store=store,
             policy=policy,
@@ -146,7 +151,11 @@ class Archiver:
                 problems=[p.to_dict() for p in plan.problems],
             )
         outcome = self._storer.store_plan(plan)
-        return self._finisher.finish(plan, outcome)
+        check = self._holds.settle(plan, outcome)
+        result = self._finisher.finish(plan, outcome)
+        written = {k for k in (result.manifest_key, result.dossier_key) if k}
+        self._holds.after_finish(plan.debt_id, check, written)
+        return result
 
     def _publish(self, record: RunRecord) -> None:
         # Always on the thread that called run(): subscribers may hold SQLite connections.

@@ -10,7 +10,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor, as_completed
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol
@@ -34,7 +34,9 @@ from archiver.store import keys
 from archiver.store.objects import ObjectStore
 from archiver.store.types import Lock, StoredObject
 
-__all__ = ["Downloader", "LockedWriter", "StoreOutcome", "Storer"]
+__all__ = ["Downloader", "LockedWriter", "StoreOutcome", "Storer", "Version"]
+
+Version = tuple[str, str | None]  # (key, version id)
 
 
 class Downloader(Protocol):
@@ -79,6 +81,10 @@ class StoreOutcome:
     debt_entry: DebtEntry | None
     stored: int = 0  # media downloaded and stored
     stored_bytes: int = 0
+    # Every version this run stored (records, media, debt record), new or found in place.
+    written: set[Version] = field(default_factory=set)
+    # The hold state when storing ended, as the manifest records it (archiver.archive.holding).
+    legal_hold: dict[str, Any] | None = None
 
 
 class Storer:
@@ -127,9 +133,12 @@ class Storer:
             records = {
                 pool.submit(self._put_record, put): put.followup_id for put in plan.record_puts
             }
-            outcome = StoreOutcome(self._store_debt_record(plan))
+            outcome = StoreOutcome(None)
+            outcome.debt_entry = self._store_debt_record(plan, outcome.written)
             for done in as_completed(records):
-                plan.entries[records[done]].record_version_id = done.result().version_id
+                stored = done.result()
+                plan.entries[records[done]].record_version_id = stored.version_id
+                outcome.written.add((stored.key, stored.version_id))
             for fetched in as_completed(media):
                 self._media_done(plan, outcome, media[fetched], fetched)
         return outcome
@@ -148,10 +157,10 @@ class Storer:
             metadata={"followup-id": put.followup_id, "kind": "record"},
         )
 
-    def _store_debt_record(self, plan: DebtPlan) -> DebtEntry | None:
+    def _store_debt_record(self, plan: DebtPlan, written: set[Version]) -> DebtEntry | None:
         facts = plan.facts
         if facts.debt is not None:
-            return self._store_debt(plan, facts.debt)
+            return self._store_debt(plan, facts.debt, written)
         if (plan.debt_unavailable or {}).pop("transient", False) and facts.previous:
             # The API failed to give the debt this time: keep the one already archived.
             archived = facts.previous.manifest.get("debt")
@@ -168,7 +177,7 @@ class Storer:
                 return DebtEntry.from_json(archived)
         return None
 
-    def _store_debt(self, plan: DebtPlan, debt: Debt) -> DebtEntry:
+    def _store_debt(self, plan: DebtPlan, debt: Debt, written: set[Version]) -> DebtEntry:
         facts = plan.facts
         data, sha = canonical_sha256(debt.sanitized_record())
         key = keys.debt_record_key(plan.debt_id, sha)
@@ -189,6 +198,7 @@ class Storer:
         stored = self.writer.put_bytes(
             key, data, lock=lock, content_type="application/json", metadata={"kind": "debt"}
         )
+        written.add((key, stored.version_id))
         return DebtEntry.stored(
             key=key, sha256=sha, size=len(data), version_id=stored.version_id, lock=lock
         )
@@ -221,6 +231,7 @@ class Storer:
             )
             return
         plan.entries[ref.followup_id].media.append(entry)
+        outcome.written.add((entry.key, entry.version_id))
         outcome.stored += 1
         outcome.stored_bytes += int(entry.size)
 

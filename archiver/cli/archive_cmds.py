@@ -287,6 +287,9 @@ def verify(
 def status(debt_id: str | None, catalog: Path, as_json: bool) -> None:
     """Show what the catalog knows: per debt, the latest manifest, counts, problems, holds.
 
+    A debt on legal hold says ON HOLD with its open matters (in the order they were opened);
+    --json gives them as ``open_matters``.
+
     \b
     Example:
       archiver status
@@ -308,7 +311,11 @@ def status(debt_id: str | None, catalog: Path, as_json: bool) -> None:
             f"{row.get('debt_id')}: manifest {row.get('sequence')} "
             f"({row.get('manifest_key')}), {row.get('followups')} followups, "
             f"{row.get('media')} media, {row.get('problems')} problem(s)"
-            + (", ON HOLD" if row.get("on_hold") else "")
+            + (
+                f", ON HOLD (open matters: {', '.join(row.get('open_matters') or [])})"
+                if row.get("on_hold")
+                else ""
+            )
         )
 
 

@@ -38,18 +38,32 @@ def register(group: click.Group) -> None:
     type=click.Path(dir_okay=False, writable=True, path_type=Path),
     help="PDF file to write (replaced atomically).",
 )
+@click.option(
+    "--as-archived",
+    is_flag=True,
+    help="Leave out the events recorded after the manifest: the dossier archive stored "
+    "with it, byte for byte.",
+)
 @bucket_option
 @json_option
 def dossier(
-    debt_id: str, sequence: int | None, output: Path, bucket: str | None, as_json: bool
+    debt_id: str,
+    sequence: int | None,
+    output: Path,
+    as_archived: bool,
+    bucket: str | None,
+    as_json: bool,
 ) -> None:
     """Render the PDF/A audit dossier of DEBT_ID from what is archived.
 
     Reads the manifest (the latest, or --sequence N) and every record it names from S3,
     checking each SHA-256, and renders the dossier: cover, summary, timeline, every followup
     in detail, media inventory, chain of custody and how to verify. Never calls the getbill
-    API: rendering the same manifest again gives the same bytes. Exit 1 if a stored object
-    does not match its manifest (nothing is written then).
+    API. Legal holds, releases and purges recorded after the manifest are shown in a part of
+    their own ("Events recorded after this manifest"), and the hold state shown is the one
+    after them; with --as-archived they are left out and the bytes are those of the dossier
+    stored with the manifest. Exit 1 if a stored object does not match its manifest (nothing
+    is written then).
 
     \b
     Example:
@@ -62,7 +76,7 @@ def dossier(
     with handle_errors():
         store = open_store(bucket)
         try:
-            inp = load_dossier_input(store, debt_id, sequence)
+            inp = load_dossier_input(store, debt_id, sequence, later_events=not as_archived)
         except IntegrityError as exc:
             click.echo(f"Error: {exc}", err=True)
             for p in exc.problems:
@@ -93,6 +107,7 @@ def dossier(
         "sha256": info.sha256,
         "size": info.size,
         "renderer_version": info.renderer_version,
+        "events_after_manifest": len(inp.later_events),
     }
     if as_json:
         emit_json(result)
@@ -102,3 +117,9 @@ def dossier(
             f"  from manifest #{result['sequence']} {inp.manifest_key} "
             f"(SHA-256 {inp.manifest_sha256[:12]}…), renderer {info.renderer_version}"
         )
+        if inp.later_events:
+            n = len(inp.later_events)
+            click.echo(
+                f"  {n} event{'s' if n != 1 else ''} recorded after this manifest shown apart; "
+                f"`archiver archive {debt_id}` records them in a new manifest and dossier"
+            )

@@ -96,6 +96,11 @@ def _report_hold(result: HoldResult, as_json: bool) -> None:
                 f"{len(result.versions)} version(s) of {result.objects} object(s) released; "
                 f"event {result.event_key}"
             )
+        if result.event_written:
+            click.echo(
+                f"  `archiver dossier {debt}` shows it now; the next `archiver archive {debt}` "
+                "records it in a new manifest and dossier."
+            )
         for r in result.refused:
             click.echo(f"REFUSED {r.key} (version {r.version_id}): {r.reason}", err=True)
         if result.refused and result.action == "release":

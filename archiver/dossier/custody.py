@@ -158,12 +158,20 @@ def custody(v: DossierView, t: TextFilter) -> list[Flowable]:
 
 
 def _legal_holds(v: DossierView, t: TextFilter) -> list[Flowable]:
-    """The matters open at the dossier's time, then every hold and release event."""
+    """The matters open at the dossier's time, then every hold and release event, then (on
+    demand) the events recorded after the manifest."""
+    note = (
+        "Hold and release events up to the manifest's creation, then the events recorded "
+        "after it: this dossier was rendered after them, and the open matters are those after "
+        "the last event."
+        if v.later_events
+        else "Hold and release events up to the manifest's creation; later events belong to a "
+        "later dossier."
+    )
     out: list[Flowable] = [
         Paragraph("Legal holds", S_H2),
         Paragraph(
-            "Hold and release events up to the manifest's creation; later events belong to a later "
-            "dossier. A matter is open from its hold until its release; while any matter is open "
+            f"{note} A matter is open from its hold until its release; while any matter is open "
             "the whole archive of the debt is held.",
             S_NOTE,
         ),
@@ -187,29 +195,43 @@ def _legal_holds(v: DossierView, t: TextFilter) -> list[Flowable]:
     else:
         out.append(Paragraph("<b>Open matters: none.</b> The debt is not on legal hold.", S_CELL))
     if v.events:
-        rows = [
-            [
-                fmt_when(e.get("at")),
-                Paragraph(f"<b>{t(e.get('action') or '')}</b>", S_CELL),
-                Paragraph(t(event_matter(e) or "unnamed matter"), S_CELL),
-                Paragraph(t(e.get("actor") or "—"), S_CELL),
-                Paragraph(t(e.get("reason") or "—"), S_CELL),
-                t.plain(e.get("objects") if e.get("objects") is not None else "—"),
-            ]
-            for e in v.events
-        ]
-        out += [
-            Spacer(1, 2 * mm),
-            *chunked(
-                ["At", "Action", "Matter", "Actor", "Reason", "Objects"],
-                rows,
-                [34 * mm, 16 * mm, 28 * mm, 30 * mm, WIDTH - 122 * mm, 14 * mm],
-                extra=[("ALIGN", (5, 0), (5, -1), "RIGHT")],
-            ),
-        ]
-    else:
+        out += [Spacer(1, 2 * mm), *_event_table(v.events, t)]
+    elif not v.later_events:
         out.append(Paragraph("No legal hold was placed on this debt.", S_BODY))
+    else:
+        out.append(Paragraph("No legal hold was placed before this manifest.", S_BODY))
+    if v.later_events:
+        out += [
+            Paragraph("Events recorded after this manifest", S_H2),
+            Paragraph(
+                "Recorded in the archive after the manifest was written, so not part of it: "
+                "the next archive run records them in a new manifest and its dossier. A purge "
+                "listed here may have deleted objects this dossier names.",
+                S_NOTE,
+            ),
+            *_event_table(v.later_events, t),
+        ]
     return out
+
+
+def _event_table(events: list[dict[str, Any]], t: TextFilter) -> list[Flowable]:
+    rows = [
+        [
+            fmt_when(e.get("at")),
+            Paragraph(f"<b>{t(e.get('action') or '')}</b>", S_CELL),
+            Paragraph(t(event_matter(e) or "unnamed matter"), S_CELL),
+            Paragraph(t(e.get("actor") or "—"), S_CELL),
+            Paragraph(t(e.get("reason") or "—"), S_CELL),
+            t.plain(e.get("objects") if e.get("objects") is not None else "—"),
+        ]
+        for e in events
+    ]
+    return chunked(
+        ["At", "Action", "Matter", "Actor", "Reason", "Objects"],
+        rows,
+        [34 * mm, 16 * mm, 28 * mm, 30 * mm, WIDTH - 122 * mm, 14 * mm],
+        extra=[("ALIGN", (5, 0), (5, -1), "RIGHT")],
+    )
 
 
 def _purges(v: DossierView, t: TextFilter) -> list[Flowable]:

@@ -58,6 +58,9 @@ class DossierInput:
     record (None when the manifest has none); ``events`` are legal-hold events
     (``{"action": "hold"|"release", "matter", "debt_id", "at", "reason", "actor", "objects"}``;
     events without ``matter`` belong to one unnamed matter) up to the dossier's time.
+    ``later_events`` are the events recorded after the manifest (hold, release, purge), given
+    when a dossier is rendered on demand rather than as stored: they are shown apart, and the
+    hold state shown is the one after them (a held debt is never shown as not held).
     ``bucket`` and ``endpoint`` (the S3 endpoint URL) name where the archive is, so that the
     verification steps can be run as printed; without them the steps say ``$BUCKET``. They are
     part of the output: a re-render must be given the same values to give the same bytes.
@@ -71,6 +74,7 @@ class DossierInput:
     events: list[dict[str, Any]] = field(default_factory=list)
     bucket: str | None = None
     endpoint: str | None = None
+    later_events: list[dict[str, Any]] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -216,9 +220,10 @@ class DossierView:
     payment_facts: list[tuple[str, str]] = field(default_factory=list)  # from the debt record
     # (status, "debt" | "followup", meaning) for every status this dossier shows
     statuses: list[tuple[str, str, str]] = field(default_factory=list)
-    open_matters: list[OpenMatter] = field(default_factory=list)
+    open_matters: list[OpenMatter] = field(default_factory=list)  # after later_events too
     bucket: str | None = None
     endpoint: str | None = None  # without credentials, query or fragment
+    later_events: list[dict[str, Any]] = field(default_factory=list)  # after the manifest
 
 
 def purge_mark(value: Any) -> PurgeMark | None:
@@ -607,6 +612,7 @@ def build_view(inp: DossierInput, *, renderer_version: str = "?") -> DossierView
     debt_unavailable = man.get("debt_unavailable")
     source = (man.get("source") or {}).get("api_base_url")
     events = sorted(inp.events, key=_event_time)
+    later_events = sorted(inp.later_events, key=_event_time)
     debt_ref = man.get("debt")
     debt_purged = purge_mark(debt_ref.get("purged")) if isinstance(debt_ref, dict) else None
     purges = _purges(followups, debt_purged, events)
@@ -659,7 +665,8 @@ def build_view(inp: DossierInput, *, renderer_version: str = "?") -> DossierView
         version_line=f"{tool_name} {tool_version}, dossier renderer {renderer_version}",
         payment_facts=[] if debt_purged else _payment_facts(inp.debt),
         statuses=_statuses(bool(debt_facts), inp.debt, [f.status for f in followups]),
-        open_matters=open_matters(events),
+        open_matters=open_matters(events + later_events),
+        later_events=later_events,
         bucket=inp.bucket.strip() if isinstance(inp.bucket, str) and inp.bucket.strip() else None,
         endpoint=_endpoint(inp.endpoint),
     )

@@ -238,7 +238,7 @@ def media_inventory(v: DossierView, t: TextFilter) -> list[Flowable]:
                     + "\n"
                     + (m.retention_mode or "")
                     + "\n"
-                    + ("LEGAL HOLD ON" if m.legal_hold or v.open_matters else "legal hold off"),
+                    + ("LEGAL HOLD ON" if _held(v, m.legal_hold) else "legal hold off"),
                 ],
                 styles,
             )
@@ -303,3 +303,11 @@ def _purged_media_row(m: MediaView, t: TextFilter, inner: list[float]) -> Row:
 
 
 __all__ = ["details", "media_inventory"]
+
+
+def _held(v: DossierView, flagged: bool) -> bool:
+    """Whether a medium is shown as held: while a matter is open, whatever its row said; after
+    events recorded since the manifest (rendered on demand), as those events leave it."""
+    if v.later_events:
+        return bool(v.open_matters)
+    return flagged or bool(v.open_matters)

@@ -70,16 +70,41 @@ def events_until(events: list[dict[str, Any]], until: str | None) -> list[dict[s
     return kept
 
 
-def load_events(store: ReadableStore, debt_id: str, until: str | None) -> list[dict[str, Any]]:
-    """The events of ``debt_id`` a dossier of a manifest created at ``until`` shows (see
-    :func:`events_until`); pass the same ``until`` when rendering at archive time."""
-    return events_until(read_events(store, debt_id), until)
+def manifest_events(events: list[dict[str, Any]], manifest: dict[str, Any]) -> list[dict[str, Any]]:
+    """The events (as :func:`archiver.retention.events.read_events` gives them) that the
+    dossier of ``manifest`` shows: up to the one its ``legal_hold.last_event`` names, in the
+    store's order (the hold state it recorded was read from exactly those); for a manifest
+    without it, those dated up to its ``created_at`` (:func:`events_until`)."""
+    hold = manifest.get("legal_hold")
+    if isinstance(hold, dict) and "last_event" in hold:
+        last = hold["last_event"]
+        if last is None:
+            return []
+        keys = [e.get("key") for e in events]
+        if last in keys:
+            return events[: keys.index(last) + 1]
+    return events_until(events, manifest.get("created_at"))
+
+
+def load_events(store: ReadableStore, manifest: dict[str, Any]) -> list[dict[str, Any]]:
+    """The events the dossier of ``manifest`` shows (:func:`manifest_events`), read from
+    ``store``; the same at archive time as when rendered again later."""
+    return manifest_events(read_events(store, manifest["debt_id"]), manifest)
 
 
 def load_dossier_input(
-    store: ReadableStore, debt_id: str, sequence: int | None = None
+    store: ReadableStore,
+    debt_id: str,
+    sequence: int | None = None,
+    *,
+    later_events: bool = False,
 ) -> DossierInput:
     """Read manifest ``sequence`` of ``debt_id`` (the latest when None) and everything it names.
+
+    The events are those the manifest accounts for (:func:`manifest_events`): the input of
+    the dossier stored with it. With ``later_events`` the events recorded since are given too
+    (``DossierInput.later_events``), for a dossier rendered on demand that must show a hold
+    or release the manifest predates.
 
     Every record and the debt record are re-hashed and compared with the manifest; all
     mismatches are collected and raised together as one :class:`IntegrityError` (a dossier
@@ -175,11 +200,15 @@ def load_dossier_input(
             debt_id=debt_id,
             key=mkey,
         )
+    events = read_events(store, debt_id)
+    until = manifest_events(events, manifest)
+    shown = {e["key"] for e in until}
     return DossierInput(
         manifest=manifest,
         manifest_key=mkey,
         manifest_sha256=msha,
         records=records,
         debt=debt,
-        events=load_events(store, debt_id, manifest.get("created_at")),
+        events=until,
+        later_events=[e for e in events if e["key"] not in shown] if later_events else [],
     )

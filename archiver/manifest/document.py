@@ -35,8 +35,13 @@ def build_manifest(
     media_reused: int,
     last_activity: datetime | None,
     api_base_url: str | None = None,
+    legal_hold: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """Assemble a manifest dict. Followups are sorted by id and media by kind for stability."""
+    """Assemble a manifest dict. Followups are sorted by id and media by kind for stability.
+
+    ``legal_hold``: the hold state the snapshot was taken under, ``{"open_matters": [ids in
+    the order they were opened], "last_event": key of the last event it accounts for, or
+    None}`` (left out when None)."""
     ordered = sorted(followups, key=lambda f: f["id"])
     for f in ordered:
         f["media"] = sorted(f["media"], key=lambda m: (m["kind"], m["key"]))
@@ -66,6 +71,8 @@ def build_manifest(
             "last_activity": iso(last_activity),
         },
     }
+    if legal_hold is not None:
+        manifest["legal_hold"] = legal_hold
     return manifest
 
 
@@ -76,8 +83,10 @@ def manifest_bytes(manifest: dict[str, Any]) -> tuple[bytes, str]:
 
 def fingerprint(manifest: dict[str, Any]) -> Any:
     """What makes two snapshots "the same archive": records, media, debt record, policy,
-    open problems. Run bookkeeping (time, run id, counters of reuse) is left out, so a rerun
-    with nothing new compares equal and writes nothing."""
+    open problems, the legal-hold matters open (a hold or a release is a change of the
+    evidence; a manifest without ``legal_hold`` counts as none open). Run bookkeeping (time,
+    run id, counters of reuse) is left out, so a rerun with nothing new compares equal and
+    writes nothing."""
     debt = manifest.get("debt") or {}
     return {
         "followups": [
@@ -100,6 +109,7 @@ def fingerprint(manifest: dict[str, Any]) -> Any:
             for p in manifest.get("problems", [])
             if p.get("severity") != "warning"  # a passing warning is no change of the archive
         ),
+        "legal_hold": list((manifest.get("legal_hold") or {}).get("open_matters") or []),
     }
 
 
