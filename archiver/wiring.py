@@ -38,6 +38,45 @@ def open_store(bucket: str | None, s3_client: Any = None) -> ObjectStore:
     return ObjectStore(s3_client if s3_client is not None else make_s3_client(), bucket)
 
 
+def open_configured_store(config: ArchiverConfig) -> ObjectStore:
+    """An :class:`ObjectStore` on the configured bucket, reached with the configured profile,
+    endpoint and region (boto3's own lookup for what is not set)."""
+    if not config.bucket:
+        return open_store(None)
+    kw: dict[str, Any] = {"region_name": config.region} if config.region else {}
+    client = make_s3_client(config.endpoint_url, profile=config.profile, **kw)
+    return open_store(config.bucket, client)
+
+
+def open_catalog(config: ArchiverConfig, *, write: bool, switch_bucket: bool = False) -> Catalog:
+    """The configured catalog (:meth:`ArchiverConfig.catalog_path`).
+
+    Only a command that writes (``write``) creates a missing catalog, and makes it the
+    catalog of the configured bucket; a catalog of another bucket is refused unless
+    ``switch_bucket``. A reading command gets a :class:`ConfigError` for a missing file.
+    """
+    path = config.catalog_path()
+    if not write and not path.exists():
+        raise ConfigError(
+            f"no catalog at {path}: `archiver reindex` builds it from the bucket",
+            catalog=str(path),
+        )
+    if write and config.catalog is None:
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise ConfigError(f"cannot create {path.parent}: {exc.strerror}") from None
+    catalog = Catalog.open(path)
+    if write and config.bucket:
+        catalog.claim_bucket(config.bucket, switch=switch_bucket)
+    elif config.bucket and catalog.bucket() not in (None, config.bucket):
+        raise ConfigError(
+            f"the catalog {path} indexes bucket {catalog.bucket()!r}, not {config.bucket!r}",
+            catalog=str(path),
+        )
+    return catalog
+
+
 def configured_policy(config: ArchiverConfig) -> RetentionPolicy:
     """The run's policy: by file path, or by name in the configuration's policy registry."""
     return config.policy_registry().load(config.policy)
@@ -102,7 +141,11 @@ def open_archiver(
 ) -> Iterator[ArchiverSession]:
     """Everything a run needs, closed on exit."""
     policy = configured_policy(config)
-    store = open_store(config.bucket, s3_client)
+    store = (
+        open_store(config.bucket, s3_client)
+        if s3_client is not None
+        else open_configured_store(config)
+    )
     with ExitStack() as stack:
         api = stack.enter_context(GetbillClient(api_settings, http=http, on_event=on_api_event))
         media_settings = DownloadSettings(
@@ -111,7 +154,8 @@ def open_archiver(
         if media_http is None:
             media_http = stack.enter_context(media_client(media_settings))
         downloader = MediaDownloader(media_http, media_settings)
-        catalog = Catalog.open(config.catalog)
+        # A dry run writes nothing, so it neither needs nor creates a catalog file.
+        catalog = Catalog.open(":memory:") if dry_run else open_catalog(config, write=True)
         archiver = Archiver(
             api=api,
             downloader=downloader,

@@ -11,15 +11,14 @@ from click.testing import CliRunner
 
 from archiver.archive.results import ArchiveEvent, ArchiveEventKind
 from archiver.cli import main
-from archiver.cli._common import printable
-from archiver.cli.archive_cmds import _read_debt_ids
+from archiver.cli._common import printable, read_debt_ids
 from archiver.cli.progress import progress_display
 
 
 def test_debts_file_skips_comments_blank_lines_and_duplicates(tmp_path: Path) -> None:
     f = tmp_path / "debts.txt"
     f.write_text("# active debts\n\n  d1  \nd2\nd1\n", encoding="utf-8")
-    assert _read_debt_ids(("d0", "d2"), str(f)) == ["d0", "d2", "d1"]
+    assert read_debt_ids(("d0", "d2"), str(f)) == ["d0", "d2", "d1"]
 
 
 @pytest.mark.parametrize(

@@ -525,7 +525,7 @@ def test_cli_writes_the_pdf(
     sample: SampleArchive, pdf: bytes, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     store = sample.to_store()
-    monkeypatch.setattr("archiver.wiring.open_store", lambda bucket: store)
+    monkeypatch.setattr("archiver.wiring.open_configured_store", lambda config: store)
     out = tmp_path / "d" / "dossier.pdf"
     debt_id = sample.manifest["debt_id"]
     # As archived: the events up to the manifest only, the stored dossier's bytes.
@@ -557,7 +557,7 @@ def test_cli_refuses_tampered_archive(
     store = sample.to_store()
     key = sample.manifest["followups"][0]["record_key"]
     store.objects[key] += b" "
-    monkeypatch.setattr("archiver.wiring.open_store", lambda bucket: store)
+    monkeypatch.setattr("archiver.wiring.open_configured_store", lambda config: store)
     out = tmp_path / "dossier.pdf"
     result = CliRunner().invoke(
         main, ["dossier", sample.manifest["debt_id"], "-o", str(out), "--bucket", "b"]

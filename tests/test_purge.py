@@ -293,7 +293,6 @@ def test_cli_purge_dry_run_and_refusals_without_bypass(
         _cli(),
         [
             *base,
-            "--debt",
             "D-OLD",
             "--execute",
             "--bypass-governance",
@@ -321,7 +320,7 @@ def test_cli_purge_applies_the_manifest_policy_found_in_the_user_policy_dir(
     seed_debt(locked_bucket, "D-OLD", manifests=1, created_at=datetime.now(UTC) - timedelta(days=5))
     result = CliRunner().invoke(
         _cli(),
-        ["purge", "--bucket", locked_bucket.bucket, "--debt", "D-OLD", "--json"],
+        ["purge", "--bucket", locked_bucket.bucket, "D-OLD", "--json"],
         env={"ARCHIVER_POLICY_DIR": str(policy_file.parent)},
     )
     assert result.exit_code == 0, result.output

@@ -12,7 +12,14 @@ from collections.abc import Callable
 from typing import Any
 
 from archiver.archive.plan import DebtPlan
-from archiver.archive.results import DebtResult, DossierStored, ManifestStored, RunRecord
+from archiver.archive.results import (
+    ArchiveEvent,
+    ArchiveEventKind,
+    DebtResult,
+    DossierStored,
+    ManifestStored,
+    RunRecord,
+)
 from archiver.archive.storing import LockedWriter, StoreOutcome
 from archiver.common.canonical import canonical_json, sha256_hex
 from archiver.common.time import iso
@@ -45,6 +52,7 @@ class Finisher:
         api_base_url: str | None,
         render: DossierRenderer | None,
         publish: Callable[[RunRecord], None],
+        emit: Callable[[ArchiveEvent], None] = lambda event: None,
     ) -> None:
         self.store = store
         self.writer = LockedWriter(store)
@@ -53,6 +61,7 @@ class Finisher:
         self.api_base_url = api_base_url
         self._render = render
         self._publish = publish
+        self._emit = emit
 
     def finish(self, plan: DebtPlan, outcome: StoreOutcome) -> DebtResult:
         """Write manifest N+1 unless the snapshot equals the previous one; the debt's result."""
@@ -156,6 +165,11 @@ class Finisher:
         key = keys.dossier_key(plan.debt_id, manifest["sequence"])
         if self.store.head(key) is not None:
             return key
+        self._emit(
+            ArchiveEvent(
+                ArchiveEventKind.DOSSIER_STARTED, debt_id=plan.debt_id, count=manifest["sequence"]
+            )
+        )
         debt = plan.facts.debt
         record = json.loads(canonical_json(debt.sanitized_record())) if debt else None
         pdf, version = self._render(

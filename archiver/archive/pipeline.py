@@ -107,11 +107,13 @@ class Archiver:
             api_base_url=settings.api_base_url,
             render=render_dossier if settings.render_dossier else None,
             publish=self._publish,
+            emit=self._emit,
         )
 
     def run(self, debt_ids: Iterable[str]) -> RunResult:
         """Archive each debt; one failing debt never stops the others."""
         ids = list(debt_ids)
+        self._emit(ArchiveEvent(ArchiveEventKind.RUN_STARTED, count=len(ids)))
         if not self.settings.dry_run:
             self.store.check_bucket()
             options = {"policy": self.policy.name, "concurrency": self.settings.concurrency}

@@ -16,11 +16,13 @@ from typing import Any
 class ArchiveEventKind(StrEnum):
     """What a progress event reports."""
 
+    RUN_STARTED = "run_started"  # count: the debts of the run
     DEBT_STARTED = "debt_started"
     MEDIA_REUSED = "media_reused"  # count: media taken from earlier runs
     MEDIA_PLANNED = "media_planned"  # count: media to download
     MEDIA_STORED = "media_stored"  # size: one medium downloaded and stored
     MEDIA_FAILED = "media_failed"  # message: which medium, why
+    DOSSIER_STARTED = "dossier_started"  # count: the manifest sequence being rendered
     DEBT_DONE = "debt_done"  # message: the debt's status
     LOG = "log"  # message
 

@@ -308,6 +308,29 @@ class Catalog:
             pk="key",
         )
 
+    # -- the bucket it indexes ----------------------------------------------------------------
+
+    def bucket(self) -> str | None:
+        """The bucket this catalog indexes (None until a writing command names one)."""
+        if "meta" not in self.db.table_names():
+            return None
+        row = self._get("meta", "bucket")
+        return str(row["value"]) if row else None
+
+    def claim_bucket(self, bucket: str, *, switch: bool = False) -> None:
+        """Record that this catalog indexes ``bucket``. A catalog of another bucket is refused
+        (:class:`ConfigError`: its rows would mix two buckets' archives) unless ``switch``,
+        which empties it first, the local journal included."""
+        known = self.bucket()
+        if known == bucket:
+            return
+        if known is not None and not switch:
+            raise ConfigError(f"this catalog indexes bucket {known!r}, not {bucket!r}")
+        with self.db.atomic():
+            if known is not None:
+                self.clear(include_local=True)
+            self.db.table("meta").upsert({"name": "bucket", "value": bucket}, pk="name")
+
     # -- reading ------------------------------------------------------------------------------
 
     def status(self, debt_id: str | None = None) -> list[dict[str, Any]]:

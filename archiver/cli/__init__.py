@@ -7,11 +7,13 @@ Each command parses its options, builds library objects, calls one core function
 from __future__ import annotations
 
 import importlib
+from pathlib import Path
 
 import click
+from click.core import ParameterSource
 
 from .. import __version__
-from ._common import LOG_LEVELS, ExitCode, configure_logging
+from ._common import LOG_LEVELS, ExitCode, configure_logging, remember
 
 CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 
@@ -27,18 +29,64 @@ CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"], "max_content_width": 
     help="Log level of every logger, the HTTP and S3 libraries' included; log lines go to "
     "stderr with secrets, signatures and query strings redacted [env ARCHIVER_LOG_LEVEL].",
 )
-def main(log_level: str) -> None:
+@click.option(
+    "-v",
+    "--verbose",
+    count=True,
+    help="More log lines: -v for INFO, -vv for DEBUG (an explicit --log-level wins).",
+)
+@click.option(
+    "-q",
+    "--quiet",
+    is_flag=True,
+    callback=remember("quiet"),
+    help="No progress display and only errors logged; results and exit codes are the same.",
+)
+@click.option(
+    "--no-progress",
+    is_flag=True,
+    callback=remember("no_progress"),
+    help="No progress display, even on a terminal.",
+)
+@click.option(
+    "--config",
+    "config_file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    callback=remember("config_file"),
+    help="Config file with a [section] per profile [env ARCHIVER_CONFIG; default: "
+    "$XDG_CONFIG_HOME/getbill-archiver/config.toml].",
+)
+@click.pass_context
+def main(
+    ctx: click.Context,
+    log_level: str,
+    verbose: int,
+    quiet: bool,
+    no_progress: bool,
+    config_file: Path | None,
+) -> None:
     """Keep provable, WORM-locked evidence of getbill.io collection followups.
 
     Pulls every followup of a debt from the getbill API, downloads call recordings and letters
     before their signed links expire, stores everything in S3 under Object Lock with a
     hash-chained manifest, and renders a PDF audit dossier.
 
+    Settings come from a flag, else the environment, else the config file's section of the
+    profile in effect, else the default.
+
     \b
     Example (everything local, nothing to configure):
       archiver demo
     """
-    configure_logging(log_level.upper())
+    if verbose and quiet:
+        raise click.UsageError("-q/--quiet and -v/--verbose do not go together")
+    level = log_level.upper()
+    if ctx.get_parameter_source("log_level") is not ParameterSource.COMMANDLINE:
+        if quiet:
+            level = "ERROR"
+        elif verbose:
+            level = "DEBUG" if verbose > 1 else "INFO"
+    configure_logging(level)
 
 
 # One module per area; each exposes ``register(group)``.
@@ -50,6 +98,7 @@ _COMMAND_MODULES = (
     "retention_cmds",
     "simulate_cmd",
     "storage_cmds",
+    "version_cmd",
 )
 
 

@@ -2,60 +2,32 @@
 
 from __future__ import annotations
 
-import dataclasses
 import logging
-import os
 import sys
 from pathlib import Path
 from typing import Any
 
 import click
 
-from ..config import ArchiverConfig
 from ._common import (
     ExitCode,
     bucket_option,
     catalog_option,
+    cli_env,
+    debt_ids_arguments,
     emit_json,
     handle_errors,
     json_option,
+    load_config,
+    open_cli_catalog,
+    open_cli_store,
     printable,
+    profile_option,
+    s3_options,
 )
 from .progress import progress_display
 
 log = logging.getLogger("archiver")
-
-
-def _config(**overrides: Any) -> ArchiverConfig:
-    base = ArchiverConfig.from_env(os.environ)
-    return dataclasses.replace(base, **{k: v for k, v in overrides.items() if v is not None})
-
-
-def _read_debt_ids(debt_ids: tuple[str, ...], debts_file: str | None) -> list[str]:
-    """Ids from the arguments and the file (one per line, '#' comments, blank lines skipped),
-    in order, without duplicates."""
-    ids = list(debt_ids)
-    if debts_file:
-        try:
-            if debts_file == "-":
-                text = sys.stdin.read()
-            else:
-                with open(debts_file, encoding="utf-8") as fh:
-                    text = fh.read()
-        except UnicodeDecodeError as exc:
-            raise click.BadParameter(
-                f"{debts_file} is not UTF-8 text (byte {exc.start})", param_hint="--debts-file"
-            ) from None
-        except OSError as exc:
-            raise click.BadParameter(
-                f"cannot read {debts_file}: {exc.strerror}", param_hint="--debts-file"
-            ) from None
-        for raw in text.splitlines():
-            line = raw.strip()
-            if line and not line.startswith("#"):
-                ids.append(line)
-    seen: set[str] = set()
-    return [i for i in ids if not (i in seen or seen.add(i))]  # type: ignore[func-returns-value]
 
 
 def _api_event_logger(event: Any) -> None:
@@ -77,9 +49,9 @@ def register(group: click.Group) -> None:
 
 
 @click.command()
-@click.argument("debt_ids", nargs=-1)
-@click.option("--debts-file", help="File with one debt id per line ('-' for stdin).")
+@debt_ids_arguments
 @bucket_option
+@s3_options
 @click.option(
     "--policy",
     envvar="ARCHIVER_POLICY",
@@ -100,7 +72,6 @@ def register(group: click.Group) -> None:
 @json_option
 def archive(
     debt_ids: tuple[str, ...],
-    debts_file: str | None,
     bucket: str | None,
     policy: str | None,
     concurrency: int,
@@ -118,22 +89,21 @@ def archive(
     2 usage error.
 
     \b
-    Example:
-      export ARCHIVER_BUCKET=evidence AWS_ENDPOINT_URL_S3=http://127.0.0.1:8333
-      export GETBILL_CLIENT_ID=... GETBILL_CLIENT_SECRET=...
-      archiver archive xyz789ghi012 abc123def456 --policy us-cfpb-reg-f --json
+    Example (with `archiver s3-server --bucket evidence` and `archiver simulate` running in
+    other shells, and the variables they print exported here):
+      archiver archive aoqawrflg37x skviuvd0ydec --policy us-cfpb-reg-f --json
       archiver archive --debts-file debts.txt --concurrency 8
     """
     from archiver.getbill.settings import ApiSettings
 
     from ..wiring import open_archiver
 
-    ids = _read_debt_ids(debt_ids, debts_file)
+    ids = list(debt_ids)
     if not ids:
         raise click.UsageError("give at least one DEBT_ID or --debts-file")
-    cfg = _config(bucket=bucket, policy=policy, concurrency=concurrency, catalog=catalog)
+    cfg = load_config(bucket=bucket, policy=policy, concurrency=concurrency, catalog=catalog)
     with handle_errors():
-        api_settings = ApiSettings.from_env(os.environ)
+        api_settings = ApiSettings.from_env(cli_env())
         show_progress = sys.stderr.isatty() and not as_json
         with (
             progress_display(show_progress) as on_event,
@@ -182,9 +152,10 @@ def _print_debt(debt: Any) -> None:
 
 
 @click.command()
-@click.argument("debt_ids", nargs=-1)
+@debt_ids_arguments
 @click.option("--all", "all_debts", is_flag=True, help="Verify every debt in the bucket.")
 @bucket_option
+@s3_options
 @click.option("--no-dossier", is_flag=True, help="Skip re-rendering stored dossiers.")
 @click.option(
     "--stale-after",
@@ -206,7 +177,7 @@ def verify(
 ) -> None:
     """Prove that what is archived is complete and unaltered.
 
-    Checks the manifest chain (contiguous sequences, each ``previous`` equal to the SHA-256 of
+    Checks the manifest chain (contiguous sequences, each "previous" equal to the SHA-256 of
     the stored bytes), that every object exists with its size and SHA-256 (re-hashed by
     streaming) under a lock at least as strong as the manifest says, and that each stored
     dossier equals a re-render. Multipart uploads an interrupted run left behind (older than
@@ -215,7 +186,7 @@ def verify(
 
     \b
     Example:
-      archiver verify xyz789ghi012
+      archiver verify aoqawrflg37x
       archiver verify --all --json
       archiver verify --all --repair
     """
@@ -225,12 +196,10 @@ def verify(
     from archiver.audit.verify import verify_debt
     from archiver.manifest.reader import debts_in_bucket
 
-    from ..wiring import open_store
-
     if not debt_ids and not all_debts:
         raise click.UsageError("give DEBT_ID... or --all")
     with handle_errors():
-        store = open_store(_config(bucket=bucket).bucket)
+        store = open_cli_store(bucket)
         store.check_bucket()
         age = timedelta(hours=stale_after)
         ids = list(debt_ids) or sorted(
@@ -282,27 +251,33 @@ def verify(
 
 @click.command()
 @click.argument("debt_id", required=False)
+@bucket_option
+@profile_option
 @catalog_option
 @json_option
-def status(debt_id: str | None, catalog: Path, as_json: bool) -> None:
+def status(debt_id: str | None, bucket: str | None, catalog: Path | None, as_json: bool) -> None:
     """Show what the catalog knows: per debt, the latest manifest, counts, problems, holds.
 
     A debt on legal hold says ON HOLD with its open matters (in the order they were opened);
-    --json gives them as ``open_matters``.
+    --json gives them as open_matters.
+    The catalog is the bucket's own (or --catalog); the first line names both. Nothing is
+    created: a missing catalog is an error (exit 2), `archiver reindex` builds it from S3.
 
     \b
     Example:
-      archiver status
-      archiver status xyz789ghi012 --json
+      archiver status --bucket evidence
+      archiver status aoqawrflg37x --json
     """
-    from archiver.catalog.db import Catalog
-
     with handle_errors():
-        rows = Catalog.open(_config(catalog=catalog).catalog).status(debt_id)
+        cat = open_cli_catalog(catalog, bucket, write=False)
+        rows = cat.status(debt_id)
+        known = cat.bucket()
+        path = load_config(bucket=bucket, catalog=catalog).catalog_path()
     if as_json:
         for row in rows:
-            emit_json(row)
+            emit_json({**row, "bucket": known})
         return
+    click.echo(f"bucket {known or '(not recorded yet)'}, catalog {path}")
     if not rows:
         click.echo("nothing archived yet" + (f" for {debt_id}" if debt_id else ""))
         return
@@ -321,25 +296,33 @@ def status(debt_id: str | None, catalog: Path, as_json: bool) -> None:
 
 @click.command()
 @bucket_option
+@s3_options
 @catalog_option
+@click.option(
+    "--switch-bucket",
+    is_flag=True,
+    help="Rebuild even a catalog that indexes another bucket (it is emptied first and then "
+    "belongs to this one).",
+)
 @json_option
-def reindex(bucket: str | None, catalog: Path, as_json: bool) -> None:
+def reindex(bucket: str | None, catalog: Path | None, switch_bucket: bool, as_json: bool) -> None:
     """Rebuild the local catalog from the manifests in S3 (S3 is the source of truth).
+
+    The catalog is the bucket's own (or --catalog, created if missing). A catalog that
+    indexes another bucket is refused (exit 2) unless --switch-bucket.
 
     \b
     Example:
-      ARCHIVER_BUCKET=evidence archiver reindex --catalog archiver-catalog.db
+      archiver reindex --bucket evidence
+      archiver reindex --bucket evidence --catalog /srv/archiver/evidence.db --json
     """
-    from archiver.catalog.db import Catalog
     from archiver.catalog.reindex import reindex as do_reindex
 
-    from ..wiring import open_store
-
     with handle_errors():
-        cfg = _config(bucket=bucket, catalog=catalog)
-        store = open_store(cfg.bucket)
+        store = open_cli_store(bucket)
         store.check_bucket()
-        result = do_reindex(Catalog.open(cfg.catalog), store)
+        cat = open_cli_catalog(catalog, bucket, write=True, switch_bucket=switch_bucket)
+        result = do_reindex(cat, store)
     data = result.to_dict()
     if as_json:
         emit_json(data)

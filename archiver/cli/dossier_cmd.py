@@ -16,6 +16,8 @@ from ._common import (
     emit_json,
     handle_errors,
     json_option,
+    open_cli_store,
+    s3_options,
 )
 
 
@@ -45,6 +47,7 @@ def register(group: click.Group) -> None:
     "with it, byte for byte.",
 )
 @bucket_option
+@s3_options
 @json_option
 def dossier(
     debt_id: str,
@@ -67,14 +70,13 @@ def dossier(
 
     \b
     Example:
-      archiver dossier xyz789ghi012 -o dossier.pdf
-      archiver dossier xyz789ghi012 --sequence 2 -o dossier-2.pdf --bucket evidence
+      archiver dossier aoqawrflg37x -o dossier.pdf
+      archiver dossier aoqawrflg37x --sequence 2 -o dossier-2.pdf --bucket evidence
     """
     from ..dossier import load_dossier_input, render_dossier
-    from ..wiring import open_store
 
     with handle_errors():
-        store = open_store(bucket)
+        store = open_cli_store(bucket)
         try:
             inp = load_dossier_input(store, debt_id, sequence, later_events=not as_archived)
         except IntegrityError as exc:

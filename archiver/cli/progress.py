@@ -1,75 +1,208 @@
-"""The progress display of archive runs on stderr, shared by ``archive`` and ``demo``."""
+"""The progress display of archive runs on stderr, shared by ``archive`` and ``demo``.
+
+On a terminal it draws three bars: debts (the total is known from the start: ``0/6``, with the
+debt and step in progress, the dossier included), media files, and bytes with rate and ETA.
+Media sizes are only known once downloaded, so the bytes total is an estimate: what is
+stored plus the files still to come at the mean size so far. Each debt's result is printed
+as it finishes; the bars are removed at the end, so no stale line stays behind.
+"""
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
+
+from rich.console import Console, RenderableType
+from rich.filesize import decimal
+from rich.markup import escape
+from rich.progress import (
+    BarColumn,
+    DownloadColumn,
+    MofNCompleteColumn,
+    Progress,
+    ProgressColumn,
+    Task,
+    TaskID,
+    TextColumn,
+    TimeRemainingColumn,
+    TransferSpeedColumn,
+)
+from rich.text import Text
 
 from archiver.archive.results import ArchiveEvent, ArchiveEventKind
 
-from ._common import printable
+from ._common import printable, progress_wanted
 
-__all__ = ["progress_display"]
+__all__ = ["RunProgress", "progress_display"]
 
 
 @contextmanager
-def progress_display(enabled: bool) -> Iterator[Callable[[ArchiveEvent], None]]:
-    """A rich progress display on stderr (debts, files, bytes), or a no-op callback."""
-    if not enabled:
+def progress_display(
+    enabled: bool, *, console: Console | None = None
+) -> Iterator[Callable[[ArchiveEvent], None]]:
+    """A progress display on stderr (or ``console``) when ``enabled`` and neither -q nor
+    --no-progress was given; otherwise a callback that does nothing."""
+    if not progress_wanted(enabled):
         yield lambda event: None
         return
-    from rich.console import Console
-    from rich.markup import escape
-    from rich.progress import (
-        BarColumn,
-        MofNCompleteColumn,
-        Progress,
-        TextColumn,
-        TimeElapsedColumn,
-    )
+    display = RunProgress(console or Console(stderr=True))
+    with display:
+        yield display.on_event
 
-    console = Console(stderr=True)
-    with Progress(
-        TextColumn("[bold]{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TextColumn("{task.fields[extra]}"),
-        TimeElapsedColumn(),
-        console=console,
-        transient=False,
-    ) as progress:
-        debts = progress.add_task("debts", total=None, extra="")
-        files = progress.add_task("files", total=0, extra="")
-        state = {"bytes": 0, "reused": 0}
 
-        def on_event(event: ArchiveEvent) -> None:
-            match event.kind:
-                case ArchiveEventKind.DEBT_STARTED:
-                    progress.update(debts, extra=escape(printable(event.debt_id)))
-                case ArchiveEventKind.DEBT_DONE:
-                    progress.advance(debts)
-                case ArchiveEventKind.MEDIA_PLANNED:
-                    task = progress.tasks[files]
-                    progress.update(files, total=(task.total or 0) + event.count)
-                case ArchiveEventKind.MEDIA_REUSED:
-                    state["reused"] += event.count
-                case ArchiveEventKind.MEDIA_STORED:
-                    state["bytes"] += event.size
-                    progress.advance(files)
-                    progress.update(
-                        files,
-                        extra=f"{state['bytes'] / 1e6:,.1f} MB stored, {state['reused']} reused",
-                    )
-                case ArchiveEventKind.MEDIA_FAILED:
-                    progress.advance(files)
-                    console.print(
-                        f"[yellow]media failed[/] {escape(printable(event.debt_id))}: "
-                        f"{escape(printable(event.message, 300))}"
-                    )
-                case ArchiveEventKind.LOG:
-                    console.print(
-                        f"{escape(printable(event.debt_id))}: "
-                        f"{escape(printable(event.message, 300))}"
-                    )
+@dataclass
+class _DebtTally:
+    stored: int = 0
+    stored_bytes: int = 0
+    reused: int = 0
+    failed: int = 0
 
-        yield on_event
+
+class RunProgress:
+    """Turns the run events of an archive run into bars and per-debt result lines.
+
+    Events may come from any thread of the run. ``auto_refresh=False`` draws only on
+    :meth:`refresh`, and ``get_time`` replaces the monotonic clock of rates and ETAs (tests).
+    """
+
+    def __init__(
+        self,
+        console: Console,
+        *,
+        auto_refresh: bool = True,
+        get_time: Callable[[], float] | None = None,
+    ) -> None:
+        self.console = console
+        self.progress: Progress = Progress(
+            TextColumn("[bold]{task.description}"),
+            BarColumn(),
+            _AmountColumn(),
+            _RateColumn(),
+            TimeRemainingColumn(),
+            TextColumn("{task.fields[step]}"),
+            console=console,
+            transient=True,
+            auto_refresh=auto_refresh,
+            get_time=get_time,
+        )
+        self.debts = self.progress.add_task("debts", total=None, step="", unit="count")
+        self.files = self.progress.add_task("media", total=0, step="", unit="count")
+        self.bytes = self.progress.add_task("bytes", total=None, step="", unit="bytes")
+        self._lock = threading.Lock()
+        self._tallies: dict[str, _DebtTally] = {}
+        self._files_done = 0
+        self._bytes_done = 0
+
+    def __enter__(self) -> RunProgress:
+        self.progress.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.progress.stop()
+
+    def refresh(self) -> None:
+        """Draw the bars now."""
+        self.progress.refresh()
+
+    def on_event(self, event: ArchiveEvent) -> None:
+        """Update the display for one run event."""
+        with self._lock:
+            self._handle(event)
+
+    def _handle(self, event: ArchiveEvent) -> None:
+        debt = escape(printable(event.debt_id)) if event.debt_id else ""
+        tally = self._tallies.setdefault(event.debt_id or "", _DebtTally())
+        match event.kind:
+            case ArchiveEventKind.RUN_STARTED:
+                self.progress.update(self.debts, total=event.count)
+            case ArchiveEventKind.DEBT_STARTED:
+                self.progress.update(self.debts, step=f"{debt}: listing followups")
+            case ArchiveEventKind.MEDIA_PLANNED:
+                total = (self._task(self.files).total or 0) + event.count
+                self.progress.update(self.files, total=total)
+                self.progress.update(self.debts, step=f"{debt}: media")
+                self._estimate_bytes()
+            case ArchiveEventKind.MEDIA_REUSED:
+                tally.reused += event.count
+            case ArchiveEventKind.MEDIA_STORED:
+                tally.stored += 1
+                tally.stored_bytes += event.size
+                self._files_done += 1
+                self._bytes_done += event.size
+                self.progress.advance(self.files)
+                self.progress.update(self.bytes, completed=self._bytes_done)
+                self._estimate_bytes()
+            case ArchiveEventKind.MEDIA_FAILED:
+                tally.failed += 1
+                self._files_done += 1
+                self.progress.advance(self.files)
+                self._estimate_bytes()
+                self.console.print(
+                    f"[yellow]media failed[/] {debt}: {escape(printable(event.message, 300))}"
+                )
+            case ArchiveEventKind.DOSSIER_STARTED:
+                self.progress.update(self.debts, step=f"{debt}: dossier #{event.count}")
+            case ArchiveEventKind.DEBT_DONE:
+                self.progress.advance(self.debts)
+                self.progress.update(self.debts, step="")
+                self.console.print(_result_line(debt, event.message, tally))
+            case ArchiveEventKind.LOG:
+                self.console.print(f"{debt}: {escape(printable(event.message, 300))}")
+
+    def _task(self, task_id: TaskID) -> Task:
+        return next(t for t in self.progress.tasks if t.id == task_id)
+
+    def _estimate_bytes(self) -> None:
+        # Sizes are known only once downloaded: the files still to come count at the mean.
+        files_total = int(self._task(self.files).total or 0)
+        stored = sum(t.stored for t in self._tallies.values())
+        if not stored:
+            total = None if files_total > self._files_done else self._bytes_done
+        else:
+            remaining = max(0, files_total - self._files_done)
+            total = self._bytes_done + remaining * self._bytes_done // stored
+        # Set on the task itself: Progress.update(total=...) would forget the samples the
+        # rate and ETA are computed from, and the estimate moves with every file.
+        self._task(self.bytes).total = total
+
+
+_STATUS_STYLE = {"archived": "green", "unchanged": "green", "planned": "cyan"}
+
+
+def _result_line(debt: str, status: str, tally: _DebtTally) -> str:
+    style = _STATUS_STYLE.get(status, "yellow" if status == "partial" else "red")
+    parts = [f"{tally.stored} media stored ({_size(tally.stored_bytes)})"]
+    if tally.reused:
+        parts.append(f"{tally.reused} reused")
+    if tally.failed:
+        parts.append(f"{tally.failed} failed")
+    return f"[{style}]{status or 'done'}[/] {debt}: " + ", ".join(parts)
+
+
+def _size(count: int) -> str:
+    return str(decimal(count))
+
+
+class _AmountColumn(ProgressColumn):
+    """``3/6`` for counted tasks, ``1.2/4.0 MB`` for the bytes task."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._bytes = DownloadColumn()
+        self._count = MofNCompleteColumn()
+
+    def render(self, task: Task) -> RenderableType:
+        return (self._bytes if task.fields.get("unit") == "bytes" else self._count).render(task)
+
+
+class _RateColumn(ProgressColumn):
+    """The transfer rate of the bytes task (nothing for the others)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._speed = TransferSpeedColumn()
+
+    def render(self, task: Task) -> RenderableType:
+        return self._speed.render(task) if task.fields.get("unit") == "bytes" else Text("")

@@ -17,10 +17,14 @@ from ._common import (
     ExitCode,
     bucket_option,
     catalog_option,
+    debt_ids_arguments,
     emit_json,
     handle_errors,
     json_option,
+    open_cli_catalog,
+    open_cli_store,
     policy_registry,
+    s3_options,
 )
 
 
@@ -41,15 +45,13 @@ actor_option = click.option(
 
 
 def _store(bucket: str | None) -> Any:
-    from ..wiring import open_store
-
-    return open_store(bucket)
+    return open_cli_store(bucket)
 
 
-def _catalog(path: Path) -> Any:
-    from archiver.catalog.db import Catalog
-
-    return Catalog.open(path)
+def _catalog(path: Path | None) -> Any:
+    # The bucket of this command decides the default catalog (and is checked against it).
+    bucket = click.get_current_context().params.get("bucket")
+    return open_cli_catalog(path, bucket, write=True)
 
 
 def _need(value: str | None, option: str) -> str:
@@ -62,7 +64,7 @@ def _matters(names: list[str]) -> str:
     return ", ".join(names) if names else "none"
 
 
-def _report_hold(result: HoldResult, as_json: bool) -> None:
+def _report_hold(result: HoldResult, as_json: bool) -> ExitCode:
     if as_json:
         emit_json(result.to_dict())
     else:
@@ -108,7 +110,7 @@ def _report_hold(result: HoldResult, as_json: bool) -> None:
                 "No release event written: the debt stays on hold until every hold is lifted.",
                 err=True,
             )
-    sys.exit(ExitCode.PARTIAL if result.refused else ExitCode.OK)
+    return ExitCode.PARTIAL if result.refused else ExitCode.OK
 
 
 def _matter_to_release(store: Any, debt_id: str) -> str | None:
@@ -132,9 +134,9 @@ def _run_hold(
     reason: str,
     actor: str,
     bucket: str | None,
-    catalog: Path,
+    catalog: Path | None,
     as_json: bool,
-) -> None:
+) -> ExitCode:
     from archiver.retention.events import DEFAULT_MATTER
     from archiver.retention.holds import place_hold, release_hold
 
@@ -163,18 +165,26 @@ def _run_hold(
                 actor=said_actor,
                 catalog=_catalog(catalog),
             )
-    _report_hold(result, as_json)
+    return _report_hold(result, as_json)
+
+
+def _run_holds(action: str, debt_ids: tuple[str, ...], *args: Any) -> None:
+    """Each debt in turn, each reported as it is done; the exit code is the worst of them."""
+    if not debt_ids:
+        raise click.UsageError("give at least one DEBT_ID or --debts-file")
+    sys.exit(max(_run_hold(action, debt_id, *args) for debt_id in debt_ids))
 
 
 def _hold_options(matter_help: str) -> Any:
     def decorate(fn: Any) -> Any:
         for option in reversed(
             [
-                click.argument("debt_id"),
+                debt_ids_arguments,
                 click.option("--matter", help=matter_help),
                 click.option("--reason", required=True, help="Why (case number, dispute ref...)."),
                 actor_option,
                 bucket_option,
+                s3_options,
                 catalog_option,
                 json_option,
             ]
@@ -191,15 +201,15 @@ def _hold_options(matter_help: str) -> Any:
     "Each matter is held and released on its own."
 )
 def hold(
-    debt_id: str,
+    debt_ids: tuple[str, ...],
     matter: str | None,
     reason: str,
     actor: str,
     bucket: str | None,
-    catalog: Path,
+    catalog: Path | None,
     as_json: bool,
 ) -> None:
-    """Put a legal hold on every stored version of DEBT_ID for a matter (a dispute is open).
+    """Put a legal hold on every stored version of each DEBT_ID for a matter (a dispute).
 
     Every object of the debt (records, media, debt records, manifests, dossiers, events) gets
     S3 legal hold ON, so nothing can delete it, not even with governance bypass, until every
@@ -214,8 +224,9 @@ def hold(
     Example:
       archiver hold D-1042 --matter CFPB-2026-118 --reason "Complaint CFPB-2026-118 received" \\
         --bucket evidence
+      archiver hold --debts-file disputed.txt --matter CFPB-2026-118 --reason "Complaint"
     """
-    _run_hold("hold", debt_id, matter, reason, actor, bucket, catalog, as_json)
+    _run_holds("hold", debt_ids, matter, reason, actor, bucket, catalog, as_json)
 
 
 @click.command("release")
@@ -223,15 +234,15 @@ def hold(
     "The matter to release (default: the only open one; required when several are open)."
 )
 def release(
-    debt_id: str,
+    debt_ids: tuple[str, ...],
     matter: str | None,
     reason: str,
     actor: str,
     bucket: str | None,
-    catalog: Path,
+    catalog: Path | None,
     as_json: bool,
 ) -> None:
-    """Release one matter of DEBT_ID (that dispute is closed).
+    """Release one matter of each DEBT_ID (that dispute is closed).
 
     While other matters stay open the debt stays held: only the release is recorded. When the
     last matter is released, the legal hold is lifted from every stored version and objects
@@ -247,16 +258,16 @@ def release(
     Example:
       archiver release D-1042 --matter CFPB-2026-118 --reason "Complaint closed" --actor j.doe
     """
-    _run_hold("release", debt_id, matter, reason, actor, bucket, catalog, as_json)
+    _run_holds("release", debt_ids, matter, reason, actor, bucket, catalog, as_json)
 
 
 @click.command("purge")
+@debt_ids_arguments
 @click.option(
     "--policy",
     help="Apply this policy (name or TOML file) instead of the one each manifest names "
     "(looked up by name in $ARCHIVER_POLICY_DIR, then among the shipped policies).",
 )
-@click.option("--debt", "debt_ids", multiple=True, help="Only this debt (repeatable).")
 @click.option("--execute", is_flag=True, help="Really delete (default: only report).")
 @click.option(
     "--bypass-governance",
@@ -267,17 +278,18 @@ def release(
 @click.option("--reason", help="Why (recorded in the deletion record; needed with --execute).")
 @actor_option
 @bucket_option
+@s3_options
 @catalog_option
 @json_option
 def purge(
-    policy: str | None,
     debt_ids: tuple[str, ...],
+    policy: str | None,
     execute: bool,
     bypass_governance: bool,
     reason: str | None,
     actor: str,
     bucket: str | None,
-    catalog: Path,
+    catalog: Path | None,
     as_json: bool,
 ) -> None:
     """Delete the object versions past their maximum retention, never those under legal hold.
@@ -288,6 +300,9 @@ def purge(
     policy, reason, actor), then deletes each version. Versions the server refuses to delete
     (still locked, held) are listed with its reason.
 
+    DEBT_ID arguments (or --debts-file) limit the purge to those debts; without them every
+    debt of the bucket is considered.
+
     Exit codes: 0 done, 3 some versions refused, 1 failure.
 
     \b
@@ -295,6 +310,7 @@ def purge(
       archiver purge --policy fr-cnil-call-recording               # dry run
       archiver purge --policy fr-cnil-call-recording --execute \\
         --reason "Monthly CNIL purge" --bucket evidence
+      archiver purge D-1042 D-1043 --policy uk-fca                   # two debts only
     """
     from archiver.retention.purge import execute_purge
     from archiver.retention.purge_plan import plan_purge

@@ -64,6 +64,7 @@ def simulate(
       archiver simulate --port 8765 --url-ttl 3 --error-rate 0.1 --slow 0.2
     """
     # Imported here: the command line starts without the simulator (and httpx).
+    from archiver.devkit.shell import export_lines
     from archiver.devkit.simulator import SimulatorConfig, SimulatorServer
 
     config = SimulatorConfig(
@@ -103,8 +104,12 @@ def simulate(
     ids = sim.debt_ids("A")
     click.echo(f"  debts (A)      {' '.join(ids)}")
     click.echo(f"  debts (B, 403) {' '.join(sim.debt_ids('B'))}")
+    click.echo("In the shell that runs archiver (with an S3 such as `archiver s3-server`):")
+    for line in export_lines(server.archiver_env()):
+        click.echo(f"  {line}")
     if ids:
-        click.echo("Try:")
+        click.echo(f"  archiver archive {' '.join(ids[:2])}")
+        click.echo("Or talk to the API directly:")
         click.echo(
             f"  TOKEN=$(curl -s -d grant_type=client_credentials -d client_id={client.client_id}"
             f" -d client_secret={client.client_secret} {server.base_url}/token"

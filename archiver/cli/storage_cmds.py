@@ -9,11 +9,12 @@ import click
 from archiver.errors import StorageError
 from archiver.store.types import MODES, Mode
 
-from ._common import emit_json, handle_errors, json_option
+from ._common import emit_json, handle_errors, json_option, load_config, s3_options
 
 
 @click.command("init-bucket")
-@click.argument("name")
+@click.argument("name", required=False, envvar="ARCHIVER_BUCKET")
+@s3_options
 @click.option(
     "--mode",
     type=click.Choice(MODES, case_sensitive=False),
@@ -34,9 +35,10 @@ from ._common import emit_json, handle_errors, json_option
 )
 @json_option
 def init_bucket(
-    name: str, mode: str | None, days: int | None, abort_after: int, as_json: bool
+    name: str | None, mode: str | None, days: int | None, abort_after: int, as_json: bool
 ) -> None:
-    """Create the S3 bucket NAME with Object Lock (WORM) enabled.
+    """Create the S3 bucket NAME with Object Lock (WORM) enabled (default: $ARCHIVER_BUCKET,
+    else the config file's bucket).
 
     Object Lock can only be switched on when a bucket is created, so an existing bucket
     without it is refused (exit 1): archives need a new bucket. Running it again on a bucket
@@ -47,23 +49,27 @@ def init_bucket(
     without lifecycle support gets a warning, not an error: `archiver verify --repair`
     aborts such uploads then.
 
-    The S3 endpoint and credentials come from the usual AWS environment: AWS_ENDPOINT_URL_S3
-    (or AWS_ENDPOINT_URL), AWS_PROFILE or AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY, AWS_REGION.
+    The S3 endpoint and credentials come from --endpoint-url, --profile and --region, else
+    the usual AWS environment: AWS_ENDPOINT_URL_S3 (or AWS_ENDPOINT_URL), AWS_PROFILE or
+    AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY, AWS_REGION.
 
     \b
-    Example:
-      AWS_ENDPOINT_URL_S3=http://127.0.0.1:8333 \\
-        archiver init-bucket evidence-2026 --mode COMPLIANCE --days 2190
+    Example (with `archiver s3-server` running in another shell, its variables exported):
+      archiver init-bucket evidence-2026 --mode COMPLIANCE --days 2190
+      ARCHIVER_BUCKET=evidence archiver init-bucket --endpoint-url http://127.0.0.1:8333
     """
     if (mode is None) != (days is None):
         raise click.UsageError("--mode and --days go together (or leave both out)")
     lock_mode = cast(Mode, mode.upper()) if mode else None
     # Imported here: the command line starts without boto3.
-    from archiver.store.objects import ObjectStore
-    from archiver.store.settings import make_s3_client
+    from archiver.wiring import open_configured_store
 
+    cfg = load_config(bucket=name)
+    if not cfg.bucket:
+        raise click.UsageError("give the bucket NAME (or set ARCHIVER_BUCKET)")
+    name = cfg.bucket
     with handle_errors():
-        store = ObjectStore(make_s3_client(), name)
+        store = open_configured_store(cfg)
         store.create_bucket(mode=lock_mode, days=days)
         store.check_bucket()
         default = store.default_retention()

@@ -44,6 +44,16 @@ class DemoEnvironment:
     def store(self) -> ObjectStore:
         return ObjectStore(self.s3.client(), self.config.bucket or DEMO_BUCKET)
 
+    def variables(self) -> dict[str, str]:
+        """Everything ``archiver`` in another shell needs to use these servers: the S3
+        endpoint and its credentials, the bucket and catalog, the simulator and its client."""
+        return {
+            **self.s3.env(),
+            "ARCHIVER_BUCKET": self.config.bucket or DEMO_BUCKET,
+            "ARCHIVER_CATALOG": str(self.config.catalog_path().resolve()),
+            **self.sim.archiver_env(),
+        }
+
 
 @contextmanager
 def demo_environment(
@@ -95,8 +105,13 @@ def run_demo(
     seed: int = 1,
     on_step: Callable[[str], None] = lambda s: None,
     on_event: Callable[[ArchiveEvent], None] | None = None,
+    on_ready: Callable[[DemoEnvironment], None] | None = None,
 ) -> DemoReport:
-    """Run the whole demo in ``workdir`` (dossiers and catalog are left there)."""
+    """Run the whole demo in ``workdir`` (dossiers and catalog are left there).
+
+    ``on_ready``, when given, is called with the running servers once everything is archived
+    and verified; they stop when it returns (``archiver demo --keep-running`` waits there).
+    """
     with demo_environment(workdir, seed=seed) as env:
         report = DemoReport(env.s3.endpoint_url, env.sim.base_url, DEMO_BUCKET)
         on_step(f"SeaweedFS S3 on {env.s3.endpoint_url}; getbill simulator on {env.sim.base_url}")
@@ -134,6 +149,8 @@ def run_demo(
                 out = workdir / f"dossier-{debt_id}.pdf"
                 out.write_bytes(store.read_bytes(latest))
                 report.dossiers.append(out)
+        if on_ready is not None:
+            on_ready(env)
         on_step("stopping the servers")
         return report
 

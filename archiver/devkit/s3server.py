@@ -8,9 +8,10 @@ which a mock cannot.
         s3 = server.client()
         s3.list_buckets()
 
-The server listens on 127.0.0.1 only, on free ports picked at start (each port ``p`` also needs
-``p + 10000`` free for gRPC), with generated credentials, inside its own data folder (a temporary
-one removed at stop unless a folder is given). No telemetry, no admin UI, no WebDAV.
+The server listens on 127.0.0.1 only, on free ports picked at start (or the S3 port given; each
+port ``p`` also needs ``p + 10000`` free for gRPC), with generated credentials, inside its own
+data folder (a temporary one removed at stop unless a folder is given). No telemetry, no admin
+UI, no WebDAV.
 """
 
 from __future__ import annotations
@@ -123,7 +124,9 @@ class LocalS3Server:
         startup_timeout: float = 30.0,
         stop_timeout: float = 5.0,
         weed_binary: Path | None = None,
+        s3_port: int | None = None,
     ) -> None:
+        self._s3_port = s3_port
         self._given_dir = Path(data_dir) if data_dir is not None else None
         self.startup_timeout = startup_timeout
         self.stop_timeout = stop_timeout
@@ -208,7 +211,16 @@ class LocalS3Server:
 
     def _launch(self, weed: Path, help_text: str, tmp: Path, sock_dir: Path) -> None:
         assert self.data_dir is not None
-        ports = dict(zip(_COMPONENTS, _pick_ports(len(_COMPONENTS), set()), strict=True))
+        if self._s3_port is None:
+            picked = _pick_ports(len(_COMPONENTS), set())
+        else:
+            fixed = self._s3_port
+            for port in (fixed, fixed + GRPC_PORT_OFFSET):
+                if not _port_is_free(port):
+                    raise StorageError(f"port {port} on 127.0.0.1 is taken by another program")
+            others = _pick_ports(len(_COMPONENTS) - 1, {fixed, fixed + GRPC_PORT_OFFSET})
+            picked = [others.pop(0) if name != "s3" else fixed for name in _COMPONENTS]
+        ports = dict(zip(_COMPONENTS, picked, strict=True))
         self.ports = ports
         args = [
             str(weed),

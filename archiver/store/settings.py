@@ -9,6 +9,9 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import boto3
 from botocore.config import Config
+from botocore.exceptions import ProfileNotFound
+
+from archiver.errors import ConfigError
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -45,14 +48,16 @@ def make_s3_client(
     *,
     checksum_when_required: bool = True,
     config_options: Mapping[str, Any] | None = None,
+    profile: str | None = None,
     **kw: Any,
 ) -> S3Client:
     """A boto3 S3 client with path addressing and standard retries.
 
     Endpoint, credentials, profile and region come from boto3's own environment
     (AWS_ENDPOINT_URL_S3 / AWS_ENDPOINT_URL, AWS_PROFILE, AWS_ACCESS_KEY_ID, AWS_REGION...)
-    unless ``endpoint_url`` is given. With ``checksum_when_required`` (the default) botocore
-    adds no checksum of its own: we send an explicit ``ChecksumSHA256`` on every upload.
+    unless ``endpoint_url`` or ``profile`` (a named AWS profile; unknown: :class:`ConfigError`)
+    is given. With ``checksum_when_required`` (the default) botocore adds no checksum of its
+    own: we send an explicit ``ChecksumSHA256`` on every upload.
     ``config_options`` go to :class:`botocore.config.Config` over these defaults (e.g.
     ``connect_timeout``, ``retries``). Extra keyword arguments go to ``Session.client`` (e.g.
     ``region_name``, credentials).
@@ -68,7 +73,10 @@ def make_s3_client(
         **(config_options or {}),
     }
     config = Config(**options)
-    session = boto3.session.Session()
+    try:
+        session = boto3.session.Session(profile_name=profile)
+    except ProfileNotFound:
+        raise ConfigError(f"no AWS profile {profile!r} in the AWS config files") from None
     if session.region_name is None and "region_name" not in kw:
         kw["region_name"] = "us-east-1"
     if endpoint_url is not None:

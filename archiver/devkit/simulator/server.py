@@ -62,6 +62,17 @@ class SimulatorServer:
             self.simulator.base_url = self.base_url
         self._thread: threading.Thread | None = None
 
+    def archiver_env(self) -> dict[str, str]:
+        """The variables that point ``archiver`` at this simulator: API URL, the first client's
+        (fictitious) credentials, and media hosts allowing this loopback host."""
+        client = self.simulator.config.clients[0]
+        return {
+            "GETBILL_API_URL": self.base_url,
+            "GETBILL_CLIENT_ID": client.client_id,
+            "GETBILL_CLIENT_SECRET": client.client_secret,
+            "ARCHIVER_MEDIA_HOSTS": self.host,
+        }
+
     def start(self) -> SimulatorServer:
         """Serve in a daemon thread (returns at once)."""
         if self._thread is None:
