@@ -175,7 +175,9 @@ class Planner:
         """Read the previous manifest and the API, hash the records, decide what to reuse.
 
         Media already named by the previous manifest, or left in S3 by an interrupted run
-        (same followup, kind and source), are reused without downloading.
+        (same followup, kind and source), are reused without downloading. Nothing the
+        previous manifest names leaves the snapshot: a followup no longer listed, or a medium
+        its record no longer links to, is carried with its retention (marked when purged).
         """
         stored = latest_manifest(self.store, debt_id)
         prev = PreviousManifest(*stored) if stored else None
@@ -232,6 +234,14 @@ class Planner:
                     plan.reused += 1
                 else:
                     plan.to_fetch.append(MediaFetch(ref, lock))
+            if old is not None:
+                # Media an earlier manifest names that the record no longer links to (the
+                # API dropped the URL) are still stored evidence: they stay, until purged.
+                listed = {(ref.kind, ref.source) for ref in f.media()}
+                for old_m in old.media or []:
+                    if (old_m.kind, old_m.source) not in listed:
+                        entry.media.append(self._carry_media(plan, old_m, f.call_date))
+                        plan.reused += 1
 
         # Followups archived earlier but absent from this listing stay in the snapshot (their
         # evidence is still stored, still retained, still in the dossier), marked as such.
