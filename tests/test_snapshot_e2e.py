@@ -6,6 +6,7 @@ sending, a followup an unsettled listing did not show, a manifest whose PUT answ
 
 from __future__ import annotations
 
+import dataclasses
 import io
 from datetime import UTC, datetime, timedelta
 
@@ -14,6 +15,7 @@ import pytest
 from fixtures_archive import Env, manifest_of
 
 from archiver.audit.verify import verify_debt
+from archiver.common.problems import ProblemKind
 from archiver.common.time import parse_iso
 from archiver.config import ArchiverConfig
 from archiver.store import keys
@@ -77,3 +79,37 @@ def test_a_medium_whose_link_is_dropped_stays_in_the_snapshot(env: Env) -> None:
     # Noticed once: the next run has nothing new.
     (res,) = env.run([debt_id]).debts
     assert res.status == "unchanged"
+
+
+# --------------------------------------------------------------------------- unsettled listings
+
+
+def test_an_unsettled_listing_is_partial_and_marks_no_followup_missing(env: Env) -> None:
+    debt_id = env.debts()[0]  # 10 followups: 4 pages of 3, so insertions shift later pages
+    env.api = dataclasses.replace(env.api, page_limit=3)
+    env.run([debt_id])
+    gone = env.sim.followup_ids(debt_id)[-1]
+    env.sim.remove_followup(gone)  # really gone, but a shifting listing cannot tell
+    env.sim.config.insert_during_listing = 10_000  # 3 more on every pass: never settles
+
+    run = env.run([debt_id])
+    (res,) = run.debts
+    assert run.exit_status == "partial"  # `archiver archive` exits 3
+    assert res.status == "partial" and res.sequence == 2
+    [unstable] = [p for p in res.problems if p["type"] == ProblemKind.LISTING_UNSTABLE.value]
+    assert "may be missing" in unstable["message"]
+    _, second = manifest_of(env.store, debt_id, 2)
+    assert [p["type"] for p in second["problems"]].count("ListingUnstable") == 1
+    carried = next(f for f in second["followups"] if f["id"] == gone)
+    assert "upstream_missing_since" not in carried  # carried as it was, not marked gone
+    assert not any(f.get("upstream_missing_since") for f in second["followups"])
+
+    # Once the listing settles, the followup it lacks is marked missing upstream.
+    env.sim.config.insert_during_listing = 0
+    run = env.run([debt_id])
+    (res,) = run.debts
+    assert run.exit_status == "ok" and res.status == "archived" and res.sequence == 3
+    _, third = manifest_of(env.store, debt_id, 3)
+    marked = {f["id"]: f.get("upstream_missing_since") for f in third["followups"]}
+    assert marked[gone] == third["created_at"]
+    assert [fid for fid, since in marked.items() if since] == [gone]
