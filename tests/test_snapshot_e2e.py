@@ -8,18 +8,23 @@ from __future__ import annotations
 
 import dataclasses
 import io
+import sqlite3
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pypdf
 import pytest
+from botocore.exceptions import ConnectionClosedError
 from fixtures_archive import Env, manifest_of
 
 from archiver.audit.verify import verify_debt
+from archiver.catalog.db import Catalog
+from archiver.common.canonical import sha256_hex
 from archiver.common.problems import ProblemKind
 from archiver.common.time import parse_iso
 from archiver.config import ArchiverConfig
 from archiver.store import keys
-from archiver.wiring import rerender_stored
+from archiver.wiring import open_archiver, rerender_stored
 
 pytestmark = pytest.mark.integration
 
@@ -113,3 +118,68 @@ def test_an_unsettled_listing_is_partial_and_marks_no_followup_missing(env: Env)
     marked = {f["id"]: f.get("upstream_missing_since") for f in third["followups"]}
     assert marked[gone] == third["created_at"]
     assert [fid for fid, since in marked.items() if since] == [gone]
+
+
+# --------------------------------------------------------------------------- lost answers
+
+
+class LostAnswers:
+    """An S3 client whose PutObject answer is lost (a connection error) after the server
+    stored the object, once per key that ``lose`` names; every other call passes through."""
+
+    def __init__(self, client: Any, lose: set[str]) -> None:
+        self._client = client
+        self._lose = set(lose)
+        self.lost: list[str] = []
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._client, name)
+
+    def put_object(self, **kw: Any) -> Any:
+        answer = self._client.put_object(**kw)
+        if kw["Key"] in self._lose:
+            self._lose.discard(kw["Key"])
+            self.lost.append(kw["Key"])
+            raise ConnectionClosedError(endpoint_url=f"{self._client.meta.endpoint_url}/x")
+        return answer
+
+
+def catalog_rows(env: Env, table: str, debt_id: str) -> list[dict[str, Any]]:
+    con = sqlite3.connect(env.config.catalog)
+    con.row_factory = sqlite3.Row
+    try:
+        rows = con.execute(f"select * from [{table}] where debt_id = ?", [debt_id]).fetchall()
+        return [dict(r) for r in rows]
+    finally:
+        con.close()
+
+
+def test_objects_whose_put_answer_was_lost_reach_the_catalog(env: Env) -> None:
+    a, b = env.debts()[0], env.debts()[2]
+    manifest_a, dossier_b = keys.manifest_key(a, 1), keys.dossier_key(b, 1)
+    client = LostAnswers(env.s3.client(), {manifest_a, dossier_b})
+    with open_archiver(env.config, env.api, s3_client=client) as session:
+        first = session.archiver.run([a, b])
+    assert client.lost == [manifest_a, dossier_b]
+    assert [d.status for d in first.debts] == ["failed", "failed"]  # the answers were lost
+    assert env.store.head(manifest_a) is not None and env.store.head(dossier_b) is not None
+
+    # The rerun finds both stored: nothing new to write, and the catalog learns of them.
+    second = env.run([a, b])
+    assert [d.status for d in second.debts] == ["unchanged", "unchanged"]
+    for debt_id in (a, b):
+        stored = env.store.head(keys.manifest_key(debt_id, 1))
+        assert stored is not None
+        [row] = catalog_rows(env, "manifests", debt_id)
+        assert (row["key"], row["version_id"]) == (stored.key, stored.version_id)
+        assert row["sha256"] == sha256_hex(env.store.read_bytes(stored.key))
+        assert row["followups"] == len(env.sim.followup_ids(debt_id)) > 0
+        assert catalog_rows(env, "followups", debt_id)
+        dossier = env.store.head(keys.dossier_key(debt_id, 1))
+        assert dossier is not None
+        [drow] = catalog_rows(env, "dossiers", debt_id)
+        assert (drow["key"], drow["version_id"]) == (dossier.key, dossier.version_id)
+        assert drow["sha256"] == sha256_hex(env.store.read_bytes(dossier.key))
+        assert drow["renderer_version"]
+    [status] = Catalog.open(env.config.catalog).status(a)
+    assert status["sequence"] == 1

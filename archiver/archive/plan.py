@@ -66,6 +66,7 @@ class PreviousManifest:
     key: str
     data: bytes
     manifest: dict[str, Any]
+    version_id: str | None
 
     @property
     def sha256(self) -> str:
