@@ -15,7 +15,6 @@ import httpx
 
 from archiver.archive.pipeline import Archiver, ArchiveSettings
 from archiver.archive.results import ArchiveEvent
-from archiver.catalog.db import Catalog
 from archiver.catalog.recorder import CatalogRecorder
 from archiver.getbill.client import GetbillClient
 from archiver.getbill.settings import ApiSettings
@@ -82,7 +81,7 @@ def rerender_stored(
 class ArchiverSession:
     archiver: Archiver
     store: ObjectStore
-    catalog: Catalog
+    recorder: CatalogRecorder  # keeps the catalog; without one when it is corrupt
     policy: RetentionPolicy
 
 
@@ -110,7 +109,9 @@ def open_archiver(
         if media_http is None:
             media_http = stack.enter_context(media_client(media_settings))
         downloader = MediaDownloader(media_http, media_settings)
-        catalog = Catalog.open(config.catalog)
+        # A corrupt catalog warns once and the run goes on (the catalog is derived from S3).
+        recorder = CatalogRecorder.open(config.catalog)
+        stack.callback(recorder.close)
         archiver = Archiver(
             api=api,
             downloader=downloader,
@@ -123,7 +124,7 @@ def open_archiver(
                 api_base_url=api_settings.base_url,
             ),
             on_event=on_event,
-            subscribers=[CatalogRecorder(catalog)],
+            subscribers=[recorder],
             render_dossier=render_for_archive,
         )
-        yield ArchiverSession(archiver, store, catalog, policy)
+        yield ArchiverSession(archiver, store, recorder, policy)

@@ -332,7 +332,8 @@ def reindex(bucket: str | None, catalog: Path, as_json: bool) -> None:
         cfg = _config(bucket=bucket, catalog=catalog)
         store = open_store(cfg.bucket)
         store.check_bucket()
-        result = do_reindex(Catalog.open(cfg.catalog), store)
+        # A corrupt catalog is kept aside and rebuilt from scratch.
+        result = do_reindex(Catalog.open(cfg.catalog, replace_corrupt=True), store)
     data = result.to_dict()
     if as_json:
         emit_json(data)
