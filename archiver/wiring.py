@@ -48,12 +48,29 @@ def open_configured_store(config: ArchiverConfig) -> ObjectStore:
     return open_store(config.bucket, client)
 
 
-def open_catalog(config: ArchiverConfig, *, write: bool, switch_bucket: bool = False) -> Catalog:
+def _default_catalog_folder(config: ArchiverConfig) -> None:
+    """Create the folder of the default catalog (never a folder the user named)."""
+    if config.catalog is None:
+        path = config.catalog_path()
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise ConfigError(f"cannot create {path.parent}: {exc.strerror}") from None
+
+
+def open_catalog(
+    config: ArchiverConfig,
+    *,
+    write: bool,
+    switch_bucket: bool = False,
+    replace_corrupt: bool = False,
+) -> Catalog:
     """The configured catalog (:meth:`ArchiverConfig.catalog_path`).
 
     Only a command that writes (``write``) creates a missing catalog, and makes it the
     catalog of the configured bucket; a catalog of another bucket is refused unless
     ``switch_bucket``. A reading command gets a :class:`ConfigError` for a missing file.
+    ``replace_corrupt`` (a rebuild from S3 follows) keeps a corrupt file aside.
     """
     path = config.catalog_path()
     if not write and not path.exists():
@@ -61,12 +78,9 @@ def open_catalog(config: ArchiverConfig, *, write: bool, switch_bucket: bool = F
             f"no catalog at {path}: `archiver reindex` builds it from the bucket",
             catalog=str(path),
         )
-    if write and config.catalog is None:
-        try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise ConfigError(f"cannot create {path.parent}: {exc.strerror}") from None
-    catalog = Catalog.open(path)
+    if write:
+        _default_catalog_folder(config)
+    catalog = Catalog.open(path, replace_corrupt=replace_corrupt)
     if write and config.bucket:
         catalog.claim_bucket(config.bucket, switch=switch_bucket)
     elif config.bucket and catalog.bucket() not in (None, config.bucket):
@@ -75,6 +89,19 @@ def open_catalog(config: ArchiverConfig, *, write: bool, switch_bucket: bool = F
             catalog=str(path),
         )
     return catalog
+
+
+def open_recorder(config: ArchiverConfig, *, dry_run: bool = False) -> CatalogRecorder:
+    """The catalog recorder of an archive run: a throwaway in-memory catalog for a dry run
+    (which writes nothing), else the configured catalog, made the bucket's own. A corrupt
+    catalog gives a recorder without one (one warning; the run goes on)."""
+    if dry_run:
+        return CatalogRecorder(Catalog.open(":memory:"))
+    _default_catalog_folder(config)
+    recorder = CatalogRecorder.open(config.catalog_path())
+    if config.bucket:
+        recorder.claim_bucket(config.bucket)
+    return recorder
 
 
 def configured_policy(config: ArchiverConfig) -> RetentionPolicy:
@@ -122,7 +149,7 @@ def rerender_stored(
 class ArchiverSession:
     archiver: Archiver
     store: ObjectStore
-    catalog: Catalog
+    recorder: CatalogRecorder  # keeps the catalog; without one when it is corrupt
     policy: RetentionPolicy
 
 
@@ -154,8 +181,9 @@ def open_archiver(
         if media_http is None:
             media_http = stack.enter_context(media_client(media_settings))
         downloader = MediaDownloader(media_http, media_settings)
-        # A dry run writes nothing, so it neither needs nor creates a catalog file.
-        catalog = Catalog.open(":memory:") if dry_run else open_catalog(config, write=True)
+        # A corrupt catalog warns once and the run goes on (the catalog is derived from S3).
+        recorder = open_recorder(config, dry_run=dry_run)
+        stack.callback(recorder.close)
         archiver = Archiver(
             api=api,
             downloader=downloader,
@@ -168,7 +196,7 @@ def open_archiver(
                 api_base_url=api_settings.base_url,
             ),
             on_event=on_event,
-            subscribers=[CatalogRecorder(catalog)],
+            subscribers=[recorder],
             render_dossier=render_for_archive,
         )
-        yield ArchiverSession(archiver, store, catalog, policy)
+        yield ArchiverSession(archiver, store, recorder, policy)

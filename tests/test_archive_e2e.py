@@ -6,13 +6,16 @@ Everything here goes through sockets: the getbill simulator on 127.0.0.1 and ``w
 from __future__ import annotations
 
 import json
+import logging
 import os
 import signal
 import sqlite3
 import subprocess
 import sys
+import threading
 import time
 from collections import Counter
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -23,8 +26,10 @@ from fixtures_archive import Env, all_versions, manifest_of
 
 from archiver.audit.verify import verify_debt
 from archiver.cli import main
+from archiver.cli._common import LIBRARY_LOGGERS
 from archiver.common.canonical import sha256_hex
 from archiver.config import ArchiverConfig
+from archiver.devkit.simulator import routes as sim_routes
 from archiver.wiring import rerender_stored
 
 pytestmark = pytest.mark.integration
@@ -99,18 +104,36 @@ def test_new_followup_gives_sequence_2_chained_to_1(env: Env) -> None:
 # --------------------------------------------------------------------------- faults
 
 
+class StillClock:
+    """Simulator time that moves only when the test says (``advance``), whatever the load."""
+
+    def __init__(self, now: float) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
 def test_expired_urls_are_refreshed(env: Env) -> None:
     debt_id = env.debts()[0]
-    env.sim.config.url_ttl_s = 2
-
-    # Listing signs URLs valid 2 s; moving the simulator clock 10 s ahead makes every one of
-    # them expired by the time it is fetched, so each media needs GET /followups/{id}.
+    clock = StillClock(time.time())
+    env.sim.clock = clock
+    # The listing signs URLs valid 600 s (beyond the downloader's 30 s margin: it sees no
+    # reason to refresh them early). The first download moves the simulator's time 1000 s
+    # ahead, once: every listed URL has expired when fetched, so each medium needs
+    # GET /followups/{id}; the refreshed URLs stay valid, since that time moves no more.
+    env.sim.config.url_ttl_s = 600
     from archiver.media import download as download_mod
 
     original_download = download_mod.MediaDownloader.download
+    moved = threading.Lock()
 
     def late_download(self: Any, ref: Any, refresh: Any) -> Any:
-        env.clock.advance(10)
+        if moved.acquire(blocking=False):  # the first download only, whichever worker
+            clock.advance(1000)
         return original_download(self, ref, refresh)
 
     download_mod.MediaDownloader.download = late_download  # type: ignore[method-assign]
@@ -126,6 +149,9 @@ def test_expired_urls_are_refreshed(env: Env) -> None:
         r for r in env.sim.requests_to("/external-api/v1/followups/") if "/debt/" not in r.path
     ]
     assert len(refreshes) >= media
+    assert len(refreshes) == media  # one each: a refreshed URL never expires again
+    expired = [r for r in env.sim.requests_to("/media/") if r.status == 403]
+    assert len(expired) == media  # each listed URL was refused once, as expired
 
 
 def test_truncated_body_is_retried(env: Env) -> None:
@@ -194,28 +220,45 @@ def test_unsafe_debt_id_is_refused_clearly(env: Env, bad_id: str) -> None:
 
 
 def test_killed_mid_run_then_rerun_ends_complete_without_duplicates(
-    env: Env, tmp_path: Path
+    env: Env, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     debt_id = env.debts()[0]
     for _ in range(10):
-        env.sim.add_followup(debt_id, type="call", audio_size=150_000)
-    env.sim.config.delay_s = 0.3  # slow answers so the kill lands mid-run
+        held = env.sim.add_followup(debt_id, type="call", audio_size=150_000)
+    # The simulator holds back one recording until the test releases it: the run stores every
+    # other medium, then waits for that one and cannot write its manifest. The test kills it
+    # there, at a known point, whatever the load of the machine.
+    held_path = urlsplit(env.sim.signed_url(held["id"], "audio")).path
+    release = threading.Event()
+    serve_media = sim_routes._media
+
+    def held_back(sim: Any, environ: Any, method: str, path: str) -> Any:
+        if path == held_path and not release.is_set():
+            release.wait(120)
+        return serve_media(sim, environ, method, path)
+
+    monkeypatch.setattr(sim_routes, "_media", held_back)
+    media_count = sum(len(env.sim.media_kinds(f)) for f in env.sim.followup_ids(debt_id))
     cmd = [sys.executable, "-m", "archiver", "archive", debt_id, "--concurrency", "2", "--json"]
     proc = subprocess.Popen(
         cmd, env={**os.environ, **env.cli_env()}, stdout=subprocess.PIPE, stderr=subprocess.PIPE
     )
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        if len(list(env.store.list_keys(f"debts/{debt_id}/media/"))) >= 3:
-            break
-        time.sleep(0.05)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait(timeout=10)
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and proc.poll() is None:
+            if len(list(env.store.list_keys(f"debts/{debt_id}/media/"))) == media_count - 1:
+                break
+            time.sleep(0.05)
+        assert proc.poll() is None, proc.communicate()[1][-3000:]
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=10)
+    finally:
+        release.set()
     stored_before = set(env.store.list_keys(f"debts/{debt_id}/media/"))
     assert stored_before, "the run was killed before it stored anything"
+    assert len(stored_before) == media_count - 1, "the run was killed before the known point"
     assert not list(env.store.list_keys(f"debts/{debt_id}/manifests/")), "killed too late"
 
-    env.sim.config.delay_s = 0
     media_before = Counter(r.path for r in env.sim.requests_to("/media/"))
     (res,) = env.run([debt_id]).debts
     assert res.status == "archived" and res.sequence == 1
@@ -286,20 +329,37 @@ def test_verify_catches_a_tampered_object_and_a_broken_chain(env: Env) -> None:
 # --------------------------------------------------------------------------- secrets
 
 
-def test_no_secret_reaches_storage_catalog_or_logs(env: Env) -> None:
+@pytest.fixture
+def logging_restored() -> Iterator[None]:
+    """The CLI configures logging for the whole process: put it back as it was."""
+    loggers = [logging.getLogger(name) for name in ("", "archiver", *LIBRARY_LOGGERS)]
+    saved = [(lg, lg.level, list(lg.handlers)) for lg in loggers]
+    yield
+    for lg, level, handlers in saved:
+        lg.setLevel(level)
+        lg.handlers[:] = handlers
+
+
+def test_no_secret_reaches_storage_catalog_or_logs(env: Env, logging_restored: None) -> None:
     debts = env.debts()
-    result = CliRunner().invoke(main, ["archive", *debts], env=env.cli_env())
+    result = CliRunner().invoke(
+        main, ["--log-level", "DEBUG", "archive", *debts], env=env.cli_env()
+    )
     assert result.exit_code == 0, result.output
     result2 = CliRunner().invoke(
         main,
-        ["archive", *debts, "--json"],
+        ["--log-level", "DEBUG", "archive", *debts, "--json"],
         env={**env.cli_env(), "GETBILL_CLIENT_ID": "", "GETBILL_TOKEN": "sim-static-token"},
     )
     assert result2.exit_code == 0, result2.output
+    for run in (result, result2):  # the logs were on, the HTTP and S3 libraries' included
+        for logger in ("botocore.endpoint", "httpcore.http11", "httpx"):
+            assert f" {logger}" in run.stderr, f"no log line of {logger}"
     secrets = ["demo-secret", "sim-static-token", "X-Amz-Signature", "X-Amz-Credential"]
     secrets += list(env.sim._tokens)  # every access token the simulator issued
     assert len(secrets) > 4
-    blobs = [result.output.encode(), result2.output.encode(), result.stderr.encode()]
+    blobs = [result.output.encode(), result2.output.encode()]
+    blobs += [result.stderr.encode(), result2.stderr.encode()]
     for v in all_versions(env.store):
         blobs.append(env.store.read_bytes(v.key, v.version_id))
     blobs.append(Path(env.config.catalog).read_bytes())

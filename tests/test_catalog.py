@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import logging
+import sqlite3
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -10,8 +12,11 @@ from typing import Any
 
 import jsonschema
 import pytest
+import sqlite_utils
 
+from archiver.archive.results import ManifestStored
 from archiver.catalog.db import Catalog
+from archiver.catalog.recorder import CatalogRecorder
 from archiver.catalog.reindex import reindex
 from archiver.common.canonical import canonical_sha256, sha256_hex
 from archiver.errors import ConfigError, StorageError
@@ -459,4 +464,103 @@ def test_reindex_failure_keeps_previous_catalog() -> None:
 def test_open_unusable_path_is_a_config_error(tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as info:
         Catalog.open(tmp_path / "no-such-dir" / "catalog.db")
+    assert "no-such-dir" in str(info.value)
+
+
+# --------------------------------------------------------------------------- a damaged file
+
+
+def _filled_catalog(path: Path) -> None:
+    cat = Catalog.open(path)
+    for entry in chain("D1", [{f"F{i}": ["audio"] for i in range(40)}] * 3):
+        record(cat, entry)
+    cat.close()  # the WAL goes back into the file
+
+
+def _corrupt_middle(path: Path) -> None:
+    data = bytearray(path.read_bytes())
+    page = int.from_bytes(data[16:18], "big")
+    pages = len(data) // page
+    assert pages >= 4
+    data[page * (pages // 4) : page * (3 * pages // 4)] = b"\xa5" * (page * (pages // 2))
+    path.write_bytes(bytes(data))
+
+
+def test_open_corrupt_file_is_a_config_error_naming_reindex(tmp_path: Path) -> None:
+    path = tmp_path / "catalog.db"
+    path.write_bytes(b"not a database" * 500)
+    with pytest.raises(ConfigError) as info:
+        Catalog.open(path)
+    assert "corrupt" in str(info.value) and "archiver reindex" in str(info.value)
+
+
+@pytest.mark.parametrize("damage", ["header", "middle"])
+def test_open_replace_corrupt_keeps_the_file_aside(
+    tmp_path: Path, damage: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    path = tmp_path / "catalog.db"
+    _filled_catalog(path)
+    if damage == "header":
+        path.write_bytes(b"\xff" * 100 + path.read_bytes()[100:])
+    else:
+        _corrupt_middle(path)
+    damaged = path.read_bytes()
+    with caplog.at_level(logging.WARNING, logger="archiver"):
+        fresh = Catalog.open(path, replace_corrupt=True)
+    assert fresh.status() == [] and counts(fresh)["manifests"] == 0
+    [kept] = [
+        p
+        for p in tmp_path.iterdir()
+        if ".corrupt-" in p.name and not p.name.endswith(("-wal", "-shm"))
+    ]
+    assert kept.read_bytes() == damaged
+    assert [r.message for r in caplog.records if "was corrupt" in r.message]
+
+
+def test_open_replace_corrupt_leaves_a_sound_catalog_alone(tmp_path: Path) -> None:
+    path = tmp_path / "catalog.db"
+    _filled_catalog(path)
+    assert Catalog.open(path, replace_corrupt=True).status()[0]["debt_id"] == "D1"
+    assert [p.name for p in tmp_path.iterdir() if ".corrupt-" in p.name] == []
+
+
+def test_recorder_of_a_corrupt_catalog_warns_once_and_records_nothing(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    path = tmp_path / "catalog.db"
+    _filled_catalog(path)
+    _corrupt_middle(path)
+    with caplog.at_level(logging.WARNING, logger="archiver"):
+        recorder = CatalogRecorder.open(path)
+        for m, key, _data, sha in chain("D2", [{"F1": ["audio"]}]):
+            recorder(ManifestStored("r1", m, key, sha, "v1"))
+    assert recorder.catalog is None
+    [warning] = caplog.records
+    assert str(path) in warning.message and "`archiver reindex`" in warning.message
+
+
+def test_recorder_that_fails_while_writing_warns_once_and_stops(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    calls: list[str] = []
+
+    class Failing(Catalog):
+        def record_manifest(self, *args: Any, **kw: Any) -> None:
+            calls.append("manifest")
+            raise sqlite3.DatabaseError("database disk image is malformed")
+
+    recorder = CatalogRecorder(Failing(sqlite_utils.Database(memory=True)), path="x.db")
+    entries = chain("D1", [{"F1": []}, {"F1": [], "F2": []}])
+    with caplog.at_level(logging.WARNING, logger="archiver"):
+        for m, key, _data, sha in entries:
+            recorder(ManifestStored("r1", m, key, sha, "v1"))  # never raises
+    assert calls == ["manifest"] and recorder.catalog is None
+    [warning] = caplog.records
+    assert "x.db" in warning.message and "malformed" in warning.message
+    assert "`archiver reindex`" in warning.message
+
+
+def test_recorder_open_unusable_path_is_a_config_error(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError) as info:
+        CatalogRecorder.open(tmp_path / "no-such-dir" / "catalog.db")
     assert "no-such-dir" in str(info.value)

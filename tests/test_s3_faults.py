@@ -512,14 +512,6 @@ def test_a_dossier_that_cannot_be_stored_is_named_exit_3_and_a_rerun_completes(
     rerun_completes(s)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="after a lost answer to the manifest or the dossier PUT the object is stored, but "
-    "the catalog never learns it: the rerun finds the manifest unchanged (Archiver._finish "
-    "records a manifest only when it writes one) and the dossier present (_ensure_dossier "
-    "records a dossier only when it stores one), so `archiver status` omits the debt, or "
-    "shows no dossier, until `archiver reindex`",
-)
 def test_after_lost_answers_a_rerun_brings_the_catalog_up_to_date(
     env: Env, proxy: FaultProxy, s3_client: Any
 ) -> None:

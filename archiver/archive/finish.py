@@ -95,6 +95,13 @@ class Finisher:
             media_bytes_stored=outcome.stored_bytes,
             problems=problems,
         )
+        if prev is not None:
+            # The catalog learns of the manifest this run builds on even when no run could
+            # tell it before (its PUT answer lost, the catalog unusable then).
+            run_id = str(prev.manifest.get("run_id") or self.run_id)
+            self._publish(
+                ManifestStored(run_id, prev.manifest, prev.key, prev.sha256, prev.version_id)
+            )
         if prev is not None and fingerprint(manifest) == fingerprint(prev.manifest):
             # Nothing new: write nothing (but finish a dossier an earlier crash left undone).
             result.status = "partial" if blocking else "unchanged"
@@ -163,7 +170,19 @@ class Finisher:
         if self._render is None:
             return None
         key = keys.dossier_key(plan.debt_id, manifest["sequence"])
-        if self.store.head(key) is not None:
+        found = self.store.head(key)
+        if found is not None:
+            # Stored by an earlier run, which may never have told the catalog.
+            self._publish(
+                DossierStored(
+                    debt_id=plan.debt_id,
+                    sequence=manifest["sequence"],
+                    key=key,
+                    sha256=found.sha256 or sha256_hex(self.store.read_bytes(key, found.version_id)),
+                    version_id=found.version_id,
+                    renderer_version=found.metadata.get("renderer-version", ""),
+                )
+            )
             return key
         self._emit(
             ArchiveEvent(

@@ -20,6 +20,7 @@ from archiver.common.canonical import canonical_sha256, sha256_hex
 from archiver.common.problems import Problem
 from archiver.common.time import iso, parse_iso
 from archiver.errors import ApiAuthError, ApiError
+from archiver.getbill.client import Listing
 from archiver.getbill.records import Debt, Followup, MediaRef
 from archiver.manifest.entries import (
     Extension,
@@ -53,7 +54,7 @@ __all__ = [
 class FollowupSource(Protocol):
     """The part of :class:`archiver.getbill.client.GetbillClient` an archive run needs."""
 
-    def list_followups(self, debt_id: str) -> Any: ...
+    def list_followups(self, debt_id: str) -> Listing[Followup]: ...
     def get_followup(self, followup_id: str) -> Followup: ...
     def get_debt_checked(self, debt_id: str) -> tuple[Debt, list[Any]]: ...
 
@@ -65,6 +66,7 @@ class PreviousManifest:
     key: str
     data: bytes
     manifest: dict[str, Any]
+    version_id: str | None
 
     @property
     def sha256(self) -> str:
@@ -175,7 +177,9 @@ class Planner:
         """Read the previous manifest and the API, hash the records, decide what to reuse.
 
         Media already named by the previous manifest, or left in S3 by an interrupted run
-        (same followup, kind and source), are reused without downloading.
+        (same followup, kind and source), are reused without downloading. Nothing the
+        previous manifest names leaves the snapshot: a followup no longer listed, or a medium
+        its record no longer links to, is carried with its retention (marked when purged).
         """
         stored = latest_manifest(self.store, debt_id)
         prev = PreviousManifest(*stored) if stored else None
@@ -196,12 +200,12 @@ class Planner:
         )
         plan = DebtPlan(
             facts=facts,
-            problems=[
-                Problem.from_exception(p, debt_id=debt_id) for p in getattr(listing, "problems", [])
-            ]
+            problems=[Problem.from_exception(p, debt_id=debt_id) for p in listing.problems]
             + debt_problems,
             debt_unavailable=debt_unavailable,
         )
+        if listing.unstable and listing.unstable_problem is not None:
+            plan.problems.append(listing.unstable_problem)  # blocking: the run is partial
         prev_entries = followup_entries(prev.manifest if prev else None)
         prev_media = media_entries(prev.manifest if prev else None)
         orphans = StoredMedia(self.store, debt_id)
@@ -232,14 +236,25 @@ class Planner:
                     plan.reused += 1
                 else:
                     plan.to_fetch.append(MediaFetch(ref, lock))
+            if old is not None:
+                # Media an earlier manifest names that the record no longer links to (the
+                # API dropped the URL) are still stored evidence: they stay, until purged.
+                listed = {(ref.kind, ref.source) for ref in f.media()}
+                for old_m in old.media or []:
+                    if (old_m.kind, old_m.source) not in listed:
+                        entry.media.append(self._carry_media(plan, old_m, f.call_date))
+                        plan.reused += 1
 
         # Followups archived earlier but absent from this listing stay in the snapshot (their
-        # evidence is still stored, still retained, still in the dossier), marked as such.
+        # evidence is still stored, still retained, still in the dossier), marked as such;
+        # a listing that never settled may simply have missed them, so it marks none.
         for fid, old in prev_entries.items():
             if fid in plan.entries:
                 continue
             call_date = parse_iso(old.call_date)
-            entry = old.updated(upstream_missing_since=old.upstream_missing_since or iso(facts.now))
+            entry = old
+            if not (listing.unstable or old.upstream_missing_since):
+                entry = old.updated(upstream_missing_since=iso(facts.now))
             entry = self._carry_record(plan, entry, old, call_date)
             carried = [self._carry_media(plan, m, call_date) for m in old.media or []]
             entry = entry.updated(media=carried)

@@ -12,6 +12,7 @@ Everything sits behind one :class:`sqlite_utils.Database`, so tests use ``":memo
 from __future__ import annotations
 
 import json
+import logging
 import sqlite3
 from pathlib import Path
 from typing import Any
@@ -21,12 +22,46 @@ import sqlite_utils
 from archiver.catalog.schema import DERIVED_TABLES, LOCAL_TABLES, create_schema
 from archiver.catalog.status import debt_status
 from archiver.common.redact import redact_mapping, strip_query
-from archiver.common.time import iso_from_compact
+from archiver.common.time import compact_stamp, iso_from_compact, utcnow
 from archiver.errors import ConfigError
 from archiver.manifest.entries import DebtEntry, FollowupEntry, MediaEntry
 from archiver.store.keys import EVENT_KEY_RE
 
-__all__ = ["Catalog"]
+__all__ = ["Catalog", "is_corrupt", "set_aside", "unusable"]
+
+log = logging.getLogger(__name__)
+
+# SQLite's primary result codes for a damaged file: "malformed", "file is not a database".
+_CORRUPT_CODES = (sqlite3.SQLITE_CORRUPT, sqlite3.SQLITE_NOTADB)
+
+
+def is_corrupt(exc: BaseException) -> bool:
+    """True when ``exc`` says the catalog file itself is damaged (rebuild it from S3), not
+    that it cannot be reached (a missing folder, no permission, a full disk)."""
+    if not isinstance(exc, sqlite3.DatabaseError):
+        return False
+    return int(getattr(exc, "sqlite_errorcode", 0)) & 0xFF in _CORRUPT_CODES
+
+
+def unusable(path: str | Path, exc: sqlite3.Error) -> ConfigError:
+    """The error of a catalog that cannot be used: corrupt (then `archiver reindex` rebuilds
+    it) or unreachable."""
+    if is_corrupt(exc):
+        return ConfigError(
+            f"the catalog is corrupt ({exc}); `archiver reindex` rebuilds it from S3",
+            catalog=str(path),
+        )
+    return ConfigError(f"cannot open the catalog: {exc}", catalog=str(path))
+
+
+def set_aside(path: Path) -> Path:
+    """Rename a corrupt catalog file (and its WAL files) to ``<name>.corrupt-<time>``."""
+    kept = path.with_name(f"{path.name}.corrupt-{compact_stamp(utcnow())}")
+    for suffix in ("", "-wal", "-shm"):
+        part = path.with_name(path.name + suffix)
+        if part.exists():
+            part.rename(kept.with_name(kept.name + suffix))
+    return kept
 
 
 class Catalog:
@@ -37,17 +72,50 @@ class Catalog:
         create_schema(db)
 
     @classmethod
-    def open(cls, path: str | Path) -> Catalog:
-        """Open (or create) the catalog at ``path``; ``":memory:"`` gives a throwaway one."""
+    def open(cls, path: str | Path, *, replace_corrupt: bool = False) -> Catalog:
+        """Open (or create) the catalog at ``path``; ``":memory:"`` gives a throwaway one.
+
+        A path that cannot be opened, or a corrupt file, is a :class:`ConfigError`. With
+        ``replace_corrupt`` (a rebuild from S3 follows) a corrupt file, one that fails SQLite's
+        quick check included, is kept aside as ``<name>.corrupt-<time>`` and a new, empty
+        catalog takes its place.
+        """
+        try:
+            return cls.connect(path, check=replace_corrupt)
+        except sqlite3.Error as exc:
+            if not (replace_corrupt and is_corrupt(exc)):
+                raise unusable(path, exc) from None
+        kept = set_aside(Path(path))
+        log.warning("the catalog %s was corrupt (kept as %s); starting a new one", path, kept)
+        try:
+            return cls.connect(path)
+        except sqlite3.Error as exc:
+            raise unusable(path, exc) from None
+
+    @classmethod
+    def connect(cls, path: str | Path, *, check: bool = False) -> Catalog:
+        """Like :meth:`open`, but SQLite's own errors are raised as they are; with ``check``,
+        SQLite's quick check runs too (a corrupt file raises :class:`sqlite3.DatabaseError`)."""
         if str(path) == ":memory:":
             return cls(sqlite_utils.Database(memory=True))
+        db = sqlite_utils.Database(path)
         try:
-            db = sqlite_utils.Database(path)
             # WAL lets `archiver status` read while an archive run writes.
             db.enable_wal()
+            if check:
+                found = [row[0] for row in db.execute("pragma quick_check").fetchall()]
+                if found != ["ok"]:
+                    fault = sqlite3.DatabaseError(f"the quick check failed: {found[0]}")
+                    fault.sqlite_errorcode = sqlite3.SQLITE_CORRUPT
+                    raise fault
             return cls(db)
-        except sqlite3.Error as exc:
-            raise ConfigError(f"cannot open the catalog: {exc}", catalog=str(path)) from None
+        except BaseException:
+            db.close()
+            raise
+
+    def close(self) -> None:
+        """Close the connection (the WAL is written back into the file)."""
+        self.db.close()
 
     # -- runs ---------------------------------------------------------------------------------
 

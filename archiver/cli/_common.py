@@ -244,14 +244,21 @@ def open_cli_store(bucket: str | None) -> ObjectStore:
 
 
 def open_cli_catalog(
-    catalog: Path | None, bucket: str | None, *, write: bool, switch_bucket: bool = False
+    catalog: Path | None,
+    bucket: str | None,
+    *,
+    write: bool,
+    switch_bucket: bool = False,
+    replace_corrupt: bool = False,
 ) -> Catalog:
     """The catalog of this command: --catalog, else the bucket's own (created only by
     commands that ``write``); see :func:`archiver.wiring.open_catalog`."""
     from archiver.wiring import open_catalog
 
     cfg = load_config(bucket=bucket, catalog=catalog)
-    return open_catalog(cfg, write=write, switch_bucket=switch_bucket)
+    return open_catalog(
+        cfg, write=write, switch_bucket=switch_bucket, replace_corrupt=replace_corrupt
+    )
 
 
 def policy_registry() -> PolicyRegistry:

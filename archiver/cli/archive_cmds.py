@@ -321,7 +321,10 @@ def reindex(bucket: str | None, catalog: Path | None, switch_bucket: bool, as_js
     with handle_errors():
         store = open_cli_store(bucket)
         store.check_bucket()
-        cat = open_cli_catalog(catalog, bucket, write=True, switch_bucket=switch_bucket)
+        # A corrupt catalog is kept aside and rebuilt from scratch.
+        cat = open_cli_catalog(
+            catalog, bucket, write=True, switch_bucket=switch_bucket, replace_corrupt=True
+        )
         result = do_reindex(cat, store)
     data = result.to_dict()
     if as_json:

@@ -49,22 +49,27 @@ def debts_in_bucket(store: KeyLister) -> list[str]:
     return sorted(found)
 
 
-def _history(store: ObjectStore, debt_id: str) -> tuple[list[str], list[tuple[int, str]]]:
+def _history(
+    store: ObjectStore, debt_id: str
+) -> tuple[list[str], list[tuple[int, str, str | None]]]:
     """One LIST of every version under ``manifests/``: what is wrong with the history (see
-    :func:`manifest_history_problems`), and ``(sequence, key)`` of the manifests in place."""
-    versions: dict[str, list[bool]] = {}
+    :func:`manifest_history_problems`), and ``(sequence, key, version id)`` of the manifests
+    in place."""
+    versions: dict[str, list[tuple[bool, str | None]]] = {}
     for v in store.list_versions(f"{keys.debt_prefix(debt_id)}manifests/"):
-        versions.setdefault(v.key, []).append(v.is_delete_marker)
+        versions.setdefault(v.key, []).append((v.is_delete_marker, v.version_id))
     problems, in_place = [], []
-    for key, markers in sorted(versions.items()):
+    for key, listed in sorted(versions.items()):
+        markers = [marker for marker, _ in listed]
         if any(markers):
             problems.append(f"{key} has a delete marker (someone deleted the manifest)")
         if markers.count(False) > 1:
             problems.append(f"{key} has {markers.count(False)} versions (it was rewritten)")
         parsed = keys.parse_manifest_key(key)
         if parsed and parsed[0] == debt_id and not all(markers):
-            in_place.append((parsed[1], key))
-    return problems, sorted(in_place)
+            version_id = next(vid for marker, vid in listed if not marker)
+            in_place.append((parsed[1], key, version_id))
+    return problems, sorted(in_place, key=lambda item: item[:2])
 
 
 def manifest_history_problems(store: ObjectStore, debt_id: str) -> list[str]:
@@ -77,8 +82,10 @@ def manifest_history_problems(store: ObjectStore, debt_id: str) -> list[str]:
     return _history(store, debt_id)[0]
 
 
-def latest_manifest(store: ObjectStore, debt_id: str) -> tuple[str, bytes, dict[str, Any]] | None:
-    """The newest manifest of a debt in S3: ``(key, bytes, parsed)`` or None.
+def latest_manifest(
+    store: ObjectStore, debt_id: str
+) -> tuple[str, bytes, dict[str, Any], str | None] | None:
+    """The newest manifest of a debt in S3: ``(key, bytes, parsed, version id)`` or None.
 
     Raises :class:`IntegrityError` when the chain has been tampered with (see
     :func:`manifest_history_problems`): a run must never build on, or re-create, a hidden link.
@@ -93,14 +100,14 @@ def latest_manifest(store: ObjectStore, debt_id: str) -> tuple[str, bytes, dict[
         )
     if not stored:
         return None
-    best = stored[-1]
-    data = store.read_bytes(best[1])
+    _, key, version_id = stored[-1]
+    data = store.read_bytes(key, version_id)
     try:
         manifest = json.loads(data)
     except ValueError as exc:
         raise IntegrityError(
             f"the latest manifest is not JSON ({exc}); run `archiver verify`",
-            key=best[1],
+            key=key,
             debt_id=debt_id,
         ) from None
     invalid = validate("manifest", manifest)
@@ -109,7 +116,7 @@ def latest_manifest(store: ObjectStore, debt_id: str) -> tuple[str, bytes, dict[
             "the latest manifest does not match its schema; nothing written. Run "
             f"`archiver verify`: {invalid[0]}",
             problems=[str(e) for e in invalid],
-            key=best[1],
+            key=key,
             debt_id=debt_id,
         )
-    return best[1], data, manifest
+    return key, data, manifest, version_id
