@@ -56,13 +56,13 @@ def dossier(
       archiver dossier xyz789ghi012 -o dossier.pdf
       archiver dossier xyz789ghi012 --sequence 2 -o dossier-2.pdf --bucket evidence
     """
-    from ..dossier import load_dossier_input, render_dossier
-    from ..wiring import open_store
+    from ..dossier import render_dossier
+    from ..wiring import open_store, stored_dossier_input
 
     with handle_errors():
         store = open_store(bucket)
         try:
-            inp = load_dossier_input(store, debt_id, sequence)
+            inp = stored_dossier_input(store, debt_id, sequence)
         except IntegrityError as exc:
             click.echo(f"Error: {exc}", err=True)
             for p in exc.problems:
