@@ -8,19 +8,22 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
+from archiver.archive.finish import DossierRequest, RenderedDossier
 from archiver.archive.pipeline import Archiver, ArchiveSettings
 from archiver.archive.results import ArchiveEvent
 from archiver.catalog.db import Catalog
 from archiver.catalog.recorder import CatalogRecorder
+from archiver.common.redact import strip_query
 from archiver.getbill.client import GetbillClient
 from archiver.getbill.settings import ApiSettings
 from archiver.media.download import MediaDownloader
 from archiver.media.transport import media_client
 from archiver.media.types import DownloadSettings
 from archiver.retention.policies import RetentionPolicy
+from archiver.store import keys
 from archiver.store.objects import ObjectStore
 from archiver.store.settings import make_s3_client
 
@@ -29,6 +32,9 @@ if TYPE_CHECKING:
 
 from archiver.config import ArchiverConfig
 from archiver.errors import ConfigError
+
+if TYPE_CHECKING:  # the dossier package (reportlab) loads only when a dossier is rendered
+    from archiver.dossier import DossierInput
 
 
 def open_store(bucket: str | None, s3_client: Any = None) -> ObjectStore:
@@ -109,39 +115,69 @@ def configured_policy(config: ArchiverConfig) -> RetentionPolicy:
     return config.policy_registry().load(config.policy)
 
 
-def render_for_archive(
-    manifest: dict[str, Any],
-    manifest_key: str,
-    manifest_sha256: str,
-    records: dict[str, dict[str, Any]],
-    debt: dict[str, Any] | None,
-    store: ObjectStore,
-) -> tuple[bytes, str]:
-    """Render a dossier at archive time from in-memory data plus the stored events the
-    manifest accounts for: exactly what :func:`rerender_stored` reads back later."""
+def dossier_location(store: ObjectStore) -> dict[str, str]:
+    """Where the archive is, as a dossier prints it in "How to verify": the bucket and the S3
+    endpoint URL of ``store`` (without credentials or query)."""
+    where = {"bucket": store.bucket}
+    endpoint = getattr(getattr(store.client, "meta", None), "endpoint_url", None)
+    if isinstance(endpoint, str) and endpoint:
+        where["endpoint"] = strip_query(endpoint)
+    return where
+
+
+def render_for_archive(request: DossierRequest) -> RenderedDossier:
+    """Render a dossier at archive time from in-memory data plus the stored events the manifest
+    accounts for: exactly what :func:`rerender_stored` reads back later. The bucket and
+    endpoint it prints are this store's (or, to render a stored dossier again, those its S3
+    metadata names) and are returned as metadata to store with it."""
     from archiver.dossier import RENDERER_VERSION, DossierInput, load_events, render_dossier_bytes
 
-    events = load_events(store, manifest)
+    manifest = request.manifest
+    if request.stored_metadata is None:
+        where = dossier_location(request.store)
+    else:
+        where = {k: v for k, v in request.stored_metadata.items() if k in ("bucket", "endpoint")}
+    events = load_events(request.store, manifest)
     pdf = render_dossier_bytes(
         DossierInput(
             manifest=manifest,
-            manifest_key=manifest_key,
-            manifest_sha256=manifest_sha256,
-            records=records,
-            debt=debt,
+            manifest_key=request.manifest_key,
+            manifest_sha256=request.manifest_sha256,
+            records=request.records,
+            debt=request.debt,
             events=events,
+            bucket=where.get("bucket"),
+            endpoint=where.get("endpoint"),
         )
     )
-    return pdf, RENDERER_VERSION
+    return RenderedDossier(pdf, RENDERER_VERSION, where)
+
+
+def stored_dossier_input(
+    store: ObjectStore, debt_id: str, sequence: int | None = None, *, later_events: bool = False
+) -> DossierInput:
+    """What the dossier of manifest ``sequence`` (the latest when None) is rendered from, read
+    from S3 alone (see :func:`archiver.dossier.load_dossier_input`), with the bucket and
+    endpoint the stored dossier was rendered with, if one is stored: rendering it gives the
+    stored bytes. Without them (no dossier stored, or one stored before dossiers named
+    their bucket) the verify steps say ``$BUCKET``."""
+    from archiver.dossier import load_dossier_input
+
+    inp = load_dossier_input(store, debt_id, sequence, later_events=later_events)
+    stored = store.head(keys.dossier_key(debt_id, inp.manifest["sequence"]))
+    if stored is None:
+        return inp
+    where = stored.metadata
+    return replace(inp, bucket=where.get("bucket"), endpoint=where.get("endpoint"))
 
 
 def rerender_stored(
     manifest: dict[str, Any], manifest_key: str, manifest_sha256: str, store: ObjectStore
 ) -> tuple[bytes, str]:
     """Re-render the dossier of a stored manifest from S3 alone: ``(pdf, renderer version)``."""
-    from archiver.dossier import RENDERER_VERSION, load_dossier_input, render_dossier_bytes
+    from archiver.dossier import RENDERER_VERSION, render_dossier_bytes
 
-    inp = load_dossier_input(store, manifest["debt_id"], manifest["sequence"])
+    inp = stored_dossier_input(store, manifest["debt_id"], manifest["sequence"])
     return render_dossier_bytes(inp), RENDERER_VERSION
 
 

@@ -359,16 +359,17 @@ def test_lifecycle_dossier_is_pdfa_and_reproducible(
 
 def test_ordinary_dossier_bytes_are_unchanged() -> None:
     """Purge/unlisted markers add to the dossier only where present: a manifest without them
-    renders to the bytes renderer 1.2.0 always gives (stored dossiers still verify). 1.1.0
+    renders to the bytes renderer 1.3.0 always gives (stored dossiers still verify). 1.1.0
     moved a table row that fits a page to the next page whole instead of cutting it; 1.2.0
     shows amounts as money, payments, status meanings, open legal-hold matters, every month
-    on the chart's axis, the bucket and endpoint in the verify steps and one version line."""
+    on the chart's axis, the bucket and endpoint in the verify steps and one version line;
+    1.3.0 adds the dossier's receipt and the manifests' previous_dossier to the verify steps."""
     a = make_archive(6)
     pdf = render_dossier_bytes(_input(a))
-    assert RENDERER_VERSION == "1.2.0"
+    assert RENDERER_VERSION == "1.3.0"
     assert sha256_hex(pdf) == (
-        "db1667cad655867408e2ee926b81f52e8b7e8c2389f2dc9d675edc343c3b89a8"
-    ), "ordinary output changed: bump RENDERER_VERSION (and verify.KNOWN_RENDERER_VERSIONS)"
+        "e75d169f5434dc4f933a5746a56abdbf8e27e45480b16c631f5af498ec1a9bc2"
+    ), "ordinary output changed: bump RENDERER_VERSION"
 
 
 # --------------------------------------------------------------------------- properties

@@ -492,12 +492,6 @@ def test_an_object_a_manifest_needs_fails_the_debt_naming_it_and_a_rerun_complet
     rerun_completes(s)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="a dossier PUT that fails after retries, once manifest N is stored, fails the whole "
-    "debt (exit 1, status failed, sequence and manifest_key null) instead of exit 3 naming "
-    "the dossier: Archiver._finish lets _ensure_dossier's StorageError escape",
-)
 @pytest.mark.parametrize("fault", FAULTS)
 def test_a_dossier_that_cannot_be_stored_is_named_exit_3_and_a_rerun_completes(
     env: Env, proxy: FaultProxy, s3_client: Any, fault: Fault

@@ -1,8 +1,9 @@
 """Verification of what is archived: the manifest chain, every object, every lock, the dossiers.
 
 Reads only S3 (never the API, never the catalog). Cheap checks first (the chain, then HEADs),
-then the expensive ones (re-hash every object by streaming, re-render dossiers). Every problem
-is collected and typed; nothing stops at the first one.
+then the expensive ones (re-hash every object and dossier by streaming; with a re-render,
+render each dossier again). Every problem is collected and typed; nothing stops at the first
+one. Dossiers are proven by their receipts and the next manifest (:mod:`archiver.audit.dossiers`).
 
 Multipart uploads under a debt that were started long ago and never completed (a killed
 process) are reported too (:mod:`archiver.audit.uploads`).
@@ -16,11 +17,13 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
+from archiver.audit.dossiers import DossierRerender, check_dossiers
 from archiver.audit.uploads import STALE_UPLOAD_AGE, stale_upload_problems
 from archiver.common.canonical import sha256_hex
 from archiver.common.problems import Problem, ProblemKind
 from archiver.common.time import parse_iso, utcnow
 from archiver.errors import ArchiverError
+from archiver.manifest.chain import UNREAD, ChainFault, ChainFaultKind, ChainLink, chain_faults
 from archiver.manifest.document import all_objects
 from archiver.manifest.reader import manifest_history_problems
 from archiver.retention.events import purged_versions, read_events
@@ -28,10 +31,7 @@ from archiver.retention.holds import hold_active
 from archiver.store import keys
 from archiver.store.objects import ObjectStore
 
-# Every renderer version this tool has shipped (keep in step with
-# archiver.dossier.RENDERER_VERSION): a stored dossier claiming one of them and differing from
-# today's render is a renderer change; any other claim is a mismatch.
-KNOWN_RENDERER_VERSIONS = frozenset({"1.0.0", "1.1.0", "1.2.0"})
+__all__ = ["DebtVerification", "DossierRerender", "verify_debt"]
 
 _STRENGTH = {None: 0, "GOVERNANCE": 1, "COMPLIANCE": 2}
 
@@ -70,21 +70,19 @@ class DebtVerification:
         }
 
 
-# (manifest, manifest_key, manifest_sha256, store) -> (pdf bytes, renderer version)
-DossierRerender = Callable[[dict[str, Any], str, str, ObjectStore], tuple[bytes, str]]
-
-
 def verify_debt(
     store: ObjectStore,
     debt_id: str,
     *,
+    dossiers: bool = True,
     rerender: DossierRerender | None = None,
     on_object: Callable[[int], None] | None = None,
     stale_after: timedelta = STALE_UPLOAD_AGE,
     now: Callable[[], datetime] = utcnow,
 ) -> DebtVerification:
-    """Check one debt completely; see the module docstring. Multipart uploads started more
-    than ``stale_after`` before ``now()`` are stale."""
+    """Check one debt completely; see the module docstring. Without ``dossiers`` the stored
+    dossiers are not checked; ``rerender`` renders each one again too. Multipart uploads
+    started more than ``stale_after`` before ``now()`` are stale."""
     result = DebtVerification(debt_id)
     add = result.problems.append
     try:
@@ -124,68 +122,23 @@ def verify_debt(
         )
         return result
     manifests: list[tuple[str, str, dict[str, Any]]] = []
-    prev: tuple[str, str] | None = None
-    for expected_seq in range(1, max(by_seq) + 1):
-        found_key = by_seq.get(expected_seq)
-        if found_key is None:
-            add(
-                Problem(
-                    ProblemKind.CHAIN_BROKEN,
-                    f"manifest sequence {expected_seq} is missing",
-                    debt_id=debt_id,
-                    key=keys.manifest_key(debt_id, expected_seq),
-                )
-            )
-            prev = None
-            continue
-        key = found_key
+    links: list[ChainLink] = []
+    for seq, key in sorted(by_seq.items()):
         data = store.read_bytes(key)
         sha = sha256_hex(data)
         try:
             manifest = json.loads(data)
         except ValueError as exc:
             add(Problem(ProblemKind.MANIFEST_INVALID, f"not JSON: {exc}", debt_id=debt_id, key=key))
-            prev = (key, sha)
+            links.append(ChainLink(seq, key, sha, UNREAD))  # the chain runs through its bytes
             continue
-        if not _check_manifest_fields(manifest, debt_id, expected_seq, key, add):
-            prev = (key, sha)  # the chain still runs through its bytes
+        if not _check_manifest_fields(manifest, debt_id, seq, key, add):
+            links.append(ChainLink(seq, key, sha, UNREAD))
             continue
-        claimed = manifest.get("previous")
-        if expected_seq == 1:
-            if claimed is not None:
-                add(
-                    Problem(
-                        ProblemKind.CHAIN_BROKEN,
-                        "first manifest names a previous one",
-                        debt_id=debt_id,
-                        key=key,
-                    )
-                )
-        elif prev is not None:
-            if not isinstance(claimed, dict) or claimed.get("key") != prev[0]:
-                add(
-                    Problem(
-                        ProblemKind.CHAIN_BROKEN,
-                        "previous key does not name the prior manifest",
-                        debt_id=debt_id,
-                        key=key,
-                        expected=prev[0],
-                        found=str((claimed or {}).get("key")),
-                    )
-                )
-            elif claimed.get("sha256") != prev[1]:
-                add(
-                    Problem(
-                        ProblemKind.CHAIN_BROKEN,
-                        "previous sha256 does not match the stored bytes of the prior manifest",
-                        debt_id=debt_id,
-                        key=key,
-                        expected=prev[1],
-                        found=str(claimed.get("sha256")),
-                    )
-                )
-        prev = (key, sha)
+        links.append(ChainLink(seq, key, sha, manifest.get("previous")))
         manifests.append((key, sha, manifest))
+    for problem in _chain_problems(chain_faults(links), debt_id):
+        add(problem)
     result.manifests = len(manifests)
 
     # 2. objects: HEAD each (existence, size, lock), then re-hash by streaming
@@ -283,11 +236,58 @@ def verify_debt(
                 )
             )
 
-    # 3. dossiers: stored bytes equal a fresh render of the same manifest
-    if rerender is not None:
-        for mkey, msha, manifest in manifests:
-            _check_dossier(store, debt_id, mkey, msha, manifest, purged, rerender, result)
+    # 3. dossiers: the stored bytes are those their receipt and the next manifest name
+    if dossiers:
+        found = check_dossiers(store, debt_id, manifests, purged, rerender)
+        result.dossiers = found.dossiers
+        result.problems += found.problems
+        result.notices += found.notices
     return result
+
+
+def _chain_problems(faults: list[ChainFault], debt_id: str) -> list[Problem]:
+    """The chain's faults as verify reports them: each missing sequence by its key; a link
+    right after a gap is not checked against the manifest before the gap."""
+    problems = []
+    after_gap = {f.link.sequence for f in faults if f.kind is ChainFaultKind.SEQUENCE_GAP}
+    for fault in faults:
+        link = fault.link
+        match fault.kind:
+            case ChainFaultKind.SEQUENCE_GAP:
+                for missing in range(fault.expected_sequence or 1, link.sequence):
+                    problems.append(
+                        Problem(
+                            ProblemKind.CHAIN_BROKEN,
+                            f"manifest sequence {missing} is missing",
+                            debt_id=debt_id,
+                            key=keys.manifest_key(debt_id, missing),
+                        )
+                    )
+                continue
+            case _ if link.sequence in after_gap:
+                continue
+            case ChainFaultKind.FIRST_NAMES_PREVIOUS:
+                message, expected, found = "first manifest names a previous one", None, None
+            case ChainFaultKind.NAMES_NO_PREVIOUS | ChainFaultKind.KEY_MISMATCH:
+                message = "previous key does not name the prior manifest"
+                expected = fault.before.key if fault.before else None
+                found = str(fault.named.get("key"))
+            case ChainFaultKind.SHA256_MISMATCH:
+                message = "previous sha256 does not match the stored bytes of the prior manifest"
+                expected, found = fault.expected, fault.found
+            case _:  # PREVIOUS_UNKNOWN: every manifest verify reads has known bytes
+                message, expected, found = fault.message, None, None
+        problems.append(
+            Problem(
+                ProblemKind.CHAIN_BROKEN,
+                message,
+                debt_id=debt_id,
+                key=fault.key,
+                expected=expected,
+                found=found,
+            )
+        )
+    return problems
 
 
 def _history(store: ObjectStore, debt_id: str, prefix: str) -> list[Problem]:
@@ -309,84 +309,6 @@ def _history(store: ObjectStore, debt_id: str, prefix: str) -> list[Problem]:
                 )
             )
     return found
-
-
-def _check_dossier(
-    store: ObjectStore,
-    debt_id: str,
-    mkey: str,
-    msha: str,
-    manifest: dict[str, Any],
-    purged: dict[tuple[str, str | None], dict[str, Any]],
-    rerender: DossierRerender,
-    result: DebtVerification,
-) -> None:
-    seq = manifest.get("sequence")
-    if not isinstance(seq, int):
-        return
-    dkey = keys.dossier_key(debt_id, seq)
-    stored = store.head(dkey)
-    if stored is None:
-        if any(k == dkey for k, _ in purged):
-            return  # deleted at its maximum, with a deletion record
-        result.problems.append(
-            Problem(
-                ProblemKind.DOSSIER_MISSING,
-                "no dossier stored for this manifest",
-                debt_id=debt_id,
-                key=dkey,
-            )
-        )
-        return
-    result.dossiers += 1
-    if any(f.get("record_purged") for f in manifest.get("followups", [])):
-        result.notices.append(
-            Problem(
-                ProblemKind.DOSSIER_NOT_RERENDERED,
-                "some records of this manifest were "
-                "purged at their maximum retention, so it cannot be rendered again",
-                debt_id=debt_id,
-                key=dkey,
-            )
-        )
-        return
-    stored_sha, _ = store.sha256_of(dkey)
-    try:
-        pdf, version = rerender(manifest, mkey, msha, store)
-    except ArchiverError as exc:
-        result.problems.append(
-            Problem(
-                ProblemKind.DOSSIER_MISMATCH, f"re-render failed: {exc}", debt_id=debt_id, key=dkey
-            )
-        )
-        return
-    if sha256_hex(pdf) == stored_sha:
-        return
-    stored_version = stored.metadata.get("renderer-version")
-    if stored_version in KNOWN_RENDERER_VERSIONS and stored_version != version:
-        # A later renderer draws the same manifest differently: expected, not tampering.
-        result.notices.append(
-            Problem(
-                ProblemKind.DOSSIER_RENDERER_CHANGED,
-                "stored dossier was rendered by an earlier renderer version; a re-render with "
-                "this version differs, which is expected, not tampering",
-                debt_id=debt_id,
-                key=dkey,
-                expected=stored_version,
-                found=version,
-            )
-        )
-        return
-    result.problems.append(
-        Problem(
-            ProblemKind.DOSSIER_MISMATCH,
-            "stored dossier differs from a re-render of its manifest",
-            debt_id=debt_id,
-            key=dkey,
-            expected=sha256_hex(pdf),
-            found=stored_sha,
-        )
-    )
 
 
 def _check_manifest_fields(

@@ -156,7 +156,12 @@ def _print_debt(debt: Any) -> None:
 @click.option("--all", "all_debts", is_flag=True, help="Verify every debt in the bucket.")
 @bucket_option
 @s3_options
-@click.option("--no-dossier", is_flag=True, help="Skip re-rendering stored dossiers.")
+@click.option("--no-dossier", is_flag=True, help="Do not check the stored dossiers.")
+@click.option(
+    "--rerender",
+    is_flag=True,
+    help="Also render each dossier again and compare (a check of the renderer).",
+)
 @click.option(
     "--stale-after",
     type=click.FloatRange(min=0),
@@ -171,6 +176,7 @@ def verify(
     all_debts: bool,
     bucket: str | None,
     no_dossier: bool,
+    rerender: bool,
     stale_after: float,
     repair: bool,
     as_json: bool,
@@ -180,13 +186,16 @@ def verify(
     Checks the manifest chain (contiguous sequences, each "previous" equal to the SHA-256 of
     the stored bytes), that every object exists with its size and SHA-256 (re-hashed by
     streaming) under a lock at least as strong as the manifest says, and that each stored
-    dossier equals a re-render. Multipart uploads an interrupted run left behind (older than
-    --stale-after) are reported too; --repair aborts them. Every problem is reported, typed.
-    Exit 0 clean (or clean once repaired), 1 problems.
+    dossier has exactly the bytes its receipt and the next manifest name. --rerender also
+    renders each dossier again: a difference is a notice when the stored bytes are proven
+    (a newer renderer or library), a problem when they are not. Multipart uploads an
+    interrupted run left behind (older than --stale-after) are reported too; --repair aborts
+    them. Every problem is reported, typed. Exit 0 clean (or clean once repaired), 1 problems.
 
     \b
     Example:
       archiver verify aoqawrflg37x
+      archiver verify aoqawrflg37x --rerender
       archiver verify --all --json
       archiver verify --all --repair
     """
@@ -205,12 +214,15 @@ def verify(
         ids = list(debt_ids) or sorted(
             set(debts_in_bucket(store)) | debts_with_stale_uploads(store, age)
         )
-        rerender = None
-        if not no_dossier:
+        again = None
+        if rerender and not no_dossier:
             from ..wiring import rerender_stored
 
-            rerender = rerender_stored
-        results = [verify_debt(store, d, rerender=rerender, stale_after=age) for d in ids]
+            again = rerender_stored
+        results = [
+            verify_debt(store, d, dossiers=not no_dossier, rerender=again, stale_after=age)
+            for d in ids
+        ]
         if repair:
             for r in results:
                 repair_stale_uploads(store, r)

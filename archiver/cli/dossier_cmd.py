@@ -73,12 +73,13 @@ def dossier(
       archiver dossier aoqawrflg37x -o dossier.pdf
       archiver dossier aoqawrflg37x --sequence 2 -o dossier-2.pdf --bucket evidence
     """
-    from ..dossier import load_dossier_input, render_dossier
+    from ..dossier import render_dossier
+    from ..wiring import stored_dossier_input
 
     with handle_errors():
         store = open_cli_store(bucket)
         try:
-            inp = load_dossier_input(store, debt_id, sequence, later_events=not as_archived)
+            inp = stored_dossier_input(store, debt_id, sequence, later_events=not as_archived)
         except IntegrityError as exc:
             click.echo(f"Error: {exc}", err=True)
             for p in exc.problems:

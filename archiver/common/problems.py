@@ -37,6 +37,9 @@ class ProblemKind(StrEnum):
     DOSSIER_MISMATCH = "DossierMismatch"
     DOSSIER_RENDERER_CHANGED = "DossierRendererChanged"
     DOSSIER_NOT_RERENDERED = "DossierNotRerendered"
+    DOSSIER_UNPROVEN = "DossierUnproven"
+    DOSSIER_RECEIPT_MISSING = "DossierReceiptMissing"
+    DOSSIER_RECEIPT_INVALID = "DossierReceiptInvalid"
     STALE_UPLOAD = "StaleUpload"
     # dossier: loading what a manifest names
     MANIFEST_NOT_CANONICAL = "ManifestNotCanonical"

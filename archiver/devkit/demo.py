@@ -144,7 +144,8 @@ def run_demo(
         for debt_id in debt_ids:
             latest = None
             for key in store.list_keys(f"debts/{debt_id}/dossiers/"):
-                latest = key
+                if key.endswith(".pdf"):  # not the receipts beside them
+                    latest = key
             if latest:
                 out = workdir / f"dossier-{debt_id}.pdf"
                 out.write_bytes(store.read_bytes(latest))

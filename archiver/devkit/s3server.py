@@ -241,14 +241,15 @@ class LocalS3Server:
         for flag in ("-s3.autoCreateBucket", "-s3.allowDeleteBucketNotEmpty"):
             if _has_flag(help_text, flag):
                 args.append(f"{flag}=false")
+        # Every bucket takes a volume of its own, and by default the volume count is the free
+        # disk space over the volume size (1 GiB): a test session creating a bucket per test
+        # would run out on a disk with less than that many GiB free. Volumes grow as written,
+        # so a fixed count costs no space.
+        if _has_flag(help_text, "-volume.max"):
+            args.append("-volume.max=2000")
         # The pre-stop pause lets a cluster drain a volume server; alone, it only slows stop.
         if _has_flag(help_text, "-volume.preStopSeconds"):
             args.append("-volume.preStopSeconds=0")
-        # Each bucket takes volumes of its own, and the automatic maximum (free disk over the
-        # volume size) stops a test server at about 80 buckets; volumes are not preallocated,
-        # so a higher count costs nothing until data is written.
-        if _has_flag(help_text, "-volume.max"):
-            args.append("-volume.max=1000")
         env = {
             **os.environ,
             "AWS_ACCESS_KEY_ID": self.access_key,

@@ -17,6 +17,8 @@ from reportlab.platypus import (
     Spacer,
 )
 
+from archiver.store import keys
+
 from .blocks import (
     Heading,
     TextFilter,
@@ -275,6 +277,8 @@ def _purges(v: DossierView, t: TextFilter) -> list[Flowable]:
 def how_to_verify(v: DossierView, t: TextFilter) -> list[Flowable]:
     """Section 7: how to check the archive with standard tools (aws, sha256sum, jq)."""
     key = v.manifest_key
+    dossier = keys.dossier_key(v.debt_id, v.sequence)
+    receipt = keys.dossier_receipt_key(v.debt_id, v.sequence)
     # The example must name a medium that is still stored.
     first_media = next((m for m in v.media if m.purged is None), None)
     code = lambda s: Paragraph(t(s), S_CODE)  # noqa: E731
@@ -334,16 +338,27 @@ def how_to_verify(v: DossierView, t: TextFilter) -> list[Flowable]:
         Paragraph(
             "Each archive run writes a new manifest (debts/ID/manifests/00000001.json, "
             "00000002.json, ...). Each manifest names the key and SHA-256 of the one before it "
-            'in its "previous" field; the first has none. Fetch the previous manifest, '
-            "hash it and compare, and repeat down to sequence 1: a removed, replaced or "
-            "reordered manifest breaks the chain.",
+            'in its "previous" field, and of that one\'s dossier in "previous_dossier"; the '
+            "first has none. Fetch the previous manifest, hash it and compare, and repeat "
+            "down to sequence 1: a removed, replaced or reordered manifest breaks the chain.",
             S_BODY,
         ),
-        code("jq -r '.previous.key, .previous.sha256' manifest.json"),
-        Paragraph("5. All at once", S_H2),
+        code("jq -r '.previous.key, .previous.sha256, .previous_dossier.sha256' manifest.json"),
+        Paragraph("5. This dossier", S_H2),
         Paragraph(
-            "getbill-archiver does all of the above for every object of the debt, and also "
-            "re-renders this dossier and compares its bytes:",
+            "A document cannot show its own SHA-256: its receipt, locked beside it, does, and "
+            'so does the next manifest\'s "previous_dossier". A copy of this file is the '
+            "archived dossier if both match.",
+            S_BODY,
+        ),
+        code(f"aws s3api get-object {s3} --key {dossier} dossier.pdf"),
+        code(f"aws s3api get-object {s3} --key {receipt} receipt.json"),
+        code("sha256sum dossier.pdf; jq -r .dossier.sha256 receipt.json    # the same"),
+        Paragraph("6. All at once", S_H2),
+        Paragraph(
+            "getbill-archiver does all of the above for every object and dossier of the debt; "
+            "--rerender also renders each dossier again (a difference from bytes matching "
+            "their receipt means a newer renderer or library):",
             S_BODY,
         ),
         code(

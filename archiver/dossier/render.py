@@ -28,7 +28,7 @@ from .pdfa import PdfMetadata, make_pdfa
 
 # Recorded in the PDF metadata and colophon. Bump on any change that alters the output bytes,
 # so `verify` can tell "rendered by another version" from "tampered with".
-RENDERER_VERSION = "1.2.0"
+RENDERER_VERSION = "1.3.0"
 
 PAGE_SIZE = A4
 MARGIN_X = 18 * mm

@@ -1,5 +1,5 @@
 """The entries of a manifest, typed: one followup (its record and media), one medium, the debt
-record, one retention extension.
+record, one retention extension, the previous manifest's dossier.
 
 Each entry is built in one place (``from_download``, ``from_head``, ``from_followup``,
 ``stored``) and serialised by ``to_json``; ``from_json`` reads one back from a stored manifest.
@@ -25,6 +25,7 @@ if TYPE_CHECKING:  # types only: reading a manifest needs neither HTTP nor S3 cl
 
 __all__ = [
     "DebtEntry",
+    "DossierRef",
     "Extension",
     "FollowupEntry",
     "MediaEntry",
@@ -218,6 +219,21 @@ class DebtEntry(_Entry):
             retention_mode=lock.mode,
             legal_hold=lock.legal_hold,
         )
+
+
+@dataclass
+class DossierRef(_Entry):
+    """A stored dossier by the SHA-256 and size of its exact bytes: a manifest's
+    ``previous_dossier`` and a receipt's ``dossier`` (which also gives the version id)."""
+
+    key: str
+    sha256: str
+    size: int
+    version_id: str | None = field(default=None, metadata=_OPTIONAL)
+
+    def names(self, key: str, sha256: str, size: int) -> bool:
+        """Whether this names the object ``key`` with exactly these bytes."""
+        return (self.key, self.sha256, self.size) == (key, sha256, size)
 
 
 @dataclass(frozen=True)

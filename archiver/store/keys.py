@@ -37,6 +37,12 @@ def dossier_key(debt_id: str, sequence: int) -> str:
     return f"{debt_prefix(debt_id)}dossiers/{sequence:08d}.pdf"
 
 
+def dossier_receipt_key(debt_id: str, sequence: int) -> str:
+    """``debts/{id}/dossiers/{sequence:08d}.receipt.json``: the SHA-256 and size of the dossier
+    of manifest ``sequence``, written right after it (see :mod:`archiver.manifest.receipt`)."""
+    return f"{debt_prefix(debt_id)}dossiers/{sequence:08d}.receipt.json"
+
+
 def event_key(debt_id: str, sequence: int) -> str:
     """``debts/{id}/events/{sequence:08d}.json``: the number alone names the event, so that a
     conditional create claims it (the action is inside the event)."""
