@@ -115,7 +115,8 @@ def archive(
     dossier; all PUTs are conditional, checksummed and locked. A rerun stores only what is new.
 
     Exit codes: 0 archived or unchanged, 3 partial (some media failed; listed), 1 failure,
-    2 usage error.
+    2 usage or configuration error, 130 interrupted (Ctrl-C; the debts done are listed and
+    the summary says so).
 
     \b
     Example:
@@ -124,6 +125,7 @@ def archive(
       archiver archive xyz789ghi012 abc123def456 --policy us-cfpb-reg-f --json
       archiver archive --debts-file debts.txt --concurrency 8
     """
+    from archiver.archive.results import DebtResult, RunResult
     from archiver.getbill.settings import ApiSettings
 
     from ..wiring import open_archiver
@@ -132,27 +134,47 @@ def archive(
     if not ids:
         raise click.UsageError("give at least one DEBT_ID or --debts-file")
     cfg = _config(bucket=bucket, policy=policy, concurrency=concurrency, catalog=catalog)
-    with handle_errors():
-        api_settings = ApiSettings.from_env(os.environ)
-        show_progress = sys.stderr.isatty() and not as_json
-        with (
-            progress_display(show_progress) as on_event,
-            open_archiver(
-                cfg,
-                api_settings,
-                dry_run=dry_run,
-                render_dossiers=not no_dossier,
-                on_event=on_event,
-                on_api_event=_api_event_logger,
-            ) as session,
-        ):
-            run = session.archiver.run(ids)
-    for debt in run.debts:
+    done: list[DebtResult] = []
+
+    def on_result(debt: DebtResult) -> None:
+        # Each debt's line as soon as it is done: a long run shows its progress, and an
+        # interrupted one keeps what it finished.
+        done.append(debt)
         if as_json:
             emit_json(debt.to_json())
         else:
             _print_debt(debt)
+
+    run_id = None
+    interrupted = False
+    with handle_errors():
+        api_settings = ApiSettings.from_env(os.environ)
+        show_progress = sys.stderr.isatty() and not as_json
+        try:
+            with (
+                progress_display(show_progress) as on_event,
+                open_archiver(
+                    cfg,
+                    api_settings,
+                    dry_run=dry_run,
+                    render_dossiers=not no_dossier,
+                    on_event=on_event,
+                    on_api_event=_api_event_logger,
+                ) as session,
+            ):
+                run_id = session.archiver.run_id
+                session.archiver.run(ids, on_result=on_result)
+        except KeyboardInterrupt:
+            interrupted = True
+            click.echo(
+                f"\ninterrupted (Ctrl-C) after {len(done)} of {len(ids)} debt(s); "
+                "a rerun continues where this one stopped",
+                err=True,
+            )
+    run = RunResult(run_id or "", done)
     summary = run.summary()
+    if interrupted:
+        summary.update(status="interrupted", interrupted=True, not_done=len(ids) - len(done))
     if as_json:
         emit_json({"summary": summary})
     else:
@@ -161,7 +183,14 @@ def archive(
             + ", ".join(f"{n} {s}" for s, n in sorted(summary["by_status"].items()))
             + f"; {summary['media_stored']} media stored, {summary['media_reused']} reused, "
             f"{summary['problems']} problem(s)"
+            + (
+                f"; interrupted, {summary['not_done']} debt(s) not done (a rerun continues)"
+                if interrupted
+                else ""
+            )
         )
+    if interrupted:
+        sys.exit(ExitCode.INTERRUPTED)
     sys.exit(
         {"ok": ExitCode.OK, "partial": ExitCode.PARTIAL}.get(run.exit_status, ExitCode.FAILURE)
     )
@@ -210,8 +239,10 @@ def verify(
     the stored bytes), that every object exists with its size and SHA-256 (re-hashed by
     streaming) under a lock at least as strong as the manifest says, and that each stored
     dossier equals a re-render. Multipart uploads an interrupted run left behind (older than
-    --stale-after) are reported too; --repair aborts them. Every problem is reported, typed.
-    Exit 0 clean (or clean once repaired), 1 problems.
+    --stale-after) are reported too; --repair aborts them. Every problem is reported, typed;
+    the last line (a {"summary": ...} line with --json) counts debts and problems, "0 debts in
+    bucket NAME" when there is nothing to verify. Exit 0 clean (or clean once repaired),
+    1 problems, 2 configuration error (no such bucket, no Object Lock, credentials).
 
     \b
     Example:
@@ -231,6 +262,7 @@ def verify(
         raise click.UsageError("give DEBT_ID... or --all")
     with handle_errors():
         store = open_store(_config(bucket=bucket).bucket)
+        bucket = store.bucket
         store.check_bucket()
         age = timedelta(hours=stale_after)
         ids = list(debt_ids) or sorted(
@@ -266,18 +298,36 @@ def verify(
                 + (f" [{p.key}]" if p.key else "")
                 + (f" expected {p.expected}, found {p.found}" if p.expected else "")
             )
+    summary = {
+        "bucket": bucket,
+        "debts": len(results),
+        "with_problems": bad,
+        "problems": sum(len(r.problems) for r in results),
+        "repaired": sum(len(r.repaired) for r in results),
+    }
     if as_json:
-        emit_json(
-            {
-                "summary": {
-                    "debts": len(results),
-                    "with_problems": bad,
-                    "problems": sum(len(r.problems) for r in results),
-                    "repaired": sum(len(r.repaired) for r in results),
-                }
-            }
-        )
+        emit_json({"summary": summary})
+    else:
+        click.echo(_verify_summary_line(summary))
     sys.exit(ExitCode.FAILURE if bad else ExitCode.OK)
+
+
+def _plural(count: int, word: str) -> str:
+    return f"{count} {word}{'' if count == 1 else 's'}"
+
+
+def _verify_summary_line(summary: dict[str, Any]) -> str:
+    """The last line of a human verify: how many debts, how many clean, how many problems."""
+    head = f"{_plural(summary['debts'], 'debt')} in bucket {printable(summary['bucket'])}"
+    if not summary["debts"]:
+        return head
+    line = (
+        f"{head}: {summary['debts'] - summary['with_problems']} OK, "
+        f"{summary['with_problems']} with problems ({_plural(summary['problems'], 'problem')})"
+    )
+    if summary["repaired"]:
+        line += f"; {_plural(summary['repaired'], 'stale upload')} aborted"
+    return line
 
 
 @click.command()
@@ -286,6 +336,9 @@ def verify(
 @json_option
 def status(debt_id: str | None, catalog: Path, as_json: bool) -> None:
     """Show what the catalog knows: per debt, the latest manifest, counts, problems, holds.
+
+    With --json: one line per debt, then a {"summary": {"debts": N, "on_hold": N}} line (also
+    when the catalog is empty).
 
     \b
     Example:
@@ -299,6 +352,10 @@ def status(debt_id: str | None, catalog: Path, as_json: bool) -> None:
     if as_json:
         for row in rows:
             emit_json(row)
+        # Always a last line, so an empty catalog is an answer and not silence.
+        emit_json(
+            {"summary": {"debts": len(rows), "on_hold": sum(1 for r in rows if r.get("on_hold"))}}
+        )
         return
     if not rows:
         click.echo("nothing archived yet" + (f" for {debt_id}" if debt_id else ""))
