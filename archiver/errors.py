@@ -6,6 +6,7 @@
     │   └── UnsafeIdError              an id that cannot be used as an S3 key segment
     ├── ApiError                       the getbill API answered an error (status, path, message)
     │   ├── ApiAuthError               401 / 403
+    │   │   └── ApiCredentialsError    credentials or scopes refused (also a ConfigError)
     │   ├── ApiNotFoundError           404
     │   ├── ApiRateLimitError          429 and waiting would exceed the configured maximum
     │   └── ApiRetriesExceededError    5xx / timeouts / connection errors, attempts exhausted
@@ -14,7 +15,7 @@
     │   ├── MediaExpiredError          the signed URL has expired (refresh and retry)
     │   └── MediaContentError          HTML, empty, truncated, wrong length
     ├── StorageError                   S3 refused or failed
-    │   ├── BucketNotLockedError       the bucket has no Object Lock (run init-bucket)
+    │   ├── BucketNotLockedError       no such bucket, or no Object Lock (also a ConfigError)
     │   ├── ObjectConflictError        a key exists with a different SHA-256: never overwritten
     │   └── RetentionError             the server refused a retention / hold change
     ├── IntegrityError                 what verify finds: typed problems, collected
@@ -91,6 +92,11 @@ class ApiAuthError(ApiError):
     """401 (credentials missing or invalid) or 403 (scope or access denied)."""
 
 
+class ApiCredentialsError(ApiAuthError, ConfigError):
+    """The token endpoint refused the client credentials or the scopes asked for, or the API
+    refused the credentials themselves (401): settings to change before anything can run."""
+
+
 class ApiNotFoundError(ApiError):
     """404."""
 
@@ -127,8 +133,9 @@ class StorageError(ArchiverError):
     """S3 refused or failed an operation."""
 
 
-class BucketNotLockedError(StorageError):
-    """The bucket does not exist or has no Object Lock enabled."""
+class BucketNotLockedError(StorageError, ConfigError):
+    """The bucket does not exist or has no Object Lock enabled: a setting (the bucket name)
+    or a setup step (``init-bucket``) to fix, hence also a :class:`ConfigError`."""
 
 
 class ObjectConflictError(StorageError):

@@ -17,6 +17,7 @@ from fixtures_sim import sim_transport
 
 from archiver.errors import (
     ApiAuthError,
+    ApiCredentialsError,
     ApiError,
     ApiNotFoundError,
     ApiRateLimitError,
@@ -389,6 +390,48 @@ def test_token_echoed_by_server_is_scrubbed():
     assert_no_secrets(info.value, info.value.to_dict(), client, client.settings)
 
 
+def test_error_details_say_the_reason_the_message_does_not():
+    client, *_ = make(lambda r: api_error(400, "Invalid scope", scope=["not allowed: debts:read"]))
+    with pytest.raises(ApiError) as info:
+        client.get_followup("abc")
+    assert info.value.api_message == "Invalid scope: not allowed: debts:read"
+    assert info.value.message.endswith(
+        "(HTTP 400 Bad Request): Invalid scope: not allowed: debts:read"
+    )
+
+
+def test_404_message_says_the_servers_words():
+    client, *_ = make(lambda r: api_error(404, "Debt not found", debt_id=["not found"]))
+    with pytest.raises(ApiNotFoundError) as info:
+        client.list_followups("nope1")
+    assert info.value.api_message == "Debt not found"  # "not found" adds nothing: left out
+    assert info.value.message == "getbill has no such resource (HTTP 404): Debt not found"
+
+
+def test_401_is_a_configuration_error():
+    client, *_ = make(lambda r: api_error(401, "Authentication credentials are missing"))
+    with pytest.raises(ApiCredentialsError) as info:
+        client.list_followups("d1")
+    assert isinstance(info.value, ConfigError) and isinstance(info.value, ApiAuthError)
+    assert "(HTTP 401): Authentication credentials are missing; check GETBILL_TOKEN" in str(
+        info.value
+    )
+
+
+def test_unreachable_api_names_the_url_and_the_variable():
+    def refuse(request: httpx.Request) -> httpx.Response:
+        raise httpx.ConnectError("[Errno 111] Connection refused", request=request)
+
+    client, rec, *_ = make(refuse, max_attempts=2)
+    with pytest.raises(ApiRetriesExceededError) as info:
+        client.list_followups("d1")
+    assert str(info.value).startswith(
+        f"cannot reach the getbill API at {BASE} (GETBILL_API_URL): getbill GET "
+        f"{BASE}/external-api/v1/followups/debt/d1 failed 2 times in a row; last: ConnectError"
+    )
+    assert len(rec.requests) == 2
+
+
 # --- retries ----------------------------------------------------------------------------------
 
 
@@ -681,6 +724,25 @@ def test_refused_client_credentials():
     assert_no_secrets(exc, exc.to_dict())
 
 
+def test_refused_scope_says_the_reason_and_names_GETBILL_SCOPE():
+    def handler(request: httpx.Request) -> httpx.Response:
+        return api_error(400, "Invalid scope", scope=["not allowed: debts:read"])
+
+    client, rec, _, _ = make(handler, token=None, client_id="cid", client_secret=CLIENT_SECRET)
+    with pytest.raises(ApiCredentialsError) as info:
+        client.list_followups("d1")
+    exc = info.value
+    assert isinstance(exc, ConfigError) and exc.status == 400 and exc.path == "/token"
+    assert exc.message.startswith(
+        "getbill refused the client credentials (HTTP 400): Invalid scope: not allowed: "
+        "debts:read; this client may not have every scope asked for "
+        "(GETBILL_SCOPE=followups:read debts:read): set GETBILL_SCOPE to the scopes it has, "
+        "e.g. GETBILL_SCOPE='followups:read'"
+    )
+    assert rec.paths() == ["/token"]
+    assert_no_secrets(exc, exc.to_dict())
+
+
 def test_token_endpoint_503_is_retried():
     server = TokenServer()
     first = [True]
@@ -749,6 +811,29 @@ def test_plain_http_allowed_for_local_servers():
     assert ApiSettings(base_url="http://127.0.0.1:8080").base_url == "http://127.0.0.1:8080"
     assert ApiSettings(base_url="http://localhost:1").base_url == "http://localhost:1"
     assert ApiSettings(base_url="http://sim.test", allow_insecure_http=False)
+
+
+@pytest.mark.parametrize("suffix", ["/external-api/v1", "/external-api/v1/"])
+def test_api_url_with_the_api_prefix_is_taken_as_the_host(suffix):
+    s = ApiSettings(base_url="https://getbill.io" + suffix)
+    assert s.base_url == "https://getbill.io"
+    assert s.api_root == "https://getbill.io/external-api/v1"
+    assert s.token_url == "https://getbill.io/token"
+
+
+@pytest.mark.parametrize(
+    "env,missing",
+    [
+        ({"GETBILL_CLIENT_ID": "cid"}, "GETBILL_CLIENT_SECRET"),
+        ({"GETBILL_CLIENT_SECRET": CLIENT_SECRET, "GETBILL_CLIENT_ID": ""}, "GETBILL_CLIENT_ID"),
+    ],
+)
+def test_half_the_client_credentials_names_the_missing_variable(env, missing):
+    with pytest.raises(ConfigError, match=f"is set but {missing} is not") as info:
+        ApiSettings.from_env(env)
+    assert_no_secrets(info.value)
+    # A static token needs no client credentials at all.
+    assert ApiSettings.from_env({**env, "GETBILL_TOKEN": TOKEN}).auth_mode == "token"
 
 
 def test_bad_env_number():
@@ -837,6 +922,14 @@ def test_sim_missing_debts_read_scope_is_403(simulator, sim_clock):
         client.get_debt(debt_id)
     assert info.value.status == 403 and "scope" in (info.value.api_message or "")
     assert_no_secrets(info.value)
+
+
+def test_sim_client_without_debts_read_hears_the_scope_refused(simulator, sim_clock):
+    client, _ = sim_client(simulator, sim_clock, "followups-only-client", "followups-only-secret")
+    with pytest.raises(ApiCredentialsError) as info:
+        client.list_followups(simulator.debt_ids("A")[0])
+    assert info.value.api_message == "Invalid scope: not allowed: debts:read"
+    assert "GETBILL_SCOPE" in info.value.message
 
 
 def test_sim_wrong_secret(simulator, sim_clock):

@@ -106,7 +106,7 @@ def test_debug_run_with_a_session_token_keeps_it_out_of_the_log(env: Env) -> Non
     token = "FwoGZXIvYXdzE" + secrets.token_urlsafe(48)
     cli_env = {**env.cli_env(), "AWS_SESSION_TOKEN": token, "ARCHIVER_LOG_LEVEL": "DEBUG"}
     r = run_cli(["archive", env.debts()[0]], cli_env)
-    assert r.returncode == 1, r.stderr[-3000:]
+    assert r.returncode == 2, r.stderr[-3000:]  # refused credentials: a configuration error
     assert "InvalidAccessKeyId" in r.stderr
     log = r.stderr
     assert "'X-Amz-Security-Token': b'***'" in log  # botocore.endpoint logged the header

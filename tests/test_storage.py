@@ -387,7 +387,7 @@ def test_cli_init_bucket(s3_env: dict[str, str], s3_client: Any) -> None:
     plain = unique_bucket_name("plain")
     s3_client.create_bucket(Bucket=plain)
     result = runner.invoke(main, ["init-bucket", plain])
-    assert result.exit_code == 1
+    assert result.exit_code == 2  # a bucket that cannot hold evidence: a configuration error
     assert "no Object Lock" in result.output
 
     result = runner.invoke(main, ["init-bucket", unique_bucket_name(), "--days", "5"])

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable, Iterable, Sequence
+from contextlib import suppress
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -49,6 +50,7 @@ from archiver.archive.storing import Downloader, Storer
 from archiver.common.ids import check_id
 from archiver.common.problems import Problem
 from archiver.common.time import utcnow
+from archiver.errors import ConfigError
 from archiver.retention.policies import RetentionPolicy
 from archiver.store.objects import ObjectStore
 
@@ -110,26 +112,49 @@ class Archiver:
             emit=self._emit,
         )
 
-    def run(self, debt_ids: Iterable[str]) -> RunResult:
-        """Archive each debt; one failing debt never stops the others."""
+    def run(
+        self, debt_ids: Iterable[str], on_result: Callable[[DebtResult], None] | None = None
+    ) -> RunResult:
+        """Archive each debt; one failing debt never stops the others.
+
+        ``on_result`` gets each debt's result as soon as it is done. A configuration error
+        (refused credentials, a missing bucket) stops the run: every other debt would fail the
+        same way. So does an interrupt (Ctrl-C); either is journalled as the run's end
+        (status ``interrupted`` / ``failed``) and raised."""
         ids = list(debt_ids)
         self._emit(ArchiveEvent(ArchiveEventKind.RUN_STARTED, count=len(ids)))
         if not self.settings.dry_run:
             self.store.check_bucket()
             options = {"policy": self.policy.name, "concurrency": self.settings.concurrency}
             self._publish(RunStarted(self.run_id, self.clock(), tuple(ids), options))
-        results = [self.archive_debt(debt_id) for debt_id in ids]
+        results: list[DebtResult] = []
+        try:
+            for debt_id in ids:
+                results.append(self.archive_debt(debt_id))
+                if on_result is not None:
+                    on_result(results[-1])
+        except BaseException as exc:
+            if not self.settings.dry_run:
+                run = RunResult(self.run_id, results)
+                status = "interrupted" if isinstance(exc, KeyboardInterrupt) else "failed"
+                # The error that stopped the run is the one to raise, not a journal failure.
+                with suppress(Exception):
+                    self._publish(RunFinished(self.run_id, self.clock(), status, run.summary()))
+            raise
         run = RunResult(self.run_id, results)
         if not self.settings.dry_run:
             self._publish(RunFinished(self.run_id, self.clock(), run.exit_status, run.summary()))
         return run
 
     def archive_debt(self, debt_id: str) -> DebtResult:
-        """Archive one debt; errors become a ``failed`` result naming what went wrong."""
+        """Archive one debt; errors become a ``failed`` result naming what went wrong, except a
+        :class:`ConfigError`, which no other debt would escape either (raised)."""
         self._emit(ArchiveEvent(ArchiveEventKind.DEBT_STARTED, debt_id=debt_id))
         try:
             check_id(debt_id, what="debt id")
             result = self._archive_debt(debt_id)
+        except ConfigError:
+            raise
         except Exception as exc:  # noqa: BLE001 - one debt's failure never stops the others
             problem = Problem.from_exception(exc, debt_id=debt_id).to_dict()
             result = DebtResult(debt_id=debt_id, status="failed", error=problem, problems=[problem])

@@ -126,21 +126,27 @@ class Storer:
         jobs = len(plan.to_fetch) + len(plan.record_puts)
         workers = max(1, min(self.concurrency, jobs))
         with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="store") as pool:
-            media = {
-                pool.submit(self._fetch_and_store, fetch.ref, fetch.lock): fetch.ref
-                for fetch in plan.to_fetch
-            }
-            records = {
-                pool.submit(self._put_record, put): put.followup_id for put in plan.record_puts
-            }
-            outcome = StoreOutcome(None)
-            outcome.debt_entry = self._store_debt_record(plan, outcome.written)
-            for done in as_completed(records):
-                stored = done.result()
-                plan.entries[records[done]].record_version_id = stored.version_id
-                outcome.written.add((stored.key, stored.version_id))
-            for fetched in as_completed(media):
-                self._media_done(plan, outcome, media[fetched], fetched)
+            try:
+                media = {
+                    pool.submit(self._fetch_and_store, fetch.ref, fetch.lock): fetch.ref
+                    for fetch in plan.to_fetch
+                }
+                records = {
+                    pool.submit(self._put_record, put): put.followup_id for put in plan.record_puts
+                }
+                outcome = StoreOutcome(None)
+                outcome.debt_entry = self._store_debt_record(plan, outcome.written)
+                for done in as_completed(records):
+                    stored = done.result()
+                    plan.entries[records[done]].record_version_id = stored.version_id
+                    outcome.written.add((stored.key, stored.version_id))
+                for fetched in as_completed(media):
+                    self._media_done(plan, outcome, media[fetched], fetched)
+            except BaseException:
+                # Ctrl-C or a fatal error: start nothing new, only let running transfers end
+                # (a rerun reuses what they stored).
+                pool.shutdown(wait=False, cancel_futures=True)
+                raise
         return outcome
 
     def _extend(self, extension: Extension) -> None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import importlib
 from pathlib import Path
+from typing import Any
 
 import click
 from click.core import ParameterSource
@@ -18,7 +19,19 @@ from ._common import LOG_LEVELS, ExitCode, configure_logging, remember
 CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 
 
-@click.group(context_settings=CONTEXT_SETTINGS)
+class ArchiverGroup(click.Group):
+    """The command group; Ctrl-C in any command exits 130 (128 + SIGINT, as shells report
+    it) with one line on stderr instead of click's "Aborted!" and exit 1."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except KeyboardInterrupt:
+            click.echo("\ninterrupted (Ctrl-C)", err=True)
+            raise click.exceptions.Exit(ExitCode.INTERRUPTED) from None
+
+
+@click.group(cls=ArchiverGroup, context_settings=CONTEXT_SETTINGS)
 @click.version_option(__version__, prog_name="archiver")
 @click.option(
     "--log-level",
@@ -109,4 +122,4 @@ def _register() -> None:
 
 _register()
 
-__all__ = ["ExitCode", "main"]
+__all__ = ["ArchiverGroup", "ExitCode", "main"]

@@ -43,6 +43,7 @@ class ExitCode(enum.IntEnum):
     FAILURE = 1  # nothing usable done, or verify found problems
     USAGE = 2  # bad command line (click's own code)
     PARTIAL = 3  # some items failed after retries, everything else stored
+    INTERRUPTED = 130  # Ctrl-C (128 + SIGINT), as shells report it
 
 
 @contextmanager

@@ -86,7 +86,8 @@ def archive(
     dossier; all PUTs are conditional, checksummed and locked. A rerun stores only what is new.
 
     Exit codes: 0 archived or unchanged, 3 partial (some media failed; listed), 1 failure,
-    2 usage error.
+    2 usage or configuration error, 130 interrupted (Ctrl-C; the debts done are listed and
+    the summary says so).
 
     \b
     Example (with `archiver s3-server --bucket evidence` and `archiver simulate` running in
@@ -94,6 +95,7 @@ def archive(
       archiver archive aoqawrflg37x skviuvd0ydec --policy us-cfpb-reg-f --json
       archiver archive --debts-file debts.txt --concurrency 8
     """
+    from archiver.archive.results import DebtResult, RunResult
     from archiver.getbill.settings import ApiSettings
 
     from ..wiring import open_archiver
@@ -102,27 +104,47 @@ def archive(
     if not ids:
         raise click.UsageError("give at least one DEBT_ID or --debts-file")
     cfg = load_config(bucket=bucket, policy=policy, concurrency=concurrency, catalog=catalog)
-    with handle_errors():
-        api_settings = ApiSettings.from_env(cli_env())
-        show_progress = sys.stderr.isatty() and not as_json
-        with (
-            progress_display(show_progress) as on_event,
-            open_archiver(
-                cfg,
-                api_settings,
-                dry_run=dry_run,
-                render_dossiers=not no_dossier,
-                on_event=on_event,
-                on_api_event=_api_event_logger,
-            ) as session,
-        ):
-            run = session.archiver.run(ids)
-    for debt in run.debts:
+    done: list[DebtResult] = []
+
+    def on_result(debt: DebtResult) -> None:
+        # Each debt's line as soon as it is done: a long run shows its progress, and an
+        # interrupted one keeps what it finished.
+        done.append(debt)
         if as_json:
             emit_json(debt.to_json())
         else:
             _print_debt(debt)
+
+    run_id = None
+    interrupted = False
+    with handle_errors():
+        api_settings = ApiSettings.from_env(cli_env())
+        show_progress = sys.stderr.isatty() and not as_json
+        try:
+            with (
+                progress_display(show_progress) as on_event,
+                open_archiver(
+                    cfg,
+                    api_settings,
+                    dry_run=dry_run,
+                    render_dossiers=not no_dossier,
+                    on_event=on_event,
+                    on_api_event=_api_event_logger,
+                ) as session,
+            ):
+                run_id = session.archiver.run_id
+                session.archiver.run(ids, on_result=on_result)
+        except KeyboardInterrupt:
+            interrupted = True
+            click.echo(
+                f"\ninterrupted (Ctrl-C) after {len(done)} of {len(ids)} debt(s); "
+                "a rerun continues where this one stopped",
+                err=True,
+            )
+    run = RunResult(run_id or "", done)
     summary = run.summary()
+    if interrupted:
+        summary.update(status="interrupted", interrupted=True, not_done=len(ids) - len(done))
     if as_json:
         emit_json({"summary": summary})
     else:
@@ -131,7 +153,14 @@ def archive(
             + ", ".join(f"{n} {s}" for s, n in sorted(summary["by_status"].items()))
             + f"; {summary['media_stored']} media stored, {summary['media_reused']} reused, "
             f"{summary['problems']} problem(s)"
+            + (
+                f"; interrupted, {summary['not_done']} debt(s) not done (a rerun continues)"
+                if interrupted
+                else ""
+            )
         )
+    if interrupted:
+        sys.exit(ExitCode.INTERRUPTED)
     sys.exit(
         {"ok": ExitCode.OK, "partial": ExitCode.PARTIAL}.get(run.exit_status, ExitCode.FAILURE)
     )
@@ -190,7 +219,10 @@ def verify(
     renders each dossier again: a difference is a notice when the stored bytes are proven
     (a newer renderer or library), a problem when they are not. Multipart uploads an
     interrupted run left behind (older than --stale-after) are reported too; --repair aborts
-    them. Every problem is reported, typed. Exit 0 clean (or clean once repaired), 1 problems.
+    them. Every problem is reported, typed;
+    the last line (a {"summary": ...} line with --json) counts debts and problems, "0 debts in
+    bucket NAME" when there is nothing to verify. Exit 0 clean (or clean once repaired),
+    1 problems, 2 configuration error (no such bucket, no Object Lock, credentials).
 
     \b
     Example:
@@ -209,6 +241,7 @@ def verify(
         raise click.UsageError("give DEBT_ID... or --all")
     with handle_errors():
         store = open_cli_store(bucket)
+        bucket = store.bucket
         store.check_bucket()
         age = timedelta(hours=stale_after)
         ids = list(debt_ids) or sorted(
@@ -247,18 +280,36 @@ def verify(
                 + (f" [{p.key}]" if p.key else "")
                 + (f" expected {p.expected}, found {p.found}" if p.expected else "")
             )
+    summary = {
+        "bucket": bucket,
+        "debts": len(results),
+        "with_problems": bad,
+        "problems": sum(len(r.problems) for r in results),
+        "repaired": sum(len(r.repaired) for r in results),
+    }
     if as_json:
-        emit_json(
-            {
-                "summary": {
-                    "debts": len(results),
-                    "with_problems": bad,
-                    "problems": sum(len(r.problems) for r in results),
-                    "repaired": sum(len(r.repaired) for r in results),
-                }
-            }
-        )
+        emit_json({"summary": summary})
+    else:
+        click.echo(_verify_summary_line(summary))
     sys.exit(ExitCode.FAILURE if bad else ExitCode.OK)
+
+
+def _plural(count: int, word: str) -> str:
+    return f"{count} {word}{'' if count == 1 else 's'}"
+
+
+def _verify_summary_line(summary: dict[str, Any]) -> str:
+    """The last line of a human verify: how many debts, how many clean, how many problems."""
+    head = f"{_plural(summary['debts'], 'debt')} in bucket {printable(summary['bucket'])}"
+    if not summary["debts"]:
+        return head
+    line = (
+        f"{head}: {summary['debts'] - summary['with_problems']} OK, "
+        f"{summary['with_problems']} with problems ({_plural(summary['problems'], 'problem')})"
+    )
+    if summary["repaired"]:
+        line += f"; {_plural(summary['repaired'], 'stale upload')} aborted"
+    return line
 
 
 @click.command()
@@ -274,6 +325,8 @@ def status(debt_id: str | None, bucket: str | None, catalog: Path | None, as_jso
     --json gives them as open_matters.
     The catalog is the bucket's own (or --catalog); the first line names both. Nothing is
     created: a missing catalog is an error (exit 2), `archiver reindex` builds it from S3.
+    With --json: one line per debt, then a {"summary": {"debts": N, "on_hold": N}} line (also
+    when the catalog is empty).
 
     \b
     Example:
@@ -288,6 +341,10 @@ def status(debt_id: str | None, bucket: str | None, catalog: Path | None, as_jso
     if as_json:
         for row in rows:
             emit_json({**row, "bucket": known})
+        # Always a last line, so an empty catalog is an answer and not silence.
+        emit_json(
+            {"summary": {"debts": len(rows), "on_hold": sum(1 for r in rows if r.get("on_hold"))}}
+        )
         return
     click.echo(f"bucket {known or '(not recorded yet)'}, catalog {path}")
     if not rows:

@@ -53,6 +53,7 @@ class ProblemKind(StrEnum):
     UNSAFE_ID = "UnsafeIdError"
     API_ERROR = "ApiError"
     API_AUTH = "ApiAuthError"
+    API_CREDENTIALS = "ApiCredentialsError"
     API_NOT_FOUND = "ApiNotFoundError"
     API_RATE_LIMIT = "ApiRateLimitError"
     API_RETRIES_EXCEEDED = "ApiRetriesExceededError"

@@ -44,6 +44,8 @@ GRPC_PORT_OFFSET = 10000
 # of another process cannot grab one of them between our check and the server's bind.
 _PORT_RANGE = (11000, 22000)
 _COMPONENTS = ("master", "volume", "filer", "s3", "admin")
+# Volumes the local server may create (see _launch): one per bucket written to, at least.
+MAX_VOLUMES = 1000
 # Unix socket paths are limited to 107 bytes; longer data folders get their sockets elsewhere.
 _MAX_SOCKET_PATH = 100
 
@@ -241,12 +243,12 @@ class LocalS3Server:
         for flag in ("-s3.autoCreateBucket", "-s3.allowDeleteBucketNotEmpty"):
             if _has_flag(help_text, flag):
                 args.append(f"{flag}=false")
-        # Every bucket takes a volume of its own, and by default the volume count is the free
-        # disk space over the volume size (1 GiB): a test session creating a bucket per test
-        # would run out on a disk with less than that many GiB free. Volumes grow as written,
-        # so a fixed count costs no space.
+        # Every bucket written to takes a volume of its own. The default limit is the free disk
+        # space divided by the volume size (1 GiB), so a test session with a hundred buckets
+        # failed ("no free volumes left") on a disk with less than 100 GiB free; volumes are not
+        # preallocated, so a fixed, higher limit costs nothing.
         if _has_flag(help_text, "-volume.max"):
-            args.append("-volume.max=2000")
+            args.append(f"-volume.max={MAX_VOLUMES}")
         # The pre-stop pause lets a cluster drain a volume server; alone, it only slows stop.
         if _has_flag(help_text, "-volume.preStopSeconds"):
             args.append("-volume.preStopSeconds=0")

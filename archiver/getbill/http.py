@@ -15,7 +15,10 @@ nowhere else.
   ``X-RateLimit-Reset``), announced through ``on_event``; a wait longer than
   ``max_rate_limit_wait`` raises :class:`ApiRateLimitError` at once instead of hanging.
 * **Errors**: 400/401/403/404/422 are not retried: typed errors carrying ``status``, the API's
-  ``message`` and the request path (never a query string, a token or a secret).
+  ``message`` (with the reasons its ``details`` give) and the request path (never a query
+  string, a token or a secret); each message repeats the server's words and names the setting
+  to change. Refused credentials or scopes are :class:`ApiCredentialsError`, also a
+  configuration error.
 * **Size**: no body over ``max_response_bytes`` is held in memory, declared (Content-Length)
   or streamed, counted after decompression (a small gzip body can inflate to gigabytes):
   :class:`ApiError` naming the path, not retried.
@@ -36,6 +39,7 @@ from archiver.common.backoff import backoff_delay
 from archiver.common.redact import register_secret, scrub_secrets, strip_query
 from archiver.errors import (
     ApiAuthError,
+    ApiCredentialsError,
     ApiError,
     ApiNotFoundError,
     ApiRateLimitError,
@@ -178,15 +182,15 @@ class ApiHttp:
                     self._backoff(attempt, path, f"{type(exc).__name__}: {last}")
                     continue
                 raise ApiRetriesExceededError(
-                    f"getbill {method} failed {attempts} times in a row; last: "
-                    f"{type(exc).__name__}: {last}",
+                    f"{self._unreachable(exc)}getbill {method} {strip_query(url)} failed "
+                    f"{attempts} times in a row; last: {type(exc).__name__}: {last}",
                     last_exception=last,
                     path=path,
                 ) from last
             except httpx.HTTPError as exc:
                 raise ApiError(
-                    f"getbill {method} could not be sent: {type(exc).__name__}: "
-                    f"{self._sanitized(exc)}",
+                    f"getbill {method} {strip_query(url)} could not be sent: "
+                    f"{type(exc).__name__}: {self._sanitized(exc)}",
                     path=path,
                 ) from None
 
@@ -316,14 +320,7 @@ class ApiHttp:
         if not 200 <= response.status_code < 300:
             err = self._error_for(response, path)
             if response.status_code in (400, 401, 403):
-                raise ApiAuthError(
-                    f"getbill refused the client credentials (HTTP {response.status_code}); "
-                    "check GETBILL_CLIENT_ID / GETBILL_CLIENT_SECRET and the scopes "
-                    f"({s.scope})",
-                    status=response.status_code,
-                    path=path,
-                    api_message=err.api_message,
-                )
+                raise self._credentials_refused(response.status_code, err.api_message)
             raise err
         body = self._json_body(response, path)
         token = body.get("access_token")
@@ -344,6 +341,36 @@ class ApiHttp:
         self._token_margin = min(s.token_renew_margin, lifetime / 2)
         self.emit(ApiEvent("token", f"obtained an access token valid {lifetime:.0f} s", path=path))
         return token
+
+    def _credentials_refused(self, status: int, api_message: str | None) -> ApiCredentialsError:
+        """The token endpoint's refusal, with the server's reason and the setting to change."""
+        s = self.settings
+        reason = f": {api_message}" if api_message else ""
+        if "scope" in (api_message or "").lower():
+            example = " ".join(x for x in s.scope.split() if x != "debts:read") or "followups:read"
+            hint = (
+                f"this client may not have every scope asked for (GETBILL_SCOPE={s.scope}): "
+                "set GETBILL_SCOPE to the scopes it has, e.g. "
+                f"GETBILL_SCOPE={example!r} (without debts:read the manifests note why the "
+                "debt record is missing)"
+            )
+        else:
+            hint = (
+                "check GETBILL_CLIENT_ID / GETBILL_CLIENT_SECRET, and the scopes asked for "
+                f"(GETBILL_SCOPE={s.scope})"
+            )
+        return ApiCredentialsError(
+            f"getbill refused the client credentials (HTTP {status}){reason}; {hint}",
+            status=status,
+            path="/token",
+            api_message=api_message,
+        )
+
+    def _unreachable(self, exc: Exception) -> str:
+        """For a connection that could not be opened at all: which setting names the host."""
+        if isinstance(exc, httpx.ConnectError | httpx.ConnectTimeout):
+            return f"cannot reach the getbill API at {self.settings.base_url} (GETBILL_API_URL): "
+        return ""
 
     # -- rate limits
 
@@ -432,13 +459,20 @@ class ApiHttp:
             parts = [body["error"]]
         if not parts:
             return None
-        return self._scrub(" ".join(parts))[:300]
+        text = " ".join(parts)
+        # The documented error shape puts the reason in details ({"scope": ["not allowed: x"]}):
+        # say it too, unless the message already does ("Debt not found" / "not found").
+        reasons = [r for r in _detail_texts(body.get("details")) if r.lower() not in text.lower()]
+        if reasons:
+            text += ": " + "; ".join(reasons)
+        return self._scrub(text)[:300]
 
     def _error_for(self, response: httpx.Response, path: str, *, renewed: bool = False) -> ApiError:
         status = response.status_code
         msg = self._api_message(response)
         reason = response.reason_phrase or ""
         kw: dict[str, Any] = {"status": status, "path": path, "api_message": msg}
+        said = f": {msg}" if msg else ""  # the server's own words, in every message
         if status == 401:
             hint = (
                 "even after renewing the access token once"
@@ -447,14 +481,16 @@ class ApiHttp:
                 if self.settings.auth_mode == "token"
                 else "check the client credentials"
             )
-            return ApiAuthError(f"getbill rejected the credentials (HTTP 401); {hint}", **kw)
+            return ApiCredentialsError(
+                f"getbill rejected the credentials (HTTP 401){said}; {hint}", **kw
+            )
         if status == 403:
             hint = ""
             if msg and "scope" in msg.lower():
                 hint = f"; the token lacks a scope (asked for: {self.settings.scope})"
-            return ApiAuthError(f"getbill denied access (HTTP 403){hint}", **kw)
+            return ApiAuthError(f"getbill denied access (HTTP 403){said}{hint}", **kw)
         if status == 404:
-            return ApiNotFoundError("getbill has no such resource (HTTP 404)", **kw)
+            return ApiNotFoundError(f"getbill has no such resource (HTTP 404){said}", **kw)
         if 300 <= status < 400:
             location = strip_query(response.headers.get("Location")) or "?"
             return ApiError(
@@ -462,10 +498,10 @@ class ApiHttp:
                 **kw,
             )
         if status in (400, 422):
-            return ApiError(f"getbill rejected the request (HTTP {status} {reason})", **kw)
+            return ApiError(f"getbill rejected the request (HTTP {status} {reason}){said}", **kw)
         if status >= 500:
-            return ApiError(f"getbill server error (HTTP {status} {reason})", **kw)
-        return ApiError(f"unexpected HTTP {status} {reason} from getbill", **kw)
+            return ApiError(f"getbill server error (HTTP {status} {reason}){said}", **kw)
+        return ApiError(f"unexpected HTTP {status} {reason} from getbill{said}", **kw)
 
     def _scrub(self, text: str) -> str:
         """No secret in any spelling (as is, URL-encoded, form-encoded), no signed query."""
@@ -480,6 +516,18 @@ class ApiHttp:
             return type(exc)(message)
         except Exception:  # noqa: BLE001 - some exception types want other arguments
             return ApiError(message)
+
+
+def _detail_texts(details: Any) -> list[str]:
+    """The strings of an error body's ``details`` (``{field: [reason, ...]}``), in order."""
+    if not isinstance(details, dict):
+        return []
+    texts: list[str] = []
+    for value in details.values():
+        for item in value if isinstance(value, list) else [value]:
+            if isinstance(item, str) and item and item not in texts:
+                texts.append(item)
+    return texts
 
 
 def _safe_json(response: httpx.Response) -> Any:

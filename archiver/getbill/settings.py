@@ -42,7 +42,8 @@ class ApiSettings:
     """How to reach and authenticate to getbill. Defaults follow the public docs.
 
     base_url: API host; resources live under ``{base_url}/external-api/v1``, the token
-        endpoint at ``{base_url}/token`` (env ``GETBILL_API_URL``).
+        endpoint at ``{base_url}/token`` (env ``GETBILL_API_URL``). A URL that already ends
+        in ``/external-api/v1`` is taken as the host before it.
     token: a static bearer token (env ``GETBILL_TOKEN``); wins over client credentials.
     client_id, client_secret: OAuth2 client credentials (env ``GETBILL_CLIENT_ID``,
         ``GETBILL_CLIENT_SECRET``).
@@ -86,6 +87,9 @@ class ApiSettings:
 
     def __post_init__(self) -> None:
         base = (self.base_url or "").strip().rstrip("/")
+        if base.endswith(API_PREFIX):
+            # The API documentation shows resource URLs with the prefix; the base is the host.
+            base = base[: -len(API_PREFIX)].rstrip("/")
         parts = urlsplit(base)
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise ConfigError(f"getbill API URL must be http(s)://host, got {strip_query(base)!r}")
@@ -118,8 +122,10 @@ class ApiSettings:
     @classmethod
     def from_env(cls, environ: Mapping[str, str], **overrides: Any) -> ApiSettings:
         """Read ``GETBILL_API_URL``, ``GETBILL_TOKEN``, ``GETBILL_CLIENT_ID``,
-        ``GETBILL_CLIENT_SECRET`` and ``GETBILL_MAX_RATE_LIMIT_WAIT``; ``overrides`` (e.g.
-        from CLI flags) win. Empty variables count as unset."""
+        ``GETBILL_CLIENT_SECRET``, ``GETBILL_SCOPE`` and ``GETBILL_MAX_RATE_LIMIT_WAIT``;
+        ``overrides`` (e.g. from CLI flags) win. Empty variables count as unset. Half a pair of
+        client credentials (without ``GETBILL_TOKEN``) raises :class:`ConfigError` naming the
+        missing variable."""
         values: dict[str, Any] = {}
         for env_name, attr in (
             ("GETBILL_API_URL", "base_url"),
@@ -139,6 +145,13 @@ class ApiSettings:
                     f"GETBILL_MAX_RATE_LIMIT_WAIT must be a number of seconds, got {wait!r:.20}"
                 ) from None
         values.update({k: v for k, v in overrides.items() if v is not None})
+        if not values.get("token"):
+            for have, missing in (("client_id", "client_secret"), ("client_secret", "client_id")):
+                if values.get(have) and not values.get(missing):
+                    raise ConfigError(
+                        f"GETBILL_{have.upper()} is set but GETBILL_{missing.upper()} is not: "
+                        f"set GETBILL_{missing.upper()} too (or use GETBILL_TOKEN instead)"
+                    )
         return cls(**values)
 
     @property

@@ -11,7 +11,7 @@ import boto3
 from botocore.config import Config
 from botocore.exceptions import ProfileNotFound
 
-from archiver.errors import ConfigError
+from archiver.store.s3errors import profile_not_found
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -60,7 +60,8 @@ def make_s3_client(
     own: we send an explicit ``ChecksumSHA256`` on every upload.
     ``config_options`` go to :class:`botocore.config.Config` over these defaults (e.g.
     ``connect_timeout``, ``retries``). Extra keyword arguments go to ``Session.client`` (e.g.
-    ``region_name``, credentials).
+    ``region_name``, credentials). An ``AWS_PROFILE`` that no config file defines raises
+    :class:`~archiver.errors.ConfigError` naming the profile and the files.
     """
     mode: Literal["when_supported", "when_required"] = (
         "when_required" if checksum_when_required else "when_supported"
@@ -73,15 +74,15 @@ def make_s3_client(
         **(config_options or {}),
     }
     config = Config(**options)
-    try:
-        session = boto3.session.Session(profile_name=profile)
-    except ProfileNotFound:
-        raise ConfigError(f"no AWS profile {profile!r} in the AWS config files") from None
-    if session.region_name is None and "region_name" not in kw:
-        kw["region_name"] = "us-east-1"
     if endpoint_url is not None:
         kw["endpoint_url"] = endpoint_url
-    return session.client("s3", config=config, **kw)
+    try:
+        session = boto3.session.Session(profile_name=profile)
+        if session.region_name is None and "region_name" not in kw:
+            kw["region_name"] = "us-east-1"
+        return session.client("s3", config=config, **kw)
+    except ProfileNotFound as exc:
+        raise profile_not_found(exc) from None
 
 
 def _payload_sha256_from_checksum(request: Any, **_: Any) -> None:
