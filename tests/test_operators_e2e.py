@@ -83,3 +83,44 @@ def test_purge_execute_writes_no_record_for_what_the_lock_refuses(env: Env) -> N
     assert [e["stage"] for e in events] == ["intent", "outcome"]
     assert {v["key"] for v in events[1]["versions"]} == audio
     assert {k for k, _ in purged_versions(events)} == audio
+
+
+# ---------------------------------------------------------------------------------------------
+# A hidden object does not go unnoticed
+
+
+def test_archive_and_dossier_notice_a_recording_hidden_by_a_delete_marker(
+    env: Env, tmp_path: Any
+) -> None:
+    debt_id = env.debts()[0]
+    assert cli(env, "archive", debt_id).exit_code == 0
+    _, manifest = manifest_of(env.store, debt_id, 1)
+    audio = next(m for f in manifest["followups"] for m in f["media"] if m["kind"] == "audio")
+    s3, bucket = env.s3.client(), env.store.bucket
+    marker = s3.delete_object(Bucket=bucket, Key=audio["key"])["VersionId"]  # allowed under a lock
+    assert env.store.head(audio["key"]) is None  # hidden, though the version is still stored
+    assert env.store.head(audio["key"], audio["version_id"]) is not None
+
+    again = cli(env, "archive", debt_id, "--json")
+    assert again.exit_code == 3, again.output  # not "unchanged"
+    [debt] = json_lines(again.stdout)[:1]
+    [problem] = [p for p in debt["problems"] if p["type"] == "DeleteMarker"]
+    assert problem["key"] == audio["key"] and problem["kind"] == "audio"
+    restore = (
+        f"aws s3api delete-object --bucket {bucket} --key {audio['key']} --version-id {marker}"
+    )
+    assert restore in problem["message"] and problem["restore"] == restore
+    text = cli(env, "archive", debt_id)
+    assert text.exit_code == 3 and restore in text.output
+
+    out = tmp_path / "dossier.pdf"
+    rendered = cli(env, "dossier", debt_id, "-o", str(out))
+    assert rendered.exit_code == 0, rendered.output
+    assert "warning: DeleteMarker" in rendered.stderr and audio["key"] in rendered.stderr
+
+    # Restored as told: the next run is clean again.
+    s3.delete_object(Bucket=bucket, Key=audio["key"], VersionId=marker)
+    fixed = cli(env, "archive", debt_id)
+    assert fixed.exit_code == 0, fixed.output
+    rendered = cli(env, "dossier", debt_id, "-o", str(out))
+    assert rendered.exit_code == 0 and "warning" not in rendered.stderr

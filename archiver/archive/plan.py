@@ -29,6 +29,7 @@ from archiver.manifest.entries import (
     followup_entries,
     media_entries,
 )
+from archiver.manifest.hidden import hidden_problems
 from archiver.manifest.reader import latest_manifest
 from archiver.retention.events import purged_versions, read_events
 from archiver.retention.holds import hold_active
@@ -252,7 +253,35 @@ class Planner:
             self._emit(
                 ArchiveEvent(ArchiveEventKind.MEDIA_REUSED, debt_id=debt_id, count=plan.reused)
             )
+        plan.problems.extend(self._hidden_reused(plan))
         return plan
+
+    def _hidden_reused(self, plan: DebtPlan) -> list[Problem]:
+        """What this run would reuse (records, media, the debt record) that a delete marker
+        hides: a problem each, saying how to show it again."""
+        reused: list[dict[str, Any]] = []
+        for entry in plan.entries.values():
+            if entry.record_version_id and not entry.record_purged:
+                reused.append(
+                    {
+                        "key": entry.record_key,
+                        "version_id": entry.record_version_id,
+                        "kind": "record",
+                        "followup_id": entry.id,
+                    }
+                )
+            reused += [
+                {**m.to_json(), "followup_id": entry.id}
+                for m in entry.media
+                if m.version_id and not m.purged
+            ]
+        prev = plan.facts.previous
+        archived = (prev.manifest.get("debt") if prev else None) or {}
+        debt = plan.facts.debt
+        sha = canonical_sha256(debt.sanitized_record())[1] if debt else None
+        if archived and sha in (None, archived.get("sha256")):  # the archived one is kept
+            reused.append({**archived, "kind": "debt"})
+        return hidden_problems(self.store, plan.debt_id, reused) if reused else []
 
     def _read_debt(self, debt_id: str) -> tuple[Debt | None, dict[str, Any] | None, list[Problem]]:
         """The debt record, or why it is missing; plus validation problems of the record."""

@@ -49,13 +49,17 @@ def dossier(
     checking each SHA-256, and renders the dossier: cover, summary, timeline, every followup
     in detail, media inventory, chain of custody and how to verify. Never calls the getbill
     API: rendering the same manifest again gives the same bytes. Exit 1 if a stored object
-    does not match its manifest (nothing is written then).
+    does not match its manifest (nothing is written then). An archived object whose key a
+    delete marker hides is named in a warning (the dossier still shows the stored version).
 
     \b
     Example:
       archiver dossier xyz789ghi012 -o dossier.pdf
       archiver dossier xyz789ghi012 --sequence 2 -o dossier-2.pdf --bucket evidence
     """
+    from archiver.manifest.document import all_objects
+    from archiver.manifest.hidden import hidden_problems
+
     from ..dossier import load_dossier_input, render_dossier
     from ..wiring import open_store
 
@@ -68,6 +72,8 @@ def dossier(
             for p in exc.problems:
                 click.echo(f"  {p.get('type')}: {p.get('message')} [{p.get('key')}]", err=True)
             sys.exit(ExitCode.FAILURE)
+        # The dossier shows the archived versions; say so when their keys look deleted.
+        warnings = hidden_problems(store, debt_id, all_objects(inp.manifest))
         try:
             output.parent.mkdir(parents=True, exist_ok=True)
             # Write beside the target and rename: never a half-written PDF under its name.
@@ -93,7 +99,10 @@ def dossier(
         "sha256": info.sha256,
         "size": info.size,
         "renderer_version": info.renderer_version,
+        "warnings": [w.to_dict() for w in warnings],
     }
+    for w in warnings:
+        click.echo(f"warning: {w.kind}: {w.message} [{w.key}]", err=True)
     if as_json:
         emit_json(result)
     else:
