@@ -13,6 +13,7 @@ from click.testing import CliRunner, Result
 from fixtures_archive import Env, manifest_of
 
 from archiver.cli import main
+from archiver.common.time import parse_iso
 from archiver.retention.events import purged_versions, read_events
 
 pytestmark = pytest.mark.integration
@@ -124,3 +125,162 @@ def test_archive_and_dossier_notice_a_recording_hidden_by_a_delete_marker(
     assert fixed.exit_code == 0, fixed.output
     rendered = cli(env, "dossier", debt_id, "-o", str(out))
     assert rendered.exit_code == 0 and "warning" not in rendered.stderr
+
+
+# ---------------------------------------------------------------------------------------------
+# A debt's retention policy is sticky
+
+
+def manifests(env: Env, debt_id: str) -> list[str]:
+    return list(env.store.list_keys(f"debts/{debt_id}/manifests/"))
+
+
+def test_a_plain_rerun_keeps_the_policy_the_last_manifest_names(env: Env) -> None:
+    debt_id = env.debts()[0]
+    first = cli(env, "archive", debt_id, "--policy", "fr-cnil-call-recording")
+    assert first.exit_code == 0, first.output
+    env.sim.add_followup(debt_id, type="sms", status="delivered")
+
+    cron = cli(env, "archive", debt_id)  # what a scheduled job runs: no --policy
+    assert cron.exit_code == 0, cron.output
+    _, second = manifest_of(env.store, debt_id, 2)
+    assert second["policy"]["name"] == "fr-cnil-call-recording"  # not "default"
+    assert "policy: fr-cnil-call-recording (kept from manifest 1)" in cron.output
+    assert "policy_change" not in second
+
+
+def test_another_policy_is_refused_without_change_policy_naming_both(env: Env) -> None:
+    debt_id = env.debts()[0]
+    assert cli(env, "archive", debt_id, "--policy", "us-cfpb-reg-f").exit_code == 0
+    env.sim.add_followup(debt_id, type="sms", status="delivered")
+
+    refused = cli(env, "archive", debt_id, "--policy", "uk-fca")
+    assert refused.exit_code == 2, refused.output
+    assert "'us-cfpb-reg-f'" in refused.output and "'uk-fca'" in refused.output
+    assert "--change-policy" in refused.output
+    assert "mode COMPLIANCE -> GOVERNANCE" in refused.output  # what it would weaken
+    assert manifests(env, debt_id) == [f"debts/{debt_id}/manifests/00000001.json"]
+
+    # The options of a change go together.
+    alone = cli(env, "archive", debt_id, "--policy", "uk-fca", "--change-policy")
+    assert alone.exit_code == 2 and "--reason" in alone.output
+    stray = cli(env, "archive", debt_id, "--reason", "why not")
+    assert stray.exit_code == 2 and "--change-policy" in stray.output
+    nameless = cli(env, "archive", debt_id, "--change-policy", "--reason", "x")
+    assert nameless.exit_code == 2 and "--policy" in nameless.output
+
+
+def test_a_change_of_policy_is_shown_by_the_dry_run_and_recorded_in_the_manifest(
+    env: Env,
+) -> None:
+    debt_id = env.debts()[0]
+    assert cli(env, "archive", debt_id, "--policy", "us-cfpb-reg-f").exit_code == 0
+    change = [
+        "archive",
+        debt_id,
+        "--policy",
+        "uk-fca",
+        "--change-policy",
+        "--reason",
+        "Debt sold to the UK entity",
+        "--actor",
+        "j.doe",
+    ]
+    dry = cli(env, *change, "--dry-run")
+    assert dry.exit_code == 0, dry.output
+    assert "policy change: us-cfpb-reg-f -> uk-fca, reason: Debt sold to the UK entity" in (
+        dry.output
+    )
+    assert "shortens or weakens: mode COMPLIANCE -> GOVERNANCE" in dry.output
+    assert manifests(env, debt_id) == [f"debts/{debt_id}/manifests/00000001.json"]
+    [planned] = json_lines(cli(env, *change, "--dry-run", "--json").stdout)[:1]
+    assert planned["policy"] == "uk-fca" and planned["policy_change"]["to"]["name"] == "uk-fca"
+
+    done = cli(env, *change, "--json")
+    assert done.exit_code == 0, done.output
+    _, second = manifest_of(env.store, debt_id, 2)
+    assert second["policy"]["name"] == "uk-fca"
+    recorded = second["policy_change"]
+    assert recorded["from"]["name"] == "us-cfpb-reg-f" and recorded["to"] == second["policy"]
+    assert recorded["reason"] == "Debt sold to the UK entity" and recorded["actor"] == "j.doe"
+    at, created = parse_iso(recorded["at"]), parse_iso(second["created_at"])
+    assert at is not None and created is not None and abs(at - created) < timedelta(seconds=30)
+    assert "mode COMPLIANCE -> GOVERNANCE" in recorded["weaker"]
+
+    # From now on the debt keeps uk-fca, and the change is not recorded again.
+    env.sim.add_followup(debt_id, type="sms", status="delivered")
+    assert cli(env, "archive", debt_id).exit_code == 0
+    _, third = manifest_of(env.store, debt_id, 3)
+    assert third["policy"]["name"] == "uk-fca" and "policy_change" not in third
+
+
+def test_a_missing_policy_stops_the_debt_and_a_changed_file_is_said(
+    env: Env, tmp_path: Any
+) -> None:
+    from fixtures.retention import short_policy_toml
+
+    folder = tmp_path / "policies"
+    folder.mkdir()
+    policy_file = folder / "house.toml"
+    policy_file.write_text(short_policy_toml("house"), encoding="utf-8")
+    debt_id = env.debts()[0]
+    first = cli(env, "archive", debt_id, "--policy", "house", ARCHIVER_POLICY_DIR=str(folder))
+    assert first.exit_code == 0, first.output
+
+    lost = cli(env, "archive", debt_id)  # the folder is not configured: "house" is unknown
+    assert lost.exit_code == 2, lost.output
+    assert "'house'" in lost.output and "not found" in lost.output
+    assert len(manifests(env, debt_id)) == 1
+
+    policy_file.write_text(
+        short_policy_toml("house").replace("keep one day", "keep a day"), encoding="utf-8"
+    )
+    changed = cli(env, "archive", debt_id, ARCHIVER_POLICY_DIR=str(folder))
+    assert changed.exit_code == 0, changed.output
+    assert "policy_changed" in changed.output and "the current file applies" in changed.output
+    _, second = manifest_of(env.store, debt_id, 2)  # the new file's SHA-256 is recorded
+    assert second["policy"]["name"] == "house"
+    assert second["policy"]["sha256"] != manifest_of(env.store, debt_id, 1)[1]["policy"]["sha256"]
+
+
+# ---------------------------------------------------------------------------------------------
+# --dry-run tells the truth
+
+
+def test_dry_run_refuses_what_the_real_run_refuses(env: Env) -> None:
+    debt_id = env.debts()[0]
+    media = sum(len(env.sim.media_kinds(f)) for f in env.sim.followup_ids(debt_id))
+    assert media > 0
+    off_list = {"ARCHIVER_MEDIA_HOSTS": "media.getbill.example"}  # not where the media are
+
+    dry = cli(env, "archive", debt_id, "--dry-run", "--json", **off_list)
+    assert dry.exit_code == 3, dry.output  # the real run would be partial
+    [planned] = json_lines(dry.stdout)[:1]
+    assert planned["status"] == "planned" and planned["media_stored"] == 0
+    refused = [p for p in planned["problems"] if p["type"] == "MediaHostNotAllowedError"]
+    assert len(refused) == media
+    text = cli(env, "archive", debt_id, "--dry-run", **off_list)
+    assert "would store 0 media" in text.output and "media host '127.0.0.1'" in text.output
+    assert not manifests(env, debt_id) and not env.sim.requests_to("/media/")
+
+    real = cli(env, "archive", debt_id, "--json", **off_list)
+    assert real.exit_code == 3, real.output
+    [archived] = json_lines(real.stdout)[:1]
+    assert archived["media_stored"] == planned["media_stored"] == 0
+    assert sorted(
+        (p["type"], p.get("followup_id"), p.get("kind")) for p in archived["problems"]
+    ) == sorted((p["type"], p.get("followup_id"), p.get("kind")) for p in planned["problems"])
+
+    # The policy: refused alike.
+    other = cli(env, "archive", debt_id, "--policy", "uk-fca", "--dry-run")
+    assert other.exit_code == 2 and "--change-policy" in other.output
+
+
+def test_dry_run_checks_the_bucket(env: Env) -> None:
+    from fixtures_s3 import unique_bucket_name
+
+    plain = unique_bucket_name("plain")
+    env.s3.client().create_bucket(Bucket=plain)  # no Object Lock: cannot hold evidence
+    dry = cli(env, "archive", env.debts()[0], "--dry-run", ARCHIVER_BUCKET=plain)
+    assert dry.exit_code == 1, dry.output
+    assert "Object Lock" in dry.output and plain in dry.output

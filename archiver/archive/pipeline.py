@@ -29,6 +29,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
+from archiver.archive.dry_run import MediaCheck, preview, with_policy
 from archiver.archive.finish import DossierRenderer, Finisher
 from archiver.archive.plan import FollowupSource, Planner
 from archiver.archive.results import (
@@ -45,7 +46,7 @@ from archiver.archive.storing import Downloader, Storer
 from archiver.common.ids import check_id
 from archiver.common.problems import Problem
 from archiver.common.time import utcnow
-from archiver.retention.policies import RetentionPolicy
+from archiver.retention.policy_choice import PolicySelector
 from archiver.store.objects import ObjectStore
 
 __all__ = ["ArchiveSettings", "Archiver"]
@@ -72,16 +73,18 @@ class Archiver:
         api: FollowupSource,
         downloader: Downloader,
         store: ObjectStore,
-        policy: RetentionPolicy,
+        policy: PolicySelector,
         settings: ArchiveSettings = ArchiveSettings(),
         clock: Clock = utcnow,
         on_event: Callable[[ArchiveEvent], None] | None = None,
         subscribers: Sequence[RunSubscriber] = (),
         render_dossier: DossierRenderer | None = None,
+        check_media: MediaCheck | None = None,
     ) -> None:
         self.store = store
         self.policy = policy
         self.settings = settings
+        self._check_media = check_media
         self.clock = clock
         self._emit = on_event or (lambda e: None)
         self._subscribers = list(subscribers)
@@ -91,13 +94,11 @@ class Archiver:
             api=api,
             downloader=downloader,
             store=store,
-            policy=policy,
             concurrency=settings.concurrency,
             emit=self._emit,
         )
         self._finisher = Finisher(
             store=store,
-            policy=policy,
             run_id=self.run_id,
             api_base_url=settings.api_base_url,
             render=render_dossier if settings.render_dossier else None,
@@ -107,9 +108,12 @@ class Archiver:
     def run(self, debt_ids: Iterable[str]) -> RunResult:
         """Archive each debt; one failing debt never stops the others."""
         ids = list(debt_ids)
+        self.store.check_bucket()  # a dry run too: it says what the real run would refuse
         if not self.settings.dry_run:
-            self.store.check_bucket()
-            options = {"policy": self.policy.name, "concurrency": self.settings.concurrency}
+            options = {
+                "policy": self.policy.configured.name,
+                "concurrency": self.settings.concurrency,
+            }
             self._publish(RunStarted(self.run_id, self.clock(), tuple(ids), options))
         results = [self.archive_debt(debt_id) for debt_id in ids]
         run = RunResult(self.run_id, results)
@@ -137,16 +141,9 @@ class Archiver:
     def _archive_debt(self, debt_id: str) -> DebtResult:
         plan = self._planner.plan(debt_id)
         if self.settings.dry_run:
-            return DebtResult(
-                debt_id=debt_id,
-                status="planned",
-                followups=len(plan.facts.followups),
-                media_stored=len(plan.to_fetch),
-                media_reused=plan.reused,
-                problems=[p.to_dict() for p in plan.problems],
-            )
+            return with_policy(preview(plan, self._check_media), plan)
         outcome = self._storer.store_plan(plan)
-        return self._finisher.finish(plan, outcome)
+        return with_policy(self._finisher.finish(plan, outcome), plan)
 
     def _publish(self, record: RunRecord) -> None:
         # Always on the thread that called run(): subscribers may hold SQLite connections.

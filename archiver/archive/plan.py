@@ -35,6 +35,7 @@ from archiver.retention.events import purged_versions, read_events
 from archiver.retention.holds import hold_active
 from archiver.retention.locks import extended_until, new_lock
 from archiver.retention.policies import AnchorDates, ObjectKind, RetentionPolicy, last_activity
+from archiver.retention.policy_choice import PolicyChange, PolicySelector
 from archiver.store import keys
 from archiver.store.objects import ObjectStore
 from archiver.store.types import Lock
@@ -124,6 +125,9 @@ class DebtPlan:
     facts: DebtFacts
     problems: list[Problem]
     debt_unavailable: dict[str, Any] | None  # why the debt record is missing
+    policy: RetentionPolicy  # the debt's (see archiver.retention.policy_choice)
+    policy_change: PolicyChange | None = None  # recorded in the manifest
+    policy_kept_from: int | None = None  # the manifest whose policy the debt keeps
     entries: dict[str, FollowupEntry] = field(default_factory=dict)  # by followup id
     records: dict[str, dict[str, Any]] = field(default_factory=dict)  # as stored, parsed back
     record_puts: list[RecordPut] = field(default_factory=list)
@@ -162,7 +166,7 @@ class Planner:
         *,
         api: FollowupSource,
         store: ObjectStore,
-        policy: RetentionPolicy,
+        policy: PolicySelector,
         clock: Callable[[], datetime],
         emit: Callable[[ArchiveEvent], None],
     ) -> None:
@@ -180,6 +184,8 @@ class Planner:
         """
         stored = latest_manifest(self.store, debt_id)
         prev = PreviousManifest(*stored) if stored else None
+        # Before the API is asked anything: a debt whose policy is unclear is not archived.
+        choice = self.policy.choose(debt_id, prev.manifest if prev else None, self.clock())
         listing = self.api.list_followups(debt_id)
         followups: list[Followup] = list(listing.items)
         debt, debt_unavailable, debt_problems = self._read_debt(debt_id)
@@ -200,8 +206,12 @@ class Planner:
             problems=[
                 Problem.from_exception(p, debt_id=debt_id) for p in getattr(listing, "problems", [])
             ]
-            + debt_problems,
+            + debt_problems
+            + choice.problems,
             debt_unavailable=debt_unavailable,
+            policy=choice.policy,
+            policy_change=choice.change,
+            policy_kept_from=choice.kept_from,
         )
         prev_entries = followup_entries(prev.manifest if prev else None)
         prev_media = media_entries(prev.manifest if prev else None)
@@ -209,7 +219,7 @@ class Planner:
         for f in followups:
             data, sha = canonical_sha256(f.sanitized_record())
             plan.records[f.id] = json.loads(data)
-            lock = facts.lock(self.policy, "record", f.call_date)
+            lock = facts.lock(plan.policy, "record", f.call_date)
             key = keys.record_key(debt_id, f.id, sha)
             entry = FollowupEntry.from_followup(f, key=key, sha256=sha, size=len(data), lock=lock)
             old = prev_entries.get(f.id)
@@ -226,7 +236,7 @@ class Planner:
                     entry.media.append(self._carry_media(plan, old_m, f.call_date))
                     plan.reused += 1
                     continue
-                lock = facts.lock(self.policy, ref.kind, f.call_date)
+                lock = facts.lock(plan.policy, ref.kind, f.call_date)
                 found = orphans.find(ref, lock, facts.now)
                 if found is not None:
                     entry.media.append(found)
@@ -320,7 +330,7 @@ class Planner:
         call_date: datetime | None,
     ) -> str | None:
         until, extension = carry_retention(
-            self.policy, plan.facts, kind, key, version_id, current, call_date
+            plan.policy, plan.facts, kind, key, version_id, current, call_date
         )
         if extension is not None:
             plan.extensions.append(extension)

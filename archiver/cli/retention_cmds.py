@@ -24,7 +24,7 @@ from ._common import (
 )
 
 
-def _default_actor() -> str:
+def default_actor() -> str:
     # $USER first (what the help text promises), then the login name the OS knows.
     try:
         return os.environ.get("USER") or getpass.getuser()
@@ -34,7 +34,7 @@ def _default_actor() -> str:
 
 actor_option = click.option(
     "--actor",
-    default=_default_actor,
+    default=default_actor,
     show_default="$USER",
     help="Who asks for this (recorded in the event).",
 )
