@@ -5,18 +5,29 @@ that tell the truth."""
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 from click.testing import CliRunner, Result
 from fixtures_archive import Env, manifest_of
+from fixtures_s3 import drop_bucket, unique_bucket_name
 
 from archiver.cli import main
 from archiver.common.time import parse_iso
 from archiver.retention.events import purged_versions, read_events
+from archiver.store.objects import ObjectStore
 
 pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+def locked_bucket(locked_bucket: ObjectStore, s3_client: Any) -> Iterator[ObjectStore]:
+    """The shared fixture's bucket, deleted afterwards (``weed mini`` holds a limited number
+    of buckets with data; these tests store GOVERNANCE-locked objects only)."""
+    yield locked_bucket
+    drop_bucket(s3_client, locked_bucket.bucket)
 
 
 def cli(env: Env, *args: str, **extra_env: str) -> Result:
@@ -151,18 +162,18 @@ def test_a_plain_rerun_keeps_the_policy_the_last_manifest_names(env: Env) -> Non
 
 def test_another_policy_is_refused_without_change_policy_naming_both(env: Env) -> None:
     debt_id = env.debts()[0]
-    assert cli(env, "archive", debt_id, "--policy", "us-cfpb-reg-f").exit_code == 0
+    assert cli(env, "archive", debt_id, "--policy", "uk-fca").exit_code == 0
     env.sim.add_followup(debt_id, type="sms", status="delivered")
 
-    refused = cli(env, "archive", debt_id, "--policy", "uk-fca")
+    refused = cli(env, "archive", debt_id, "--policy", "eu-gdpr-legal-claims")
     assert refused.exit_code == 2, refused.output
-    assert "'us-cfpb-reg-f'" in refused.output and "'uk-fca'" in refused.output
+    assert "'uk-fca'" in refused.output and "'eu-gdpr-legal-claims'" in refused.output
     assert "--change-policy" in refused.output
-    assert "mode COMPLIANCE -> GOVERNANCE" in refused.output  # what it would weaken
+    assert "audio min P6Y -> P5Y" in refused.output  # what it would shorten
     assert manifests(env, debt_id) == [f"debts/{debt_id}/manifests/00000001.json"]
 
     # The options of a change go together.
-    alone = cli(env, "archive", debt_id, "--policy", "uk-fca", "--change-policy")
+    alone = cli(env, "archive", debt_id, "--policy", "eu-gdpr-legal-claims", "--change-policy")
     assert alone.exit_code == 2 and "--reason" in alone.output
     stray = cli(env, "archive", debt_id, "--reason", "why not")
     assert stray.exit_code == 2 and "--change-policy" in stray.output
@@ -174,44 +185,46 @@ def test_a_change_of_policy_is_shown_by_the_dry_run_and_recorded_in_the_manifest
     env: Env,
 ) -> None:
     debt_id = env.debts()[0]
-    assert cli(env, "archive", debt_id, "--policy", "us-cfpb-reg-f").exit_code == 0
+    assert cli(env, "archive", debt_id, "--policy", "uk-fca").exit_code == 0
     change = [
         "archive",
         debt_id,
         "--policy",
-        "uk-fca",
+        "eu-gdpr-legal-claims",
         "--change-policy",
         "--reason",
-        "Debt sold to the UK entity",
+        "Debt sold to the EU entity",
         "--actor",
         "j.doe",
     ]
     dry = cli(env, *change, "--dry-run")
     assert dry.exit_code == 0, dry.output
-    assert "policy change: us-cfpb-reg-f -> uk-fca, reason: Debt sold to the UK entity" in (
-        dry.output
+    assert (
+        "policy change: uk-fca -> eu-gdpr-legal-claims, reason: Debt sold to the EU entity"
+        in dry.output
     )
-    assert "shortens or weakens: mode COMPLIANCE -> GOVERNANCE" in dry.output
+    assert "shortens or weakens: audio min P6Y -> P5Y" in dry.output
     assert manifests(env, debt_id) == [f"debts/{debt_id}/manifests/00000001.json"]
     [planned] = json_lines(cli(env, *change, "--dry-run", "--json").stdout)[:1]
-    assert planned["policy"] == "uk-fca" and planned["policy_change"]["to"]["name"] == "uk-fca"
+    assert planned["policy"] == "eu-gdpr-legal-claims"
+    assert planned["policy_change"]["to"]["name"] == "eu-gdpr-legal-claims"
 
     done = cli(env, *change, "--json")
     assert done.exit_code == 0, done.output
     _, second = manifest_of(env.store, debt_id, 2)
-    assert second["policy"]["name"] == "uk-fca"
+    assert second["policy"]["name"] == "eu-gdpr-legal-claims"
     recorded = second["policy_change"]
-    assert recorded["from"]["name"] == "us-cfpb-reg-f" and recorded["to"] == second["policy"]
-    assert recorded["reason"] == "Debt sold to the UK entity" and recorded["actor"] == "j.doe"
+    assert recorded["from"]["name"] == "uk-fca" and recorded["to"] == second["policy"]
+    assert recorded["reason"] == "Debt sold to the EU entity" and recorded["actor"] == "j.doe"
     at, created = parse_iso(recorded["at"]), parse_iso(second["created_at"])
     assert at is not None and created is not None and abs(at - created) < timedelta(seconds=30)
-    assert "mode COMPLIANCE -> GOVERNANCE" in recorded["weaker"]
+    assert "record min P6Y -> P5Y" in recorded["weaker"]
 
-    # From now on the debt keeps uk-fca, and the change is not recorded again.
+    # From now on the debt keeps its new policy, and the change is not recorded again.
     env.sim.add_followup(debt_id, type="sms", status="delivered")
     assert cli(env, "archive", debt_id).exit_code == 0
     _, third = manifest_of(env.store, debt_id, 3)
-    assert third["policy"]["name"] == "uk-fca" and "policy_change" not in third
+    assert third["policy"]["name"] == "eu-gdpr-legal-claims" and "policy_change" not in third
 
 
 def test_a_missing_policy_stops_the_debt_and_a_changed_file_is_said(
@@ -277,10 +290,9 @@ def test_dry_run_refuses_what_the_real_run_refuses(env: Env) -> None:
 
 
 def test_dry_run_checks_the_bucket(env: Env) -> None:
-    from fixtures_s3 import unique_bucket_name
-
     plain = unique_bucket_name("plain")
     env.s3.client().create_bucket(Bucket=plain)  # no Object Lock: cannot hold evidence
     dry = cli(env, "archive", env.debts()[0], "--dry-run", ARCHIVER_BUCKET=plain)
+    env.s3.client().delete_bucket(Bucket=plain)
     assert dry.exit_code == 1, dry.output
     assert "Object Lock" in dry.output and plain in dry.output

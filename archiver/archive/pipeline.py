@@ -1,12 +1,14 @@
 """The archive pipeline: one debt at a time, every followup and its media into WORM storage.
 
 Per debt (see README "What one run does"):
-1. read the latest manifest from S3 (S3 is the source of truth, not the catalog);
+1. read the latest manifest from S3 (S3 is the source of truth, not the catalog) and choose
+   the debt's policy: the one that manifest names (:mod:`archiver.retention.policy_choice`);
 2. list every followup (all pages) and read the debt record (a 403 is noted, not fatal);
 3. plan (:mod:`~archiver.archive.plan`): records are hashed in memory; media already named by
    the previous manifest, or left in S3 by an interrupted run (same followup, kind and
-   source), are reused without downloading; locks and extensions follow the policy
-   (:mod:`archiver.retention.locks`);
+   source), are reused without downloading (each checked for a delete marker hiding it);
+   locks and extensions follow the policy (:mod:`archiver.retention.locks`); a dry run ends
+   here (:mod:`~archiver.archive.dry_run`);
 4. store (:mod:`~archiver.archive.storing`): extend the retention of earlier objects when the
    policy anchors on the last activity; download the other media earliest-expiry first, a
    bounded pool of workers, each file streamed to a temp file while hashed, then stored with

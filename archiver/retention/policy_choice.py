@@ -34,10 +34,16 @@ from archiver.retention.registry import PolicyRegistry
 __all__ = ["PolicyChange", "PolicyChoice", "PolicySelector", "weakenings"]
 
 
+# Anchor dates from the earliest to the latest: a call comes before the debt's last activity,
+# which comes before the archiving.
+_ANCHOR_ORDER = {"call_date": 0, "last_activity": 1, "archived_at": 2}
+
+
 def weakenings(old: RetentionPolicy, new: RetentionPolicy) -> list[str]:
-    """How moving from ``old`` to ``new`` shortens or weakens retention, one text each: the
+    """How moving from ``old`` to ``new`` can shorten or weaken retention, one text each: the
     mode (COMPLIANCE to GOVERNANCE), every kind whose minimum is shorter from some start date,
-    every kind counted from another anchor date. Empty: nothing gets shorter or weaker."""
+    every kind counted from an earlier date (its minimum may then end sooner, however long).
+    Empty: nothing can get shorter or weaker."""
     found = []
     if old.mode == "COMPLIANCE" and new.mode != "COMPLIANCE":
         found.append(f"mode {old.mode} -> {new.mode}")
@@ -45,8 +51,8 @@ def weakenings(old: RetentionPolicy, new: RetentionPolicy) -> list[str]:
         was, now = old.rules[kind], new.rules[kind]
         if not never_shorter(now.min, was.min):
             found.append(f"{kind} min {was.min} -> {now.min}")
-        if was.anchor != now.anchor:
-            found.append(f"{kind} anchor {was.anchor} -> {now.anchor} (counted from another date)")
+        if _ANCHOR_ORDER[now.anchor] < _ANCHOR_ORDER[was.anchor]:
+            found.append(f"{kind} counted from {now.anchor}, earlier than {was.anchor}")
     return found
 
 
