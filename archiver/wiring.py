@@ -22,7 +22,9 @@ from archiver.getbill.settings import ApiSettings
 from archiver.media.download import MediaDownloader
 from archiver.media.transport import media_client
 from archiver.media.types import DownloadSettings
+from archiver.media.urls import check_media_url
 from archiver.retention.policies import RetentionPolicy
+from archiver.retention.policy_choice import PolicySelector
 from archiver.store import keys
 from archiver.store.objects import ObjectStore
 from archiver.store.settings import make_s3_client
@@ -201,9 +203,25 @@ def open_archiver(
     render_dossiers: bool = True,
     on_event: Callable[[ArchiveEvent], None] | None = None,
     on_api_event: Callable[[Any], None] | None = None,
+    policy_asked: bool = False,
+    change_reason: str | None = None,
+    actor: str | None = None,
 ) -> Iterator[ArchiverSession]:
-    """Everything a run needs, closed on exit."""
+    """Everything a run needs, closed on exit.
+
+    ``config.policy`` applies to debts archived for the first time; a debt archived before
+    keeps its manifest's policy (:mod:`archiver.retention.policy_choice`). ``policy_asked``:
+    the operator asked for ``config.policy`` by name (``--policy``), so a debt under another
+    one is refused unless ``change_reason`` (``--change-policy --reason``) says why it moves.
+    """
     policy = configured_policy(config)
+    selector = PolicySelector(
+        policy,
+        config.policy_registry(),
+        explicit=policy_asked,
+        change_reason=change_reason,
+        actor=actor,
+    )
     store = (
         open_store(config.bucket, s3_client)
         if s3_client is not None
@@ -224,7 +242,7 @@ def open_archiver(
             api=api,
             downloader=downloader,
             store=store,
-            policy=policy,
+            policy=selector,
             settings=ArchiveSettings(
                 concurrency=config.concurrency,
                 dry_run=dry_run,
@@ -234,5 +252,6 @@ def open_archiver(
             on_event=on_event,
             subscribers=[recorder],
             render_dossier=render_for_archive,
+            check_media=lambda ref: check_media_url(ref.url, media_settings),
         )
         yield ArchiverSession(archiver, store, recorder, policy)

@@ -17,12 +17,38 @@ import pytest
 from archiver.devkit.s3server import LocalS3Server
 from archiver.store.objects import ObjectStore
 
-__all__ = ["locked_bucket", "s3_client", "s3_env", "s3_server", "unique_bucket_name"]
+__all__ = [
+    "drop_bucket",
+    "locked_bucket",
+    "s3_client",
+    "s3_env",
+    "s3_server",
+    "unique_bucket_name",
+]
 
 
 def unique_bucket_name(prefix: str = "test") -> str:
     """A bucket name no other test uses (lowercase, 3-63 characters)."""
     return f"{prefix}-{uuid.uuid4().hex[:16]}"
+
+
+def drop_bucket(s3: Any, name: str) -> None:
+    """Delete every version and delete marker (governance bypassed) and the bucket.
+
+    ``weed mini`` has room for a limited number of buckets holding data at once (about 78);
+    a test whose objects are only GOVERNANCE-locked and not held can give its bucket back.
+    """
+    objects = []
+    for page in s3.get_paginator("list_object_versions").paginate(Bucket=name):
+        for v in page.get("Versions", []) + page.get("DeleteMarkers", []):
+            objects.append({"Key": v["Key"], "VersionId": v["VersionId"]})
+    for i in range(0, len(objects), 1000):
+        s3.delete_objects(
+            Bucket=name,
+            Delete={"Objects": objects[i : i + 1000], "Quiet": True},
+            BypassGovernanceRetention=True,
+        )
+    s3.delete_bucket(Bucket=name)
 
 
 @pytest.fixture(scope="session")

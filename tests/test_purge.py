@@ -4,17 +4,20 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import click
 import pytest
 from click.testing import CliRunner
 from fixtures.retention import seed_debt, short_policy_toml, ticking_clock, versions_of
+from fixtures_s3 import drop_bucket
 
 from archiver.catalog.db import Catalog
 from archiver.cli.retention_cmds import register
-from archiver.errors import RetentionError
+from archiver.errors import RetentionError, ValidationError
 from archiver.retention.holds import place_hold
 from archiver.retention.policies import RetentionPolicy
 from archiver.retention.policy_files import load_policy_file
@@ -109,10 +112,16 @@ def test_execute_with_bypass_deletes_and_leaves_a_locked_deletion_record(
     assert set(seeded.manifests) <= remaining
     assert len(versions_of(locked_bucket, "D-2")) == 6  # untouched
 
+    [intent_ref] = result.intents
     [record_ref] = result.records
+    assert intent_ref["key"] == "debts/D-1/events/00000001.json"  # before the deletes
     key = record_ref["key"]
-    assert key == "debts/D-1/events/00000001.json"
+    assert key == "debts/D-1/events/00000002.json"  # after them
+    intent = json.loads(locked_bucket.read_bytes(intent_ref["key"]))
+    assert intent["stage"] == "intent"
     record = json.loads(locked_bucket.read_bytes(key))
+    assert record["stage"] == "outcome" and record["intent"] == intent_ref["key"]
+    assert record["refused"] == [] and intent["versions"] == record["versions"]
     assert record["action"] == "purge" and record["reason"] == "monthly purge"
     assert record["actor"] == "ops" and record["bypass_governance"] is True
     assert record["policies"] == [{"name": "short-test", "sha256": policy.sha256}]
@@ -128,7 +137,7 @@ def test_execute_with_bypass_deletes_and_leaves_a_locked_deletion_record(
     assert info.retain_until > datetime.now(UTC) + timedelta(days=5 * 365)
     with pytest.raises(RetentionError):
         locked_bucket.delete_version(key, info.version_id or "")  # the record is locked
-    assert catalog.db["events"].count == 1
+    assert catalog.db["events"].count == 2
 
     # A rerun finds nothing left to purge (the deleted versions are reported missing).
     again = plan_purge(
@@ -172,14 +181,36 @@ def test_compliance_objects_are_refused_even_with_bypass(
     locked_bucket: ObjectStore, policy: RetentionPolicy
 ) -> None:
     seed_debt(locked_bucket, mode="COMPLIANCE", manifests=1)
-    plan = plan_purge(locked_bucket, policy=policy, registry=SHIPPED, now=_later())
+    # Past its maximum now, its COMPLIANCE lock one more day: left out even with bypass.
+    old = datetime.now(UTC) - timedelta(days=5)
+    seed_debt(locked_bucket, "D-OLD", mode="COMPLIANCE", manifests=1, created_at=old)
+    now_plan = plan_purge(
+        locked_bucket,
+        policy=policy,
+        registry=SHIPPED,
+        now=datetime.now(UTC),
+        bypass_governance=True,
+    )
+    assert now_plan.candidates == [] and len(now_plan.locked) == 4
+    assert all(c.lock_text().startswith("COMPLIANCE until ") for c in now_plan.locked)
+    nothing = execute_purge(
+        locked_bucket, now_plan, reason="purge", actor="ops", bypass_governance=True
+    )
+    assert not nothing.records and not nothing.intents and not nothing.refused
+
+    plan = plan_purge(
+        locked_bucket, policy=policy, registry=SHIPPED, now=_later(), debt_ids=["D-1"]
+    )
     result = execute_purge(locked_bucket, plan, reason="purge", actor="ops", bypass_governance=True)
     assert not result.deleted and len(result.refused) == 4
     for r in result.refused:
         assert "refused" in r.reason and r.version_id
         assert "[COMPLIANCE until " in r.reason and "legal hold off]" in r.reason
-    # The deletion record was written first anyway, saying what was asked.
-    assert len(result.records) == 1
+    # Planned for a time the locks are over, refused now: the intent was written first, then
+    # one outcome saying that nothing was deleted.
+    assert len(result.intents) == 1 and len(result.records) == 1
+    outcome = json.loads(locked_bucket.read_bytes(result.records[0]["key"]))
+    assert outcome["versions"] == [] and len(outcome["refused"]) == 4
 
 
 def test_each_debts_deletion_record_carries_the_operators_reason(
@@ -269,25 +300,31 @@ def test_cli_purge_dry_run_and_refusals_without_bypass(
     assert dry.exit_code == 0, dry.output
     out = json.loads(dry.stdout)
     assert out["executed"] is False and out["result"] is None
-    assert {c["debt_id"] for c in out["plan"]["candidates"]} == {"D-OLD"}
-    assert len(out["plan"]["candidates"]) == 4
+    # Past their maximum, but their GOVERNANCE lock runs one more day: not deletable as asked.
+    assert out["plan"]["candidates"] == []
+    assert {c["debt_id"] for c in out["plan"]["locked"]} == {"D-OLD"}
+    assert len(out["plan"]["locked"]) == 4
+    assert {c["lock"]["mode"] for c in out["plan"]["locked"]} == {"GOVERNANCE"}
     assert versions_of(locked_bucket, "D-OLD") == before
 
     text = runner.invoke(_cli(), base)
     assert text.exit_code == 0 and "Dry run: nothing deleted" in text.output
+    assert "LOCKED debts/D-OLD/" in text.output and "--bypass-governance would delete" in (
+        text.output
+    )
 
     usage = runner.invoke(_cli(), [*base, "--bypass-governance"])
     assert usage.exit_code == 2 and "--execute" in usage.output
     no_reason = runner.invoke(_cli(), [*base, "--execute"])
     assert no_reason.exit_code == 2 and "--reason" in no_reason.output
 
-    # GOVERNANCE lock still running (one day from the real now), no bypass: all refused, exit 3.
-    refused = runner.invoke(_cli(), [*base, "--execute", "--reason", "monthly", "--actor", "ops"])
-    assert refused.exit_code == 3, refused.output
-    assert "REFUSED debts/D-OLD/" in refused.output and "Deleted 0 version(s), refused 4" in (
-        refused.output
+    # GOVERNANCE lock still running, no bypass: nothing tried, nothing written, exit 3.
+    kept = runner.invoke(_cli(), [*base, "--execute", "--reason", "monthly", "--actor", "ops"])
+    assert kept.exit_code == 3, kept.output
+    assert "LOCKED debts/D-OLD/" in kept.output and "Nothing to delete; nothing written" in (
+        kept.output
     )
-    assert {k for k, _ in versions_of(locked_bucket, "D-OLD")} >= {k for k, _ in before}
+    assert versions_of(locked_bucket, "D-OLD") == before  # no deletion record either
 
     deleted = runner.invoke(
         _cli(),
@@ -325,8 +362,134 @@ def test_cli_purge_applies_the_manifest_policy_found_in_the_user_policy_dir(
     )
     assert result.exit_code == 0, result.output
     plan = json.loads(result.stdout)["plan"]
-    assert plan["policy"] is None and len(plan["candidates"]) == 4
-    applied = {(c["policy"]["name"], c["policy"]["sha256"]) for c in plan["candidates"]}
+    # Past their maximum (their lock runs one more day: listed as locked, not deletable yet).
+    assert plan["policy"] is None and len(plan["locked"]) == 4
+    applied = {(c["policy"]["name"], c["policy"]["sha256"]) for c in plan["locked"]}
     assert applied == {("short-test", hashlib.sha256(policy_file.read_bytes()).hexdigest())}
     # The seeded manifest recorded another SHA-256: applied, and said so.
     assert [p["type"] for p in plan["problems"]] == ["policy_changed"]
+
+
+# ---------------------------------------------------------------------------------------------
+# What the records say: what was deleted, never what was only planned
+
+
+def _events(store: ObjectStore, debt_id: str) -> list[dict]:
+    from archiver.retention.events import read_events
+
+    return read_events(store, debt_id)
+
+
+@pytest.fixture
+def given_back(locked_bucket: ObjectStore, s3_client: Any) -> Iterator[None]:
+    """Deletes ``locked_bucket`` after the test (GOVERNANCE-locked objects only, no hold):
+    ``weed mini`` holds a limited number of buckets with data."""
+    yield
+    drop_bucket(s3_client, locked_bucket.bucket)
+
+
+def test_plan_leaves_out_what_the_locks_refuse_and_nothing_is_written_for_it(
+    locked_bucket: ObjectStore, policy: RetentionPolicy, given_back: None
+) -> None:
+    # Past their maximum at the real now, GOVERNANCE-locked one more day: not deletable
+    # without bypass (COMPLIANCE: see test_compliance_objects_are_refused_even_with_bypass).
+    old = datetime.now(UTC) - timedelta(days=5)
+    seed_debt(locked_bucket, "D-G", manifests=1, created_at=old)
+    now = datetime.now(UTC)
+
+    plain = plan_purge(locked_bucket, policy=policy, registry=SHIPPED, now=now)
+    assert plain.candidates == [] and len(plain.locked) == 4
+    assert all(c.retain_until is not None and c.retain_until > now for c in plain.locked)
+    assert {c.lock_text().split()[0] for c in plain.locked} == {"GOVERNANCE"}
+    for _ in range(2):  # a cron job retrying
+        result = execute_purge(locked_bucket, plain, reason="monthly", actor="ops")
+        assert not result.deleted and not result.refused and not result.records
+    assert _events(locked_bucket, "D-G") == []
+
+    bypass = plan_purge(
+        locked_bucket, policy=policy, registry=SHIPPED, now=now, bypass_governance=True
+    )
+    assert len(bypass.candidates) == 4 and not bypass.locked
+    with pytest.raises(ValidationError):  # a plan that counts on the bypass needs it
+        execute_purge(locked_bucket, bypass, reason="monthly", actor="ops")
+    done = execute_purge(
+        locked_bucket, bypass, reason="monthly", actor="ops", bypass_governance=True
+    )
+    assert len(done.deleted) == 4 and done.ok
+
+
+def test_outcome_record_names_only_what_was_deleted(
+    locked_bucket: ObjectStore, policy: RetentionPolicy, given_back: None
+) -> None:
+    from archiver.retention.events import purged_versions
+
+    seeded = seed_debt(locked_bucket, manifests=1)
+    plan = plan_purge(locked_bucket, policy=policy, registry=SHIPPED, now=_later())
+    assert len(plan.candidates) == 4
+    # One version gets a legal hold between planning and executing: S3 refuses that one.
+    held = next(o for o in seeded.objects if "/media/" in o["key"])
+    locked_bucket.set_legal_hold(held["key"], held["version_id"], True)
+
+    result = execute_purge(
+        locked_bucket, plan, reason="monthly", actor="ops", bypass_governance=True
+    )
+
+    assert len(result.deleted) == 3 and [r.key for r in result.refused] == [held["key"]]
+    intent, outcome = _events(locked_bucket, "D-1")
+    assert intent["stage"] == "intent" and len(intent["versions"]) == 4
+    assert outcome["stage"] == "outcome" and outcome["intent"] == intent["key"]
+    assert {v["key"] for v in outcome["versions"]} == {c.key for c in result.deleted}
+    assert [r["key"] for r in outcome["refused"]] == [held["key"]]
+    assert outcome["objects"] == 3
+    # What counts as purged: the outcome's versions, never the intent's.
+    purged = purged_versions(_events(locked_bucket, "D-1"))
+    assert set(purged) == {(c.key, c.version_id) for c in result.deleted}
+    assert {p["event_key"] for p in purged.values()} == {outcome["key"]}
+    locked_bucket.set_legal_hold(held["key"], held["version_id"], False)  # the bucket goes
+
+
+def test_a_purge_interrupted_before_its_outcome_is_recorded_by_the_next_one(
+    locked_bucket: ObjectStore,
+    policy: RetentionPolicy,
+    monkeypatch: pytest.MonkeyPatch,
+    given_back: None,
+) -> None:
+    import archiver.retention.purge as purge_module
+    from archiver.retention.events import purged_versions, unfinished_purges
+
+    seed_debt(locked_bucket, manifests=1)
+    plan = plan_purge(locked_bucket, policy=policy, registry=SHIPPED, now=_later())
+    real_write = purge_module.write_event
+
+    def crash_on_outcome(store: ObjectStore, event: dict, **kw: object) -> object:
+        if event.get("stage") == "outcome":
+            raise RetentionError("the process died here")
+        return real_write(store, event, **kw)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(purge_module, "write_event", crash_on_outcome)
+    crashed = execute_purge(
+        locked_bucket, plan, reason="monthly", actor="ops", bypass_governance=True
+    )
+    monkeypatch.setattr(purge_module, "write_event", real_write)
+    assert len(crashed.deleted) == 4 and not crashed.records and crashed.unrecorded
+    assert not crashed.ok
+    events = _events(locked_bucket, "D-1")
+    assert [e["stage"] for e in events] == ["intent"]
+    assert purged_versions(events) == {}  # planned is not deleted
+    assert len(unfinished_purges(events)) == 1
+
+    again = plan_purge(locked_bucket, policy=policy, registry=SHIPPED, now=_later())
+    assert again.candidates == [] and not again.problems  # gone, but not "missing"
+    [unfinished] = again.unfinished
+    assert unfinished.intent_key == events[0]["key"] and len(unfinished.gone) == 4
+    completed = execute_purge(locked_bucket, again, reason="monthly", actor="ops")
+    assert completed.ok and len(completed.completed) == 4 and len(completed.records) == 1
+    events = _events(locked_bucket, "D-1")
+    outcome = events[-1]
+    assert outcome["stage"] == "outcome" and outcome["intent"] == events[0]["key"]
+    assert outcome["completes_interrupted"] is True and len(outcome["versions"]) == 4
+    assert outcome["policies"] == events[0]["policies"]
+    assert len(purged_versions(events)) == 4 and unfinished_purges(events) == []
+    # Nothing left to do: a third run writes nothing.
+    third = plan_purge(locked_bucket, policy=policy, registry=SHIPPED, now=_later())
+    assert not third.unfinished and not third.candidates

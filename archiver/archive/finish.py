@@ -37,7 +37,7 @@ from archiver.manifest.entries import DossierRef, Extension
 from archiver.manifest.receipt import build_receipt, read_receipt, receipt_bytes
 from archiver.retention.events import purged_versions, read_events
 from archiver.retention.locks import falls_short, follows_activity
-from archiver.retention.policies import ObjectKind, RetentionPolicy, retain_until
+from archiver.retention.policies import ObjectKind, retain_until
 from archiver.store import keys
 from archiver.store.objects import ObjectStore
 from archiver.store.types import ObjectInfo, StoredObject
@@ -82,7 +82,6 @@ class Finisher:
         self,
         *,
         store: ObjectStore,
-        policy: RetentionPolicy,
         run_id: str,
         api_base_url: str | None,
         render: DossierRenderer | None,
@@ -91,7 +90,6 @@ class Finisher:
     ) -> None:
         self.store = store
         self.writer = LockedWriter(store)
-        self.policy = policy
         self.run_id = run_id
         self.api_base_url = api_base_url
         self._render = render
@@ -109,7 +107,7 @@ class Finisher:
             created_at=facts.now,
             run_id=self.run_id,
             previous={"key": prev.key, "sha256": prev.sha256} if prev else None,
-            policy=self.policy.manifest_ref(),
+            policy=plan.policy.manifest_ref(),
             debt=outcome.debt_entry.to_json() if outcome.debt_entry is not None else None,
             debt_unavailable=plan.debt_unavailable,
             followups=[entry.to_json() for entry in plan.entries.values()],
@@ -121,6 +119,8 @@ class Finisher:
             api_base_url=self.api_base_url,
             legal_hold=outcome.legal_hold,  # as the hold check after storing found it
         )
+        if plan.policy_change is not None:
+            manifest["policy_change"] = plan.policy_change.to_json()
         result = DebtResult(
             debt_id=plan.debt_id,
             status="partial" if blocking else "archived",
@@ -162,7 +162,7 @@ class Finisher:
             stored = self.writer.put_bytes(
                 mkey,
                 data,
-                lock=facts.lock(self.policy, "manifest", None),
+                lock=facts.lock(plan.policy, "manifest", None),
                 content_type="application/json",
                 metadata={"kind": "manifest"},
             )
@@ -190,16 +190,17 @@ class Finisher:
             ("manifest", "manifests/"),
             ("dossier", "dossiers/"),
         )
+        policy = plan.policy
         for kind, sub in history:
-            if not follows_activity(self.policy, kind):
+            if not follows_activity(policy, kind):
                 continue
-            wanted = retain_until(self.policy, kind, plan.facts.dates())
+            wanted = retain_until(policy, kind, plan.facts.dates())
             for key in self.store.list_keys(f"{keys.debt_prefix(plan.debt_id)}{sub}"):
                 info = self.store.head(key)
                 if info is None or not falls_short(info.retain_until, wanted):
                     continue
                 if self.store.extend_retention(
-                    key, info.version_id, mode=self.policy.mode, retain_until=wanted
+                    key, info.version_id, mode=policy.mode, retain_until=wanted
                 ):
                     before = iso(info.retain_until) if info.retain_until else None
                     plan.extensions.append(Extension(key, info.version_id, before, wanted))
@@ -298,7 +299,7 @@ class Finisher:
             stored = self.writer.put_bytes(
                 key,
                 rendered.pdf,
-                lock=plan.facts.lock(self.policy, "dossier", None),
+                lock=plan.facts.lock(plan.policy, "dossier", None),
                 content_type="application/pdf",
                 metadata={
                     **rendered.metadata,
@@ -345,7 +346,7 @@ class Finisher:
         self.writer.put_bytes(
             keys.dossier_receipt_key(plan.debt_id, sequence),
             data,
-            lock=plan.facts.lock(self.policy, "dossier", None),
+            lock=plan.facts.lock(plan.policy, "dossier", None),
             content_type="application/json",
             metadata={"kind": "dossier-receipt"},
         )

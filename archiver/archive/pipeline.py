@@ -1,12 +1,14 @@
 """The archive pipeline: one debt at a time, every followup and its media into WORM storage.
 
 Per debt (see README "What one run does"):
-1. read the latest manifest from S3 (S3 is the source of truth, not the catalog);
+1. read the latest manifest from S3 (S3 is the source of truth, not the catalog) and choose
+   the debt's policy: the one that manifest names (:mod:`archiver.retention.policy_choice`);
 2. list every followup (all pages) and read the debt record (a 403 is noted, not fatal);
 3. plan (:mod:`~archiver.archive.plan`): records are hashed in memory; media already named by
    the previous manifest, or left in S3 by an interrupted run (same followup, kind and
-   source), are reused without downloading; locks and extensions follow the policy
-   (:mod:`archiver.retention.locks`);
+   source), are reused without downloading (each checked for a delete marker hiding it);
+   locks and extensions follow the policy (:mod:`archiver.retention.locks`); a dry run ends
+   here (:mod:`~archiver.archive.dry_run`);
 4. store (:mod:`~archiver.archive.storing`): extend the retention of earlier objects when the
    policy anchors on the last activity; download the other media earliest-expiry first, a
    bounded pool of workers, each file streamed to a temp file while hashed, then stored with
@@ -33,6 +35,7 @@ from contextlib import suppress
 from dataclasses import dataclass
 from datetime import datetime
 
+from archiver.archive.dry_run import MediaCheck, preview, with_policy
 from archiver.archive.finish import DossierRenderer, Finisher
 from archiver.archive.holding import HoldKeeper
 from archiver.archive.plan import FollowupSource, Planner
@@ -51,7 +54,7 @@ from archiver.common.ids import check_id
 from archiver.common.problems import Problem
 from archiver.common.time import utcnow
 from archiver.errors import ConfigError
-from archiver.retention.policies import RetentionPolicy
+from archiver.retention.policy_choice import PolicySelector
 from archiver.store.objects import ObjectStore
 
 __all__ = ["ArchiveSettings", "Archiver"]
@@ -78,16 +81,18 @@ class Archiver:
         api: FollowupSource,
         downloader: Downloader,
         store: ObjectStore,
-        policy: RetentionPolicy,
+        policy: PolicySelector,
         settings: ArchiveSettings = ArchiveSettings(),
         clock: Clock = utcnow,
         on_event: Callable[[ArchiveEvent], None] | None = None,
         subscribers: Sequence[RunSubscriber] = (),
         render_dossier: DossierRenderer | None = None,
+        check_media: MediaCheck | None = None,
     ) -> None:
         self.store = store
         self.policy = policy
         self.settings = settings
+        self._check_media = check_media
         self.clock = clock
         self._emit = on_event or (lambda e: None)
         self._subscribers = list(subscribers)
@@ -97,14 +102,12 @@ class Archiver:
             api=api,
             downloader=downloader,
             store=store,
-            policy=policy,
             concurrency=settings.concurrency,
             emit=self._emit,
         )
         self._holds = HoldKeeper(store, self._emit)
         self._finisher = Finisher(
             store=store,
-            policy=policy,
             run_id=self.run_id,
             api_base_url=settings.api_base_url,
             render=render_dossier if settings.render_dossier else None,
@@ -123,9 +126,12 @@ class Archiver:
         (status ``interrupted`` / ``failed``) and raised."""
         ids = list(debt_ids)
         self._emit(ArchiveEvent(ArchiveEventKind.RUN_STARTED, count=len(ids)))
+        self.store.check_bucket()  # a dry run too: it says what the real run would refuse
         if not self.settings.dry_run:
-            self.store.check_bucket()
-            options = {"policy": self.policy.name, "concurrency": self.settings.concurrency}
+            options = {
+                "policy": self.policy.configured.name,
+                "concurrency": self.settings.concurrency,
+            }
             self._publish(RunStarted(self.run_id, self.clock(), tuple(ids), options))
         results: list[DebtResult] = []
         try:
@@ -169,20 +175,13 @@ class Archiver:
     def _archive_debt(self, debt_id: str) -> DebtResult:
         plan = self._planner.plan(debt_id)
         if self.settings.dry_run:
-            return DebtResult(
-                debt_id=debt_id,
-                status="planned",
-                followups=len(plan.facts.followups),
-                media_stored=len(plan.to_fetch),
-                media_reused=plan.reused,
-                problems=[p.to_dict() for p in plan.problems],
-            )
+            return with_policy(preview(plan, self._check_media), plan)
         outcome = self._storer.store_plan(plan)
         check = self._holds.settle(plan, outcome)
         result = self._finisher.finish(plan, outcome)
         written = {k for k in (result.manifest_key, result.dossier_key) if k}
         self._holds.after_finish(plan.debt_id, check, written)
-        return result
+        return with_policy(result, plan)
 
     def _publish(self, record: RunRecord) -> None:
         # Always on the thread that called run(): subscribers may hold SQLite connections.

@@ -30,11 +30,13 @@ from archiver.manifest.entries import (
     followup_entries,
     media_entries,
 )
+from archiver.manifest.hidden import hidden_problems
 from archiver.manifest.reader import latest_manifest
 from archiver.retention.events import purged_versions, read_events
 from archiver.retention.holds import hold_active
 from archiver.retention.locks import extended_until, new_lock
 from archiver.retention.policies import AnchorDates, ObjectKind, RetentionPolicy, last_activity
+from archiver.retention.policy_choice import PolicyChange, PolicySelector
 from archiver.store import keys
 from archiver.store.objects import ObjectStore
 from archiver.store.types import Lock
@@ -125,6 +127,9 @@ class DebtPlan:
     facts: DebtFacts
     problems: list[Problem]
     debt_unavailable: dict[str, Any] | None  # why the debt record is missing
+    policy: RetentionPolicy  # the debt's (see archiver.retention.policy_choice)
+    policy_change: PolicyChange | None = None  # recorded in the manifest
+    policy_kept_from: int | None = None  # the manifest whose policy the debt keeps
     entries: dict[str, FollowupEntry] = field(default_factory=dict)  # by followup id
     records: dict[str, dict[str, Any]] = field(default_factory=dict)  # as stored, parsed back
     record_puts: list[RecordPut] = field(default_factory=list)
@@ -163,7 +168,7 @@ class Planner:
         *,
         api: FollowupSource,
         store: ObjectStore,
-        policy: RetentionPolicy,
+        policy: PolicySelector,
         clock: Callable[[], datetime],
         emit: Callable[[ArchiveEvent], None],
     ) -> None:
@@ -183,6 +188,8 @@ class Planner:
         """
         stored = latest_manifest(self.store, debt_id)
         prev = PreviousManifest(*stored) if stored else None
+        # Before the API is asked anything: a debt whose policy is unclear is not archived.
+        choice = self.policy.choose(debt_id, prev.manifest if prev else None, self.clock())
         listing = self.api.list_followups(debt_id)
         followups: list[Followup] = list(listing.items)
         debt, debt_unavailable, debt_problems = self._read_debt(debt_id)
@@ -201,8 +208,12 @@ class Planner:
         plan = DebtPlan(
             facts=facts,
             problems=[Problem.from_exception(p, debt_id=debt_id) for p in listing.problems]
-            + debt_problems,
+            + debt_problems
+            + choice.problems,
             debt_unavailable=debt_unavailable,
+            policy=choice.policy,
+            policy_change=choice.change,
+            policy_kept_from=choice.kept_from,
         )
         if listing.unstable and listing.unstable_problem is not None:
             plan.problems.append(listing.unstable_problem)  # blocking: the run is partial
@@ -212,7 +223,7 @@ class Planner:
         for f in followups:
             data, sha = canonical_sha256(f.sanitized_record())
             plan.records[f.id] = json.loads(data)
-            lock = facts.lock(self.policy, "record", f.call_date)
+            lock = facts.lock(plan.policy, "record", f.call_date)
             key = keys.record_key(debt_id, f.id, sha)
             entry = FollowupEntry.from_followup(f, key=key, sha256=sha, size=len(data), lock=lock)
             old = prev_entries.get(f.id)
@@ -229,7 +240,7 @@ class Planner:
                     entry.media.append(self._carry_media(plan, old_m, f.call_date))
                     plan.reused += 1
                     continue
-                lock = facts.lock(self.policy, ref.kind, f.call_date)
+                lock = facts.lock(plan.policy, ref.kind, f.call_date)
                 found = orphans.find(ref, lock, facts.now)
                 if found is not None:
                     entry.media.append(found)
@@ -267,7 +278,35 @@ class Planner:
             self._emit(
                 ArchiveEvent(ArchiveEventKind.MEDIA_REUSED, debt_id=debt_id, count=plan.reused)
             )
+        plan.problems.extend(self._hidden_reused(plan))
         return plan
+
+    def _hidden_reused(self, plan: DebtPlan) -> list[Problem]:
+        """What this run would reuse (records, media, the debt record) that a delete marker
+        hides: a problem each, saying how to show it again."""
+        reused: list[dict[str, Any]] = []
+        for entry in plan.entries.values():
+            if entry.record_version_id and not entry.record_purged:
+                reused.append(
+                    {
+                        "key": entry.record_key,
+                        "version_id": entry.record_version_id,
+                        "kind": "record",
+                        "followup_id": entry.id,
+                    }
+                )
+            reused += [
+                {**m.to_json(), "followup_id": entry.id}
+                for m in entry.media
+                if m.version_id and not m.purged
+            ]
+        prev = plan.facts.previous
+        archived = (prev.manifest.get("debt") if prev else None) or {}
+        debt = plan.facts.debt
+        sha = canonical_sha256(debt.sanitized_record())[1] if debt else None
+        if archived and sha in (None, archived.get("sha256")):  # the archived one is kept
+            reused.append({**archived, "kind": "debt"})
+        return hidden_problems(self.store, plan.debt_id, reused) if reused else []
 
     def _read_debt(self, debt_id: str) -> tuple[Debt | None, dict[str, Any] | None, list[Problem]]:
         """The debt record, or why it is missing; plus validation problems of the record."""
@@ -306,7 +345,7 @@ class Planner:
         call_date: datetime | None,
     ) -> str | None:
         until, extension = carry_retention(
-            self.policy, plan.facts, kind, key, version_id, current, call_date
+            plan.policy, plan.facts, kind, key, version_id, current, call_date
         )
         if extension is not None:
             plan.extensions.append(extension)

@@ -108,6 +108,9 @@ class DebtResult:
     dossier_key: str | None = None
     problems: list[dict[str, Any]] = field(default_factory=list)
     error: dict[str, Any] | None = None
+    policy: str | None = None  # the policy the debt is (or would be) archived under
+    policy_kept_from: int | None = None  # the manifest whose policy the debt keeps
+    policy_change: dict[str, Any] | None = None  # the manifest's policy_change, if any
 
     def to_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -126,6 +129,11 @@ class DebtResult:
         }
         if self.error:
             out["error"] = self.error
+        if self.policy:
+            out["policy"] = self.policy
+            out["policy_kept_from"] = self.policy_kept_from
+        if self.policy_change:
+            out["policy_change"] = self.policy_change
         return out
 
 

@@ -98,7 +98,6 @@ class Storer:
         api: FollowupReader,
         downloader: Downloader,
         store: ObjectStore,
-        policy: RetentionPolicy,
         concurrency: int,
         emit: Callable[[ArchiveEvent], None],
     ) -> None:
@@ -106,7 +105,6 @@ class Storer:
         self.downloader = downloader
         self.store = store
         self.writer = LockedWriter(store)
-        self.policy = policy
         self.concurrency = concurrency
         self._emit = emit
         self._api_lock = threading.Lock()
@@ -115,7 +113,7 @@ class Storer:
         """Extend what planning said, then store new media (earliest link expiry first), new
         records and the debt record."""
         for extension in plan.extensions:
-            self._extend(extension)
+            self._extend(extension, plan.policy)
         self._emit(
             ArchiveEvent(
                 ArchiveEventKind.MEDIA_PLANNED, debt_id=plan.debt_id, count=len(plan.to_fetch)
@@ -149,9 +147,9 @@ class Storer:
                 raise
         return outcome
 
-    def _extend(self, extension: Extension) -> None:
+    def _extend(self, extension: Extension, policy: RetentionPolicy) -> None:
         self.store.extend_retention(
-            extension.key, extension.version_id, mode=self.policy.mode, retain_until=extension.to
+            extension.key, extension.version_id, mode=policy.mode, retain_until=extension.to
         )
 
     def _put_record(self, put: RecordPut) -> StoredObject:
@@ -187,7 +185,7 @@ class Storer:
         facts = plan.facts
         data, sha = canonical_sha256(debt.sanitized_record())
         key = keys.debt_record_key(plan.debt_id, sha)
-        lock = facts.lock(self.policy, "debt", None)
+        lock = facts.lock(plan.policy, "debt", None)
         archived = (facts.previous.manifest if facts.previous else {}).get("debt") or {}
         if archived.get("sha256") == sha:
             old = DebtEntry.from_json(archived)
@@ -195,10 +193,10 @@ class Storer:
             if gone:
                 return old.updated(purged=gone)
             until, extension = carry_retention(
-                self.policy, facts, "debt", key, old.version_id, old.retain_until, None
+                plan.policy, facts, "debt", key, old.version_id, old.retain_until, None
             )
             if extension is not None:
-                self._extend(extension)
+                self._extend(extension, plan.policy)
                 plan.extensions.append(extension)
             return old.updated(retain_until=until)
         stored = self.writer.put_bytes(

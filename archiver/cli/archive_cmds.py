@@ -26,6 +26,7 @@ from ._common import (
     s3_options,
 )
 from .progress import progress_display
+from .retention_cmds import default_actor
 
 log = logging.getLogger("archiver")
 
@@ -54,8 +55,22 @@ def register(group: click.Group) -> None:
 @s3_options
 @click.option(
     "--policy",
-    envvar="ARCHIVER_POLICY",
-    help="Retention policy name or TOML file [env ARCHIVER_POLICY, default 'default'].",
+    help="Retention policy name or TOML file for debts archived for the first time (else "
+    "$ARCHIVER_POLICY, else 'default'). A debt archived before keeps the policy of its "
+    "latest manifest: naming another one here is refused without --change-policy.",
+)
+@click.option(
+    "--change-policy",
+    is_flag=True,
+    help="Move debts archived under another policy to --policy (needs --reason; recorded in "
+    "the next manifest, even when the change shortens or weakens retention).",
+)
+@click.option("--reason", help="Why the policy changes (with --change-policy).")
+@click.option(
+    "--actor",
+    default=default_actor,
+    show_default="$USER",
+    help="Who changes the policy (recorded with --change-policy).",
 )
 @click.option(
     "--concurrency",
@@ -66,7 +81,10 @@ def register(group: click.Group) -> None:
 )
 @catalog_option
 @click.option(
-    "--dry-run", is_flag=True, help="List what would be archived; download and write nothing."
+    "--dry-run",
+    is_flag=True,
+    help="Say what would be archived, and what the real run would refuse (bucket, policy, "
+    "media hosts off the allowlist); download and write nothing.",
 )
 @click.option("--no-dossier", is_flag=True, help="Do not render/store the PDF dossier.")
 @json_option
@@ -74,6 +92,9 @@ def archive(
     debt_ids: tuple[str, ...],
     bucket: str | None,
     policy: str | None,
+    change_policy: bool,
+    reason: str | None,
+    actor: str,
     concurrency: int,
     catalog: Path,
     dry_run: bool,
@@ -84,16 +105,22 @@ def archive(
 
     Writes records, media, the debt record, a hash-chained manifest per debt and its PDF
     dossier; all PUTs are conditional, checksummed and locked. A rerun stores only what is new.
+    Each debt keeps the retention policy its latest manifest names; --policy NEW
+    --change-policy --reason TEXT moves it, recorded in the manifest. Something this run would
+    reuse that a delete marker hides is a problem, with the command that shows it again.
 
-    Exit codes: 0 archived or unchanged, 3 partial (some media failed; listed), 1 failure,
-    2 usage or configuration error, 130 interrupted (Ctrl-C; the debts done are listed and
-    the summary says so).
+    Exit codes: 0 archived or unchanged, 3 partial (some media failed, something hidden;
+    listed), 1 failure, 2 usage or configuration error (a debt's policy unclear or changed
+    without --change-policy), 130 interrupted (Ctrl-C; the debts done are listed and the
+    summary says so). A dry run exits as the real run would (3 when it would be partial).
 
     \b
     Example (with `archiver s3-server --bucket evidence` and `archiver simulate` running in
     other shells, and the variables they print exported here):
       archiver archive aoqawrflg37x skviuvd0ydec --policy us-cfpb-reg-f --json
       archiver archive --debts-file debts.txt --concurrency 8
+      archiver archive xyz789ghi012 --policy uk-fca --change-policy \\
+        --reason "Debt sold to the UK entity" --dry-run
     """
     from archiver.archive.results import DebtResult, RunResult
     from archiver.getbill.settings import ApiSettings
@@ -103,6 +130,7 @@ def archive(
     ids = list(debt_ids)
     if not ids:
         raise click.UsageError("give at least one DEBT_ID or --debts-file")
+    change_reason = _change_reason(policy, change_policy, reason)
     cfg = load_config(bucket=bucket, policy=policy, concurrency=concurrency, catalog=catalog)
     done: list[DebtResult] = []
 
@@ -130,6 +158,9 @@ def archive(
                     render_dossiers=not no_dossier,
                     on_event=on_event,
                     on_api_event=_api_event_logger,
+                    policy_asked=policy is not None,
+                    change_reason=change_reason,
+                    actor=actor.strip() or None,
                 ) as session,
             ):
                 run_id = session.archiver.run_id
@@ -151,7 +182,7 @@ def archive(
         click.echo(
             f"{summary['debts']} debt(s): "
             + ", ".join(f"{n} {s}" for s, n in sorted(summary["by_status"].items()))
-            + f"; {summary['media_stored']} media stored, {summary['media_reused']} reused, "
+            + f"; {_media_counts(summary['media_stored'], summary['media_reused'], dry_run)}, "
             f"{summary['problems']} problem(s)"
             + (
                 f"; interrupted, {summary['not_done']} debt(s) not done (a rerun continues)"
@@ -161,9 +192,42 @@ def archive(
         )
     if interrupted:
         sys.exit(ExitCode.INTERRUPTED)
-    sys.exit(
-        {"ok": ExitCode.OK, "partial": ExitCode.PARTIAL}.get(run.exit_status, ExitCode.FAILURE)
-    )
+    sys.exit(_exit_code(run, dry_run))
+
+
+def _media_counts(stored: int, reused: int, planned: bool) -> str:
+    """``4 media stored, 2 reused``; in a dry run ``would store 4 media, reuse 2``."""
+    if planned:
+        return f"would store {stored} media, reuse {reused}"
+    return f"{stored} media stored, {reused} reused"
+
+
+def _change_reason(policy: str | None, change_policy: bool, reason: str | None) -> str | None:
+    """The reason of a policy change asked for on the command line (usage errors otherwise)."""
+    if not change_policy:
+        if reason is not None:
+            raise click.UsageError("--reason goes with --change-policy")
+        return None
+    if policy is None:
+        raise click.UsageError("--change-policy needs --policy NAME (the policy to move to)")
+    if reason is None or not reason.strip():
+        raise click.UsageError("--change-policy needs --reason TEXT (recorded in the manifest)")
+    return reason.strip()
+
+
+# Failures that are the operator's to settle (a debt's policy): exit 2, as for a bad option.
+_CONFIG_ERRORS = {"ConfigError", "PolicyError"}
+
+
+def _exit_code(run: Any, dry_run: bool) -> int:
+    if any((d.error or {}).get("type") in _CONFIG_ERRORS for d in run.debts):
+        return ExitCode.USAGE
+    status = run.exit_status
+    if dry_run and status == "ok":
+        # The real run would be partial where a problem blocks (a host off the allowlist...).
+        blocked = any(p.get("severity", "error") == "error" for d in run.debts for p in d.problems)
+        status = "partial" if blocked else "ok"
+    return {"ok": ExitCode.OK, "partial": ExitCode.PARTIAL}.get(status, ExitCode.FAILURE)
 
 
 def _print_debt(debt: Any) -> None:
@@ -171,10 +235,19 @@ def _print_debt(debt: Any) -> None:
     if debt.sequence:
         head += f" (manifest {debt.sequence}, {debt.manifest_key}, sha256 {debt.manifest_sha256})"
     click.echo(head)
-    click.echo(
-        f"  {debt.followups} followups, {debt.media_stored} media stored, "
-        f"{debt.media_reused} reused"
-    )
+    counts = _media_counts(debt.media_stored, debt.media_reused, debt.status == "planned")
+    click.echo(f"  {debt.followups} followups, {counts}")
+    if debt.policy:
+        kept = f" (kept from manifest {debt.policy_kept_from})" if debt.policy_kept_from else ""
+        click.echo(f"  policy: {printable(debt.policy)}{kept}")
+    change = debt.policy_change
+    if change:
+        weaker = change.get("weaker") or []
+        click.echo(
+            f"  policy change: {printable(change['from'].get('name'))} -> "
+            f"{printable(change['to']['name'])}, reason: {printable(change['reason'], 200)}"
+            + (f"; shortens or weakens: {', '.join(weaker)}" if weaker else "")
+        )
     for p in debt.problems:
         where = " ".join(printable(p[k]) for k in ("followup_id", "kind", "source") if p.get(k))
         click.echo(f"  problem: {p['type']}: {p['message']}" + (f" [{where}]" if where else ""))

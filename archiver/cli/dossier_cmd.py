@@ -78,7 +78,8 @@ def dossier(
     after them; with --as-archived they are left out and the bytes are those of the dossier
     stored with the manifest. Exit 1 if a stored object does not match its manifest (nothing
     is written then), 2 if --sequence names a manifest that does not exist (the ones that do
-    are listed).
+    are listed). An archived object whose key a delete marker hides is named in a warning
+    (the dossier still shows the stored version).
 
     \b
     Example:
@@ -86,6 +87,9 @@ def dossier(
       archiver dossier aoqawrflg37x --sequence 2 -o dossier-2.pdf --bucket evidence
       archiver dossier aoqawrflg37x -o - | lp
     """
+    from archiver.manifest.document import all_objects
+    from archiver.manifest.hidden import hidden_problems
+
     from ..dossier import render_dossier
     from ..wiring import stored_dossier_input
 
@@ -100,6 +104,8 @@ def dossier(
             for p in exc.problems:
                 click.echo(f"  {p.get('type')}: {p.get('message')} [{p.get('key')}]", err=True)
             sys.exit(ExitCode.FAILURE)
+        # The dossier shows the archived versions; say so when their keys look deleted.
+        warnings = hidden_problems(store, debt_id, all_objects(inp.manifest))
         if to_stdout:
             # Rendered whole first: a failure never leaves half a PDF in a pipe.
             buffer = io.BytesIO()
@@ -120,7 +126,10 @@ def dossier(
         "size": info.size,
         "renderer_version": info.renderer_version,
         "events_after_manifest": len(inp.later_events),
+        "warnings": [w.to_dict() for w in warnings],
     }
+    for w in warnings:
+        click.echo(f"warning: {w.kind}: {w.message} [{w.key}]", err=True)
     if as_json:
         if to_stdout:
             click.echo(json.dumps(result, sort_keys=True, default=str), err=True)

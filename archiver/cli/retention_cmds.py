@@ -28,7 +28,7 @@ from ._common import (
 )
 
 
-def _default_actor() -> str:
+def default_actor() -> str:
     # $USER first (what the help text promises), then the login name the OS knows.
     try:
         return os.environ.get("USER") or getpass.getuser()
@@ -38,7 +38,7 @@ def _default_actor() -> str:
 
 actor_option = click.option(
     "--actor",
-    default=_default_actor,
+    default=default_actor,
     show_default="$USER",
     help="Who asks for this (recorded in the event).",
 )
@@ -294,16 +294,20 @@ def purge(
 ) -> None:
     """Delete the object versions past their maximum retention, never those under legal hold.
 
-    Without --execute it only reports what would be deleted, and what is kept because of a
-    legal hold (exit 0, nothing changes). With --execute it first writes, per debt, an immutable
-    deletion record debts/ID/events/SEQUENCE.json (keys, versions, SHA-256s, sizes,
-    policy, reason, actor), then deletes each version. Versions the server refuses to delete
-    (still locked, held) are listed with its reason.
+    Without --execute it only reports what would be deleted, what is kept because of a legal
+    hold, and what is kept because its Object Lock still runs (COMPLIANCE; GOVERNANCE unless
+    --bypass-governance): exit 0, nothing changes. With --execute it deletes only what the
+    server will let it delete: per debt, an immutable intent record
+    debts/ID/events/SEQUENCE.json (keys, versions, SHA-256s, sizes, policy, reason, actor),
+    then the deletes, then an outcome record naming the versions actually deleted (refusals
+    apart). Nothing deletable: nothing is written. A purge interrupted before its outcome
+    record is completed by the next --execute.
 
     DEBT_ID arguments (or --debts-file) limit the purge to those debts; without them every
     debt of the bucket is considered.
 
-    Exit codes: 0 done, 3 some versions refused, 1 failure.
+    Exit codes: 0 done, 3 some versions past their maximum kept by a lock or refused, 1
+    failure.
 
     \b
     Example:
@@ -330,9 +334,10 @@ def purge(
             registry=registry,
             now=datetime.now(UTC),
             debt_ids=list(debt_ids) or None,
+            bypass_governance=bypass_governance,
         )
         result = None
-        if execute and plan.candidates:
+        if execute and (plan.candidates or plan.unfinished):
             result = execute_purge(
                 store,
                 plan,
@@ -347,36 +352,55 @@ def purge(
         emit_json(out)
     else:
         _print_purge(plan, result, execute)
-    sys.exit(ExitCode.PARTIAL if result is not None and result.refused else ExitCode.OK)
+    kept = bool(plan.locked) or (result is not None and not result.ok)
+    sys.exit(ExitCode.PARTIAL if execute and kept else ExitCode.OK)
 
 
 def _print_purge(plan: Any, result: Any, execute: bool) -> None:
     policy = plan.policy_name or "the policy each manifest names"
     click.echo(
         f"Purge plan ({policy}): {len(plan.debts)} debt(s), {plan.considered} object(s) "
-        f"considered, {len(plan.candidates)} past their maximum, {len(plan.held)} kept by a "
-        "legal hold."
+        f"considered, {len(plan.candidates) + len(plan.locked) + len(plan.held)} past their "
+        f"maximum: {len(plan.candidates)} deletable, {len(plan.locked)} still locked, "
+        f"{len(plan.held)} kept by a legal hold."
     )
     for c in plan.candidates:
         click.echo(
             f"  delete {c.key} (version {c.version_id}, {c.kind}, {c.size} B, past "
             f"{c.delete_after:%Y-%m-%d} by {c.policy_name})"
         )
+    for c in plan.locked:
+        hint = (
+            "; --bypass-governance would delete it"
+            if c.lock_mode == "GOVERNANCE" and not plan.bypass_governance
+            else ""
+        )
+        click.echo(f"  LOCKED {c.key} (version {c.version_id}): {c.lock_text()}, kept{hint}")
     for c in plan.held:
         click.echo(f"  HELD   {c.key} (version {c.version_id}): legal hold, kept")
+    for u in plan.unfinished:
+        click.echo(
+            f"  INTERRUPTED purge {u.intent_key}: {len(u.gone)} version(s) deleted without an "
+            "outcome record" + (" (--execute records them)" if not execute else "")
+        )
     for p in plan.problems:
         click.echo(f"  note   {p.kind}: {p.key or p.debt_id}: {p.message}", err=True)
     if not execute:
         click.echo("Dry run: nothing deleted (use --execute to delete).")
         return
     if result is None:
-        click.echo("Nothing to delete.")
+        click.echo("Nothing to delete; nothing written.")
         return
     for rec in result.records:
-        click.echo(f"Deletion record {rec['key']} ({rec['versions']} version(s))")
+        click.echo(f"Outcome record {rec['key']} ({rec['versions']} version(s) deleted)")
     for r in result.refused:
         click.echo(f"REFUSED {r.key} (version {r.version_id}): {r.reason}", err=True)
-    click.echo(f"Deleted {len(result.deleted)} version(s), refused {len(result.refused)}.")
+    for text in result.unrecorded:
+        click.echo(f"NOT RECORDED {text}", err=True)
+    click.echo(
+        f"Deleted {len(result.deleted)} version(s), refused {len(result.refused)}, "
+        f"{len(plan.locked)} kept by a lock."
+    )
 
 
 def register(group: click.Group) -> None:

@@ -27,6 +27,12 @@ Decisions, written down so a compliance officer can check them:
   hold then opens :data:`DEFAULT_MATTER`, a release then closes every open matter (it lifted
   the one hold there was). Other actions (purge records) change nothing. No event at all means
   not on hold.
+* **A purge writes two records.** Before deleting, an *intent* (``"stage": "intent"``: the
+  versions it is about to delete); after, an *outcome* (``"stage": "outcome"``, naming its
+  intent: the versions actually deleted, the refusals apart). Only outcomes (and deletion
+  records of earlier versions, which carry no stage) say that a version was purged
+  (:func:`purged_versions`); an intent no outcome names is a purge that was interrupted
+  (:func:`unfinished_purges`), which the next purge completes.
 """
 
 from __future__ import annotations
@@ -51,6 +57,8 @@ __all__ = [
     "DEFAULT_MATTER",
     "EVENT_RETENTION",
     "EVENT_SCHEMA",
+    "PURGE_INTENT",
+    "PURGE_OUTCOME",
     "Clock",
     "EventReader",
     "EventSink",
@@ -62,6 +70,7 @@ __all__ = [
     "open_matters",
     "purged_versions",
     "read_events",
+    "unfinished_purges",
     "write_event",
 ]
 
@@ -70,6 +79,9 @@ EVENT_SCHEMA = "getbill-archiver/event/v1"
 EVENT_RETENTION = Duration(years=6)
 # The matter of a hold placed without one, and of hold events written before matters existed.
 DEFAULT_MATTER = "default"
+# The two records of one purge (``"stage"`` of a ``purge`` event; see the module docstring).
+PURGE_INTENT = "intent"
+PURGE_OUTCOME = "outcome"
 # How many sequence numbers one write tries before giving up (each loss means another writer
 # stored an event meanwhile; this many in a row means something is wrong).
 MAX_SEQUENCE_CLAIMS = 32
@@ -185,12 +197,15 @@ def purged_versions(
     """Object versions the deletion records among ``events`` (as :func:`read_events` gives
     them) say were purged: ``(key, version_id) -> {"event_key", "at", "sha256"}``.
 
-    A listed version may still exist (the server refused to delete it): callers check before
-    treating it as gone. A version named by several records keeps the latest one.
+    Only outcome records count (and records of earlier versions, written before the deletes
+    and so naming what was to be deleted): an intent says what a purge was about to do, not
+    what it did. A record of an earlier version may name a version that still exists (the
+    server refused to delete it): callers check before treating it as gone. A version named
+    by several records keeps the latest one.
     """
     found: dict[tuple[str, str | None], dict[str, Any]] = {}
     for event in events:
-        if event.get("action") != "purge":
+        if event.get("action") != "purge" or event.get("stage") == PURGE_INTENT:
             continue
         versions: list[Any] = event.get("versions") or []
         for v in versions:
@@ -200,6 +215,24 @@ def purged_versions(
                 "sha256": v.get("sha256"),
             }
     return found
+
+
+def unfinished_purges(events: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The purge intents among ``events`` that no outcome names (``"intent": key``): purges
+    interrupted between their intent and their outcome, oldest first."""
+    events = list(events)
+    closed = {
+        e.get("intent")
+        for e in events
+        if e.get("action") == "purge" and e.get("stage") == PURGE_OUTCOME
+    }
+    return [
+        e
+        for e in events
+        if e.get("action") == "purge"
+        and e.get("stage") == PURGE_INTENT
+        and e.get("key") not in closed
+    ]
 
 
 # ---------------------------------------------------------------------------------------------

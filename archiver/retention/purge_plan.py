@@ -22,8 +22,16 @@ Decisions, written down so a compliance officer can check them:
 * **Named by several manifests.** Considered once, with the *latest* delete-after date of all
   of them (and never purged if any of them gives its kind no maximum): the conservative side.
 * **Legal holds win.** A version with its legal hold on, or any version of a debt with a
-  matter on hold (:func:`archiver.retention.holds.hold_active`), is listed under ``held`` and
-  never deleted; S3 would refuse anyway.
+  matter on hold (:func:`archiver.retention.events.open_matters`), is listed under ``held``
+  and never deleted; S3 would refuse anyway.
+* **Locks are read, not tried.** A version past its maximum whose Object Lock still runs at
+  ``now`` (its retain-until date is later) is listed under ``locked`` with that lock, and left
+  out of the candidates: COMPLIANCE always, GOVERNANCE unless the plan is made for a purge
+  that bypasses governance. Nothing is written for a version S3 would refuse to delete.
+* **Interrupted purges.** A purge intent no outcome names (see
+  :mod:`archiver.retention.events`) means a purge stopped between its deletes and its outcome
+  record: the versions it named that are gone are listed under ``unfinished`` (not as missing)
+  for the next execution to record.
 """
 
 from __future__ import annotations
@@ -40,7 +48,7 @@ from archiver.common.time import iso, parse_iso
 from archiver.errors import ArchiverError, ConfigError, PolicyError, ValidationError
 from archiver.manifest.document import all_objects
 from archiver.manifest.reader import debts_in_bucket, manifest_keys
-from archiver.retention.holds import hold_active
+from archiver.retention.events import open_matters, read_events, unfinished_purges
 from archiver.retention.policies import (
     AnchorDates,
     ObjectKind,
@@ -52,7 +60,7 @@ from archiver.retention.registry import PolicyRegistry
 from archiver.store import keys
 from archiver.store.objects import ObjectStore
 
-__all__ = ["PurgeCandidate", "PurgePlan", "plan_purge"]
+__all__ = ["PurgeCandidate", "PurgePlan", "UnfinishedPurge", "lock_refuses", "plan_purge"]
 
 
 @dataclass(frozen=True)
@@ -71,6 +79,8 @@ class PurgeCandidate:
     policy_name: str
     policy_sha256: str
     manifest_key: str
+    lock_mode: str | None = None  # the version's Object Lock when planned
+    retain_until: datetime | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -85,17 +95,41 @@ class PurgeCandidate:
             "anchor_date": iso(self.anchor_date),
             "policy": {"name": self.policy_name, "sha256": self.policy_sha256},
             "manifest_key": self.manifest_key,
+            "lock": {"mode": self.lock_mode, "retain_until": iso(self.retain_until)},
         }
+
+    def lock_text(self) -> str:
+        """``GOVERNANCE until 2027-01-01T00:00:00Z`` (or ``no lock``)."""
+        if self.lock_mode is None or self.retain_until is None:
+            return "no lock"
+        return f"{self.lock_mode} until {iso(self.retain_until)}"
+
+
+@dataclass(frozen=True)
+class UnfinishedPurge:
+    """A purge intent that no outcome names: ``gone`` are the versions it named that no
+    longer exist (deleted, never recorded as such), as the intent lists them."""
+
+    debt_id: str
+    intent_key: str
+    gone: list[dict[str, Any]]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"debt_id": self.debt_id, "intent_key": self.intent_key, "versions": self.gone}
 
 
 @dataclass
 class PurgePlan:
-    """What a purge would delete (``candidates``) and what it keeps because of a hold."""
+    """What a purge would delete (``candidates``), what it keeps because of a hold (``held``)
+    or a lock still running (``locked``), and what an interrupted purge left unrecorded."""
 
     now: datetime
     policy_name: str | None
+    bypass_governance: bool = False
     candidates: list[PurgeCandidate] = field(default_factory=list)
     held: list[PurgeCandidate] = field(default_factory=list)
+    locked: list[PurgeCandidate] = field(default_factory=list)
+    unfinished: list[UnfinishedPurge] = field(default_factory=list)
     considered: int = 0
     problems: list[Problem] = field(default_factory=list)
     debts: list[str] = field(default_factory=list)
@@ -110,10 +144,13 @@ class PurgePlan:
         return {
             "now": iso(self.now),
             "policy": self.policy_name,
+            "bypass_governance": self.bypass_governance,
             "debts": self.debts,
             "considered": self.considered,
             "candidates": [c.to_dict() for c in self.candidates],
             "held": [c.to_dict() for c in self.held],
+            "locked": [c.to_dict() for c in self.locked],
+            "unfinished": [u.to_dict() for u in self.unfinished],
             "problems": [p.to_dict() for p in self.problems],
         }
 
@@ -247,7 +284,9 @@ def _plan_debt(
         return
     latest = manifests[-1][2]
     last_activity = parse_iso((latest.get("summary") or {}).get("last_activity"))
-    on_hold = hold_active(store, debt_id)
+    events = read_events(store, debt_id)
+    on_hold = bool(open_matters(events))
+    unrecorded = _unfinished(store, debt_id, events, plan)
 
     # (key, version_id or "") -> (latest delete-after, the naming that gives it) or None when
     # some manifest gives no maximum (never purged).
@@ -278,6 +317,8 @@ def _plan_debt(
         limit, named = entry
         info = store.head(key, named.version_id)
         if info is None or info.version_id is None:
+            if (key, named.version_id) in unrecorded:
+                continue  # deleted by an interrupted purge: listed under "unfinished"
             if named.kind not in ("manifest", "dossier"):  # a dossier may not exist
                 plan.problems.append(
                     Problem(
@@ -313,8 +354,40 @@ def _plan_debt(
             policy_name=named.policy.name,
             policy_sha256=named.policy.sha256,
             manifest_key=named.manifest_key,
+            lock_mode=info.lock_mode,
+            retain_until=info.retain_until,
         )
-        (plan.held if on_hold or info.legal_hold else plan.candidates).append(candidate)
+        if on_hold or info.legal_hold:
+            plan.held.append(candidate)
+        elif lock_refuses(candidate, now, bypass_governance=plan.bypass_governance):
+            plan.locked.append(candidate)
+        else:
+            plan.candidates.append(candidate)
+
+
+def lock_refuses(candidate: PurgeCandidate, now: datetime, *, bypass_governance: bool) -> bool:
+    """Whether S3 would refuse to delete ``candidate`` at ``now`` because of its retention:
+    its retain-until date is later, and the lock is COMPLIANCE or governance is not bypassed.
+    (Legal holds are apart: see ``held``.)"""
+    if candidate.retain_until is None or candidate.retain_until <= now:
+        return False
+    return candidate.lock_mode == "COMPLIANCE" or not bypass_governance
+
+
+def _unfinished(
+    store: ObjectStore, debt_id: str, events: list[dict[str, Any]], plan: PurgePlan
+) -> set[tuple[str, str | None]]:
+    """Record the interrupted purges of the debt in ``plan``; the versions they deleted."""
+    gone: set[tuple[str, str | None]] = set()
+    for intent in unfinished_purges(events):
+        deleted = [
+            v
+            for v in intent.get("versions") or []
+            if isinstance(v, dict) and store.head(v.get("key", ""), v.get("version_id")) is None
+        ]
+        plan.unfinished.append(UnfinishedPurge(debt_id, intent["key"], deleted))
+        gone.update((str(v.get("key")), v.get("version_id")) for v in deleted)
+    return gone
 
 
 def plan_purge(
@@ -324,9 +397,12 @@ def plan_purge(
     registry: PolicyRegistry,
     now: datetime,
     debt_ids: Sequence[str] | None = None,
+    bypass_governance: bool = False,
 ) -> PurgePlan:
-    """List the object versions past their maximum retention at ``now`` and not under legal
-    hold (``candidates``), and those past it but held (``held``). Reads only.
+    """List the object versions past their maximum retention at ``now`` that a purge can
+    delete (``candidates``: no legal hold, no lock still running, GOVERNANCE locks counted as
+    over when ``bypass_governance``), those past it but held (``held``) or still locked
+    (``locked``), and what interrupted purges deleted without recording it. Reads only.
 
     ``policy`` overrides the policy each manifest names; without it, each manifest's policy is
     looked up by name in ``registry``. ``debt_ids`` limits the debts (default:
@@ -335,7 +411,11 @@ def plan_purge(
     if now.tzinfo is None:
         raise ValueError("now must be timezone-aware")
     ids = [check_id(d, what="debt id") for d in debt_ids] if debt_ids else None
-    plan = PurgePlan(now=now.astimezone(UTC), policy_name=policy.name if policy else None)
+    plan = PurgePlan(
+        now=now.astimezone(UTC),
+        policy_name=policy.name if policy else None,
+        bypass_governance=bypass_governance,
+    )
     policies = _Policies(policy, registry)
     for debt_id in ids if ids is not None else debts_in_bucket(store):
         plan.debts.append(debt_id)
