@@ -131,7 +131,7 @@ def test_profile_endpoint_and_region_reach_s3(
     r = run("reindex", "--profile", "staging", "--endpoint-url", "http://127.0.0.1:9")
     assert r.exit_code == 1, r.output
     r = run("reindex", "--profile", "nope", "--bucket", locked_bucket.bucket)
-    assert r.exit_code == 2 and "no AWS profile 'nope'" in r.output
+    assert r.exit_code == 2 and "AWS profile 'nope' (--profile) is not defined" in r.output
     r = run(
         "reindex",
         "--bucket",

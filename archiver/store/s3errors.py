@@ -103,17 +103,18 @@ def raise_translated(exc: Exception, action: str, *, bucket: str, **context: Any
     raise StorageError(f"{action} failed: {code or status} {message}".strip(), **context) from exc
 
 
-def profile_not_found(exc: ProfileNotFound) -> ConfigError:
-    """The one-line error for an ``AWS_PROFILE`` that no config file defines."""
+def profile_not_found(exc: ProfileNotFound, source: str = "AWS_PROFILE") -> ConfigError:
+    """The one-line error for a profile (from ``source``: ``AWS_PROFILE`` or ``--profile``)
+    that no config file defines."""
     profile = exc.kwargs.get("profile") or os.environ.get("AWS_PROFILE", "")
     config_file = os.path.expanduser(os.environ.get("AWS_CONFIG_FILE") or "~/.aws/config")
     credentials_file = os.path.expanduser(
         os.environ.get("AWS_SHARED_CREDENTIALS_FILE") or "~/.aws/credentials"
     )
     return ConfigError(
-        f"AWS profile {profile!r} (AWS_PROFILE) is not defined in {config_file} or "
-        f"{credentials_file}: add it there, or unset AWS_PROFILE and set AWS_ACCESS_KEY_ID / "
-        "AWS_SECRET_ACCESS_KEY"
+        f"AWS profile {profile!r} ({source}) is not defined in {config_file} or "
+        f"{credentials_file}: add it there, or name another profile (or none) and set "
+        "AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY"
     )
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
@@ -82,7 +83,8 @@ def make_s3_client(
             kw["region_name"] = "us-east-1"
         return session.client("s3", config=config, **kw)
     except ProfileNotFound as exc:
-        raise profile_not_found(exc) from None
+        named_by_env = profile is None or profile == os.environ.get("AWS_PROFILE")
+        raise profile_not_found(exc, "AWS_PROFILE" if named_by_env else "--profile") from None
 
 
 def _payload_sha256_from_checksum(request: Any, **_: Any) -> None:
