@@ -42,7 +42,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from click.testing import CliRunner
 from fixtures.faultproxy import FAULTS, Fault, FaultProxy, Rule, s3_operation
 from fixtures_archive import Env
-from fixtures_s3 import unique_bucket_name
+from fixtures_s3 import drop_bucket, unique_bucket_name
 
 from archiver.cli import main
 
@@ -138,7 +138,7 @@ def test_the_proxy_relays_aws_chunked_and_chunked_bodies_and_keeps_the_connectio
         assert proxy.connections == 1
     for key in ("a", "b"):
         assert s3_client.get_object(Bucket=bucket, Key=key)["Body"].read() == data
-    _drop_bucket(s3_client, bucket)
+    drop_bucket(s3_client, bucket)
 
 
 def test_each_fault_as_botocore_sees_it_and_the_proxy_stops_cleanly(
@@ -177,7 +177,7 @@ def test_each_fault_as_botocore_sees_it_and_the_proxy_stops_cleanly(
         port = proxy.port
     stored = {o["Key"] for o in s3_client.list_objects_v2(Bucket=bucket).get("Contents", [])}
     assert stored == {"drop_response", "fine"}
-    _drop_bucket(s3_client, bucket)
+    drop_bucket(s3_client, bucket)
     assert not [t for t in threading.enumerate() if t.name.startswith("faultproxy")]
     with pytest.raises(ConnectionRefusedError):
         socket.create_connection(("127.0.0.1", port), timeout=5)
@@ -198,28 +198,12 @@ def _warm_bucket(s3: Any) -> str:
     return name
 
 
-def _drop_bucket(s3: Any, name: str) -> None:
-    """Delete every version (governance bypassed) and the bucket. ``weed mini`` has room for
-    about 78 buckets holding data at once, and the session's other tests need most of it."""
-    objects = []
-    for page in s3.get_paginator("list_object_versions").paginate(Bucket=name):
-        for v in page.get("Versions", []) + page.get("DeleteMarkers", []):
-            objects.append({"Key": v["Key"], "VersionId": v["VersionId"]})
-    for i in range(0, len(objects), 1000):
-        s3.delete_objects(
-            Bucket=name,
-            Delete={"Objects": objects[i : i + 1000], "Quiet": True},
-            BypassGovernanceRetention=True,
-        )
-    s3.delete_bucket(Bucket=name)
-
-
 @pytest.fixture(scope="module")
 def warm_buckets(s3_client: Any) -> Iterator[list[str]]:
     names: list[str] = []
     yield names
     for name in names:
-        _drop_bucket(s3_client, name)
+        drop_bucket(s3_client, name)
 
 
 @pytest.fixture
@@ -233,7 +217,7 @@ def locked_bucket(locked_bucket: Any, s3_client: Any, warm_buckets: list[str]) -
             warm_buckets.extend(pool.map(lambda _: _warm_bucket(s3_client), range(WARM_BATCH)))
     name = warm_buckets.pop()
     yield type(locked_bucket)(s3_client, name)
-    _drop_bucket(s3_client, name)
+    drop_bucket(s3_client, name)
 
 
 @pytest.fixture
