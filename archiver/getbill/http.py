@@ -41,10 +41,10 @@ from archiver.errors import (
     ApiAuthError,
     ApiCredentialsError,
     ApiError,
-    ApiNotFoundError,
     ApiRateLimitError,
     ApiRetriesExceededError,
 )
+from archiver.getbill.answers import api_message, error_for, json_body, safe_json
 from archiver.getbill.ratelimit import RateLimitState, wait_from_429
 from archiver.getbill.settings import API_PREFIX, ApiEvent, ApiSettings
 
@@ -138,8 +138,8 @@ class ApiHttp:
                 )
                 continue
             if not 200 <= response.status_code < 300:
-                raise self._error_for(response, path, renewed=renewed)
-            return self._json_body(response, path)
+                raise error_for(response, path, self.settings, self._scrub, renewed=renewed)
+            return json_body(response, path, self._scrub)
 
     def _send(
         self,
@@ -204,7 +204,7 @@ class ApiHttp:
                         f"getbill still answers 429 (rate limited) after {attempts} attempts",
                         status=429,
                         path=path,
-                        api_message=self._api_message(response),
+                        api_message=api_message(response, self._scrub),
                     )
                 self.emit(
                     ApiEvent(
@@ -220,7 +220,7 @@ class ApiHttp:
                 self._sleep(wait)
                 continue
             if status in RETRYABLE_STATUSES:
-                last = self._error_for(response, path)
+                last = error_for(response, path, self.settings, self._scrub)
                 if attempt < attempts:
                     self._backoff(attempt, path, f"HTTP {status}", status=status)
                     continue
@@ -229,7 +229,7 @@ class ApiHttp:
                     last_exception=last,
                     status=status,
                     path=path,
-                    api_message=self._api_message(response),
+                    api_message=api_message(response, self._scrub),
                 )
             return response
         raise AssertionError("unreachable")  # the loop always returns or raises
@@ -318,11 +318,11 @@ class ApiHttp:
             authorized=False,
         )
         if not 200 <= response.status_code < 300:
-            err = self._error_for(response, path)
+            err = error_for(response, path, self.settings, self._scrub)
             if response.status_code in (400, 401, 403):
                 raise self._credentials_refused(response.status_code, err.api_message)
             raise err
-        body = self._json_body(response, path)
+        body = json_body(response, path, self._scrub)
         token = body.get("access_token")
         if not isinstance(token, str) or not token:
             raise ApiAuthError("the token response has no access_token", status=200, path=path)
@@ -392,7 +392,7 @@ class ApiHttp:
         self.rate_limit.remaining = None
 
     def _rate_limit_wait(self, response: httpx.Response, attempt: int) -> tuple[float, str]:
-        hint = wait_from_429(_safe_json(response), response.headers, self.rate_limit, self._clock())
+        hint = wait_from_429(safe_json(response), response.headers, self.rate_limit, self._clock())
         if hint is not None:
             return hint
         return self._backoff_delay(attempt), "no wait given; backing off"
@@ -420,89 +420,6 @@ class ApiHttp:
 
     # -- responses and errors
 
-    def _json_body(self, response: httpx.Response, path: str) -> dict[str, Any]:
-        try:
-            body = response.json()
-        except ValueError:  # JSONDecodeError and UnicodeDecodeError are both ValueErrors
-            ctype = response.headers.get("Content-Type", "unknown")
-            raise ApiError(
-                f"getbill answered HTTP {response.status_code} with malformed JSON "
-                f"(Content-Type {ctype!r:.60}, {len(response.content)} bytes)",
-                status=response.status_code,
-                path=path,
-            ) from None
-        if not isinstance(body, dict):
-            raise ApiError(
-                f"getbill answered with JSON {type(body).__name__}, expected an object",
-                status=response.status_code,
-                path=path,
-            )
-        if body.get("error") is True:
-            raise ApiError(
-                "getbill answered with an error body despite a success status",
-                status=response.status_code,
-                path=path,
-                api_message=self._api_message(response),
-            )
-        return body
-
-    def _api_message(self, response: httpx.Response) -> str | None:
-        body = _safe_json(response)
-        if not isinstance(body, dict):
-            return None
-        parts: list[str] = [
-            v
-            for v in (body.get("message"), body.get("error_description"))
-            if isinstance(v, str) and v
-        ]
-        if not parts and isinstance(body.get("error"), str):  # OAuth: {"error": "invalid_client"}
-            parts = [body["error"]]
-        if not parts:
-            return None
-        text = " ".join(parts)
-        # The documented error shape puts the reason in details ({"scope": ["not allowed: x"]}):
-        # say it too, unless the message already does ("Debt not found" / "not found").
-        reasons = [r for r in _detail_texts(body.get("details")) if r.lower() not in text.lower()]
-        if reasons:
-            text += ": " + "; ".join(reasons)
-        return self._scrub(text)[:300]
-
-    def _error_for(self, response: httpx.Response, path: str, *, renewed: bool = False) -> ApiError:
-        status = response.status_code
-        msg = self._api_message(response)
-        reason = response.reason_phrase or ""
-        kw: dict[str, Any] = {"status": status, "path": path, "api_message": msg}
-        said = f": {msg}" if msg else ""  # the server's own words, in every message
-        if status == 401:
-            hint = (
-                "even after renewing the access token once"
-                if renewed
-                else "check GETBILL_TOKEN"
-                if self.settings.auth_mode == "token"
-                else "check the client credentials"
-            )
-            return ApiCredentialsError(
-                f"getbill rejected the credentials (HTTP 401){said}; {hint}", **kw
-            )
-        if status == 403:
-            hint = ""
-            if msg and "scope" in msg.lower():
-                hint = f"; the token lacks a scope (asked for: {self.settings.scope})"
-            return ApiAuthError(f"getbill denied access (HTTP 403){said}{hint}", **kw)
-        if status == 404:
-            return ApiNotFoundError(f"getbill has no such resource (HTTP 404){said}", **kw)
-        if 300 <= status < 400:
-            location = strip_query(response.headers.get("Location")) or "?"
-            return ApiError(
-                f"getbill answered a redirect (HTTP {status} to {location}); is the API URL right?",
-                **kw,
-            )
-        if status in (400, 422):
-            return ApiError(f"getbill rejected the request (HTTP {status} {reason}){said}", **kw)
-        if status >= 500:
-            return ApiError(f"getbill server error (HTTP {status} {reason}){said}", **kw)
-        return ApiError(f"unexpected HTTP {status} {reason} from getbill{said}", **kw)
-
     def _scrub(self, text: str) -> str:
         """No secret in any spelling (as is, URL-encoded, form-encoded), no signed query."""
         return scrub_secrets(
@@ -516,22 +433,3 @@ class ApiHttp:
             return type(exc)(message)
         except Exception:  # noqa: BLE001 - some exception types want other arguments
             return ApiError(message)
-
-
-def _detail_texts(details: Any) -> list[str]:
-    """The strings of an error body's ``details`` (``{field: [reason, ...]}``), in order."""
-    if not isinstance(details, dict):
-        return []
-    texts: list[str] = []
-    for value in details.values():
-        for item in value if isinstance(value, list) else [value]:
-            if isinstance(item, str) and item and item not in texts:
-                texts.append(item)
-    return texts
-
-
-def _safe_json(response: httpx.Response) -> Any:
-    try:
-        return response.json()
-    except ValueError:
-        return None
