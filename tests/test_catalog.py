@@ -564,3 +564,18 @@ def test_recorder_open_unusable_path_is_a_config_error(tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as info:
         CatalogRecorder.open(tmp_path / "no-such-dir" / "catalog.db")
     assert "no-such-dir" in str(info.value)
+
+
+def test_status_of_a_catalog_corrupted_inside_names_reindex(tmp_path: Path) -> None:
+    path = tmp_path / "catalog.db"
+    catalog = Catalog.open(path)
+    catalog.db["debts"].insert_all(
+        [{"debt_id": f"d{i}", "sequence": 1} for i in range(3000)], alter=True
+    )
+    catalog.close()
+    data = bytearray(path.read_bytes())
+    middle, span = len(data) // 2, len(data) // 4
+    data[middle : middle + span] = b"\xff" * span  # the header is intact, the pages are not
+    path.write_bytes(bytes(data))
+    with pytest.raises(ConfigError, match="archiver reindex"):
+        Catalog.open(path).status()

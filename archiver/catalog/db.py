@@ -403,8 +403,13 @@ class Catalog:
 
     def status(self, debt_id: str | None = None) -> list[dict[str, Any]]:
         """One dict per catalogued debt (or just ``debt_id``): see
-        :func:`archiver.catalog.status.debt_status`."""
-        return debt_status(self.db, debt_id)
+        :func:`archiver.catalog.status.debt_status`. A catalog corrupted inside (the quick
+        check at open only reads its header) is a :class:`ConfigError` naming `reindex`."""
+        try:
+            return debt_status(self.db, debt_id)
+        except sqlite3.DatabaseError as exc:
+            path = self.db.conn.execute("pragma database_list").fetchone()[2]
+            raise unusable(path, exc) from None
 
     def clear(self, *, include_local: bool = False) -> None:
         """Empty every table derived from S3 (used by :func:`reindex`).
