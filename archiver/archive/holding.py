@@ -35,7 +35,7 @@ from typing import Any
 from archiver.archive.plan import DebtPlan
 from archiver.archive.results import ArchiveEvent, ArchiveEventKind
 from archiver.archive.storing import StoreOutcome, Version
-from archiver.common.problems import Problem, ProblemKind
+from archiver.common.problems import Problem, ProblemKind, Severity
 from archiver.errors import RetentionError
 from archiver.manifest.entries import MediaEntry
 from archiver.retention.events import open_matters, read_events
@@ -80,30 +80,9 @@ class HoldKeeper:
         matters in ``outcome``, and report repairs and refusals in ``plan.problems``."""
         check = self._check(plan.debt_id, {key for key, _ in outcome.written})
         for key, vid in check.repaired:
-            plan.problems.append(
-                Problem(
-                    ProblemKind.HOLD_MISSING,
-                    "the debt is on legal hold but this version was not held: hold set again",
-                    debt_id=plan.debt_id,
-                    key=key,
-                    expected="legal hold ON",
-                    found="OFF",
-                    severity="warning",
-                    details={"version_id": vid},
-                )
-            )
+            _hold_missing(plan, key, vid, "this version was not held: hold set again", "warning")
         for key, vid in check.refused:
-            plan.problems.append(
-                Problem(
-                    ProblemKind.HOLD_MISSING,
-                    "the debt is on legal hold but the server refused to hold this version",
-                    debt_id=plan.debt_id,
-                    key=key,
-                    expected="legal hold ON",
-                    found="OFF",
-                    details={"version_id": vid},
-                )
-            )
+            _hold_missing(plan, key, vid, "the server refused to hold this version", "error")
         self._correct_flags(plan, outcome, check)
         # The manifest and the dossier, written next, are stored under the hold found now.
         plan.facts = dataclasses.replace(plan.facts, hold=check.held)
@@ -176,3 +155,21 @@ class HoldKeeper:
 
     def _log(self, debt_id: str, message: str) -> None:
         self._emit(ArchiveEvent(ArchiveEventKind.LOG, debt_id=debt_id, message=message))
+
+
+def _hold_missing(
+    plan: DebtPlan, key: str, version_id: str | None, what: str, severity: Severity
+) -> None:
+    """Report a version of a held debt that S3 did not hold (repaired, or refused)."""
+    plan.problems.append(
+        Problem(
+            ProblemKind.HOLD_MISSING,
+            f"the debt is on legal hold but {what}",
+            debt_id=plan.debt_id,
+            key=key,
+            expected="legal hold ON",
+            found="OFF",
+            severity=severity,
+            details={"version_id": version_id},
+        )
+    )
