@@ -9,7 +9,8 @@
     │   │   └── ApiCredentialsError    credentials or scopes refused (also a ConfigError)
     │   ├── ApiNotFoundError           404
     │   ├── ApiRateLimitError          429 and waiting would exceed the configured maximum
-    │   └── ApiRetriesExceededError    5xx / timeouts / connection errors, attempts exhausted
+    │   ├── ApiRetriesExceededError    5xx / timeouts / connection errors, attempts exhausted
+    │   └── BudgetExhaustedError       the run's request budget is spent: the request was not sent
     ├── MediaError                     one media file could not be fetched as evidence
     │   ├── MediaHostNotAllowedError   host / scheme / redirect outside the allowlist
     │   ├── MediaExpiredError          the signed URL has expired (refresh and retry)
@@ -17,6 +18,7 @@
     ├── StorageError                   S3 refused or failed
     │   ├── BucketNotLockedError       no such bucket, or no Object Lock (also a ConfigError)
     │   ├── ObjectConflictError        a key exists with a different SHA-256: never overwritten
+    │   ├── ManifestRaceError          another run wrote the same manifest sequence first
     │   └── RetentionError             the server refused a retention / hold change
     ├── IntegrityError                 what verify finds: typed problems, collected
     └── PolicyError                    a retention policy file is wrong (file, field, expected)
@@ -113,6 +115,11 @@ class ApiRetriesExceededError(ApiError):
         super().__init__(message, **kw)
 
 
+class BudgetExhaustedError(ApiError):
+    """The run's request budget (``archiver sync --max-requests``) is spent: the request was
+    not sent. What needs the API is left for the next run."""
+
+
 class MediaError(ArchiverError):
     """One media file could not be fetched as evidence."""
 
@@ -140,6 +147,11 @@ class BucketNotLockedError(StorageError, ConfigError):
 
 class ObjectConflictError(StorageError):
     """A key already holds different bytes: the tool never overwrites."""
+
+
+class ManifestRaceError(StorageError):
+    """Another run wrote manifest N of a debt between this run's read and its write: the
+    conditional PUT kept it (nothing is overwritten); this run merges onto it and retries."""
 
 
 class RetentionError(StorageError):

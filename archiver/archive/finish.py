@@ -31,7 +31,7 @@ from archiver.archive.storing import LockedWriter, StoreOutcome
 from archiver.common.canonical import canonical_json, sha256_hex
 from archiver.common.problems import Problem, ProblemKind
 from archiver.common.time import iso
-from archiver.errors import ArchiverError, ObjectConflictError, StorageError
+from archiver.errors import ArchiverError, ManifestRaceError, ObjectConflictError
 from archiver.manifest.document import build_manifest, fingerprint, manifest_bytes
 from archiver.manifest.entries import DossierRef, Extension
 from archiver.manifest.receipt import build_receipt, read_receipt, receipt_bytes
@@ -168,10 +168,10 @@ class Finisher:
             )
         except ObjectConflictError as exc:
             # Another run wrote this sequence between our read and our write: its manifest
-            # stands (nothing is overwritten); a rerun chains onto it.
-            raise StorageError(
+            # stands (nothing is overwritten); the pipeline merges onto it and tries again.
+            raise ManifestRaceError(
                 f"another archive run wrote manifest {manifest['sequence']} of this debt at "
-                "the same time; nothing was overwritten, rerun to add what it missed",
+                "the same time; nothing was overwritten",
                 key=mkey,
                 debt_id=plan.debt_id,
             ) from exc

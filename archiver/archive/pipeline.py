@@ -17,18 +17,26 @@ Per debt (see README "What one run does"):
    run stored puts its hold on what the run stored, a hold found missing is set again and
    reported, and the snapshot's hold flags say what S3 has; checked once more after step 6;
 6. finish (:mod:`~archiver.archive.finish`): if the snapshot differs from the previous
-   manifest, write manifest N+1 last, then the dossier.
+   manifest, write manifest N+1 last, then the dossier. The write is conditional: when
+   another run (a sync shard, a manual run) wrote manifest N+1 first, the debt is planned
+   again on top of it (what that run stored is reused, what this one stored is found in
+   place) and written as N+2, up to :data:`MANIFEST_ATTEMPTS` times: each debt's chain stays
+   one line and neither run's work is lost.
 
 A crash anywhere leaves either no manifest (rerun finds the stored objects and reuses them) or
 a complete one (rerun finds nothing new). Nothing is ever overwritten: every PUT is
 ``If-None-Match: *`` and a same-key/different-bytes answer is a loud error.
 
 The run reports progress to ``on_event`` and tells its ``subscribers`` (the catalog, see
-:class:`archiver.catalog.recorder.CatalogRecorder`) what it stored.
+:class:`archiver.catalog.recorder.CatalogRecorder`) what it stored, always on the thread that
+built the :class:`Archiver`: debts archived on other threads (``archiver sync``) queue what
+they tell until that thread calls :meth:`Archiver.deliver_pending`.
 """
 
 from __future__ import annotations
 
+import queue
+import threading
 import uuid
 from collections.abc import Callable, Iterable, Sequence
 from contextlib import suppress
@@ -38,7 +46,7 @@ from datetime import datetime
 from archiver.archive.dry_run import MediaCheck, preview, with_policy
 from archiver.archive.finish import DossierRenderer, Finisher
 from archiver.archive.holding import HoldKeeper
-from archiver.archive.plan import FollowupSource, Planner
+from archiver.archive.plan import DebtRecordRule, FollowupSource, Planner
 from archiver.archive.results import (
     ArchiveEvent,
     ArchiveEventKind,
@@ -53,13 +61,16 @@ from archiver.archive.storing import Downloader, Storer
 from archiver.common.ids import check_id
 from archiver.common.problems import Problem
 from archiver.common.time import utcnow
-from archiver.errors import ConfigError
+from archiver.errors import ConfigError, ManifestRaceError, StorageError
 from archiver.retention.policy_choice import PolicySelector
 from archiver.store.objects import ObjectStore
 
-__all__ = ["ArchiveSettings", "Archiver"]
+__all__ = ["MANIFEST_ATTEMPTS", "ArchiveSettings", "Archiver"]
 
 Clock = Callable[[], datetime]
+
+MANIFEST_ATTEMPTS = 5
+"""Times one debt is planned and finished when other runs keep writing its next manifest."""
 
 
 @dataclass(frozen=True)
@@ -88,6 +99,8 @@ class Archiver:
         subscribers: Sequence[RunSubscriber] = (),
         render_dossier: DossierRenderer | None = None,
         check_media: MediaCheck | None = None,
+        debt_rule: DebtRecordRule | None = None,
+        run_id: str | None = None,
     ) -> None:
         self.store = store
         self.policy = policy
@@ -96,8 +109,12 @@ class Archiver:
         self.clock = clock
         self._emit = on_event or (lambda e: None)
         self._subscribers = list(subscribers)
-        self.run_id = f"{clock().strftime('%Y%m%dT%H%M%SZ')}-{uuid.uuid4().hex[:8]}"
-        self._planner = Planner(api=api, store=store, policy=policy, clock=clock, emit=self._emit)
+        self._owner = threading.get_ident()
+        self._pending: queue.SimpleQueue[RunRecord] = queue.SimpleQueue()
+        self.run_id = run_id or f"{clock().strftime('%Y%m%dT%H%M%SZ')}-{uuid.uuid4().hex[:8]}"
+        self._planner = Planner(
+            api=api, store=store, policy=policy, clock=clock, emit=self._emit, debt_rule=debt_rule
+        )
         self._storer = Storer(
             api=api,
             downloader=downloader,
@@ -126,13 +143,7 @@ class Archiver:
         (status ``interrupted`` / ``failed``) and raised."""
         ids = list(debt_ids)
         self._emit(ArchiveEvent(ArchiveEventKind.RUN_STARTED, count=len(ids)))
-        self.store.check_bucket()  # a dry run too: it says what the real run would refuse
-        if not self.settings.dry_run:
-            options = {
-                "policy": self.policy.configured.name,
-                "concurrency": self.settings.concurrency,
-            }
-            self._publish(RunStarted(self.run_id, self.clock(), tuple(ids), options))
+        self.begin(ids)
         results: list[DebtResult] = []
         try:
             for debt_id in ids:
@@ -140,17 +151,42 @@ class Archiver:
                 if on_result is not None:
                     on_result(results[-1])
         except BaseException as exc:
-            if not self.settings.dry_run:
-                run = RunResult(self.run_id, results)
-                status = "interrupted" if isinstance(exc, KeyboardInterrupt) else "failed"
-                # The error that stopped the run is the one to raise, not a journal failure.
-                with suppress(Exception):
-                    self._publish(RunFinished(self.run_id, self.clock(), status, run.summary()))
+            status = "interrupted" if isinstance(exc, KeyboardInterrupt) else "failed"
+            # The error that stopped the run is the one to raise, not a journal failure.
+            with suppress(Exception):
+                self.end(RunResult(self.run_id, results), status)
             raise
         run = RunResult(self.run_id, results)
-        if not self.settings.dry_run:
-            self._publish(RunFinished(self.run_id, self.clock(), run.exit_status, run.summary()))
+        self.end(run, run.exit_status)
         return run
+
+    def begin(self, debt_ids: Sequence[str], **options: object) -> None:
+        """Check the bucket and journal the run's start (not for a dry run). :meth:`run` calls
+        it; a caller archiving debts one by one (``archiver sync``) calls it first."""
+        self.store.check_bucket()  # a dry run too: it says what the real run would refuse
+        if not self.settings.dry_run:
+            opts = {
+                "policy": self.policy.configured.name,
+                "concurrency": self.settings.concurrency,
+                **options,
+            }
+            self._publish(RunStarted(self.run_id, self.clock(), tuple(debt_ids), opts))
+
+    def end(self, run: RunResult, status: str) -> None:
+        """Journal the run's end with ``status`` (not for a dry run), after everything queued."""
+        if not self.settings.dry_run:
+            self._publish(RunFinished(self.run_id, self.clock(), status, run.summary()))
+
+    def deliver_pending(self) -> None:
+        """Tell the subscribers what debts archived on other threads stored (call it from the
+        thread that built this archiver)."""
+        while True:
+            try:
+                record = self._pending.get_nowait()
+            except queue.Empty:
+                return
+            for subscriber in self._subscribers:
+                subscriber(record)
 
     def archive_debt(self, debt_id: str) -> DebtResult:
         """Archive one debt; errors become a ``failed`` result naming what went wrong, except a
@@ -173,17 +209,43 @@ class Archiver:
         return result
 
     def _archive_debt(self, debt_id: str) -> DebtResult:
-        plan = self._planner.plan(debt_id)
-        if self.settings.dry_run:
-            return with_policy(preview(plan, self._check_media), plan)
-        outcome = self._storer.store_plan(plan)
-        check = self._holds.settle(plan, outcome)
-        result = self._finisher.finish(plan, outcome)
-        written = {k for k in (result.manifest_key, result.dossier_key) if k}
-        self._holds.after_finish(plan.debt_id, check, written)
-        return with_policy(result, plan)
+        for attempt in range(1, MANIFEST_ATTEMPTS + 1):
+            plan = self._planner.plan(debt_id)
+            if self.settings.dry_run:
+                return with_policy(preview(plan, self._check_media), plan)
+            outcome = self._storer.store_plan(plan)
+            check = self._holds.settle(plan, outcome)
+            try:
+                result = self._finisher.finish(plan, outcome)
+            except ManifestRaceError as exc:
+                if attempt == MANIFEST_ATTEMPTS:
+                    raise StorageError(
+                        f"other runs wrote this debt's next manifest {attempt} times in a row; "
+                        "nothing was overwritten, what this run stored is found by the next one",
+                        debt_id=debt_id,
+                        key=exc.context.get("key"),
+                    ) from exc
+                self._emit(
+                    ArchiveEvent(
+                        ArchiveEventKind.LOG,
+                        debt_id=debt_id,
+                        message=f"{exc.message}: merging onto it (attempt {attempt + 1} of "
+                        f"at most {MANIFEST_ATTEMPTS})",
+                    )
+                )
+                continue
+            written = {k for k in (result.manifest_key, result.dossier_key) if k}
+            self._holds.after_finish(plan.debt_id, check, written)
+            if attempt > 1:
+                result.manifest_attempts = attempt
+            return with_policy(result, plan)
+        raise AssertionError("unreachable")  # the loop returns or raises
 
     def _publish(self, record: RunRecord) -> None:
-        # Always on the thread that called run(): subscribers may hold SQLite connections.
+        # Subscribers may hold SQLite connections: they hear of it on the owner thread only.
+        if threading.get_ident() != self._owner:
+            self._pending.put(record)
+            return
+        self.deliver_pending()
         for subscriber in self._subscribers:
             subscriber(record)

@@ -61,6 +61,16 @@ class FollowupSource(Protocol):
     def get_debt_checked(self, debt_id: str) -> tuple[Debt, list[Any]]: ...
 
 
+class DebtRecordRule(Protocol):
+    """Whether a run reads a debt's record from the API again, or keeps the archived one
+    (:class:`archiver.sync.debts.DebtRecords` decides for sync runs; ``archive`` always reads)."""
+
+    def needed(self, debt_id: str, previous: dict[str, Any] | None, changed: bool) -> bool:
+        """``previous``: the latest manifest; ``changed``: the listing has a new or changed
+        followup."""
+        ...
+
+
 @dataclass(frozen=True)
 class PreviousManifest:
     """The latest manifest in S3, which the new one chains onto."""
@@ -160,6 +170,15 @@ def carry_retention(
     return iso(wanted), Extension(key, version_id, current, wanted)
 
 
+def _changed(followups: list[Followup], archived: dict[str, FollowupEntry]) -> bool:
+    """Whether a listing has a followup that is new, or differs from its archived record."""
+    for f in followups:
+        old = archived.get(f.id)
+        if old is None or old.record_sha256 != canonical_sha256(f.sanitized_record())[1]:
+            return True
+    return False
+
+
 class Planner:
     """Plans the debts of one run (see the module docstring)."""
 
@@ -171,12 +190,14 @@ class Planner:
         policy: PolicySelector,
         clock: Callable[[], datetime],
         emit: Callable[[ArchiveEvent], None],
+        debt_rule: DebtRecordRule | None = None,
     ) -> None:
         self.api = api
         self.store = store
         self.policy = policy
         self.clock = clock
         self._emit = emit
+        self._debt_rule = debt_rule
 
     def plan(self, debt_id: str) -> DebtPlan:
         """Read the previous manifest and the API, hash the records, decide what to reuse.
@@ -192,16 +213,21 @@ class Planner:
         choice = self.policy.choose(debt_id, prev.manifest if prev else None, self.clock())
         listing = self.api.list_followups(debt_id)
         followups: list[Followup] = list(listing.items)
-        debt, debt_unavailable, debt_problems = self._read_debt(debt_id)
+        prev_entries = followup_entries(prev.manifest if prev else None)
+        debt, debt_unavailable, debt_problems = self._debt_record(
+            debt_id, prev, _changed(followups, prev_entries)
+        )
+        dates = [f.call_date for f in followups] + [f.processed_at for f in followups]
+        if listing.partial and prev is not None:
+            # Part of the followups only: the activity of the others is the archived one.
+            dates.append(parse_iso(prev.manifest.get("last_activity")))
         facts = DebtFacts(
             debt_id=debt_id,
             now=self.clock(),
             previous=prev,
             followups=followups,
             debt=debt,
-            activity=last_activity(
-                [f.call_date for f in followups] + [f.processed_at for f in followups]
-            ),
+            activity=last_activity(dates),
             hold=hold_active(self.store, debt_id),
             purged=self._purged(debt_id) if prev else {},
         )
@@ -217,7 +243,6 @@ class Planner:
         )
         if listing.unstable and listing.unstable_problem is not None:
             plan.problems.append(listing.unstable_problem)  # blocking: the run is partial
-        prev_entries = followup_entries(prev.manifest if prev else None)
         prev_media = media_entries(prev.manifest if prev else None)
         orphans = StoredMedia(self.store, debt_id)
         for f in followups:
@@ -258,13 +283,14 @@ class Planner:
 
         # Followups archived earlier but absent from this listing stay in the snapshot (their
         # evidence is still stored, still retained, still in the dossier), marked as such;
-        # a listing that never settled may simply have missed them, so it marks none.
+        # a listing that never settled may simply have missed them, and a partial one (a
+        # sync window) leaves them out on purpose, so neither marks any.
         for fid, old in prev_entries.items():
             if fid in plan.entries:
                 continue
             call_date = parse_iso(old.call_date)
             entry = old
-            if not (listing.unstable or old.upstream_missing_since):
+            if not (listing.unstable or listing.partial or old.upstream_missing_since):
                 entry = old.updated(upstream_missing_since=iso(facts.now))
             entry = self._carry_record(plan, entry, old, call_date)
             carried = [self._carry_media(plan, m, call_date) for m in old.media or []]
@@ -307,6 +333,24 @@ class Planner:
         if archived and sha in (None, archived.get("sha256")):  # the archived one is kept
             reused.append({**archived, "kind": "debt"})
         return hidden_problems(self.store, plan.debt_id, reused) if reused else []
+
+    def _debt_record(
+        self, debt_id: str, prev: PreviousManifest | None, changed: bool
+    ) -> tuple[Debt | None, dict[str, Any] | None, list[Problem]]:
+        """The debt record: from the API, or the archived one when the rule says it cannot
+        have changed (then its stored bytes, so that storing finds them unchanged)."""
+        if self._debt_rule is None or self._debt_rule.needed(
+            debt_id, prev.manifest if prev else None, changed
+        ):
+            return self._read_debt(debt_id)
+        assert prev is not None  # a rule never skips a debt archived for the first time
+        archived = prev.manifest.get("debt")
+        if not archived or archived.get("purged"):
+            # Nothing archived to keep (the token may not read debts): say what the last
+            # manifest said, without asking again.
+            return None, prev.manifest.get("debt_unavailable"), []
+        stored = self.store.read_bytes(archived["key"], archived.get("version_id"))
+        return Debt.from_record(json.loads(stored)), None, []
 
     def _read_debt(self, debt_id: str) -> tuple[Debt | None, dict[str, Any] | None, list[Problem]]:
         """The debt record, or why it is missing; plus validation problems of the record."""

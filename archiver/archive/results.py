@@ -111,6 +111,7 @@ class DebtResult:
     policy: str | None = None  # the policy the debt is (or would be) archived under
     policy_kept_from: int | None = None  # the manifest whose policy the debt keeps
     policy_change: dict[str, Any] | None = None  # the manifest's policy_change, if any
+    manifest_attempts: int = 1  # > 1: other runs wrote the debt's next manifest meanwhile
 
     def to_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -134,6 +135,8 @@ class DebtResult:
             out["policy_kept_from"] = self.policy_kept_from
         if self.policy_change:
             out["policy_change"] = self.policy_change
+        if self.manifest_attempts > 1:
+            out["manifest_attempts"] = self.manifest_attempts
         return out
 
 

@@ -64,6 +64,10 @@ def set_aside(path: Path) -> Path:
     return kept
 
 
+BUSY_TIMEOUT_S = 30.0
+"""How long a catalog write waits for another process's (or thread's) lock."""
+
+
 class Catalog:
     """A SQLite index of archived debts, manifests, followups, media, dossiers and events."""
 
@@ -98,10 +102,13 @@ class Catalog:
         SQLite's quick check runs too (a corrupt file raises :class:`sqlite3.DatabaseError`)."""
         if str(path) == ":memory:":
             return cls(sqlite_utils.Database(memory=True))
-        db = sqlite_utils.Database(path)
+        # Several runs may share one catalog (sync shards on one machine, a manual archive
+        # during a scheduled one): wait for another writer's lock instead of failing.
+        db = sqlite_utils.Database(sqlite3.connect(str(path), timeout=BUSY_TIMEOUT_S))
         try:
             # WAL lets `archiver status` read while an archive run writes.
-            db.enable_wal()
+            if db.journal_mode != "wal":
+                db.enable_wal()
             if check:
                 found = [row[0] for row in db.execute("pragma quick_check").fetchall()]
                 if found != ["ok"]:

@@ -172,8 +172,22 @@ LOCAL_TABLES = ("runs",)
 
 
 def create_schema(db: sqlite_utils.Database) -> None:
-    """Create every table and index that is missing (an existing catalog is left as it is)."""
-    for name, (columns, pk) in _TABLES.items():
-        db.table(name).create(columns, pk=pk, if_not_exists=True)
-    for name, indexed in _INDEXES:
-        db.table(name).create_index(indexed, if_not_exists=True)
+    """Create every table and index that is missing (an existing catalog is left as it is).
+
+    In one ``BEGIN IMMEDIATE`` transaction: runs opening a new catalog at the same moment
+    (sync shards on one machine) wait for each other's write lock instead of one failing
+    on a read lock it cannot upgrade."""
+    if set(_TABLES) <= set(db.table_names()):
+        indexes = {tuple(i.columns) for name, _ in _INDEXES for i in db.table(name).indexes}
+        if all(tuple(cols) in indexes for _, cols in _INDEXES):
+            return
+    db.conn.execute("BEGIN IMMEDIATE")
+    try:
+        for name, (columns, pk) in _TABLES.items():
+            db.table(name).create(columns, pk=pk, if_not_exists=True)
+        for name, indexed in _INDEXES:
+            db.table(name).create_index(indexed, if_not_exists=True)
+        db.conn.commit()
+    except BaseException:
+        db.conn.rollback()
+        raise

@@ -41,6 +41,11 @@ class ProblemKind(StrEnum):
     DOSSIER_RECEIPT_MISSING = "DossierReceiptMissing"
     DOSSIER_RECEIPT_INVALID = "DossierReceiptInvalid"
     STALE_UPLOAD = "StaleUpload"
+    # verify: the chain of sync run records (sync/runs/)
+    RUN_RECORD_INVALID = "RunRecordInvalid"
+    RUN_CHAIN_BROKEN = "RunChainBroken"
+    RUN_CHAIN_FORK = "RunChainFork"
+    RUN_MANIFEST_MISMATCH = "RunManifestMismatch"
     # dossier: loading what a manifest names
     MANIFEST_NOT_CANONICAL = "ManifestNotCanonical"
     RECORD_MISSING = "RecordMissing"
@@ -57,6 +62,7 @@ class ProblemKind(StrEnum):
     API_NOT_FOUND = "ApiNotFoundError"
     API_RATE_LIMIT = "ApiRateLimitError"
     API_RETRIES_EXCEEDED = "ApiRetriesExceededError"
+    BUDGET_EXHAUSTED = "BudgetExhaustedError"
     MEDIA_ERROR = "MediaError"
     MEDIA_HOST_NOT_ALLOWED = "MediaHostNotAllowedError"
     MEDIA_EXPIRED = "MediaExpiredError"
@@ -64,6 +70,7 @@ class ProblemKind(StrEnum):
     STORAGE_ERROR = "StorageError"
     BUCKET_NOT_LOCKED = "BucketNotLockedError"
     OBJECT_CONFLICT = "ObjectConflictError"
+    MANIFEST_RACE = "ManifestRaceError"
     RETENTION_ERROR = "RetentionError"
     INTEGRITY_ERROR = "IntegrityError"
     POLICY_ERROR = "PolicyError"

@@ -83,6 +83,9 @@ class Listing(Generic[T]):
     from ``items`` and ``unstable_problem`` (kind ``ListingUnstable``, blocking) estimates how
     many (``details["may_be_missing"]``, 0 when unknown). A consumer must not conclude from
     such a listing that a record it lacks is gone upstream.
+
+    ``partial``: the listing holds only part of the records on purpose (the followups of a
+    date window, :mod:`archiver.sync`); a record it lacks is not gone upstream either.
     """
 
     items: list[T] = field(default_factory=list)
@@ -93,6 +96,7 @@ class Listing(Generic[T]):
     passes: int = 1
     unstable: bool = False
     unstable_problem: Problem | None = None
+    partial: bool = False
 
     @property
     def skipped(self) -> list[ValidationError]:

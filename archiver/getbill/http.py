@@ -27,6 +27,7 @@ nowhere else.
 from __future__ import annotations
 
 import random
+import threading
 import time
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
@@ -69,6 +70,10 @@ class ApiHttp:
     ``sleep``/``clock``: injected so tests never really wait. ``on_event``: receives
     :class:`ApiEvent` (rate-limit waits, retries, token renewals).
     ``rng``: the random source of the backoff jitter.
+
+    ``gate``: called with the path before every request is sent (each attempt, the token
+    request too); it may raise (:class:`~archiver.errors.BudgetExhaustedError`) to stop the
+    request. A run with a request budget sets it (:mod:`archiver.sync.budget`).
     """
 
     def __init__(
@@ -93,6 +98,9 @@ class ApiHttp:
         self._access_token: str | None = None
         self._token_expires_at = 0.0
         self._token_margin = settings.token_renew_margin
+        self.gate: Callable[[str], None] | None = None
+        # Worker threads share one client: one of them renews the token, the others wait.
+        self._token_lock = threading.Lock()
 
     def close(self) -> None:
         """Close the HTTP client if we created it."""
@@ -127,7 +135,8 @@ class ApiHttp:
             ):
                 # The cached token may have been revoked or expired early: renew once.
                 renewed = True
-                self._access_token = None
+                with self._token_lock:
+                    self._access_token = None
                 self.emit(
                     ApiEvent(
                         "token",
@@ -164,7 +173,9 @@ class ApiHttp:
                 "User-Agent": f"getbill-archiver/{__version__}",
             }
             if authorized:
-                headers["Authorization"] = f"Bearer {self._bearer()}"
+                headers["Authorization"] = f"Bearer {self._bearer()}"  # may request a token
+            if self.gate is not None:
+                self.gate(path)
             try:
                 request = self._http.build_request(
                     method,
@@ -299,7 +310,10 @@ class ApiHttp:
             return self.settings.token
         if self._access_token and self._clock() < self._token_expires_at - self._token_margin:
             return self._access_token
-        return self._fetch_token()
+        with self._token_lock:
+            if self._access_token and self._clock() < self._token_expires_at - self._token_margin:
+                return self._access_token  # renewed by another thread meanwhile
+            return self._fetch_token()
 
     def _fetch_token(self) -> str:
         path = "/token"

@@ -132,9 +132,11 @@ class PageNumberPaginator:
         max_pages: int = 1000,
         id_field: str = "id",
         fingerprint: Callable[[dict[str, Any]], bytes] | None = None,
+        first_page: int = 1,
     ) -> None:
         """``fingerprint`` turns a record into bytes to tell a repeated record from a changed
-        one (default: its canonical JSON; pass one that ignores freshly signed URLs)."""
+        one (default: its canonical JSON; pass one that ignores freshly signed URLs).
+        ``first_page``: where a listing resumes (``max_pages`` counts from it)."""
         if limit < 1:
             raise ValueError("limit must be at least 1")
         if max_pages < 1:
@@ -143,7 +145,9 @@ class PageNumberPaginator:
         self.max_pages = max_pages
         self.id_field = id_field
         self.fingerprint = fingerprint or _fingerprint
-        self.page = 1
+        if first_page < 1:
+            raise ValueError("first_page must be at least 1")
+        self.page = first_page
         self.has_next = True
         self.pages_fetched = 0
         self.first_total: int | None = None
