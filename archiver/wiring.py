@@ -9,10 +9,12 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, replace
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from archiver.archive.finish import DossierRequest, RenderedDossier
 from archiver.archive.pipeline import Archiver, ArchiveSettings
+from archiver.archive.plan import DebtRecordRule, FollowupSource
 from archiver.archive.results import ArchiveEvent
 from archiver.catalog.db import Catalog
 from archiver.catalog.recorder import CatalogRecorder
@@ -28,6 +30,7 @@ from archiver.retention.policy_choice import PolicySelector
 from archiver.store import keys
 from archiver.store.objects import ObjectStore
 from archiver.store.settings import make_s3_client
+from archiver.sync.engine import ArchiverFactory, Syncer, SyncEvent, SyncSettings
 
 if TYPE_CHECKING:
     import httpx
@@ -229,17 +232,49 @@ def open_archiver(
     )
     with ExitStack() as stack:
         api = stack.enter_context(GetbillClient(api_settings, http=http, on_event=on_api_event))
-        media_settings = DownloadSettings(
-            allowed_hosts=tuple(config.media_hosts), max_media_bytes=config.max_media_bytes
+        recorder, make = _pipeline(
+            stack,
+            config,
+            api_settings,
+            store=store,
+            selector=selector,
+            media_http=media_http,
+            dry_run=dry_run,
+            render_dossiers=render_dossiers,
+            on_event=on_event,
         )
-        if media_http is None:
-            media_http = stack.enter_context(media_client(media_settings))
-        downloader = MediaDownloader(media_http, media_settings)
-        # A corrupt catalog warns once and the run goes on (the catalog is derived from S3).
-        recorder = open_recorder(config, dry_run=dry_run)
-        stack.callback(recorder.close)
-        archiver = Archiver(
-            api=api,
+        yield ArchiverSession(make(api, None, None), store, recorder, policy)
+
+
+def _pipeline(
+    stack: ExitStack,
+    config: ArchiverConfig,
+    api_settings: ApiSettings,
+    *,
+    store: ObjectStore,
+    selector: PolicySelector,
+    media_http: httpx.Client | None,
+    dry_run: bool,
+    render_dossiers: bool,
+    on_event: Callable[[ArchiveEvent], None] | None,
+) -> tuple[CatalogRecorder, ArchiverFactory]:
+    """The catalog recorder of a run and a builder of its :class:`Archiver` over a source
+    (the client, or a sync's window), a debt-record rule and a run id."""
+    media_settings = DownloadSettings(
+        allowed_hosts=tuple(config.media_hosts), max_media_bytes=config.max_media_bytes
+    )
+    if media_http is None:
+        media_http = stack.enter_context(media_client(media_settings))
+    downloader = MediaDownloader(media_http, media_settings)
+    # A corrupt catalog warns once and the run goes on (the catalog is derived from S3).
+    recorder = open_recorder(config, dry_run=dry_run)
+    stack.callback(recorder.close)
+
+    def make(
+        source: FollowupSource, debt_rule: DebtRecordRule | None, run_id: str | None
+    ) -> Archiver:
+        return Archiver(
+            api=source,
             downloader=downloader,
             store=store,
             policy=selector,
@@ -253,5 +288,70 @@ def open_archiver(
             subscribers=[recorder],
             render_dossier=render_for_archive,
             check_media=lambda ref: check_media_url(ref.url, media_settings),
+            debt_rule=debt_rule,
+            run_id=run_id,
         )
-        yield ArchiverSession(archiver, store, recorder, policy)
+
+    return recorder, make
+
+
+@dataclass
+class SyncSession:
+    syncer: Syncer
+    store: ObjectStore
+    recorder: CatalogRecorder
+    policy: RetentionPolicy
+
+
+@contextmanager
+def open_sync(
+    config: ArchiverConfig,
+    api_settings: ApiSettings,
+    settings: SyncSettings,
+    *,
+    s3_client: Any = None,
+    http: httpx.Client | None = None,
+    media_http: httpx.Client | None = None,
+    render_dossiers: bool = False,
+    media_concurrency: int = 2,
+    on_event: Callable[[ArchiveEvent], None] | None = None,
+    on_sync_event: Callable[[SyncEvent], None] | None = None,
+    on_result: Callable[[Any], None] | None = None,
+    on_api_event: Callable[[Any], None] | None = None,
+    policy_asked: bool = False,
+    clock: Callable[[], datetime] | None = None,
+) -> Iterator[SyncSession]:
+    """Everything a sync run needs, closed on exit: ``settings.concurrency`` debts at once,
+    each with ``media_concurrency`` downloads."""
+    policy = configured_policy(config)
+    selector = PolicySelector(policy, config.policy_registry(), explicit=policy_asked)
+    store = (
+        open_store(config.bucket, s3_client)
+        if s3_client is not None
+        else open_configured_store(config)
+    )
+    per_debt = replace(config, concurrency=max(1, media_concurrency))
+    with ExitStack() as stack:
+        api = stack.enter_context(GetbillClient(api_settings, http=http, on_event=on_api_event))
+        recorder, make = _pipeline(
+            stack,
+            per_debt,
+            api_settings,
+            store=store,
+            selector=selector,
+            media_http=media_http,
+            dry_run=settings.dry_run,
+            render_dossiers=render_dossiers,
+            on_event=on_event,
+        )
+        syncer = Syncer(
+            client=api,
+            store=store,
+            make_archiver=make,
+            policy=policy,
+            settings=settings,
+            on_event=on_sync_event,
+            on_result=on_result,
+            **({"clock": clock} if clock is not None else {}),
+        )
+        yield SyncSession(syncer, store, recorder, policy)

@@ -16,15 +16,18 @@ def test_demo_archives_chains_verifies_and_writes_dossiers(tmp_path: Path) -> No
     steps: list[str] = []
     report = run_demo(tmp_path, on_step=steps.append)
     assert report.ok, "\n".join(describe(report))
-    assert report.first_run is not None and report.second_run is not None
+    assert report.first_run is not None and report.sync is not None
     assert {d.status for d in report.first_run.debts} == {"archived"}
-    second = {d.status for d in report.second_run.debts}
-    assert second == {"archived", "unchanged"}  # one debt had new activity
-    chained = [d for d in report.second_run.debts if d.status == "archived"]
-    assert [d.sequence for d in chained] == [2]
+    # The scheduled pass is a sync of the last days: only the debt with new activity.
+    (touched,) = report.sync.debts
+    assert touched.status == "archived" and touched.sequence == 2
+    spent = report.sync.record["requests"]
+    assert spent["by_kind"]["followups_listing"] == 1
+    assert spent["total"] < report.first_run_requests  # cheaper than per-debt archiving
+    assert report.runs_verification is not None and report.runs_verification.records == 1
     assert all(v.ok and v.objects > 0 for v in report.verifications)
     assert report.objects_by_kind["media"][0] > 50
-    assert len(report.dossiers) == len(report.second_run.debts)
+    assert len(report.dossiers) == len(report.first_run.debts)
     for pdf in report.dossiers:
         assert len(PdfReader(pdf).pages) >= 1
     assert any("stopping" in s for s in steps)

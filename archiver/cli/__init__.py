@@ -111,6 +111,7 @@ _COMMAND_MODULES = (
     "retention_cmds",
     "simulate_cmd",
     "storage_cmds",
+    "sync_cmd",
     "version_cmd",
 )
 

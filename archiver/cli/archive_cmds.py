@@ -288,7 +288,8 @@ def verify(
     Checks the manifest chain (contiguous sequences, each "previous" equal to the SHA-256 of
     the stored bytes), that every object exists with its size and SHA-256 (re-hashed by
     streaming) under a lock at least as strong as the manifest says, and that each stored
-    dossier has exactly the bytes its receipt and the next manifest name. --rerender also
+    dossier has exactly the bytes its receipt and the next manifest name; with --all, the
+    sync run records too (each lane's chain, the manifest SHA-256s each names). --rerender also
     renders each dossier again: a difference is a notice when the stored bytes are proven
     (a newer renderer or library), a problem when they are not. Multipart uploads an
     interrupted run left behind (older than --stale-after) are reported too; --repair aborts
@@ -306,6 +307,7 @@ def verify(
     """
     from datetime import timedelta
 
+    from archiver.audit.runs import verify_runs
     from archiver.audit.uploads import debts_with_stale_uploads, repair_stale_uploads
     from archiver.audit.verify import verify_debt
     from archiver.manifest.reader import debts_in_bucket
@@ -332,6 +334,8 @@ def verify(
         if repair:
             for r in results:
                 repair_stale_uploads(store, r)
+        # The sync run records are the bucket's, not a debt's: checked with --all.
+        runs = verify_runs(store) if all_debts else None
     bad = 0
     for r in results:
         bad += not r.ok
@@ -353,11 +357,29 @@ def verify(
                 + (f" [{p.key}]" if p.key else "")
                 + (f" expected {p.expected}, found {p.found}" if p.expected else "")
             )
+    if runs is not None:
+        bad += not runs.ok
+        if as_json:
+            if runs.records:
+                emit_json(runs.to_json())
+        elif runs.records:
+            click.echo(
+                f"sync runs: {'OK' if runs.ok else 'PROBLEMS'} — {runs.records} run record(s) "
+                f"in {len(runs.lanes)} lane(s) ({', '.join(runs.lanes)})"
+            )
+        for p in runs.notices if not as_json else []:
+            click.echo(f"  note: {p.kind}: {p.message}" + (f" [{p.key}]" if p.key else ""))
+        for p in runs.problems if not as_json else []:
+            click.echo(
+                f"  {p.kind}: {p.message}"
+                + (f" [{p.key}]" if p.key else "")
+                + (f" expected {p.expected}, found {p.found}" if p.expected else "")
+            )
     summary = {
         "bucket": bucket,
         "debts": len(results),
         "with_problems": bad,
-        "problems": sum(len(r.problems) for r in results),
+        "problems": sum(len(r.problems) for r in results) + len(runs.problems if runs else []),
         "repaired": sum(len(r.repaired) for r in results),
     }
     if as_json:
@@ -365,6 +387,50 @@ def verify(
     else:
         click.echo(_verify_summary_line(summary))
     sys.exit(ExitCode.FAILURE if bad else ExitCode.OK)
+
+
+def _status_runs(bucket: str | None, limit: int, as_json: bool) -> None:
+    from itertools import islice
+
+    from archiver.sync.runs import read_runs, run_overview
+
+    with handle_errors():
+        store = open_cli_store(bucket)
+        store.check_bucket()
+        rows = [run_overview(r) for r in islice(read_runs(store, newest_first=True), limit)]
+    if as_json:
+        for row in rows:
+            emit_json(row)
+        emit_json({"summary": {"runs": len(rows), "bucket": store.bucket}})
+        return
+    if not rows:
+        click.echo(f"no sync run recorded in bucket {printable(store.bucket)}")
+        return
+    for row in rows:
+        if row["window"]:
+            w = row["window"]
+            what = f"window {w['from']}..{w['to']}"
+        else:
+            what = f"full pass {(row['full_pass'] or {}).get('pass_id')}"
+        pending = row["pending"] or {}
+        state = (
+            "complete"
+            if row["complete"]
+            else (
+                "incomplete: "
+                + (f"resumes at page {pending['next_page']}" if pending.get("next_page") else "")
+                + (
+                    f" {len(pending.get('debts') or [])} debt(s) pending"
+                    if pending.get("debts")
+                    else ""
+                )
+            )
+        )
+        click.echo(
+            f"{row['started_at']} {row['lane']}: {what}, {row['requests']} request(s) "
+            f"(per-debt: {row['per_debt_cost']}), {row['debts']} debt(s), "
+            f"{row['media_stored']} media, {row['problems']} problem(s); {state}  [{row['key']}]"
+        )
 
 
 def _plural(count: int, word: str) -> str:
@@ -391,11 +457,33 @@ def _verify_summary_line(summary: dict[str, Any]) -> str:
 @profile_option
 @catalog_option
 @json_option
-def status(debt_id: str | None, bucket: str | None, catalog: Path | None, as_json: bool) -> None:
+@click.option(
+    "--runs",
+    "show_runs",
+    is_flag=True,
+    help="List the sync run records of the bucket instead (read from S3), newest first.",
+)
+@click.option(
+    "--limit",
+    type=click.IntRange(1),
+    default=20,
+    show_default=True,
+    help="With --runs: how many records.",
+)
+def status(
+    debt_id: str | None,
+    bucket: str | None,
+    catalog: Path | None,
+    as_json: bool,
+    show_runs: bool,
+    limit: int,
+) -> None:
     """Show what the catalog knows: per debt, the latest manifest, counts, problems, holds.
 
     A debt on legal hold says ON HOLD with its open matters (in the order they were opened);
-    --json gives them as open_matters.
+    --json gives them as open_matters. --runs lists the sync run records (sync/runs/ in the
+    bucket, the source of truth): lane, window or pass, requests, debts, complete or what is
+    pending.
     The catalog is the bucket's own (or --catalog); the first line names both. Nothing is
     created: a missing catalog is an error (exit 2), `archiver reindex` builds it from S3.
     With --json: one line per debt, then a {"summary": {"debts": N, "on_hold": N}} line (also
@@ -405,7 +493,13 @@ def status(debt_id: str | None, bucket: str | None, catalog: Path | None, as_jso
     Example:
       archiver status --bucket evidence
       archiver status aoqawrflg37x --json
+      archiver status --runs --limit 5
     """
+    if show_runs:
+        if debt_id:
+            raise click.UsageError("--runs lists the bucket's sync runs: give no DEBT_ID")
+        _status_runs(bucket, limit, as_json)
+        return
     with handle_errors():
         cat = open_cli_catalog(catalog, bucket, write=False)
         rows = cat.status(debt_id)

@@ -13,6 +13,7 @@ import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import Any
 
 from rich.console import Console, RenderableType
 from rich.filesize import decimal
@@ -52,6 +53,20 @@ def progress_display(
         yield display.on_event
 
 
+@contextmanager
+def sync_progress_display(
+    enabled: bool, *, console: Console | None = None
+) -> Iterator[tuple[Callable[[ArchiveEvent], None], Callable[[Any], None]]]:
+    """Like :func:`progress_display` for a sync: (run events, sync events) callbacks; only
+    debts with problems get a line of their own (a sync touches thousands)."""
+    if not progress_wanted(enabled):
+        yield (lambda event: None), (lambda event: None)
+        return
+    display = RunProgress(console or Console(stderr=True), every_debt=False)
+    with display:
+        yield display.on_event, display.on_sync
+
+
 @dataclass
 class _DebtTally:
     stored: int = 0
@@ -73,8 +88,10 @@ class RunProgress:
         *,
         auto_refresh: bool = True,
         get_time: Callable[[], float] | None = None,
+        every_debt: bool = True,
     ) -> None:
         self.console = console
+        self.every_debt = every_debt  # False: only debts with something to say get a line
         self.progress: Progress = Progress(
             TextColumn("[bold]{task.description}"),
             BarColumn(),
@@ -90,6 +107,7 @@ class RunProgress:
         self.debts = self.progress.add_task("debts", total=None, step="", unit="count")
         self.files = self.progress.add_task("media", total=0, step="", unit="count")
         self.bytes = self.progress.add_task("bytes", total=None, step="", unit="bytes")
+        self.pages: TaskID | None = None
         self._lock = threading.Lock()
         self._tallies: dict[str, _DebtTally] = {}
         self._files_done = 0
@@ -147,9 +165,24 @@ class RunProgress:
             case ArchiveEventKind.DEBT_DONE:
                 self.progress.advance(self.debts)
                 self.progress.update(self.debts, step="")
-                self.console.print(_result_line(debt, event.message, tally))
+                if self.every_debt or event.message not in _STATUS_STYLE or tally.failed:
+                    self.console.print(_result_line(debt, event.message, tally))
             case ArchiveEventKind.LOG:
                 self.console.print(f"{debt}: {escape(printable(event.message, 300))}")
+
+    def on_sync(self, event: Any) -> None:
+        """Update the display for a sync's progress (:class:`archiver.sync.engine.SyncEvent`):
+        pages listed, debts handed to the pipeline, requests left."""
+        with self._lock:
+            if self.pages is None:
+                self.pages = self.progress.add_task(
+                    "pages", total=None, step="", unit="count", start=True
+                )
+            left = "" if event.requests_left is None else f"{event.requests_left} requests left"
+            self.progress.update(
+                self.pages, completed=event.pages_listed, total=event.pages, step=left
+            )
+            self.progress.update(self.debts, total=event.debts_touched)
 
     def _task(self, task_id: TaskID) -> Task:
         return next(t for t in self.progress.tasks if t.id == task_id)

@@ -1,8 +1,10 @@
 """The embedded demo: the whole job on this machine with nothing to configure.
 
 Starts the getbill simulator and a SeaweedFS server on loopback, creates an Object-Lock bucket,
-archives the sample debts, records new activity and archives again (manifest 2 chained to 1),
-verifies everything from S3 alone, writes the dossiers to a folder, and stops the servers.
+archives the sample debts, records new activity, runs the scheduled pass (``archiver sync`` of
+the last days: only the debt with new activity gets manifest 2, chained to 1) and says what
+it spent beside what per-debt archiving spent, verifies everything from S3 alone (the sync
+run records too), writes the dossiers to a folder, and stops the servers.
 
 Core code: it reports through ``on_step`` / ``on_event`` callbacks and never prints.
 """
@@ -13,16 +15,19 @@ import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from archiver.archive.results import ArchiveEvent, RunResult
+from archiver.audit.runs import RunsVerification, verify_runs
 from archiver.audit.verify import DebtVerification, verify_debt
 from archiver.config import ArchiverConfig
 from archiver.devkit.s3server import LocalS3Server
 from archiver.devkit.simulator import Simulator, SimulatorConfig, SimulatorServer
 from archiver.getbill.settings import ApiSettings
 from archiver.store.objects import ObjectStore
-from archiver.wiring import open_archiver, rerender_stored
+from archiver.sync.engine import SyncResult, SyncSettings
+from archiver.wiring import open_archiver, open_sync, rerender_stored
 
 DEMO_BUCKET = "getbill-evidence"
 
@@ -86,17 +91,23 @@ class DemoReport:
     api_url: str
     bucket: str
     first_run: RunResult | None = None
-    second_run: RunResult | None = None
+    first_run_requests: int = 0  # API requests of the per-debt first pass (token included)
+    sync: SyncResult | None = None  # the scheduled second pass
     verifications: list[DebtVerification] = field(default_factory=list)
+    runs_verification: RunsVerification | None = None
     dossiers: list[Path] = field(default_factory=list)
     objects_by_kind: dict[str, tuple[int, int]] = field(default_factory=dict)
 
     @property
     def ok(self) -> bool:
-        runs_ok = all(
-            r is not None and r.exit_status == "ok" for r in (self.first_run, self.second_run)
+        runs_ok = (
+            self.first_run is not None
+            and self.first_run.exit_status == "ok"
+            and self.sync is not None
+            and self.sync.exit_status == "ok"
         )
-        return runs_ok and all(v.ok for v in self.verifications)
+        records_ok = self.runs_verification is not None and self.runs_verification.ok
+        return runs_ok and records_ok and all(v.ok for v in self.verifications)
 
 
 def run_demo(
@@ -121,21 +132,39 @@ def run_demo(
         debt_ids = env.simulator.debt_ids(company="A")
 
         on_step(f"archiving {len(debt_ids)} debts with policy {env.config.policy!r}")
+        asked = _api_requests(env.simulator)
         with open_archiver(
             env.config, env.api_settings, s3_client=env.s3.client(), on_event=on_event
         ) as session:
             report.first_run = session.archiver.run(debt_ids)
+        report.first_run_requests = _api_requests(env.simulator) - asked
 
         busy = next(d for d in debt_ids if env.simulator.followup_ids(d))
         env.simulator.add_followup(busy, type="call", status="deal_found")
-        on_step(f"new activity on {busy} (a new call); archiving again")
-        with open_archiver(
-            env.config, env.api_settings, s3_client=env.s3.client(), on_event=on_event
-        ) as session:
-            report.second_run = session.archiver.run(debt_ids)
+        today = datetime.fromtimestamp(env.simulator.clock(), UTC).date()
+        on_step(
+            f"new activity on {busy} (a new call); the scheduled pass: `archiver sync "
+            f"--since {today - timedelta(days=3)}` (what happened in the last 3 days)"
+        )
+        with open_sync(
+            env.config,
+            env.api_settings,
+            SyncSettings(since=today - timedelta(days=3)),
+            s3_client=env.s3.client(),
+            render_dossiers=True,
+            on_event=on_event,
+        ) as sync_session:
+            report.sync = sync_session.syncer.run()
+        spent = report.sync.record["requests"]
+        on_step(
+            f"sync spent {spent['total']} API requests ({_kinds(spent['by_kind'])}); the "
+            f"per-debt pass over all {len(debt_ids)} debts spent {report.first_run_requests}, "
+            "and would spend as many again to find what changed"
+        )
 
         on_step("verifying every debt from S3 alone (chain, objects re-hashed, locks, dossiers)")
         report.verifications = [verify_debt(store, d, rerender=rerender_stored) for d in debt_ids]
+        report.runs_verification = verify_runs(store)
         for key in store.list_keys("debts/"):
             kind = key.split("/")[2] if key.count("/") >= 3 else "other"
             info = store.head(key)
@@ -156,17 +185,43 @@ def run_demo(
         return report
 
 
+def _api_requests(sim: Simulator) -> int:
+    """API and token requests the simulator has served."""
+    return len(sim.requests_to("/external-api/")) + len(sim.requests_to("/token"))
+
+
+def _kinds(by_kind: dict[str, int]) -> str:
+    return ", ".join(f"{kind} {n}" for kind, n in by_kind.items())
+
+
 def describe(report: DemoReport) -> list[str]:
     """Plain-text lines summarising a demo run (the CLI prints them)."""
     lines = [f"S3 endpoint {report.endpoint_url}, bucket {report.bucket}"]
     for kind, (count, size) in sorted(report.objects_by_kind.items()):
         lines.append(f"  debts/*/{kind}/: {count} object(s), {size:,} bytes")
-    if report.second_run:
-        for d in report.second_run.debts:
+    if report.sync:
+        r = report.sync.record
+        lines.append(
+            f"sync run record {report.sync.key}: {len(r['debts'])} debt(s) touched, "
+            f"{r['requests']['total']} request(s) (per-debt `archive` of all debts: "
+            f"{report.first_run_requests})"
+        )
+    if report.first_run:
+        latest = {d.debt_id: d for d in report.first_run.debts}
+        latest.update({d.debt_id: d for d in (report.sync.debts if report.sync else [])})
+        for d in latest.values():
             lines.append(
                 f"  {d.debt_id}: {d.status}, manifest {d.sequence} -> "
                 f"{d.manifest_key} (sha256 {str(d.manifest_sha256)[:16]}...)"
             )
+    runs = report.runs_verification
+    if runs is not None:
+        lines.append(
+            f"verify: sync run records {'clean' if runs.ok else 'PROBLEMS'} "
+            f"({runs.records} in {len(runs.lanes)} lane(s))"
+        )
+        for p in runs.problems:
+            lines.append(f"  {p.kind}: {p.message} [{p.key}]")
     bad = [v for v in report.verifications if not v.ok]
     lines.append(
         f"verify: {len(report.verifications) - len(bad)} of {len(report.verifications)} debts clean"
