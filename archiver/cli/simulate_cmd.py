@@ -2,7 +2,50 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import click
+
+# Mirrors of the simulator's defaults (archiver.devkit.simulator.config), kept here so that the
+# command line starts without importing the simulator.
+DEFAULT_AUDIO_SIZE = (100_000, 1_000_000)
+SMALL_AUDIO_SIZE = (10_000, 50_000)
+DEFAULT_LARGE_AUDIO_SHARE = 0.12
+# Banner lines list at most this many debt ids (a company-scale world has thousands).
+BANNER_IDS = 12
+
+
+class SizeRange(click.ParamType):
+    """``LO:HI`` (or ``LO-HI``): a range of byte sizes, 0 < LO <= HI."""
+
+    name = "LO:HI"
+
+    def convert(
+        self, value: Any, param: click.Parameter | None, ctx: click.Context | None
+    ) -> tuple[int, int]:
+        if isinstance(value, tuple):
+            return value
+        text = str(value).replace("-", ":")
+        lo, sep, hi = text.partition(":")
+        try:
+            low, high = int(lo), int(hi)
+        except ValueError:
+            self.fail(f"{value!r} is not LO:HI (two byte sizes)", param, ctx)
+        if not sep or not 0 < low <= high:
+            self.fail(f"{value!r} is not LO:HI with 0 < LO <= HI", param, ctx)
+        return (low, high)
+
+
+def _share(ctx: click.Context, param: click.Parameter, value: float | None) -> float | None:
+    if value is not None and not 0.0 <= value <= 1.0:
+        raise click.BadParameter("must be between 0 and 1")
+    return value
+
+
+def _ids(ids: list[str]) -> str:
+    if len(ids) <= BANNER_IDS:
+        return " ".join(ids)
+    return f"{' '.join(ids[:BANNER_IDS])} ... ({len(ids)} in all)"
 
 
 @click.command("simulate")
@@ -14,6 +57,45 @@ import click
 )
 @click.option(
     "--big-debt-followups", default=130, show_default=True, help="Followups of the first debt."
+)
+@click.option(
+    "--other-company-debts",
+    default=2,
+    show_default=True,
+    help="The last N debts belong to company B (403 for the printed client).",
+)
+@click.option(
+    "--media-share",
+    type=float,
+    callback=_share,
+    help="Share of followups carrying a medium (a recording for calls and voicemails, a PDF"
+    " for postmails), from the seed. Default: as type and status imply.",
+)
+@click.option(
+    "--audio-size",
+    type=SizeRange(),
+    help=f"Byte sizes of most recordings [default: {DEFAULT_AUDIO_SIZE[0]}:"
+    f"{DEFAULT_AUDIO_SIZE[1]}].",
+)
+@click.option(
+    "--large-audio-share",
+    type=float,
+    callback=_share,
+    help=f"Share of recordings of 3-6 MB [default: {DEFAULT_LARGE_AUDIO_SHARE}].",
+)
+@click.option(
+    "--small-media",
+    is_flag=True,
+    help=f"Small recordings only: --audio-size {SMALL_AUDIO_SIZE[0]}:{SMALL_AUDIO_SIZE[1]}"
+    " --large-audio-share 0.",
+)
+@click.option(
+    "--followups-order",
+    type=click.Choice(["debt", "date"]),
+    default="debt",
+    show_default=True,
+    help="Order of GET /followups: debt by debt, or the whole company by date (oldest first,"
+    " ties by id). The real API documents none.",
 )
 @click.option("--url-ttl", default=3600, show_default=True, help="Signed media URL lifetime (s).")
 @click.option("--token-ttl", default=3600, show_default=True, help="Access token lifetime (s).")
@@ -40,6 +122,12 @@ def simulate(
     debts: int,
     followups_per_debt: int,
     big_debt_followups: int,
+    other_company_debts: int,
+    media_share: float | None,
+    audio_size: tuple[int, int] | None,
+    large_audio_share: float | None,
+    small_media: bool,
+    followups_order: str,
     url_ttl: int,
     token_ttl: int,
     rate_limit: int,
@@ -58,20 +146,40 @@ def simulate(
     Tokens, scopes, pagination, rate limits, expiring signed media URLs and real WAV/MP3/PDF
     files, all from a seed, with optional faults. Binds to 127.0.0.1 only.
 
+    GET /followups takes from/to (YYYY-MM-DD). Here they filter on the UTC day of call_date,
+    else scheduled_at, both bounds inclusive; a followup with neither is left out once a
+    bound is given. The real API does not document this: the archiver must not rely on it.
+
     \b
     Example:
       archiver simulate --port 8765 --seed 1
       archiver simulate --port 8765 --url-ttl 3 --error-rate 0.1 --slow 0.2
+      archiver simulate --port 8765 --debts 2000 --followups-per-debt 5 \\
+        --big-debt-followups 10 --other-company-debts 0 --media-share 0.1 --small-media
     """
     # Imported here: the command line starts without the simulator (and httpx).
     from archiver.devkit.shell import export_lines
     from archiver.devkit.simulator import SimulatorConfig, SimulatorServer
 
+    if small_media and (audio_size is not None or large_audio_share is not None):
+        raise click.UsageError(
+            "--small-media sets the audio sizes: drop --audio-size and"
+            " --large-audio-share, or --small-media"
+        )
+    if small_media:
+        audio_size, large_audio_share = SMALL_AUDIO_SIZE, 0.0
     config = SimulatorConfig(
         seed=seed,
         debts=debts,
+        other_company_debts=other_company_debts,
         followups_per_debt=followups_per_debt,
         big_debt_followups=big_debt_followups,
+        audio_size_range=audio_size or DEFAULT_AUDIO_SIZE,
+        large_audio_share=(
+            DEFAULT_LARGE_AUDIO_SHARE if large_audio_share is None else large_audio_share
+        ),
+        media_share=media_share,
+        followups_order=followups_order,
         url_ttl_s=url_ttl,
         token_ttl_s=token_ttl,
         rate_limit=rate_limit,
@@ -102,8 +210,8 @@ def simulate(
     if static:
         click.echo(f"  static token   {static}")
     ids = sim.debt_ids("A")
-    click.echo(f"  debts (A)      {' '.join(ids)}")
-    click.echo(f"  debts (B, 403) {' '.join(sim.debt_ids('B'))}")
+    click.echo(f"  debts (A)      {_ids(ids)}")
+    click.echo(f"  debts (B, 403) {_ids(sim.debt_ids('B'))}")
     click.echo("In the shell that runs archiver (with an S3 such as `archiver s3-server`):")
     for line in export_lines(server.archiver_env()):
         click.echo(f"  {line}")

@@ -7,9 +7,11 @@ Choices where getbill's public API docs say nothing:
 * ``pagination.pages`` is ``ceil(total / limit)`` (0 for an empty list); a page past the end
   answers 200 with ``data: []``.
 * Lists are in creation order (oldest first); added followups go to the end. Followups the
-  ``insert_during_listing`` knob inserts are backdated and go to the top.
-* ``GET /followups`` also takes ``debt_id`` and ``from``/``to`` (YYYY-MM-DD, inclusive, on
-  ``call_date`` or else ``scheduled_at``); unknown ``status``/``type`` values answer 400.
+  ``insert_during_listing`` knob inserts are backdated and go to the top. ``GET /followups``
+  lists debt by debt, or by date with ``followups_order="date"``.
+* ``GET /followups`` also takes ``debt_id`` and ``from``/``to`` (YYYY-MM-DD, inclusive, on the
+  UTC day of ``call_date`` or else ``scheduled_at``: see :mod:`.routes`, the real API does not
+  say); unknown ``status``/``type`` values answer 400.
 * ``POST /token`` errors use the documented error shape (400 bad grant or scope, 401 bad
   client); credentials may also come as HTTP Basic auth. Omitted ``scope`` grants every scope of
   the client.

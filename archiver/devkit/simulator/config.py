@@ -30,6 +30,11 @@ FOLLOWUP_STATUSES = (
 )
 DEFAULT_LIMIT = 20
 MAX_LIMIT = 100
+# Orders of ``GET /followups``: debt by debt (each debt's followups oldest first), or the whole
+# company by date (call_date, else scheduled_at), oldest first, ties by id.
+FOLLOWUP_ORDERS = ("debt", "date")
+# Recording sizes of a "small media" world (benchmarks, end-to-end tests at company scale).
+SMALL_AUDIO_SIZE_RANGE = (10_000, 50_000)
 
 
 @dataclass(frozen=True)
@@ -69,6 +74,12 @@ class SimulatorConfig:
       followups_per_debt   followups of each ordinary debt.
       big_debt_followups   followups of the first debt (130 => two pages at limit=100).
       audio_size_range     byte sizes of most recordings; ``large_audio_*`` for a few big ones.
+      media_share          None: media as the type and status imply (a recording for each call
+                           or voicemail that took place, a letter for each sent postmail).
+                           A share F in [0, 1]: each followup carries a medium with probability
+                           F (a recording for a call or voicemail, a PDF for a postmail; its
+                           type is drawn among those), and no other followup has one.
+                           Deterministic from the seed; None keeps the dataset of older versions.
 
     Auth and limits:
       clients              OAuth clients (:func:`default_clients`).
@@ -104,6 +115,12 @@ class SimulatorConfig:
                            hits one listing and a relisting converges; a large one hits every
                            listing. Deterministic from the seed.
       insert_batch         followups inserted per listing by ``insert_during_listing``.
+
+    Listing order (read on each request):
+      followups_order      order of ``GET /followups``: ``"debt"`` (debt by debt, in debt order,
+                           each debt's followups oldest first) or ``"date"`` (every followup of
+                           the company by call_date, else scheduled_at, oldest first, ties by
+                           id; undated ones last). The real API documents no order.
     """
 
     seed: int = 1
@@ -114,6 +131,7 @@ class SimulatorConfig:
     audio_size_range: tuple[int, int] = (100_000, 1_000_000)
     large_audio_size_range: tuple[int, int] = (3_000_000, 6_000_000)
     large_audio_share: float = 0.12
+    media_share: float | None = None
 
     clients: tuple[ClientSpec, ...] = field(default_factory=default_clients)
     static_tokens: dict[str, str] = field(
@@ -139,6 +157,19 @@ class SimulatorConfig:
     duplicate_across_pages: bool = False
     insert_during_listing: int = 0
     insert_batch: int = 3
+    followups_order: str = "debt"
+
+    def __post_init__(self) -> None:
+        if self.media_share is not None and not 0.0 <= self.media_share <= 1.0:
+            raise ValueError(f"media_share must be in [0, 1], not {self.media_share}")
+        if self.followups_order not in FOLLOWUP_ORDERS:
+            raise ValueError(
+                f"followups_order must be one of {', '.join(FOLLOWUP_ORDERS)},"
+                f" not {self.followups_order!r}"
+            )
+        lo, hi = self.audio_size_range
+        if not 0 < lo <= hi:
+            raise ValueError(f"audio_size_range must be 0 < LO <= HI, not {lo}-{hi}")
 
     def client(self, client_id: str) -> ClientSpec | None:
         """The client with this id, if configured."""

@@ -7,6 +7,7 @@ are *not* part of the records: the app signs them each time it serves a followup
 
 from __future__ import annotations
 
+import itertools
 import random
 import string
 from dataclasses import dataclass, field
@@ -145,6 +146,16 @@ PLAUSIBLE_STATUSES = {
     "postmail": ("sent", "delivered", "on_hold"),
 }
 TYPE_WEIGHTS = (30, 18, 14, 8, 10, 6, 4, 10)  # calls dominate, then email, sms ...
+TYPE_CUM_WEIGHTS = tuple(itertools.accumulate(TYPE_WEIGHTS))
+# Types that can carry a medium (a recording, a letter), weighted as in TYPE_WEIGHTS.
+MEDIA_TYPES = tuple(t for t in FOLLOWUP_TYPES if t in AUDIO_TYPES or t == "postmail")
+MEDIA_TYPE_WEIGHTS = tuple(
+    w for t, w in zip(FOLLOWUP_TYPES, TYPE_WEIGHTS, strict=True) if t in MEDIA_TYPES
+)
+# The plausible statuses of a contact that took place (a medium exists), per type.
+DONE_STATUSES = {
+    t: tuple(s for s in statuses if s not in NOT_DONE) for t, statuses in PLAUSIBLE_STATUSES.items()
+}
 
 
 def iso(dt: datetime | None) -> str | None:
@@ -171,11 +182,21 @@ class Dataset:
     by_debt: dict[str, list[str]] = field(default_factory=dict)
     media: dict[tuple[str, str], MediaSpec] = field(default_factory=dict)
     used_ids: set[str] = field(default_factory=set)
+    # Bumped by every change to the followups (added, removed, reordered or edited): cached
+    # listings built at another revision are stale.
+    revision: int = 0
+
+    def touch(self) -> None:
+        """Record that followups changed (call it after editing records in place)."""
+        self.revision += 1
 
     def new_id(self, rng: random.Random) -> str:
         """An unused opaque id like ``xyz789ghi012``."""
+        draw = rng.random
+        alphabet, size = ID_ALPHABET, len(ID_ALPHABET)
         while True:
-            value = "".join(rng.choices(ID_ALPHABET, k=12))
+            # The draws of ``rng.choices(ID_ALPHABET, k=12)``, without its overhead.
+            value = "".join([alphabet[int(draw() * size)] for _ in range(12)])
             if value not in self.used_ids and not value[0].isdigit():
                 self.used_ids.add(value)
                 return value
@@ -281,8 +302,18 @@ def make_followup(
     when: datetime,
     audio_size: int | None = None,
     audio_format: str | None = None,
+    media: bool | None = None,
 ) -> dict[str, Any]:
-    """One followup record (without signed URLs); registers its media spec in ``ds``."""
+    """One followup record (without signed URLs); registers its media spec in ``ds``.
+
+    ``media`` None: a medium as type and status imply (a recording for a call or voicemail that
+    took place or has ``audio_size``, a letter for a sent postmail). True: a medium whatever the
+    status (the type must be able to carry one). False: none.
+    """
+    if media and ftype not in MEDIA_TYPES:
+        raise ValueError(f"a {ftype!r} followup carries no medium")
+    if media is False and audio_size is not None:
+        raise ValueError("audio_size given for a followup without a medium")
     fid = ds.new_id(rng)
     done = status not in NOT_DONE
     is_call = ftype in CALL_TYPES
@@ -325,7 +356,8 @@ def make_followup(
             email_clicked=clicks > 0,
             email_click_count=clicks,
         )
-    if ftype in AUDIO_TYPES and (done or audio_size is not None):
+    wants_media = (done or audio_size is not None) if media is None else media
+    if ftype in AUDIO_TYPES and wants_media:
         if audio_size is None:
             lo, hi = config.audio_size_range
             if rng.random() < config.large_audio_share:
@@ -336,9 +368,10 @@ def make_followup(
         from archiver.devkit.simulator.media import audio_duration_ms
 
         record["duration_ms"] = audio_duration_ms(fmt, audio_size)
-    if ftype == "postmail" and done:
+    if ftype == "postmail" and (done if media is None else media):
         ds.media[(fid, "pdf")] = MediaSpec("pdf", "pdf", None)
     ds.followups[fid] = record
+    ds.touch()
     ds.by_debt.setdefault(debt["id"], []).append(fid)
     debt["followups_count"] = len(ds.by_debt[debt["id"]])
     if is_call and done:
@@ -352,9 +385,13 @@ def build_dataset(config: SimulatorConfig) -> Dataset:
     """The whole seeded dataset: debt 0 is big, debt 1 has none, the last ones are company B.
 
     Company A's first followups cycle through every type and every status, so the dataset
-    covers each documented value whatever the sizes configured.
+    covers each documented value whatever the sizes configured. With ``config.media_share``,
+    whether a followup carries a medium is drawn from a random source of its own first; such a
+    followup (past the cycle) gets a type that can carry one and a status of a contact made.
     """
     rng = random.Random(f"getbill-sim:{config.seed}")
+    share = config.media_share
+    media_rng = random.Random(f"getbill-sim-media:{config.seed}") if share is not None else None
     ds = Dataset()
     n_debts = max(config.debts, 0)
     n_other = min(max(config.other_company_debts, 0), n_debts)
@@ -374,14 +411,22 @@ def build_dataset(config: SimulatorConfig) -> Dataset:
         start = EPOCH - timedelta(days=90)
         step = timedelta(days=90) / max(count, 1)
         for k in range(count):
+            media: bool | None = None
+            if media_rng is not None and share is not None:
+                media = media_rng.random() < share
             if company == "A" and counter < 2 * len(FOLLOWUP_STATUSES):
                 ftype = FOLLOWUP_TYPES[counter % len(FOLLOWUP_TYPES)]
                 status = FOLLOWUP_STATUSES[counter % len(FOLLOWUP_STATUSES)]
+                if media:
+                    media = ftype in MEDIA_TYPES and status not in NOT_DONE
+            elif media:
+                ftype = rng.choices(MEDIA_TYPES, weights=MEDIA_TYPE_WEIGHTS)[0]
+                status = rng.choice(DONE_STATUSES[ftype])
             else:
-                ftype = rng.choices(FOLLOWUP_TYPES, weights=TYPE_WEIGHTS)[0]
+                ftype = rng.choices(FOLLOWUP_TYPES, cum_weights=TYPE_CUM_WEIGHTS)[0]
                 status = rng.choice(PLAUSIBLE_STATUSES[ftype])
             if company == "A":
                 counter += 1
             when = start + step * k + timedelta(minutes=rng.randint(0, 120))
-            make_followup(ds, rng, config, debt, ftype=ftype, status=status, when=when)
+            make_followup(ds, rng, config, debt, ftype=ftype, status=status, when=when, media=media)
     return ds

@@ -1,4 +1,22 @@
-"""Request handlers of the simulator: ``POST /token``, the ``/external-api/v1`` reads, media."""
+"""Request handlers of the simulator: ``POST /token``, the ``/external-api/v1`` reads, media.
+
+``GET /followups`` (every followup of the client's company) takes ``page``/``limit``,
+``status``, ``type``, ``debt_id`` and ``from``/``to``:
+
+* ``from``/``to`` are days (``YYYY-MM-DD``, else 400). In this simulator they apply to the
+  followup's date, which is its ``call_date``, else its ``scheduled_at``, taken as the day of
+  that instant in UTC. Both bounds are inclusive (``from=to=2025-12-01`` lists that one day).
+  A followup with neither date is excluded as soon as either bound is given.
+* The real API names ``from``/``to`` without saying which date they filter on, in which zone
+  or whether the bounds are inclusive: the archiver must not rely on these semantics (a
+  client can use them to narrow a listing, never to decide that nothing else changed).
+* The order is ``config.followups_order``: ``"debt"`` (debt by debt, each debt's followups
+  oldest first, as ``/followups/debt/{id}`` lists them) or ``"date"`` (the whole company by
+  the date above, oldest first, ties by id, undated ones last). The real API documents no
+  order either, so the archiver must work with both.
+* Listings are computed once per state of the dataset (:mod:`.listing`): a page of a listing
+  already computed costs a slice plus rendering its items.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +24,7 @@ import base64
 import math
 import time
 from collections.abc import Callable
-from datetime import UTC, date, datetime
+from datetime import date
 from typing import Any
 from urllib.parse import parse_qs, unquote
 
@@ -16,6 +34,7 @@ from archiver.devkit.simulator.config import (
     FOLLOWUP_TYPES,
     MAX_LIMIT,
 )
+from archiver.devkit.simulator.listing import FollowupQuery
 from archiver.devkit.simulator.state import (
     API_PREFIX,
     HTML_ERROR_PAGE,
@@ -223,9 +242,8 @@ def _route_read(
 
 
 def _filter_followups(sim: SimulatorState, query: dict[str, list[str]], company: str) -> list[str]:
-    status = _first(query, "status")
-    ftype = _first(query, "type")
-    debt_id = _first(query, "debt_id")
+    status = _first(query, "status") or None
+    ftype = _first(query, "type") or None
     if status and status not in FOLLOWUP_STATUSES:
         raise ApiFailure(
             400, "Invalid status", {"status": [f"must be one of {', '.join(FOLLOWUP_STATUSES)}"]}
@@ -241,22 +259,16 @@ def _filter_followups(sim: SimulatorState, query: dict[str, list[str]], company:
             bounds[name] = date.fromisoformat(value) if value else None
         except ValueError:
             raise ApiFailure(400, f"Invalid {name} date", {name: ["expected YYYY-MM-DD"]}) from None
-    out = []
-    for debt in sim.debt_ids(company):
-        if debt_id and debt != debt_id:
-            continue
-        for fid in sim.followup_ids(debt):
-            rec = sim.data.followups[fid]
-            if status and rec["status"] != status or ftype and rec["type"] != ftype:
-                continue
-            stamp = rec.get("call_date") or rec.get("scheduled_at")
-            day = datetime.fromisoformat(stamp).astimezone(UTC).date() if stamp else None
-            if bounds["from"] and (day is None or day < bounds["from"]):
-                continue
-            if bounds["to"] and (day is None or day > bounds["to"]):
-                continue
-            out.append(fid)
-    return out
+    wanted = FollowupQuery(
+        company=company,
+        order=sim.config.followups_order,
+        status=status,
+        type=ftype,
+        debt_id=_first(query, "debt_id") or None,
+        first_day=bounds["from"],
+        last_day=bounds["to"],
+    )
+    return sim.list_followups(wanted)
 
 
 def _first(query: dict[str, list[str]], name: str) -> str | None:

@@ -37,6 +37,7 @@ from archiver.devkit.simulator.data import (
     iso,
     make_followup,
 )
+from archiver.devkit.simulator.listing import FollowupQuery, Listings
 from archiver.devkit.simulator.media import MediaSource, audio_source, letter_pdf, pdf_source
 
 API_PREFIX = "/external-api/v1"
@@ -81,6 +82,16 @@ class Response:
 def json_body(obj: Any) -> bytes:
     """``obj`` as UTF-8 JSON bytes (non-ASCII kept as is)."""
     return json.dumps(obj, ensure_ascii=False).encode("utf-8")
+
+
+def plain_copy(value: Any) -> Any:
+    """A deep copy of JSON-like data (dicts, lists, scalars), several times faster than
+    ``copy.deepcopy``: serving a page of 100 records copies each of them."""
+    if isinstance(value, dict):
+        return {k: plain_copy(v) if isinstance(v, dict | list) else v for k, v in value.items()}
+    if isinstance(value, list):
+        return [plain_copy(v) for v in value]
+    return value
 
 
 def rfc3339z(ts: float) -> str:
@@ -128,6 +139,7 @@ class SimulatorState:
         self._chance_counters: dict[str, int] = {}
         self._media_hits: dict[str, int] = {}
         self._pdf_cache: dict[str, bytes] = {}
+        self._listings = Listings()
 
     # ------------------------------------------------------------------ public accessors
 
@@ -139,12 +151,17 @@ class SimulatorState:
     def debt(self, debt_id: str) -> dict[str, Any]:
         """A copy of one debt record, exactly as the API serves it."""
         with self._lock:
-            return copy.deepcopy(self._data.debts[debt_id])
+            return plain_copy(self._data.debts[debt_id])
 
     def followup_ids(self, debt_id: str) -> list[str]:
         """Ids of a debt's followups in API order."""
         with self._lock:
             return list(self._data.by_debt[debt_id])
+
+    def list_followups(self, query: FollowupQuery) -> list[str]:
+        """Ids ``GET /followups`` lists for ``query``, in its order (see :mod:`.listing`)."""
+        with self._lock:
+            return list(self._listings.followups(self._data, query))
 
     def followups_of(self, debt_id: str) -> list[dict[str, Any]]:
         """A debt's followups as the API would serve them now (freshly signed URLs)."""
@@ -229,12 +246,21 @@ class SimulatorState:
         audio_size: int | None = None,
         audio_format: str = "mp3",
         when: datetime | None = None,
+        media: bool | None = None,
         **fields: Any,
     ) -> dict[str, Any]:
         """Append a new followup to a debt (new activity); returns the stored record.
 
-        ``audio_size`` (calls, voicemails) forces a recording of that many bytes, generated as
-        a stream, so a 500 MB file costs no memory. ``fields`` override record fields.
+        It is dated ``when`` (an aware datetime; default: now on the simulator's clock, to the
+        second): ``call_date`` for a call that took place, ``scheduled_at`` a little before.
+        ``media`` None gives a medium as type and status imply (a recording for a call or
+        voicemail that took place, a letter for a sent postmail); True forces one (``type``
+        call, voicemail or postmail), False none. ``audio_size`` (calls, voicemails) forces a
+        recording of that many bytes, generated as a stream, so a 500 MB file costs no memory.
+        ``fields`` override record fields.
+
+        Example: ``sim.add_followup(debt_id)`` (a call dated now, with a recording);
+        ``sim.add_followup(debt_id, media=False)`` (the same call, no recording).
         """
         if type not in FOLLOWUP_TYPES:
             raise ValueError(f"unknown followup type {type!r}")
@@ -253,8 +279,10 @@ class SimulatorState:
                 when=moment,
                 audio_size=audio_size,
                 audio_format=audio_format if audio_size is not None else None,
+                media=media,
             )
             record.update(fields)
+            self._data.touch()
             return copy.deepcopy(record)
 
     def insert_at_top(self, debt_id: str, count: int) -> list[str]:
@@ -288,6 +316,7 @@ class SimulatorState:
             # make_followup appends; the newest insertions go to the very top.
             del ids[len(ids) - count :]
             ids[:0] = added
+            self._data.touch()
             return added
 
     def take_listing_insertion(self) -> int:
@@ -303,6 +332,7 @@ class SimulatorState:
         with self._lock:
             record = self._data.followups.pop(followup_id)
             self._data.by_debt[record["debt_id"]].remove(followup_id)
+            self._data.touch()
 
     def set_followup_status(self, followup_id: str, status: str) -> None:
         """Change a followup's status (as the platform does when a contact progresses)."""
@@ -311,9 +341,48 @@ class SimulatorState:
         self.update_followup(followup_id, status=status)
 
     def update_followup(self, followup_id: str, **fields: Any) -> None:
-        """Overwrite fields of a stored followup (signed URL fields excepted)."""
+        """Overwrite fields of a stored followup (signed URL fields excepted).
+
+        Listings follow: a new ``call_date``/``scheduled_at`` moves it in date order and
+        through the ``from``/``to`` filters, a new status or type through those filters.
+        """
         with self._lock:
             self._data.followups[followup_id].update(fields)
+            self._data.touch()
+
+    def set_email_counters(
+        self,
+        followup_id: str,
+        opens: int,
+        clicks: int = 0,
+        first_opened_at: datetime | None = None,
+    ) -> None:
+        """Set an email followup's open/click counters, keeping its fields consistent.
+
+        ``email_opened``/``email_clicked`` follow the counts; ``email_first_opened_at`` is
+        ``first_opened_at``, else kept if already set, else now (None when ``opens`` is 0).
+        """
+        if opens < 0 or clicks < 0:
+            raise ValueError("counters cannot be negative")
+        with self._lock:
+            record = self._data.followups[followup_id]
+            if record["type"] != "email":
+                raise ValueError(f"followup {followup_id} is a {record['type']}, not an email")
+            if not opens:
+                first = None
+            elif first_opened_at is not None:
+                first = iso(first_opened_at)
+            else:
+                now = datetime.fromtimestamp(int(self.clock()), UTC)
+                first = record["email_first_opened_at"] or iso(now)
+            self.update_followup(
+                followup_id,
+                email_opened=opens > 0,
+                email_open_count=opens,
+                email_first_opened_at=first,
+                email_clicked=clicks > 0,
+                email_click_count=clicks,
+            )
 
     # ------------------------------------------------------------------ signing
 
@@ -344,7 +413,7 @@ class SimulatorState:
     def render_followup(self, followup_id: str, base_url: str | None = None) -> dict[str, Any]:
         """The followup record with freshly signed media URLs (what the API serves)."""
         with self._lock:
-            record = copy.deepcopy(self._data.followups[followup_id])
+            record = plain_copy(self._data.followups[followup_id])
             kinds = self.media_kinds(followup_id)
             for kind in kinds:
                 field_name = "audio_url" if kind == "audio" else "pdf_url"
@@ -506,6 +575,7 @@ __all__ = [
     "Token",
     "json_body",
     "parse_query",
+    "plain_copy",
     "rfc3339z",
     "s3_error",
 ]
