@@ -46,7 +46,7 @@ from archiver.store.objects import ObjectStore
 SINCE = "2025-01-01"  # before every followup of the simulated world
 
 
-def serve_simulator(conn: Any, debts: int, followups: int, media_share: float) -> None:
+def serve_simulator(conn: Any, debts: int, followups: int, media_share: float, order: str) -> None:
     """Child process: the simulator; answers "requests" with the API requests served."""
     from archiver.devkit.simulator import Simulator, SimulatorConfig, SimulatorServer
 
@@ -59,9 +59,9 @@ def serve_simulator(conn: Any, debts: int, followups: int, media_share: float) -
         big_debt_followups=followups,
         audio_size_range=(10_000, 50_000),
         large_audio_share=0.0,
+        media_share=media_share,
+        followups_order=order,
     )
-    if hasattr(config, "media_share"):
-        config.media_share = media_share  # type: ignore[attr-defined]
     sim = Simulator(config)
     with SimulatorServer(sim) as server:
         company = [d for d in sim.debt_ids("A") if sim.followup_ids(d)]
@@ -106,6 +106,12 @@ def main() -> None:
     parser.add_argument("--debts", type=int, default=2000)
     parser.add_argument("--followups", type=int, default=5, help="per debt (default 5)")
     parser.add_argument("--media-share", type=float, default=0.1)
+    parser.add_argument(
+        "--order",
+        choices=("date", "debt"),
+        default="date",
+        help="order of GET /followups (date: a debt's followups pages apart)",
+    )
     parser.add_argument("--concurrency", type=int, default=8)
     parser.add_argument("--sample", type=int, default=20, help="debts for per-debt figures")
     args = parser.parse_args()
@@ -113,7 +119,7 @@ def main() -> None:
     parent, child = mp.Pipe()
     proc = mp.Process(
         target=serve_simulator,
-        args=(child, args.debts, args.followups, args.media_share),
+        args=(child, args.debts, args.followups, args.media_share, args.order),
         daemon=True,
     )
     proc.start()

@@ -257,8 +257,10 @@ def test_cli_sync_exits_3_with_budget_exhausted_and_json_summary(world: World) -
     assert r.exit_code == 3, r.output
     assert summary["requests"]["exhausted"] is True
     assert summary["requests"]["total"] == 3
-    # One page of followups, then debt records until the budget ended: those debts wait.
-    assert summary["pending"]["debts"]
+    # One page of followups, then debt records until the budget ended: the debts are
+    # archived, the records they lack are left for the next run.
+    assert summary["pending"]["debt_records"] and not summary["pending"]["debts"]
+    assert summary["by_status"] == {"archived": len(world.debts())}
     human = CliRunner().invoke(main, ["sync", "--max-requests", "3"], env=env)
     assert human.exit_code == 3
     assert "request budget exhausted" in human.output

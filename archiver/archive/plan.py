@@ -199,11 +199,12 @@ class Planner:
         self._emit = emit
         self._debt_rule = debt_rule
 
-    def plan(self, debt_id: str) -> DebtPlan:
+    def plan(self, debt_id: str, *, media_only: bool = False) -> DebtPlan:
         """Read the previous manifest and the API, hash the records, decide what to reuse.
 
         Media already named by the previous manifest, or left in S3 by an interrupted run
-        (same followup, kind and source), are reused without downloading. Nothing the
+        (same followup, kind and source), are reused without downloading. ``media_only``
+        plans only which media to fetch (no debt record, no hidden-object check). Nothing the
         previous manifest names leaves the snapshot: a followup no longer listed, or a medium
         its record no longer links to, is carried with its retention (marked when purged).
         """
@@ -214,9 +215,13 @@ class Planner:
         listing = self.api.list_followups(debt_id)
         followups: list[Followup] = list(listing.items)
         prev_entries = followup_entries(prev.manifest if prev else None)
-        debt, debt_unavailable, debt_problems = self._debt_record(
-            debt_id, prev, _changed(followups, prev_entries)
-        )
+        debt_problems: list[Problem] = []
+        if media_only:  # which media to fetch now: no debt record, nothing else read
+            debt, debt_unavailable = None, None
+        else:
+            debt, debt_unavailable, debt_problems = self._debt_record(
+                debt_id, prev, _changed(followups, prev_entries)
+            )
         dates = [f.call_date for f in followups] + [f.processed_at for f in followups]
         if listing.partial and prev is not None:
             # Part of the followups only: the activity of the others is the archived one.
@@ -304,7 +309,8 @@ class Planner:
             self._emit(
                 ArchiveEvent(ArchiveEventKind.MEDIA_REUSED, debt_id=debt_id, count=plan.reused)
             )
-        plan.problems.extend(self._hidden_reused(plan))
+        if not media_only:
+            plan.problems.extend(self._hidden_reused(plan))
         return plan
 
     def _hidden_reused(self, plan: DebtPlan) -> list[Problem]:

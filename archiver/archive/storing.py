@@ -109,10 +109,14 @@ class Storer:
         self._emit = emit
         self._api_lock = threading.Lock()
 
-    def store_plan(self, plan: DebtPlan) -> StoreOutcome:
+    def store_plan(self, plan: DebtPlan, *, media_only: bool = False) -> StoreOutcome:
         """Extend what planning said, then store new media (earliest link expiry first), new
-        records and the debt record."""
-        for extension in plan.extensions:
+        records and the debt record. ``media_only``: the media alone, while their links are
+        fresh (:meth:`archiver.archive.pipeline.Archiver.prefetch_media`); the rest waits for
+        the debt's full run, which finds them in place."""
+        if media_only:
+            plan.record_puts = []
+        for extension in [] if media_only else plan.extensions:
             self._extend(extension, plan.policy)
         self._emit(
             ArchiveEvent(
@@ -133,7 +137,8 @@ class Storer:
                     pool.submit(self._put_record, put): put.followup_id for put in plan.record_puts
                 }
                 outcome = StoreOutcome(None)
-                outcome.debt_entry = self._store_debt_record(plan, outcome.written)
+                if not media_only:
+                    outcome.debt_entry = self._store_debt_record(plan, outcome.written)
                 for done in as_completed(records):
                     stored = done.result()
                     plan.entries[records[done]].record_version_id = stored.version_id

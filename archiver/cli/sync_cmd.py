@@ -241,7 +241,12 @@ def _print_summary(s: dict[str, Any], dry_run: bool) -> None:
         )
         click.echo(
             f"request budget exhausted: the next run resumes {where_next}"
-            + (f", {len(pending['debts'])} debt(s) pending first" if pending["debts"] else "")
+            + (f", {len(pending['debts'])} debt(s) to archive again" if pending["debts"] else "")
+            + (
+                f", {len(pending['debt_records'])} debt record(s) to read"
+                if pending.get("debt_records")
+                else ""
+            )
             + (f", {pending['debts_left']} debt(s) left" if pending.get("debts_left") else "")
         )
     elif pending["debts"]:

@@ -64,7 +64,8 @@ class DebtRecords:
         self._cache: dict[str, tuple[Debt, list[Any]]] = {}
         self._lock = threading.Lock()
         self._forbidden: ApiAuthError | None = None
-        self.refused: set[str] = set()  # debts whose record the spent budget kept unread
+        self.refused: set[str] = set()
+        self._must_read: set[str] = set()  # debts whose record the spent budget kept unread
         self._single_reads = 0
         self._pages: int | None = None  # pages of GET /debts, once known
         self._listed = False  # the whole listing is in the cache
@@ -88,9 +89,14 @@ class DebtRecords:
 
     # -- the rule (archiver.archive.plan.DebtRecordRule)
 
+    def read_again(self, debt_ids: list[str]) -> None:
+        """Debts whose record an earlier run could not read (its budget ran out): read them."""
+        with self._lock:
+            self._must_read.update(debt_ids)
+
     def needed(self, debt_id: str, previous: dict[str, Any] | None, changed: bool) -> bool:
         """Whether the debt's record is read again (see the module docstring)."""
-        if previous is None or changed:
+        if previous is None or changed or debt_id in self._must_read:
             return True
         archived = previous.get("debt")
         if not archived:

@@ -1,12 +1,13 @@
 """``archiver sync``: the whole company's activity within the API budget.
 
-**Window mode** (default): list ``GET /followups?from=..&to=..`` (pages of 100, any debts),
-archive each page's debts while later pages are still listed, and write one manifest per
-changed debt. A debt is handed to the archive pipeline once it has not appeared for
-``lookahead_pages`` pages (a listing that returns a debt's followups together costs one
-manifest; one that scatters them costs one per group, each carrying everything before), or
-when the listing ends. Media are fetched while their links are fresh; an expired one is
-refreshed through ``GET /followups/{id}`` (counted).
+**Window mode** (default): list ``GET /followups?from=..&to=..`` (pages of 100, any debts).
+Each page's media are downloaded and stored while later pages are still listed, so their
+links are fresh whatever the listing's length (:meth:`Archiver.prefetch_media`: what no
+manifest names yet, locked as the debt's run will record it); an expired one is refreshed
+through ``GET /followups/{id}`` (counted). Once the listing has ended, each touched debt goes
+through the archive pipeline once: records, the debt record when it may have changed, the
+media found in place, and one new manifest per changed debt, whatever order the listing
+returned the followups in (a debt's followups may be pages apart).
 
 **Full mode** (``--full``): list ``GET /debts`` (all pages; the records it brings are the
 debt records of the run) and archive each debt of the shard from its own listing, as
@@ -74,7 +75,6 @@ class SyncSettings:
     shard: Shard = field(default_factory=Shard)
     concurrency: int = 4  # debts archived at once
     dry_run: bool = False
-    lookahead_pages: int = 2
     debt_max_age: timedelta = DEFAULT_DEBT_MAX_AGE
 
     @property
@@ -193,7 +193,8 @@ class Syncer:
         self._results: dict[str, DebtResult] = {}
         self._futures: dict[str, Future[None]] = {}
         self._problems: list[dict[str, Any]] = []
-        self._pending: set[str] = set()
+        self._pending: set[str] = set()  # debts to archive again, whole
+        self._pending_records: set[str] = set()  # debts archived without their debt record
         self._followups_seen = 0
         self._pages_listed = 0
         self._pages: int | None = None
@@ -261,10 +262,14 @@ class Syncer:
             lookback=s.lookback,
             since=s.since,
         )
+        # What the run resumed leaves: after the listing, which matters most (links expire).
+        later = list(plan.pending_debts) + list(plan.pending_debt_records)
+        self.debt_records.read_again(plan.pending_debt_records)
         for debt_id in plan.pending_debts:
-            self.source.archive_whole(debt_id)
-            self._submit(archiver, pool, debt_id)
+            self.source.archive_whole(debt_id)  # its media or listing were refused
         if plan.slice is None or plan.first_page is None:
+            for debt_id in later:
+                self._submit(archiver, pool, debt_id)
             return plan, None
         params = {"from": plan.slice[0].isoformat(), "to": plan.slice[1].isoformat()}
         paginator = PageNumberPaginator(
@@ -273,38 +278,35 @@ class Syncer:
             fingerprint=stable_fingerprint,
             first_page=plan.first_page,
         )
-        last_seen: dict[str, int] = {}
+        touched: list[str] = []  # in the order first seen
         number = plan.first_page
+        exhausted: int | None = None
         try:
             for page in self.client.iter_pages("/followups", params, paginator=paginator):
                 number = page.number
-                touched = self._take_page(page.records, page.number)
-                for debt_id in touched:
-                    last_seen[debt_id] = page.number
+                with_media = self._take_page(page.records, page.number, touched)
                 self._estimate(page.total)
                 with self._lock:
                     self._pages_listed += 1
                     self._pages = page.pages
-                ready = [
-                    d for d, seen in last_seen.items() if seen <= page.number - s.lookahead_pages
-                ]
-                for debt_id in ready:
-                    del last_seen[debt_id]
-                    self._submit(archiver, pool, debt_id)
+                for debt_id in with_media:
+                    self._submit(archiver, pool, debt_id, prefetch=True)
                 archiver.deliver_pending()
                 self._progress()
                 number = page.number + 1
         except BudgetExhaustedError as exc:
             self._note(exc, f"listing stopped at page {number}; the next run resumes there")
-            for debt_id in last_seen:
-                self._submit(archiver, pool, debt_id)
-            return plan, number
-        for debt_id in last_seen:
+            exhausted = number
+        for debt_id in dict.fromkeys(touched + later):
+            # A debt left with only its record to read gets an empty partial listing: its
+            # manifest carries everything, the run reads the record.
             self._submit(archiver, pool, debt_id)
-        return plan, None
+        return plan, exhausted
 
-    def _take_page(self, records: list[Any], page: int) -> set[str]:
-        touched: set[str] = set()
+    def _take_page(self, records: list[Any], page: int, touched: list[str]) -> set[str]:
+        """Take in one page: its followups go to the source (a later copy wins); returns the
+        debts with a medium on the page. ``touched`` gets the debts seen the first time."""
+        with_media: set[str] = set()
         for index, raw in enumerate(records):
             followup, problems = accept_listed("followup", raw, index, build_followup, None)
             for p in problems:
@@ -314,11 +316,14 @@ class Syncer:
             if followup is None:
                 continue
             self.source.add(followup)
-            touched.add(followup.debt_id)
+            if followup.media():
+                with_media.add(followup.debt_id)
             with self._lock:
                 self._followups_seen += 1
+                if followup.debt_id not in self._window_counts:
+                    touched.append(followup.debt_id)
                 self._window_counts[followup.debt_id] = self.source.window_count(followup.debt_id)
-        return touched
+        return with_media
 
     def _estimate(self, total: int | None) -> None:
         """Tell the debt records how many debts the window likely touches: its followups,
@@ -383,11 +388,24 @@ class Syncer:
 
     # -- debts through the pipeline
 
-    def _submit(self, archiver: Archiver, pool: ThreadPoolExecutor, debt_id: str) -> None:
-        """Hand a debt to the pipeline; after its earlier turn in this run, if any."""
+    def _submit(
+        self, archiver: Archiver, pool: ThreadPoolExecutor, debt_id: str, *, prefetch: bool = False
+    ) -> None:
+        """Hand a debt to the pipeline (``prefetch``: its media only), after its earlier turn
+        in this run, if any: one debt is never worked on by two threads at once."""
+        work = self._prefetch if prefetch else self._archive
         with self._lock:
             before = self._futures.get(debt_id)
-            self._futures[debt_id] = pool.submit(self._archive, archiver, debt_id, before)
+            self._futures[debt_id] = pool.submit(work, archiver, debt_id, before)
+
+    def _prefetch(self, archiver: Archiver, debt_id: str, before: Future[None] | None) -> None:
+        if before is not None:
+            wait([before])
+        try:
+            archiver.prefetch_media(debt_id)
+        except Exception:  # noqa: BLE001 - the debt's full run retries and reports it
+            return
+        self._progress()
 
     def _archive(self, archiver: Archiver, debt_id: str, before: Future[None] | None) -> None:
         if before is not None:
@@ -407,10 +425,12 @@ class Syncer:
         )
         with self._lock:
             self._results[debt_id] = _merged(self._results.get(debt_id), result)
-            if budget_hit or debt_id in self.debt_records.refused:
-                self._pending.add(debt_id)
-            else:
-                self._pending.discard(debt_id)
+            self._pending.discard(debt_id)
+            self._pending_records.discard(debt_id)
+            if budget_hit and debt_id not in self.debt_records.refused:
+                self._pending.add(debt_id)  # a medium's refresh was refused
+            elif debt_id in self.debt_records.refused:
+                self._pending_records.add(debt_id)  # stored, but without its debt record
         if self._on_result is not None:
             self._on_result(result)
         self._progress()
@@ -439,7 +459,7 @@ class Syncer:
             event = SyncEvent(
                 pages_listed=self._pages_listed,
                 pages=self._pages,
-                debts_touched=len(self._futures),
+                debts_touched=len(self._window_counts) or len(self._futures),
                 debts_done=len(self._results),
                 requests_left=self.budget.left(),
                 message=message,
@@ -468,10 +488,12 @@ class Syncer:
         s = self.settings
         window: WindowPlan | None = extra.get("window")
         pending = sorted(self._pending)
+        pending_records = sorted(self._pending_records - self._pending)
         complete = (
             not spent.exhausted
             and next_page is None
             and not pending
+            and not pending_records
             and extra.get("listing_done", True)
             and all(r.status in DONE for r in results)
         )
@@ -512,7 +534,12 @@ class Syncer:
                 for r in results
             ],
             "problems": self._problems,
-            "pending": {"next_page": next_page, "debts": pending, "debts_left": debts_left},
+            "pending": {
+                "next_page": next_page,
+                "debts": pending,
+                "debt_records": pending_records,
+                "debts_left": debts_left,
+            },
             "complete": complete,
             "previous": None,
         }

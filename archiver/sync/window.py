@@ -34,13 +34,15 @@ DEFAULT_LOOKBACK = "P3D"
 class WindowPlan:
     """The window of a run: all days (``first``..``last``), this shard's days (``slice``,
     None when it has none), the page to list from (None: nothing left to list), the
-    debts to archive first (left pending by the run resumed, ``resumes``: its key)."""
+    debts to archive again, whole, and those archived without their debt record (left by
+    the run resumed, ``resumes``: its key)."""
 
     first: date
     last: date
     slice: tuple[date, date] | None
     first_page: int | None = 1
     pending_debts: list[str] = field(default_factory=list)
+    pending_debt_records: list[str] = field(default_factory=list)
     resumes: str | None = None
     lookback: str | None = DEFAULT_LOOKBACK
 
@@ -130,6 +132,7 @@ def _resume(key: str, record: dict[str, Any], shard: Shard, lookback: str) -> Wi
         day_slice(shard, first, last),
         first_page=max(1, int(next_page) - 1) if next_page else None,
         pending_debts=list(pending.get("debts") or []),
+        pending_debt_records=list(pending.get("debt_records") or []),
         resumes=key,
         lookback=win.get("lookback") or lookback,
     )
