@@ -91,3 +91,20 @@ def test_no_progress_and_quiet_turn_the_display_off(args: list[str], drawn: bool
     ctx = main.make_context("archiver", [*args, "version"])
     with ctx.scope(), progress_display(True, console=_terminal()[0]) as on_event:
         assert isinstance(getattr(on_event, "__self__", None), RunProgress) is drawn
+
+
+def test_sync_progress_shows_pages_debts_and_requests_left_and_only_debts_with_problems() -> None:
+    from archiver.sync.engine import SyncEvent
+
+    console, out = _terminal()
+    with RunProgress(console, auto_refresh=False, every_debt=False) as display:
+        display.on_sync(SyncEvent(3, 100, 40, 0, 870))
+        frame = _frame(display)
+        assert "pages" in frame and "3/100" in frame and "870 requests left" in frame
+        assert "0/40" in frame  # debts touched so far
+        display.on_event(ArchiveEvent(K.DEBT_DONE, debt_id="D-1", message="archived"))
+        display.on_event(ArchiveEvent(K.DEBT_DONE, debt_id="D-2", message="partial"))
+        display.on_sync(SyncEvent(100, 100, 2000, 2, None))
+        assert "100/100" in _frame(display) and "requests left" not in _frame(display)
+    text = out.getvalue()
+    assert "D-2" in text and "D-1" not in text  # a clean debt gets no line of its own

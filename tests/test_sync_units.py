@@ -223,18 +223,25 @@ def test_many_debts_are_read_through_the_listing_once() -> None:
     records = DebtRecords(api, now=NOW, expected_debts=450)
     for debt_id in api.ids:
         assert records.get(debt_id)[0].id == debt_id
-    assert len(api.single) == 5  # the first few singly
-    assert api.pages == [1, 2, 3, 4, 5]  # then every page once
+    assert api.single == []  # known to be many: straight to the listing
+    assert api.pages == [1, 2, 3, 4, 5]  # every page once
     assert records.strategy == "listing"
+
+
+def test_unknown_count_reads_a_few_singly_then_the_listing() -> None:
+    api = FakeDebts(450)
+    records = DebtRecords(api, now=NOW)
+    for debt_id in api.ids:
+        records.get(debt_id)
+    assert len(api.single) == 5 and api.pages == [1, 2, 3, 4, 5]
 
 
 def test_few_debts_are_read_singly() -> None:
     api = FakeDebts(450)
-    records = DebtRecords(api, now=NOW, expected_debts=8)
-    for debt_id in api.ids[100:108]:
+    records = DebtRecords(api, now=NOW, expected_debts=5)
+    for debt_id in api.ids[100:105]:
         records.get(debt_id)
-    # Page 1 is read once, to know the listing size; these debts are not on it.
-    assert len(api.single) == 8 and api.pages == [1]
+    assert len(api.single) == 5 and api.pages == []
     assert records.strategy == "single"
 
 

@@ -208,18 +208,20 @@ class Archiver:
         self._emit(ArchiveEvent(ArchiveEventKind.DEBT_DONE, debt_id=debt_id, message=result.status))
         return result
 
-    def prefetch_media(self, debt_id: str) -> int:
+    def prefetch_media(self, debt_id: str) -> tuple[int, int]:
         """Download and store the media of a debt that no manifest names yet, and nothing
         else: a sync fetches them while their links are fresh, and writes the debt's one
         manifest once its listing has ended (:meth:`archive_debt` then finds them in place).
-        Returns how many were stored; failures are left for that run to retry and report."""
+        Returns how many were stored and their bytes; failures are left for that run to
+        retry and report."""
         if self.settings.dry_run:
-            return 0
+            return 0, 0
         check_id(debt_id, what="debt id")
         plan = self._planner.plan(debt_id, media_only=True)
         if not plan.to_fetch:
-            return 0
-        return self._storer.store_plan(plan, media_only=True).stored
+            return 0, 0
+        outcome = self._storer.store_plan(plan, media_only=True)
+        return outcome.stored, outcome.stored_bytes
 
     def _archive_debt(self, debt_id: str) -> DebtResult:
         for attempt in range(1, MANIFEST_ATTEMPTS + 1):

@@ -8,9 +8,11 @@ in its followups). Otherwise the archived record stands and costs no request.
 **How** (:meth:`DebtRecords.get`): one ``GET /debts/{id}`` per debt while few are needed;
 once more would be needed than the pages of ``GET /debts`` (100 debts a page) would cost,
 the listing is read instead, once, and serves every later debt from memory. The number of
-pages is known from the first listing page (read when the individual reads reach
-``switch_after``: it brings 100 records too, so it is never wasted). A sync needs at most
-``switch_after + pages`` requests for debt records, whatever the number of debts.
+pages is known from the first listing page, read as soon as the run expects more than
+``switch_after`` debts (a window sync knows how many it touched once its listing ended), or
+when the single reads reach that number: it brings 100 records too, so it is never wasted.
+A sync needs at most ``switch_after + pages`` requests for debt records, whatever the number
+of debts, and ``pages`` when it knows up front that it needs many.
 
 A token without ``debts:read`` is asked once per run: after the first 403 no debt record is
 requested again (every manifest notes why it has none).
@@ -121,11 +123,23 @@ class DebtRecords:
                 raise ApiNotFoundError(
                     "the debt is not in the GET /debts listing", debt_id=debt_id, status=404
                 )
-            if self._single_reads >= self.switch_after and self._listing_cheaper():
-                self._read_listing()
-                hit = self._cache.get(debt_id)
-                if hit is not None:
-                    return hit
+            many = (self.expected_debts or 0) > self.switch_after
+            try:
+                cheaper = (many or self._single_reads >= self.switch_after) and (
+                    self._listing_cheaper()
+                )
+                if cheaper:
+                    self._read_listing()
+            except BudgetExhaustedError:
+                self.refused.add(debt_id)
+                raise
+            except ApiAuthError as exc:
+                self._forbidden = exc  # the token lacks debts:read: asked once
+                raise
+            hit = self._cache.get(debt_id)  # page 1 may have brought it
+            if hit is not None:
+                return hit
+            if cheaper:
                 raise ApiNotFoundError(
                     "the debt is not in the GET /debts listing", debt_id=debt_id, status=404
                 )

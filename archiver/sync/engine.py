@@ -199,6 +199,7 @@ class Syncer:
         self._pages_listed = 0
         self._pages: int | None = None
         self._window_counts: dict[str, int] = {}
+        self._prefetched: dict[str, tuple[int, int]] = {}  # debt -> media stored, bytes
         self._debts_total_hint: dict[str, int] = {}
 
     # -- the run
@@ -297,7 +298,9 @@ class Syncer:
         except BudgetExhaustedError as exc:
             self._note(exc, f"listing stopped at page {number}; the next run resumes there")
             exhausted = number
-        for debt_id in dict.fromkeys(touched + later):
+        todo = list(dict.fromkeys(touched + later))
+        self.debt_records.expect(len(todo))  # at most these need their record: exact now
+        for debt_id in todo:
             # A debt left with only its record to read gets an empty partial listing: its
             # manifest carries everything, the run reads the record.
             self._submit(archiver, pool, debt_id)
@@ -402,9 +405,12 @@ class Syncer:
         if before is not None:
             wait([before])
         try:
-            archiver.prefetch_media(debt_id)
+            stored, size = archiver.prefetch_media(debt_id)
         except Exception:  # noqa: BLE001 - the debt's full run retries and reports it
             return
+        with self._lock:
+            count, total = self._prefetched.get(debt_id, (0, 0))
+            self._prefetched[debt_id] = (count + stored, total + size)
         self._progress()
 
     def _archive(self, archiver: Archiver, debt_id: str, before: Future[None] | None) -> None:
@@ -424,6 +430,11 @@ class Syncer:
             p.get("type") == ProblemKind.BUDGET_EXHAUSTED.value for p in result.problems
         )
         with self._lock:
+            # Media this run stored ahead of the debt's manifest count as stored, not reused.
+            count, size = self._prefetched.pop(debt_id, (0, 0))
+            result.media_stored += count
+            result.media_bytes_stored += size
+            result.media_reused = max(0, result.media_reused - count)
             self._results[debt_id] = _merged(self._results.get(debt_id), result)
             self._pending.discard(debt_id)
             self._pending_records.discard(debt_id)
