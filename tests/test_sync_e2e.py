@@ -157,8 +157,13 @@ def test_first_window_sync_archives_the_company_with_few_requests(world: World) 
     spent = result.record["requests"]["by_kind"]
     assert spent["followups_listing"] == listing_pages(world)
     assert "debt_followups" not in spent  # no per-debt listing
-    # Debt records: the run touched more debts than a few single reads: one listing page.
-    assert spent == {"token": 1, "followups_listing": listing_pages(world), "debts_listing": 1}
+    # Debt records: a few single reads, then the listing (one page here) for the others.
+    assert spent == {
+        "token": 1,
+        "followups_listing": listing_pages(world),
+        "debt": 5,
+        "debts_listing": 1,
+    }
     assert result.record["per_debt_cost"] > result.record["requests"]["total"]
     # The run record: stored under sync/runs/, chained (first of its lane), names manifests.
     (run,) = list(read_runs(world.store))
@@ -347,6 +352,9 @@ def test_concurrent_writers_on_one_debt_merge_their_manifests(world: World) -> N
     assert_no_duplicate_versions(world.store)
     for debt_id in world.debts():
         assert verify_debt(world.store, debt_id, dossiers=False).ok
+    # Two runs of one lane at once: the lane forks (a warning), no record is broken.
+    runs = verify_runs(world.store)
+    assert runs.ok and runs.records == 2
 
 
 def test_manifest_race_loser_merges_onto_the_winner(world: World) -> None:
@@ -466,3 +474,31 @@ def test_dry_run_lists_but_downloads_and_writes_nothing(world: World) -> None:
     assert {d.status for d in result.debts} == {"planned"}
     assert not all_versions(world.store)
     assert not world.sim.requests_to("/media/")
+
+
+def test_a_debt_that_failed_is_retried_by_the_next_run_without_holding_the_window(
+    world: World,
+) -> None:
+    world.sim.config.html_media_first = 100  # every medium an HTML error page, this run
+    first = world.sync(since=SINCE)
+    world.sim.config.html_media_first = 0  # the media are back
+    assert first.exit_status == "partial"
+    failed = sorted(d.debt_id for d in first.debts if d.status != "archived")
+    assert failed and first.record["pending"]["debts"] == failed
+    assert first.record["pending"]["next_page"] is None  # the window itself was listed
+    second = world.sync()  # a new window (nothing in it), and the debts left pending
+    assert second.record["window"]["from"] != first.record["window"]["from"]
+    assert second.complete and second.exit_status == "ok", second.summary()
+    assert sorted(d.debt_id for d in second.debts) == failed
+    assert_everything_archived(world)
+
+
+def test_the_servers_count_stops_a_run_before_any_429(world: World) -> None:
+    # Another consumer of the same client's hour: the server has far fewer requests left
+    # than --max-requests allows. The run stops when the server says none is left.
+    world.sim.config.rate_limit = 6
+    api = replace(world.api, page_limit=10)
+    result = world.sync(since=SINCE, max_requests=100, api=api)
+    assert result.budget_exhausted and result.exit_status == "partial"
+    assert any("requests left this hour" in p["message"] for p in result.record["problems"])
+    assert not [r for r in world.sim.request_log if r.status == 429]

@@ -3,7 +3,7 @@ decisions."""
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, timedelta
 from typing import Any
 
 import pytest
@@ -116,15 +116,17 @@ def test_an_unfinished_run_of_the_lane_is_resumed_one_page_early() -> None:
     assert (plan.first, plan.last) == (date(2026, 1, 1), date(2026, 11, 25))
     assert plan.first_page == 6  # one page of overlap
     assert plan.pending_debts == ["d1"] and plan.resumes == "c"
-    # Only debts pending, the listing had ended: nothing to list.
+    # The listing had ended, debts were left: a new window, the debts carried into it.
     done_listing = rec("c", complete=False, next_page=None, debts=["d2"])
     plan = plan_window([done_listing], lane="window", shard=Shard(), today=TODAY)
-    assert plan.first_page is None and plan.pending_debts == ["d2"]
-    # --since starts afresh.
+    assert (plan.first, plan.first_page) == (date(2026, 11, 17), 1)
+    assert plan.pending_debts == ["d2"] and plan.resumes == "c"
+    # --since starts a window of its own (its debts left pending are still retried).
     fresh = plan_window(
         [stopped], lane="window", shard=Shard(), today=TODAY, since=date(2026, 6, 1)
     )
-    assert fresh.first == date(2026, 6, 1) and fresh.resumes is None
+    assert (fresh.first, fresh.first_page) == (date(2026, 6, 1), 1)
+    assert fresh.pending_debts == ["d1"]
 
 
 def test_a_sharded_window_counts_only_once_every_shard_completed_it() -> None:
@@ -215,30 +217,19 @@ class FakeDebts:
             yield Page(n, records, len(self.ids), pages)
 
 
-NOW = datetime(2026, 12, 1, 12, tzinfo=UTC)
-
-
 def test_many_debts_are_read_through_the_listing_once() -> None:
     api = FakeDebts(450)
-    records = DebtRecords(api, now=NOW, expected_debts=450)
+    records = DebtRecords(api, expected_debts=450)
     for debt_id in api.ids:
         assert records.get(debt_id)[0].id == debt_id
-    assert api.single == []  # known to be many: straight to the listing
-    assert api.pages == [1, 2, 3, 4, 5]  # every page once
-    assert records.strategy == "listing"
-
-
-def test_unknown_count_reads_a_few_singly_then_the_listing() -> None:
-    api = FakeDebts(450)
-    records = DebtRecords(api, now=NOW)
-    for debt_id in api.ids:
-        records.get(debt_id)
+    # A few singly (one stale debt must not cost the whole listing), then every page once.
     assert len(api.single) == 5 and api.pages == [1, 2, 3, 4, 5]
+    assert records.strategy == "listing"
 
 
 def test_few_debts_are_read_singly() -> None:
     api = FakeDebts(450)
-    records = DebtRecords(api, now=NOW, expected_debts=5)
+    records = DebtRecords(api, expected_debts=5)
     for debt_id in api.ids[100:105]:
         records.get(debt_id)
     assert len(api.single) == 5 and api.pages == []
@@ -247,7 +238,7 @@ def test_few_debts_are_read_singly() -> None:
 
 def test_a_token_without_debts_read_is_asked_once() -> None:
     api = FakeDebts(10, forbidden=True)
-    records = DebtRecords(api, now=NOW)
+    records = DebtRecords(api)
     for debt_id in api.ids[:4]:
         with pytest.raises(ApiAuthError):
             records.get(debt_id)
@@ -257,12 +248,23 @@ def test_a_token_without_debts_read_is_asked_once() -> None:
 
 
 def test_a_debt_record_is_read_again_only_when_it_may_have_changed() -> None:
-    records = DebtRecords(FakeDebts(1), now=NOW, max_age=timedelta(hours=24))
-    fresh = {"debt": {"key": "k"}, "created_at": "2026-12-01T06:00:00Z"}
-    stale = {"debt": {"key": "k"}, "created_at": "2026-11-30T06:00:00Z"}
+    records = DebtRecords(FakeDebts(1))
+    archived = {"debt": {"key": "k"}, "created_at": "2026-01-01T06:00:00Z"}
     assert records.needed("d", None, False)  # never archived
-    assert records.needed("d", fresh, True)  # a new or changed followup
-    assert not records.needed("d", fresh, False)
-    assert records.needed("d", stale, False)  # older than a day
-    purged = {"debt": {"key": "k", "purged": {"at": "x"}}, "created_at": "2026-01-01T00:00:00Z"}
-    assert not records.needed("d", purged, False)  # deleted at its maximum: never again
+    assert records.needed("d", archived, True)  # a new or changed followup
+    assert not records.needed("d", archived, False)  # however old: --full reads it
+    assert records.needed("d", {"debt": None}, False)  # none archived yet
+    records.read_again(["d"])
+    assert records.needed("d", archived, False)  # an earlier run's budget refused it
+    purged = {"debt": {"key": "k", "purged": {"at": "x"}}}
+    assert not records.needed("x", purged, False)  # deleted at its maximum: never again
+
+
+def test_a_debt_missing_from_the_listing_is_asked_for_alone() -> None:
+    api = FakeDebts(120)
+    records = DebtRecords(api)
+    for debt_id in api.ids:
+        records.get(debt_id)
+    assert api.pages == [1, 2] and len(api.single) == 5
+    found, _ = records.get("d9999")  # not in the listing: GET /debts/d9999
+    assert found.id == "d9999" and api.single[-1] == "d9999"

@@ -273,7 +273,17 @@ class Planner:
                 lock = facts.lock(plan.policy, ref.kind, f.call_date)
                 found = orphans.find(ref, lock, facts.now)
                 if found is not None:
-                    entry.media.append(found)
+                    # Stored earlier (an interrupted run, or a sync ahead of this manifest):
+                    # its lock follows the last activity as a reused object's would.
+                    until = self._keep_or_extend(
+                        plan,
+                        ref.kind,
+                        found.key,
+                        found.version_id,
+                        found.retain_until,
+                        f.call_date,
+                    )
+                    entry.media.append(found.updated(retain_until=until))
                     plan.reused += 1
                 else:
                     plan.to_fetch.append(MediaFetch(ref, lock))

@@ -87,14 +87,25 @@ class RequestBudget:
         self._lock = threading.Lock()
         self.exhausted = False
 
-    def take(self, path: str) -> None:
-        """Count one request to ``path``, or raise :class:`BudgetExhaustedError` (not sent)."""
+    def take(self, path: str, *, server_remaining: int | None = None, floor: int = 0) -> None:
+        """Count one request to ``path``, or raise :class:`BudgetExhaustedError` (not sent):
+        when this run's budget is spent, or when the server says no more than ``floor``
+        requests are left this hour (``server_remaining``: from the last answer's headers;
+        others spend the same client's hour)."""
         with self._lock:
             total = sum(self._counts.values())
             if self.limit is not None and total >= self.limit:
                 self.exhausted = True
                 raise BudgetExhaustedError(
                     f"request budget exhausted: {total} of {self.limit} requests spent",
+                    path=path,
+                    limit=self.limit,
+                )
+            if server_remaining is not None and server_remaining <= floor:
+                self.exhausted = True
+                raise BudgetExhaustedError(
+                    f"request budget exhausted: the API has {server_remaining} requests left "
+                    f"this hour for this client (this run keeps {floor} in reserve)",
                     path=path,
                     limit=self.limit,
                 )

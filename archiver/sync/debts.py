@@ -1,9 +1,11 @@
 """Debt records for a sync run: read the cheaper way, and no more often than they can change.
 
 **When a debt's record is read again** (:meth:`DebtRecords.needed`): when the debt has a new
-or changed followup in this run, when none is archived yet, or when the archived one is
-older than ``max_age`` (default 24 h: a payment or an address change shows in the debt, not
-in its followups). Otherwise the archived record stands and costs no request.
+or changed followup in this run (the record changes with the activity on the debt: counters,
+status, the last contact), when none is archived yet, or when an earlier run could not read
+it (its budget ran out). Otherwise the archived record stands and costs no request. A change
+without any followup activity (a payment, an address) is archived by the next ``--full``
+pass, which reads every debt record through the listing: schedule one weekly.
 
 **How** (:meth:`DebtRecords.get`): one ``GET /debts/{id}`` per debt while few are needed;
 once more would be needed than the pages of ``GET /debts`` (100 debts a page) would cost,
@@ -23,17 +25,13 @@ from __future__ import annotations
 import math
 import threading
 from collections.abc import Iterator
-from datetime import datetime, timedelta
 from typing import Any, Protocol
 
-from archiver.common.time import parse_iso
-from archiver.errors import ApiAuthError, ApiNotFoundError, BudgetExhaustedError
+from archiver.errors import ApiAuthError, BudgetExhaustedError
 from archiver.getbill.pagination import Page, PageNumberPaginator
 from archiver.getbill.records import Debt, accept_listed, build_debt, stable_fingerprint
 
-__all__ = ["DEFAULT_DEBT_MAX_AGE", "DebtRecords", "DebtReader"]
-
-DEFAULT_DEBT_MAX_AGE = timedelta(hours=24)
+__all__ = ["DebtRecords", "DebtReader"]
 PAGE = 100
 
 
@@ -53,14 +51,10 @@ class DebtRecords:
         self,
         api: DebtReader,
         *,
-        now: datetime,
-        max_age: timedelta = DEFAULT_DEBT_MAX_AGE,
         switch_after: int = 5,
         expected_debts: int | None = None,
     ) -> None:
         self.api = api
-        self.now = now
-        self.max_age = max_age
         self.switch_after = switch_after
         self.expected_debts = expected_debts  # debts this run will likely need records of
         self._cache: dict[str, tuple[Debt, list[Any]]] = {}
@@ -104,10 +98,7 @@ class DebtRecords:
         if not archived:
             # None archived: read it, unless this run already knows it cannot.
             return self._forbidden is None
-        if archived.get("purged"):
-            return False
-        created = parse_iso(previous.get("created_at"))
-        return created is None or self.now - created >= self.max_age
+        return False  # kept (or deleted at its maximum retention: never read again)
 
     # -- the read (archiver.archive.plan.FollowupSource.get_debt_checked)
 
@@ -119,15 +110,8 @@ class DebtRecords:
             hit = self._cache.get(debt_id)
             if hit is not None:
                 return hit
-            if self._listed:
-                raise ApiNotFoundError(
-                    "the debt is not in the GET /debts listing", debt_id=debt_id, status=404
-                )
-            many = (self.expected_debts or 0) > self.switch_after
             try:
-                cheaper = (many or self._single_reads >= self.switch_after) and (
-                    self._listing_cheaper()
-                )
+                cheaper = self._single_reads >= self.switch_after and self._listing_cheaper()
                 if cheaper:
                     self._read_listing()
             except BudgetExhaustedError:
@@ -139,10 +123,8 @@ class DebtRecords:
             hit = self._cache.get(debt_id)  # page 1 may have brought it
             if hit is not None:
                 return hit
-            if cheaper:
-                raise ApiNotFoundError(
-                    "the debt is not in the GET /debts listing", debt_id=debt_id, status=404
-                )
+            # Not listed (the listing shifted while read, or does not show this debt):
+            # GET /debts/{id} says for itself, a 404 included.
             self._single_reads += 1
         try:
             found = self.api.get_debt_checked(debt_id)

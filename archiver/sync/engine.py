@@ -27,7 +27,7 @@ import threading
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta
+from datetime import date, datetime
 from typing import Any, Protocol
 
 from archiver import __version__
@@ -42,8 +42,8 @@ from archiver.getbill.pagination import PageNumberPaginator
 from archiver.getbill.records import accept_listed, build_debt, build_followup, stable_fingerprint
 from archiver.retention.policies import RetentionPolicy
 from archiver.store.objects import ObjectStore
-from archiver.sync.budget import RequestBudget, Spent
-from archiver.sync.debts import DEFAULT_DEBT_MAX_AGE, DebtRecords
+from archiver.sync.budget import RequestBudget, Spent, default_reserve
+from archiver.sync.debts import DebtRecords
 from archiver.sync.runs import (
     RUN_FORMAT,
     StoredRun,
@@ -75,7 +75,6 @@ class SyncSettings:
     shard: Shard = field(default_factory=Shard)
     concurrency: int = 4  # debts archived at once
     dry_run: bool = False
-    debt_max_age: timedelta = DEFAULT_DEBT_MAX_AGE
 
     @property
     def mode(self) -> str:
@@ -116,8 +115,9 @@ class SyncResult:
         """``ok`` | ``partial`` | ``failed``: failed debts make the run failed, anything left
         for the next run (budget, pending debts) partial."""
         status = RunResult("", self.debts).exit_status
-        if status == "ok" and not self.complete:
-            return "partial"
+        blocking = any(p.get("severity", "error") == "error" for p in self.record["problems"])
+        if status == "ok" and (not self.complete or blocking):
+            return "partial"  # left for the next run, or records of the listing unusable
         return status
 
     def summary(self) -> dict[str, Any]:
@@ -186,7 +186,7 @@ class Syncer:
         self.run_id = new_run_id()
         self.lane = lane_of(settings.mode, settings.shard.index, settings.shard.count)
         self.budget = RequestBudget(settings.max_requests)
-        self.debt_records = DebtRecords(client, now=self.started, max_age=settings.debt_max_age)
+        self.debt_records = DebtRecords(client)
         self.source = WindowSource(client, self.debt_records)
         # Run state (the results arrive on worker threads; read and written under the lock)
         self._lock = threading.Lock()
@@ -247,7 +247,11 @@ class Syncer:
     def _gate(self, path: str) -> None:
         rate = self.client.rate_limit
         self.budget.settle(rate.remaining, rate.limit)
-        self.budget.take(path)
+        # Others spend the same client's hour (shards, a manual archive, the listener): the
+        # server's count, not only this run's, decides. Without --max-requests the run
+        # leaves the reserve; with it, it stops before the server would refuse.
+        floor = default_reserve(rate.limit) if self.settings.max_requests is None else 0
+        self.budget.take(path, server_remaining=rate.remaining, floor=floor)
 
     # -- window mode
 
@@ -298,6 +302,22 @@ class Syncer:
         except BudgetExhaustedError as exc:
             self._note(exc, f"listing stopped at page {number}; the next run resumes there")
             exhausted = number
+        except ApiError as exc:
+            # The API failing after its retries, or a page of the wrong shape: what was
+            # listed is archived, and the next run resumes at this page.
+            self._note(exc, f"listing stopped at page {number}; the next run resumes there")
+            exhausted = number
+        if paginator.total_changed:
+            self._problems.append(
+                Problem(
+                    ProblemKind.LISTING_UNSTABLE,
+                    f"the window listing changed while it was read (total {paginator.first_total}"
+                    f" -> {paginator.last_total}); a followup it shifted past a page already "
+                    "read is archived by the next window's look-back or by `sync --full`",
+                    severity="warning",
+                    details={"listing": "/followups"},
+                ).to_dict()
+            )
         todo = list(dict.fromkeys(touched + later))
         self.debt_records.expect(len(todo))  # at most these need their record: exact now
         for debt_id in todo:
@@ -342,6 +362,8 @@ class Syncer:
         latest = latest_of_lane(self.store, self.lane)
         done: set[str] = set()
         pass_id = compact_stamp(self.started)
+        first_page = 1
+        retry: list[str] = []
         if (
             latest is not None
             and not latest.record.get("complete")
@@ -352,10 +374,27 @@ class Syncer:
                 if (run.record.get("full_pass") or {}).get("pass_id") != pass_id:
                     break
                 done.update(d["debt_id"] for d in run.record["debts"] if d["status"] in DONE)
+            pending = latest.record.get("pending") or {}
+            retry = [d for d in pending.get("debts") or [] if d not in done]
+            # The debt listing goes on from one page before where the last run stopped (the
+            # debts before it are done or pending); one page of overlap absorbs a shift.
+            next_page = latest.record["full_pass"].get("next_page")
+            first_page = max(1, int(next_page) - 1) if next_page else 1
+        for debt_id in retry:
+            self.source.archive_whole(debt_id)
+            self._submit(archiver, pool, debt_id)
         listed = 0
         listing_done = False
+        paginator = PageNumberPaginator(
+            limit=self.client.settings.page_limit,
+            max_pages=LISTING_PAGE_CAP,
+            fingerprint=stable_fingerprint,
+            first_page=first_page,
+        )
+        number = first_page
         try:
-            for page in self.client.iter_pages("/debts"):
+            for page in self.client.iter_pages("/debts", paginator=paginator):
+                number = page.number
                 with self._lock:
                     self._pages_listed += 1
                     self._pages = page.pages
@@ -376,15 +415,18 @@ class Syncer:
                     self._submit(archiver, pool, debt.id)
                 archiver.deliver_pending()
                 self._progress()
+                number = page.number + 1
             listing_done = True
-            self.debt_records.mark_listed()
-        except BudgetExhaustedError as exc:
-            self._note(exc, "the debt listing stopped; the next run lists it again and goes on")
+            if first_page == 1:
+                self.debt_records.mark_listed()
+        except ApiError as exc:  # the budget spent, or the API failing after its retries
+            self._note(exc, f"the debt listing stopped at page {number}; the next run goes on")
         return {
             "full_pass": {
                 "pass_id": pass_id,
-                "debts_listed": listed if listing_done else None,
+                "debts_listed": listed if listing_done and first_page == 1 else None,
                 "debts_done_before": len(done),
+                "next_page": None if listing_done else number,
             },
             "listing_done": listing_done,
         }
@@ -438,9 +480,12 @@ class Syncer:
             self._results[debt_id] = _merged(self._results.get(debt_id), result)
             self._pending.discard(debt_id)
             self._pending_records.discard(debt_id)
-            if budget_hit and debt_id not in self.debt_records.refused:
-                self._pending.add(debt_id)  # a medium's refresh was refused
-            elif debt_id in self.debt_records.refused:
+            if budget_hit or result.status not in DONE:
+                # A refresh refused, a medium or the debt failed: the next run retries it
+                # whole (a debt that keeps failing is retried every run; it never holds
+                # the window back).
+                self._pending.add(debt_id)
+            if debt_id in self.debt_records.refused:
                 self._pending_records.add(debt_id)  # stored, but without its debt record
         if self._on_result is not None:
             self._on_result(result)
@@ -556,7 +601,7 @@ class Syncer:
         }
 
     def _previous(self) -> dict[str, str] | None:
-        latest = latest_of_lane(self.store, self.lane)
+        latest = latest_of_lane(self.store, self.lane)  # the one that finished last
         return latest.ref() if latest else None
 
 

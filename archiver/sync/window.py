@@ -1,14 +1,18 @@
 """Where a window sync starts: from the run records in the bucket, never from a local file.
 Pure functions over parsed records (newest first), so any machine plans the same window.
 
-1. The newest record of this run's lane did not finish (budget spent, interrupted): resume
-   it: the same window, from one page before the page it stopped at (one page of overlap
-   absorbs a listing that shifted by a record meanwhile; a record seen twice is archived
-   once), and the debts it left pending first.
+1. The newest record of this run's lane stopped listing (budget spent, the API failing):
+   resume it: the same window, from one page before the page it stopped at (one page of
+   overlap absorbs a listing that shifted by a record meanwhile; a record seen twice is
+   archived once).
 2. Otherwise the window runs from the end of the last window that was listed completely,
    by every shard of its split, minus the look-back (statuses and email counters of recent
    followups still change), to today. ``--since`` overrides the start; the first sync needs
    it.
+
+Either way, the debts the lane's last run left pending (failed, partial, or without their
+debt record) are archived again: a debt that keeps failing is retried by every run without
+holding the window back.
 
 A record shifted past an already-read page while a resumed window was listed (a followup
 deleted upstream meanwhile) is caught by the next window's look-back or by ``sync --full``.
@@ -23,6 +27,7 @@ from typing import Any
 
 from archiver.errors import ConfigError
 from archiver.retention.durations import parse_duration
+from archiver.sync.runs import RECENT
 from archiver.sync.shards import Shard, day_slice
 
 __all__ = ["DEFAULT_LOOKBACK", "WindowPlan", "lookback_days", "plan_window"]
@@ -87,27 +92,44 @@ def plan_window(
 ) -> WindowPlan:
     """The window of the next run of ``lane`` (see the module docstring).
 
-    ``records``: (key, record) of the run records, newest first (only what is needed is
-    read: the scan stops at the first fully covered window)."""
+    ``records``: (key, record) of the run records (valid ones), newest start first; only what
+    is needed is read: the scan stops at the first window listed completely by every shard
+    of its split, once the lane's recent runs are seen."""
     days = lookback_days(lookback)
     covered: date | None = None
     groups: dict[tuple[str, str, int], set[int]] = {}
-    latest_of_lane: tuple[str, dict[str, Any]] | None = None
-    for key, record in records:
+    recent: list[tuple[str, dict[str, Any]]] = []
+    for n, (key, record) in enumerate(records):
         if record.get("mode") != "window" or not record.get("window"):
             continue
-        if latest_of_lane is None and record.get("lane") == lane:
-            latest_of_lane = (key, record)
-            if since is None and not record.get("complete"):
-                return _resume(key, record, shard, lookback)
-        if not record.get("complete"):
-            continue
-        win, count = record["window"], int(record["shard"]["count"])
-        indexes = groups.setdefault((win["from"], win["to"], count), set())
-        indexes.add(int(record["shard"]["index"]))
-        if len(indexes) == count:
-            covered = _day(win["to"])
+        if record.get("lane") == lane and n < RECENT:
+            recent.append((key, record))
+        if covered is None and _listed(record):
+            win, count = record["window"], int(record["shard"]["count"])
+            indexes = groups.setdefault((win["from"], win["to"], count), set())
+            indexes.add(int(record["shard"]["index"]))
+            if len(indexes) == count:
+                covered = _day(win["to"])
+        if covered is not None and n >= RECENT:
             break
+    latest = max(recent, key=lambda kr: str(kr[1].get("finished_at", ""))) if recent else None
+    pending = (latest[1].get("pending") or {}) if latest else {}
+    carried = {
+        "pending_debts": list(pending.get("debts") or []),
+        "pending_debt_records": list(pending.get("debt_records") or []),
+        "resumes": latest[0] if latest and not latest[1].get("complete") else None,
+    }
+    if since is None and latest is not None and pending.get("next_page"):
+        win = latest[1]["window"]
+        first, last = _day(win["from"]), _day(win["to"])
+        return WindowPlan(
+            first,
+            last,
+            day_slice(shard, first, last),
+            first_page=max(1, int(pending["next_page"]) - 1),
+            lookback=win.get("lookback") or lookback,
+            **carried,  # type: ignore[arg-type]
+        )
     if since is not None:
         first = since
     elif covered is not None:
@@ -118,21 +140,9 @@ def plan_window(
             "--since YYYY-MM-DD (how far back to archive), or use --full"
         )
     first = min(first, today)
-    return WindowPlan(first, today, day_slice(shard, first, today), lookback=lookback)
+    return WindowPlan(first, today, day_slice(shard, first, today), lookback=lookback, **carried)  # type: ignore[arg-type]
 
 
-def _resume(key: str, record: dict[str, Any], shard: Shard, lookback: str) -> WindowPlan:
-    win = record["window"]
-    pending = record.get("pending") or {}
-    next_page = pending.get("next_page")
-    first, last = _day(win["from"]), _day(win["to"])
-    return WindowPlan(
-        first,
-        last,
-        day_slice(shard, first, last),
-        first_page=max(1, int(next_page) - 1) if next_page else None,
-        pending_debts=list(pending.get("debts") or []),
-        pending_debt_records=list(pending.get("debt_records") or []),
-        resumes=key,
-        lookback=win.get("lookback") or lookback,
-    )
+def _listed(record: dict[str, Any]) -> bool:
+    """Whether a run listed its whole window (debts it left pending are carried, not relisted)."""
+    return not (record.get("pending") or {}).get("next_page")
