@@ -277,14 +277,19 @@ class Syncer:
                 self._submit(archiver, pool, debt_id)
             return plan, None
         params = {"from": plan.slice[0].isoformat(), "to": plan.slice[1].isoformat()}
+        first_page = plan.first_page
+        if plan.resumes and s.max_requests is not None and s.max_requests < 4 and first_page > 1:
+            # Too small a budget to pay for the page of overlap (and the token) and still
+            # list a new page: no overlap, or the lane would never move.
+            first_page += 1
         paginator = PageNumberPaginator(
             limit=self.client.settings.page_limit,
             max_pages=LISTING_PAGE_CAP,
             fingerprint=stable_fingerprint,
-            first_page=plan.first_page,
+            first_page=first_page,
         )
         touched: list[str] = []  # in the order first seen
-        number = plan.first_page
+        number = first_page
         exhausted: int | None = None
         try:
             for page in self.client.iter_pages("/followups", params, paginator=paginator):
