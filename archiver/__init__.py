@@ -1,11 +1,8 @@
 """getbill-archiver: provable, WORM-locked evidence of getbill.io collection followups."""
 
-from importlib.metadata import PackageNotFoundError, version
-
-try:
-    __version__ = version("getbill-archiver")
-except PackageNotFoundError:  # running from a source tree that was never installed
-    __version__ = "0.0.0+unknown"
+# The one place the version is written: pyproject.toml reads it from here (setuptools
+# dynamic version), so `archiver --version` needs no importlib.metadata scan at start-up.
+__version__ = "0.1.0"
 
 TOOL_NAME = "getbill-archiver"
 

@@ -15,12 +15,14 @@ import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from archiver.errors import ConfigError
 from archiver.media.types import DEFAULT_MAX_MEDIA_BYTES
 from archiver.retention.policies import DEFAULT_POLICY
-from archiver.retention.registry import PolicyRegistry
+
+if TYPE_CHECKING:  # the registry (and its policy files) load when a command needs them
+    from archiver.retention.registry import PolicyRegistry
 
 DEFAULT_MEDIA_HOSTS = ("*.amazonaws.com", "*.getbill.io")
 APP_DIR = "getbill-archiver"
@@ -202,6 +204,8 @@ class ArchiverConfig:
 
     def policy_registry(self) -> PolicyRegistry:
         """Where policies are found by name: :attr:`policy_dirs`, then the shipped ones."""
+        from archiver.retention.registry import PolicyRegistry
+
         return PolicyRegistry.with_user_dirs(self.policy_dirs)
 
 

@@ -25,10 +25,10 @@ from archiver.config import (
     layered_env,
     read_config_file,
 )
-from archiver.retention.registry import PolicyRegistry
 
 if TYPE_CHECKING:
     from archiver.catalog.db import Catalog
+    from archiver.retention.registry import PolicyRegistry
     from archiver.store.objects import ObjectStore
 
 from ..errors import ArchiverError, ConfigError, PolicyError

@@ -25,10 +25,16 @@ from ._common import (
     profile_option,
     s3_options,
 )
-from .progress import progress_display
 from .retention_cmds import default_actor
 
 log = logging.getLogger("archiver")
+
+
+def _progress(show: bool) -> Any:
+    # rich loads with the first run that draws, not with every command line.
+    from .progress import progress_display
+
+    return progress_display(show)
 
 
 def _api_event_logger(event: Any) -> None:
@@ -150,7 +156,7 @@ def archive(
         show_progress = sys.stderr.isatty() and not as_json
         try:
             with (
-                progress_display(show_progress) as on_event,
+                _progress(show_progress) as on_event,
                 open_archiver(
                     cfg,
                     api_settings,

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import sys
+from typing import TYPE_CHECKING
 
 import click
 
-from archiver.retention.policies import OBJECT_KINDS, RetentionPolicy
-from archiver.retention.policy_files import check_policy_file
+if TYPE_CHECKING:
+    from archiver.retention.policies import RetentionPolicy
 
 from ._common import ExitCode, emit_json, handle_errors, json_option, policy_registry
 
@@ -62,6 +63,8 @@ def _show_text(policy: RetentionPolicy) -> None:
         click.echo(policy.description)
     click.echo("")
     click.echo(f"{'kind':<9} {'min':<7} {'max':<7} anchor")
+    from archiver.retention.policies import OBJECT_KINDS
+
     for kind in OBJECT_KINDS:
         rule = policy.rules[kind]
         max_text = str(rule.max) if rule.max else "-"
@@ -110,6 +113,8 @@ def check_cmd(files: tuple[str, ...], as_json: bool) -> None:
     """
     failed = False
     for file in files:
+        from archiver.retention.policy_files import check_policy_file
+
         problems = check_policy_file(file)
         failed = failed or bool(problems)
         if as_json:

@@ -7,11 +7,12 @@ import os
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
-from archiver.retention.holds import HoldResult
+if TYPE_CHECKING:
+    from archiver.retention.holds import HoldResult
 
 from ._common import (
     ExitCode,

@@ -23,7 +23,6 @@ from ._common import (
     s3_options,
 )
 from .archive_cmds import _api_event_logger, _exit_code
-from .progress import sync_progress_display
 
 
 def register(group: click.Group) -> None:
@@ -146,6 +145,7 @@ def sync(
     from archiver.sync.window import lookback_days
 
     from ..wiring import open_sync
+    from .progress import sync_progress_display
 
     cfg = load_config(bucket=bucket, policy=policy, catalog=catalog)
     began = time.monotonic()

@@ -20,14 +20,15 @@ import json
 import re
 from collections.abc import Iterable, Sequence
 from functools import cache
-from typing import Any
-
-import jsonschema
-from jsonschema import Draft202012Validator
+from typing import TYPE_CHECKING, Any
 
 from archiver.common.redact import strip_query
 from archiver.data import SCHEMA_DIR
 from archiver.errors import ConfigError, ValidationError
+
+if TYPE_CHECKING:  # jsonschema loads on the first validation: the CLI starts without it
+    import jsonschema
+    from jsonschema import Draft202012Validator
 
 __all__ = ["load_schema", "validate"]
 
@@ -50,6 +51,8 @@ def _load(file_name: str) -> dict[str, Any]:
             schema: dict[str, Any] = json.load(fh)
     except FileNotFoundError:
         raise ConfigError(f"no schema {file_name} in {SCHEMA_DIR}") from None
+    from jsonschema import Draft202012Validator
+
     Draft202012Validator.check_schema(schema)
     return schema
 
@@ -62,6 +65,8 @@ def load_schema(name: str) -> dict[str, Any]:
 @cache
 def _validator(file_name: str) -> Draft202012Validator:
     # Compiled once per schema: listings validate thousands of records.
+    from jsonschema import Draft202012Validator
+
     return Draft202012Validator(
         _load(file_name), format_checker=Draft202012Validator.FORMAT_CHECKER
     )

@@ -15,9 +15,7 @@ import tomllib
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
-
-import jsonschema
+from typing import TYPE_CHECKING, Any
 
 from archiver.data import SCHEMA_DIR
 from archiver.errors import ConfigError, PolicyError
@@ -63,6 +61,9 @@ class PolicyProblem:
         }
 
 
+if TYPE_CHECKING:  # jsonschema loads with the first policy file read, not at CLI start-up
+    import jsonschema
+
 _validator: jsonschema.protocols.Validator | None = None
 
 
@@ -70,6 +71,8 @@ def _schema_validator() -> jsonschema.protocols.Validator:
     global _validator
     if _validator is None:
         schema = json.loads(SCHEMA_PATH.read_text(encoding="utf-8"))
+        import jsonschema
+
         cls = jsonschema.validators.validator_for(schema)
         cls.check_schema(schema)
         _validator = cls(schema)
