@@ -191,6 +191,9 @@ class Finisher:
             sha,
         )
         if self._tokens is not None:
+            # The manifest (and so its dossier) holds the problems it was stored with: what
+            # stamping adds belongs to this run's result alone.
+            result.problems = list(result.problems)
             self._tokens.keep(plan, result, (manifest["sequence"], data))
         result.dossier_key = self._ensure_dossier(plan, mkey, data, manifest, result, fresh=True)
         return result

@@ -193,7 +193,10 @@ class LocalTsaServer:
                 )  # fmt: skip
 
     def start(self) -> LocalTsaServer:
-        self._thread = threading.Thread(target=self._httpd.serve_forever, daemon=True)
+        # A short poll: stopping the server takes that long.
+        self._thread = threading.Thread(
+            target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+        )
         self._thread.start()
         return self
 
