@@ -189,7 +189,8 @@ def stored_dossier_input(
     endpoint the stored dossier was rendered with, if one is stored: rendering it gives the
     stored bytes. Without them (no dossier stored, or one stored before dossiers named
     their bucket) the verify steps say ``$BUCKET``; the tokens shown are those the stored
-    dossier showed (those stored now when no dossier is stored)."""
+    dossier showed, unless ``later_events`` (a dossier rendered on demand shows every token
+    stored now, as it shows the later events) or no dossier is stored."""
     from archiver.dossier import load_dossier_input, parse_sequences
 
     inp = load_dossier_input(store, debt_id, sequence, later_events=later_events)
@@ -197,12 +198,12 @@ def stored_dossier_input(
     if stored is None:
         return inp
     where = stored.metadata
-    shown = parse_sequences(where.get(TIMESTAMPS_METADATA))
+    tokens = inp.timestamps
+    if not later_events:  # as archived: the tokens the stored dossier showed, no later one
+        shown = parse_sequences(where.get(TIMESTAMPS_METADATA))
+        tokens = {seq: token for seq, token in tokens.items() if seq in shown}
     return replace(
-        inp,
-        bucket=where.get("bucket"),
-        endpoint=where.get("endpoint"),
-        timestamps={seq: token for seq, token in inp.timestamps.items() if seq in shown},
+        inp, bucket=where.get("bucket"), endpoint=where.get("endpoint"), timestamps=tokens
     )
 
 

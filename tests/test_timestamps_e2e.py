@@ -19,10 +19,12 @@ from fixtures_archive import Env, manifest_of
 from archiver.audit.timestamps import TimestampTrust
 from archiver.audit.verify import verify_debt
 from archiver.cli import main
+from archiver.common.canonical import sha256_hex
 from archiver.devkit.tsa import LocalTsaServer, TestTsa
+from archiver.dossier import render_dossier_bytes
 from archiver.store import keys
 from archiver.store.types import Lock
-from archiver.wiring import rerender_stored
+from archiver.wiring import rerender_stored, stored_dossier_input
 
 pytestmark = pytest.mark.integration
 
@@ -114,8 +116,6 @@ def test_a_token_copied_from_another_manifest_is_a_problem(
     assert problem.key == keys.manifest_token_key(second, 1)
     second_data, _ = manifest_of(env.store, second, 1)
     first_data, _ = manifest_of(env.store, first, 1)
-    from archiver.common.canonical import sha256_hex
-
     assert problem.expected == sha256_hex(second_data)
     assert problem.found == sha256_hex(first_data)
     assert verify_debt(env.store, first, timestamps=_trust(tsa_authority)).ok
@@ -182,6 +182,16 @@ def test_a_tsa_down_does_not_stop_archiving_and_the_next_run_fills_the_token_in(
     assert clean.ok and clean.notices == [] and clean.timestamps == 1
     # The dossier stored before the token still re-renders to its own bytes (no token shown).
     assert "timestamps" not in env.store.head(keys.dossier_key(debt_id, 1)).metadata  # type: ignore[union-attr]
+
+    # As archived it is still those bytes; rendered on demand it shows the token now stored.
+    as_archived = stored_dossier_input(env.store, debt_id, 1)
+    assert as_archived.timestamps == {}
+    stored_pdf = env.store.read_bytes(keys.dossier_key(debt_id, 1))
+    assert render_dossier_bytes(as_archived) == stored_pdf
+    on_demand = stored_dossier_input(env.store, debt_id, 1, later_events=True)
+    assert list(on_demand.timestamps) == [1]
+    assert "CN=Test TSA" in _text(render_dossier_bytes(on_demand))
+    assert "CN=Test TSA" not in _text(stored_pdf)
 
     # And the run after that asks nothing.
     (third,) = env.run([debt_id]).debts
