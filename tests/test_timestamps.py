@@ -13,7 +13,7 @@ import httpx
 import pytest
 
 from archiver.common.canonical import sha256_hex
-from archiver.config import ArchiverConfig
+from archiver.config import ArchiverConfig, layered_env, read_config_file
 from archiver.devkit.tsa import TEST_POLICY, LocalTsaServer, TestTsa
 from archiver.dossier import format_sequences, parse_sequences
 from archiver.errors import ConfigError, TimestampError
@@ -266,3 +266,17 @@ def test_the_tokens_a_dossier_shows_fit_its_metadata() -> None:
     assert parse_sequences("1-3,5,9-10") == {1, 2, 3, 5, 9, 10}
     assert parse_sequences(None) == set() and parse_sequences("x,-,2") == {2}
     assert format_sequences(range(1, 1001)) == "1-1000"
+
+
+def test_tsas_can_come_from_the_config_file(tmp_path: Path) -> None:
+    path = tmp_path / "config.toml"
+    path.write_text(
+        '[default]\ntsa_url = ["https://a.example/tsr", "https://b.example/tsr"]\n'
+        'tsa_ca = "/etc/tsa-ca.pem"\n'
+    )
+    config = ArchiverConfig.from_env(layered_env({}, read_config_file(path, "default")))
+    assert config.tsa_urls == ("https://a.example/tsr", "https://b.example/tsr")
+    assert config.tsa_ca == Path("/etc/tsa-ca.pem")
+    # The environment wins over the file.
+    over = layered_env({"ARCHIVER_TSA_URL": "https://c.example"}, read_config_file(path, "default"))
+    assert ArchiverConfig.from_env(over).tsa_urls == ("https://c.example",)
