@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from archiver.common.redact import strip_query
 from archiver.errors import ConfigError
 from archiver.media.types import DEFAULT_MAX_MEDIA_BYTES
 from archiver.retention.policies import DEFAULT_POLICY
@@ -35,6 +36,8 @@ FILE_KEYS: dict[str, tuple[str, ...]] = {
     "policy_dir": ("ARCHIVER_POLICY_DIR",),
     "media_hosts": ("ARCHIVER_MEDIA_HOSTS",),
     "max_media_bytes": ("ARCHIVER_MAX_MEDIA_BYTES",),
+    "tsa_url": ("ARCHIVER_TSA_URL",),
+    "tsa_ca": ("ARCHIVER_TSA_CA",),
     "endpoint_url": ("AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL"),
     "region": ("AWS_REGION", "AWS_DEFAULT_REGION"),
     "getbill_api_url": ("GETBILL_API_URL",),
@@ -49,7 +52,7 @@ the environment wins over the file)."""
 
 SECRET_FILE_KEYS = ("getbill_client_secret", "getbill_token")
 # Lists in the file become these separators in the variable.
-_LIST_SEPARATORS = {"media_hosts": ",", "policy_dir": os.pathsep}
+_LIST_SEPARATORS = {"media_hosts": ",", "policy_dir": os.pathsep, "tsa_url": ","}
 
 
 def _home_dir(env: Mapping[str, str], xdg_name: str, fallback: str) -> Path:
@@ -153,6 +156,10 @@ class ArchiverConfig:
     profile: AWS named profile for S3 credentials (``AWS_PROFILE``); None: boto3's default.
     endpoint_url: S3 endpoint (``AWS_ENDPOINT_URL_S3``, ``AWS_ENDPOINT_URL``); None: AWS.
     region: S3 region (``AWS_REGION``, ``AWS_DEFAULT_REGION``); None: boto3's own lookup.
+    tsa_urls: RFC 3161 time-stamping authorities asked, in order, for a token over each new
+        manifest (``ARCHIVER_TSA_URL``, comma-separated); empty: no timestamps.
+    tsa_ca: PEM file of the trusted TSA root certificates (``ARCHIVER_TSA_CA``): tokens must
+        chain up to one of them (see :meth:`tsa_ca_pem`); None: signatures are not checked.
     """
 
     bucket: str | None = None
@@ -166,6 +173,8 @@ class ArchiverConfig:
     profile: str | None = None
     endpoint_url: str | None = None
     region: str | None = None
+    tsa_urls: tuple[str, ...] = ()
+    tsa_ca: Path | None = None
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> ArchiverConfig:
@@ -187,6 +196,8 @@ class ArchiverConfig:
             profile=env.get("AWS_PROFILE") or None,
             endpoint_url=env.get("AWS_ENDPOINT_URL_S3") or env.get("AWS_ENDPOINT_URL") or None,
             region=env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION") or None,
+            tsa_urls=_tsa_urls(env.get("ARCHIVER_TSA_URL", "")),
+            tsa_ca=Path(env["ARCHIVER_TSA_CA"]) if env.get("ARCHIVER_TSA_CA") else None,
         )
 
     def catalog_path(self) -> Path:
@@ -202,11 +213,35 @@ class ArchiverConfig:
             raise ConfigError(f"not a bucket name: {self.bucket!r:.80}")
         return self.data_dir / f"{self.bucket}.db"
 
+    def tsa_ca_pem(self) -> bytes | None:
+        """The bytes of :attr:`tsa_ca` (None when not set); :class:`ConfigError` when the file
+        cannot be read."""
+        if self.tsa_ca is None:
+            return None
+        try:
+            return self.tsa_ca.read_bytes()
+        except OSError as exc:
+            raise ConfigError(
+                f"cannot read the trusted TSA certificates {self.tsa_ca} (ARCHIVER_TSA_CA): "
+                f"{exc.strerror}"
+            ) from None
+
     def policy_registry(self) -> PolicyRegistry:
         """Where policies are found by name: :attr:`policy_dirs`, then the shipped ones."""
         from archiver.retention.registry import PolicyRegistry
 
         return PolicyRegistry.with_user_dirs(self.policy_dirs)
+
+
+def _tsa_urls(value: str) -> tuple[str, ...]:
+    """``ARCHIVER_TSA_URL``: comma-separated http(s) URLs, in the order they are asked."""
+    urls = tuple(u.strip() for u in value.split(",") if u.strip())
+    for url in urls:
+        if not url.lower().startswith(("http://", "https://")):
+            raise ConfigError(
+                f"ARCHIVER_TSA_URL must list http:// or https:// URLs, got {strip_query(url)!r:.80}"
+            )
+    return urls
 
 
 def _positive_int(env: Mapping[str, str], name: str, default: int) -> int:

@@ -20,6 +20,7 @@
     │   ├── ObjectConflictError        a key exists with a different SHA-256: never overwritten
     │   ├── ManifestRaceError          another run wrote the same manifest sequence first
     │   └── RetentionError             the server refused a retention / hold change
+    ├── TimestampError                 a time-stamping authority gave no usable token
     ├── IntegrityError                 what verify finds: typed problems, collected
     └── PolicyError                    a retention policy file is wrong (file, field, expected)
 
@@ -156,6 +157,11 @@ class ManifestRaceError(StorageError):
 
 class RetentionError(StorageError):
     """The server refused a retention or legal-hold change (e.g. shortening COMPLIANCE)."""
+
+
+class TimestampError(ArchiverError):
+    """A time-stamping authority (RFC 3161) is down, refused, or answered with a token that
+    does not stamp what was sent or is not signed by a trusted TSA."""
 
 
 class IntegrityError(ArchiverError):

@@ -16,6 +16,7 @@ from archiver.archive.finish import DossierRequest, RenderedDossier
 from archiver.archive.pipeline import Archiver, ArchiveSettings
 from archiver.archive.plan import DebtRecordRule, FollowupSource
 from archiver.archive.results import ArchiveEvent
+from archiver.audit.timestamps import TimestampTrust
 from archiver.catalog.db import Catalog
 from archiver.catalog.recorder import CatalogRecorder
 from archiver.common.redact import strip_query
@@ -31,6 +32,7 @@ from archiver.store import keys
 from archiver.store.objects import ObjectStore
 from archiver.store.settings import make_s3_client
 from archiver.sync.engine import ArchiverFactory, Syncer, SyncEvent, SyncSettings
+from archiver.timestamps.client import Timestamper, open_timestamper
 
 if TYPE_CHECKING:
     import httpx
@@ -130,18 +132,38 @@ def dossier_location(store: ObjectStore) -> dict[str, str]:
     return where
 
 
+TIMESTAMPS_METADATA = "timestamps"
+"""The dossier's S3 metadata naming the manifests whose tokens it shows (``1-3,5``): a token
+stored later (its TSA was down) is not in a re-render of a dossier rendered before it."""
+
+
 def render_for_archive(request: DossierRequest) -> RenderedDossier:
     """Render a dossier at archive time from in-memory data plus the stored events the manifest
-    accounts for: exactly what :func:`rerender_stored` reads back later. The bucket and
-    endpoint it prints are this store's (or, to render a stored dossier again, those its S3
-    metadata names) and are returned as metadata to store with it."""
-    from archiver.dossier import RENDERER_VERSION, DossierInput, load_events, render_dossier_bytes
+    accounts for and the manifests' stored tokens: exactly what :func:`rerender_stored` reads
+    back later. The bucket and endpoint it prints are this store's, and the tokens those stored
+    now (or, to render a stored dossier again, those its S3 metadata names); they are returned
+    as metadata to store with it."""
+    from archiver.dossier import (
+        RENDERER_VERSION,
+        DossierInput,
+        format_sequences,
+        load_events,
+        load_timestamps,
+        parse_sequences,
+        render_dossier_bytes,
+    )
 
     manifest = request.manifest
+    debt_id, sequence = manifest["debt_id"], manifest["sequence"]
     if request.stored_metadata is None:
         where = dossier_location(request.store)
+        tokens = load_timestamps(request.store, debt_id, sequence)
     else:
         where = {k: v for k, v in request.stored_metadata.items() if k in ("bucket", "endpoint")}
+        shown = parse_sequences(request.stored_metadata.get(TIMESTAMPS_METADATA))
+        tokens = load_timestamps(request.store, debt_id, sequence, shown) if shown else {}
+    if tokens:
+        where[TIMESTAMPS_METADATA] = format_sequences(tokens)
     events = load_events(request.store, manifest)
     pdf = render_dossier_bytes(
         DossierInput(
@@ -153,6 +175,7 @@ def render_for_archive(request: DossierRequest) -> RenderedDossier:
             events=events,
             bucket=where.get("bucket"),
             endpoint=where.get("endpoint"),
+            timestamps=tokens,
         )
     )
     return RenderedDossier(pdf, RENDERER_VERSION, where)
@@ -165,15 +188,23 @@ def stored_dossier_input(
     from S3 alone (see :func:`archiver.dossier.load_dossier_input`), with the bucket and
     endpoint the stored dossier was rendered with, if one is stored: rendering it gives the
     stored bytes. Without them (no dossier stored, or one stored before dossiers named
-    their bucket) the verify steps say ``$BUCKET``."""
-    from archiver.dossier import load_dossier_input
+    their bucket) the verify steps say ``$BUCKET``; the tokens shown are those the stored
+    dossier showed, unless ``later_events`` (a dossier rendered on demand shows every token
+    stored now, as it shows the later events) or no dossier is stored."""
+    from archiver.dossier import load_dossier_input, parse_sequences
 
     inp = load_dossier_input(store, debt_id, sequence, later_events=later_events)
     stored = store.head(keys.dossier_key(debt_id, inp.manifest["sequence"]))
     if stored is None:
         return inp
     where = stored.metadata
-    return replace(inp, bucket=where.get("bucket"), endpoint=where.get("endpoint"))
+    tokens = inp.timestamps
+    if not later_events:  # as archived: the tokens the stored dossier showed, no later one
+        shown = parse_sequences(where.get(TIMESTAMPS_METADATA))
+        tokens = {seq: token for seq, token in tokens.items() if seq in shown}
+    return replace(
+        inp, bucket=where.get("bucket"), endpoint=where.get("endpoint"), timestamps=tokens
+    )
 
 
 def rerender_stored(
@@ -184,6 +215,22 @@ def rerender_stored(
 
     inp = stored_dossier_input(store, manifest["debt_id"], manifest["sequence"])
     return render_dossier_bytes(inp), RENDERER_VERSION
+
+
+def open_configured_timestamper(stack: ExitStack, config: ArchiverConfig) -> Timestamper | None:
+    """The configured TSAs (``ARCHIVER_TSA_URL``, trusting ``ARCHIVER_TSA_CA``), their HTTP
+    client closed with ``stack``; None when no TSA is configured."""
+    if not config.tsa_urls:
+        return None
+    timestamper, http = open_timestamper(config.tsa_urls, config.tsa_ca_pem())
+    stack.callback(http.close)
+    return timestamper
+
+
+def timestamp_trust(config: ArchiverConfig) -> TimestampTrust:
+    """How ``verify`` checks the manifests' tokens: against ``ARCHIVER_TSA_CA``, and a missing
+    token is worth a notice when TSAs are configured."""
+    return TimestampTrust(ca_pem=config.tsa_ca_pem(), expected=bool(config.tsa_urls))
 
 
 @dataclass
@@ -269,6 +316,7 @@ def _pipeline(
     # A corrupt catalog warns once and the run goes on (the catalog is derived from S3).
     recorder = open_recorder(config, dry_run=dry_run)
     stack.callback(recorder.close)
+    timestamper = open_configured_timestamper(stack, config)
 
     def make(
         source: FollowupSource, debt_rule: DebtRecordRule | None, run_id: str | None
@@ -290,6 +338,7 @@ def _pipeline(
             check_media=lambda ref: check_media_url(ref.url, media_settings),
             debt_rule=debt_rule,
             run_id=run_id,
+            timestamper=timestamper,
         )
 
     return recorder, make

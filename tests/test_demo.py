@@ -26,6 +26,10 @@ def test_demo_archives_chains_verifies_and_writes_dossiers(tmp_path: Path) -> No
     assert spent["total"] < report.first_run_requests  # cheaper than per-debt archiving
     assert report.runs_verification is not None and report.runs_verification.records == 1
     assert all(v.ok and v.objects > 0 for v in report.verifications)
+    # The local TSA stamped every manifest, and verify checked each token against its root.
+    for v in report.verifications:
+        assert v.timestamps == v.manifests
+        assert not [n for n in v.notices if n.kind.value.startswith("Timestamp")]
     assert report.objects_by_kind["media"][0] > 50
     assert len(report.dossiers) == len(report.first_run.debts)
     for pdf in report.dossiers:

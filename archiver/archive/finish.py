@@ -2,6 +2,10 @@
 nothing changed, the retention of earlier manifests and dossiers, then the dossier and its
 receipt (:mod:`archiver.manifest.receipt`).
 
+Right after manifest N+1 is stored, the configured TSAs are asked for its trusted timestamp
+(:mod:`archiver.archive.stamping`), before its dossier, which shows it; every run of the debt
+also asks for the tokens earlier manifests still lack.
+
 Manifest N+1 names dossier N by the SHA-256 and size of its stored bytes
 (``previous_dossier``), when dossier N is stored and matches its receipt.
 
@@ -27,6 +31,7 @@ from archiver.archive.results import (
     ManifestStored,
     RunRecord,
 )
+from archiver.archive.stamping import TokenKeeper
 from archiver.archive.storing import LockedWriter, StoreOutcome
 from archiver.common.canonical import canonical_json, sha256_hex
 from archiver.common.problems import Problem, ProblemKind
@@ -87,8 +92,10 @@ class Finisher:
         render: DossierRenderer | None,
         publish: Callable[[RunRecord], None],
         emit: Callable[[ArchiveEvent], None] = lambda event: None,
+        tokens: TokenKeeper | None = None,
     ) -> None:
         self.store = store
+        self._tokens = tokens
         self.writer = LockedWriter(store)
         self.run_id = run_id
         self.api_base_url = api_base_url
@@ -142,6 +149,8 @@ class Finisher:
             result.status = "partial" if blocking else "unchanged"
             result.sequence = prev.sequence
             result.manifest_key, result.manifest_sha256 = prev.key, prev.sha256
+            if self._tokens is not None:
+                self._tokens.keep(plan, result, None)
             result.dossier_key = self._ensure_dossier(
                 plan, prev.key, prev.data, prev.manifest, result, fresh=False
             )
@@ -181,6 +190,11 @@ class Finisher:
             mkey,
             sha,
         )
+        if self._tokens is not None:
+            # The manifest (and so its dossier) holds the problems it was stored with: what
+            # stamping adds belongs to this run's result alone.
+            result.problems = list(result.problems)
+            self._tokens.keep(plan, result, (manifest["sequence"], data))
         result.dossier_key = self._ensure_dossier(plan, mkey, data, manifest, result, fresh=True)
         return result
 

@@ -57,6 +57,7 @@ from archiver.archive.results import (
     RunStarted,
     RunSubscriber,
 )
+from archiver.archive.stamping import TokenKeeper
 from archiver.archive.storing import Downloader, Storer
 from archiver.common.ids import check_id
 from archiver.common.problems import Problem
@@ -64,6 +65,7 @@ from archiver.common.time import utcnow
 from archiver.errors import ConfigError, ManifestRaceError, StorageError
 from archiver.retention.policy_choice import PolicySelector
 from archiver.store.objects import ObjectStore
+from archiver.timestamps.client import Timestamper
 
 __all__ = ["MANIFEST_ATTEMPTS", "ArchiveSettings", "Archiver"]
 
@@ -101,6 +103,7 @@ class Archiver:
         check_media: MediaCheck | None = None,
         debt_rule: DebtRecordRule | None = None,
         run_id: str | None = None,
+        timestamper: Timestamper | None = None,
     ) -> None:
         self.store = store
         self.policy = policy
@@ -130,6 +133,7 @@ class Archiver:
             render=render_dossier if settings.render_dossier else None,
             publish=self._publish,
             emit=self._emit,
+            tokens=TokenKeeper(store, timestamper) if timestamper is not None else None,
         )
 
     def run(
@@ -250,6 +254,7 @@ class Archiver:
                 )
                 continue
             written = {k for k in (result.manifest_key, result.dossier_key) if k}
+            written.update(result.timestamp_keys)
             self._holds.after_finish(plan.debt_id, check, written)
             if attempt > 1:
                 result.manifest_attempts = attempt

@@ -112,6 +112,7 @@ class DebtResult:
     policy_kept_from: int | None = None  # the manifest whose policy the debt keeps
     policy_change: dict[str, Any] | None = None  # the manifest's policy_change, if any
     manifest_attempts: int = 1  # > 1: other runs wrote the debt's next manifest meanwhile
+    timestamp_keys: list[str] = field(default_factory=list)  # manifest tokens stored this run
 
     def to_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -137,6 +138,8 @@ class DebtResult:
             out["policy_change"] = self.policy_change
         if self.manifest_attempts > 1:
             out["manifest_attempts"] = self.manifest_attempts
+        if self.timestamp_keys:
+            out["timestamps"] = self.timestamp_keys
         return out
 
 

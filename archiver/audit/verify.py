@@ -2,8 +2,10 @@
 
 Reads only S3 (never the API, never the catalog). Cheap checks first (the chain, then HEADs),
 then the expensive ones (re-hash every object and dossier by streaming; with a re-render,
-render each dossier again). Every problem is collected and typed; nothing stops at the first
-one. Dossiers are proven by their receipts and the next manifest (:mod:`archiver.audit.dossiers`).
+render each dossier again). Each manifest's trusted timestamp is checked against its bytes
+and the trusted TSA roots (:mod:`archiver.audit.timestamps`). Every problem is collected and
+typed; nothing stops at the first one. Dossiers are proven by their receipts and the next
+manifest (:mod:`archiver.audit.dossiers`).
 
 Multipart uploads under a debt that were started long ago and never completed (a killed
 process) are reported too (:mod:`archiver.audit.uploads`).
@@ -18,6 +20,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from archiver.audit.dossiers import DossierRerender, check_dossiers
+from archiver.audit.timestamps import TimestampTrust, check_timestamps
 from archiver.audit.uploads import STALE_UPLOAD_AGE, stale_upload_problems
 from archiver.common.canonical import sha256_hex
 from archiver.common.problems import Problem, ProblemKind
@@ -46,6 +49,7 @@ class DebtVerification:
     objects: int = 0
     bytes_hashed: int = 0
     dossiers: int = 0
+    timestamps: int = 0  # timestamp tokens checked
     purged: int = 0  # versions deleted at their maximum, covered by a deletion record
     problems: list[Problem] = field(default_factory=list)
     notices: list[Problem] = field(default_factory=list)  # facts, not failures
@@ -63,6 +67,7 @@ class DebtVerification:
             "objects": self.objects,
             "bytes_hashed": self.bytes_hashed,
             "dossiers": self.dossiers,
+            "timestamps": self.timestamps,
             "purged": self.purged,
             "problems": [p.to_dict() for p in self.problems],
             "notices": [p.to_dict() for p in self.notices],
@@ -79,10 +84,13 @@ def verify_debt(
     on_object: Callable[[int], None] | None = None,
     stale_after: timedelta = STALE_UPLOAD_AGE,
     now: Callable[[], datetime] = utcnow,
+    timestamps: TimestampTrust | None = None,
 ) -> DebtVerification:
     """Check one debt completely; see the module docstring. Without ``dossiers`` the stored
     dossiers are not checked; ``rerender`` renders each one again too. Multipart uploads
-    started more than ``stale_after`` before ``now()`` are stale."""
+    started more than ``stale_after`` before ``now()`` are stale. The manifests' timestamp
+    tokens are checked against ``timestamps`` (:mod:`archiver.audit.timestamps`; None: no
+    trusted TSA roots, no token expected)."""
     result = DebtVerification(debt_id)
     add = result.problems.append
     try:
@@ -101,9 +109,13 @@ def verify_debt(
 
     # 1. the chain (cheap): contiguous sequences, previous = sha of the stored bytes
     by_seq: dict[int, str] = {}
+    token_keys: dict[int, str] = {}  # the manifests' timestamp tokens, beside them
     for key in store.list_keys(f"{prefix}manifests/"):
         parsed = keys.parse_manifest_key(key)
-        if parsed is None:
+        token = keys.parse_manifest_token_key(key)
+        if token is not None and token[0] == debt_id:
+            token_keys[token[1]] = key
+        elif parsed is None:
             add(
                 Problem(
                     ProblemKind.MANIFEST_INVALID,
@@ -236,7 +248,13 @@ def verify_debt(
                 )
             )
 
-    # 3. dossiers: the stored bytes are those their receipt and the next manifest name
+    # 3. timestamps: each token stamps its manifest's bytes, signed by a trusted TSA
+    stamps = check_timestamps(store, debt_id, links, token_keys, timestamps or TimestampTrust())
+    result.timestamps = stamps.tokens
+    result.problems += stamps.problems
+    result.notices += stamps.notices
+
+    # 4. dossiers: the stored bytes are those their receipt and the next manifest name
     if dossiers:
         found = check_dossiers(store, debt_id, manifests, purged, rerender)
         result.dossiers = found.dossiers

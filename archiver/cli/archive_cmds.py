@@ -294,7 +294,9 @@ def verify(
     Checks the manifest chain (contiguous sequences, each "previous" equal to the SHA-256 of
     the stored bytes), that every object exists with its size and SHA-256 (re-hashed by
     streaming) under a lock at least as strong as the manifest says, and that each stored
-    dossier has exactly the bytes its receipt and the next manifest name; with --all, the
+    dossier has exactly the bytes its receipt and the next manifest name, and that each
+    manifest's timestamp token stamps its bytes, signed by a TSA of ARCHIVER_TSA_CA (a missing
+    token is a note); with --all, the
     sync run records too (each lane's chain, the manifest SHA-256s each names). --rerender also
     renders each dossier again: a difference is a notice when the stored bytes are proven
     (a newer renderer or library), a problem when they are not. Multipart uploads an
@@ -333,8 +335,18 @@ def verify(
             from ..wiring import rerender_stored
 
             again = rerender_stored
+        from ..wiring import timestamp_trust
+
+        trust = timestamp_trust(load_config(bucket=bucket))
         results = [
-            verify_debt(store, d, dossiers=not no_dossier, rerender=again, stale_after=age)
+            verify_debt(
+                store,
+                d,
+                dossiers=not no_dossier,
+                rerender=again,
+                stale_after=age,
+                timestamps=trust,
+            )
             for d in ids
         ]
         if repair:

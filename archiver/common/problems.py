@@ -41,6 +41,11 @@ class ProblemKind(StrEnum):
     DOSSIER_RECEIPT_MISSING = "DossierReceiptMissing"
     DOSSIER_RECEIPT_INVALID = "DossierReceiptInvalid"
     STALE_UPLOAD = "StaleUpload"
+    # verify and archive: the RFC 3161 time-stamp tokens of the manifests
+    TIMESTAMP_MISSING = "TimestampMissing"  # no token (a notice in verify, a warning in a run)
+    TIMESTAMP_MISMATCH = "TimestampMismatch"  # stamps other bytes (another manifest's token)
+    TIMESTAMP_UNTRUSTED = "TimestampUntrusted"  # not signed by a TSA of ARCHIVER_TSA_CA
+    TIMESTAMP_INVALID = "TimestampInvalid"  # garbled, not granted, bad signature or usage
     # verify: the chain of sync run records (sync/runs/)
     RUN_RECORD_INVALID = "RunRecordInvalid"
     RUN_CHAIN_BROKEN = "RunChainBroken"
@@ -72,6 +77,7 @@ class ProblemKind(StrEnum):
     OBJECT_CONFLICT = "ObjectConflictError"
     MANIFEST_RACE = "ManifestRaceError"
     RETENTION_ERROR = "RetentionError"
+    TIMESTAMP_ERROR = "TimestampError"
     INTEGRITY_ERROR = "IntegrityError"
     POLICY_ERROR = "PolicyError"
     UNEXPECTED = "UnexpectedError"

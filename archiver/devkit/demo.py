@@ -4,19 +4,23 @@ Starts the getbill simulator and a SeaweedFS server on loopback, creates an Obje
 archives the sample debts, records new activity, runs the scheduled pass (``archiver sync`` of
 the last days: only the debt with new activity gets manifest 2, chained to 1) and says what
 it spent beside what per-debt archiving spent, verifies everything from S3 alone (the sync
-run records too), writes the dossiers to a folder, and stops the servers.
+run records too), writes the dossiers to a folder, and stops the servers. With the openssl
+command installed, a local time-stamping authority (:mod:`archiver.devkit.tsa`) stamps every
+manifest, and verify checks the tokens against its test root.
 
 Core code: it reports through ``on_step`` / ``on_event`` callbacks and never prints.
 """
 
 from __future__ import annotations
 
+import shutil
 import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 from archiver.archive.results import ArchiveEvent, RunResult
 from archiver.audit.runs import RunsVerification, verify_runs
@@ -24,10 +28,11 @@ from archiver.audit.verify import DebtVerification, verify_debt
 from archiver.config import ArchiverConfig
 from archiver.devkit.s3server import LocalS3Server
 from archiver.devkit.simulator import Simulator, SimulatorConfig, SimulatorServer
+from archiver.devkit.tsa import LocalTsaServer, make_test_tsa
 from archiver.getbill.settings import ApiSettings
 from archiver.store.objects import ObjectStore
 from archiver.sync.engine import SyncResult, SyncSettings
-from archiver.wiring import open_archiver, open_sync, rerender_stored
+from archiver.wiring import open_archiver, open_sync, rerender_stored, timestamp_trust
 
 DEMO_BUCKET = "getbill-evidence"
 
@@ -51,12 +56,17 @@ class DemoEnvironment:
 
     def variables(self) -> dict[str, str]:
         """Everything ``archiver`` in another shell needs to use these servers: the S3
-        endpoint and its credentials, the bucket and catalog, the simulator and its client."""
+        endpoint and its credentials, the bucket and catalog, the simulator and its client,
+        the local TSA and its root."""
+        tsa = {"ARCHIVER_TSA_URL": ",".join(self.config.tsa_urls)} if self.config.tsa_urls else {}
+        if self.config.tsa_ca is not None:
+            tsa["ARCHIVER_TSA_CA"] = str(self.config.tsa_ca.resolve())
         return {
             **self.s3.env(),
             "ARCHIVER_BUCKET": self.config.bucket or DEMO_BUCKET,
             "ARCHIVER_CATALOG": str(self.config.catalog_path().resolve()),
             **self.sim.archiver_env(),
+            **tsa,
         }
 
 
@@ -72,12 +82,18 @@ def demo_environment(
         s3.start()
         stack.callback(s3.stop)
         sim = stack.enter_context(SimulatorServer(SimulatorConfig(seed=seed)))
+        tsa: dict[str, Any] = {}
+        if shutil.which("openssl"):  # the local TSA signs with `openssl ts -reply`
+            authority = make_test_tsa(workdir / "tsa", name="getbill-archiver demo TSA")
+            server = stack.enter_context(LocalTsaServer(authority))
+            tsa = {"tsa_urls": (server.url,), "tsa_ca": authority.ca_pem}
         config = ArchiverConfig(
             bucket=DEMO_BUCKET,
             catalog=workdir / "archiver-catalog.db",
             media_hosts=("127.0.0.1",),
             policy=policy,
             concurrency=concurrency,
+            **tsa,
         )
         api_settings = ApiSettings(
             base_url=sim.base_url, client_id="demo-client", client_secret="demo-secret"
@@ -163,7 +179,10 @@ def run_demo(
         )
 
         on_step("verifying every debt from S3 alone (chain, objects re-hashed, locks, dossiers)")
-        report.verifications = [verify_debt(store, d, rerender=rerender_stored) for d in debt_ids]
+        trust = timestamp_trust(env.config)
+        report.verifications = [
+            verify_debt(store, d, rerender=rerender_stored, timestamps=trust) for d in debt_ids
+        ]
         report.runs_verification = verify_runs(store)
         for key in store.list_keys("debts/"):
             kind = key.split("/")[2] if key.count("/") >= 3 else "other"

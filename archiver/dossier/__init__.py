@@ -15,7 +15,14 @@ store).
 from __future__ import annotations
 
 from .data import DossierInput, DossierView, build_view
-from .load import latest_sequence, load_dossier_input, load_events
+from .load import (
+    format_sequences,
+    latest_sequence,
+    load_dossier_input,
+    load_events,
+    load_timestamps,
+    parse_sequences,
+)
 from .render import RENDERER_VERSION, DossierInfo, render_dossier, render_dossier_bytes
 
 __all__ = [
@@ -24,9 +31,12 @@ __all__ = [
     "DossierInput",
     "DossierView",
     "build_view",
+    "format_sequences",
     "latest_sequence",
     "load_dossier_input",
     "load_events",
+    "load_timestamps",
+    "parse_sequences",
     "render_dossier",
     "render_dossier_bytes",
 ]

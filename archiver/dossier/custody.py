@@ -76,6 +76,8 @@ def custody(v: DossierView, t: TextFilter) -> list[Flowable]:
             t,
         )
     )
+    if v.timestamps:
+        out += _timestamps(v, t)
     out.append(Paragraph("Media downloads", S_H2))
     out.append(
         Paragraph(
@@ -156,6 +158,38 @@ def custody(v: DossierView, t: TextFilter) -> list[Flowable]:
 
     out += _legal_holds(v, t)
     out.append(PageBreak())
+    return out
+
+
+def _timestamps(v: DossierView, t: TextFilter) -> list[Flowable]:
+    """The trusted timestamp of each manifest up to this one: the TSA's time and name."""
+    out: list[Flowable] = [
+        Paragraph("Trusted timestamps (RFC 3161)", S_H2),
+        Paragraph(
+            "A time-stamping authority, a third party, signed the SHA-256 of each manifest "
+            "listed: that manifest's exact bytes existed at the time shown, and through the "
+            "chain everything it names and every manifest before it. The token is stored "
+            "beside the manifest; section 7 shows how to check it.",
+            S_NOTE,
+        ),
+    ]
+    stamped = {ts.sequence: ts for ts in v.timestamps}
+    rows: list[list[Any]] = []
+    for seq in range(1, v.sequence + 1):
+        ts = stamped.get(seq)
+        if ts is None:
+            rows.append([t.plain(f"{seq:08d}"), "no token", Paragraph("—", S_CELL)])
+            continue
+        when = fmt_when(ts.gen_time, seconds=True) if ts.gen_time else "—"
+        name: list[Any] = [Paragraph(t(ts.tsa), S_CELL)]
+        if ts.note:
+            name.append(Paragraph(t(ts.note), S_CELL_BOLD))
+        rows.append([mono_para(f"{seq:08d}", t, S_MONO_CELL), when, name])
+    out += chunked(
+        ["Manifest", "TSA time", "Time-stamping authority"],
+        rows,
+        [24 * mm, 40 * mm, WIDTH - 64 * mm],
+    )
     return out
 
 
@@ -367,6 +401,21 @@ def how_to_verify(v: DossierView, t: TextFilter) -> list[Flowable]:
             + (shlex.quote(v.bucket) if v.bucket else "$BUCKET")
         ),
     ]
+    own = next((ts for ts in v.timestamps if ts.sequence == v.sequence), None)
+    if own is not None:
+        tsr = own.key.rsplit("/", 1)[-1]
+        out += [
+            Paragraph("7. The trusted timestamp", S_H2),
+            Paragraph(
+                "The time-stamping authority's token for this manifest is stored beside it. "
+                "OpenSSL checks that it stamps the manifest's bytes and that a TSA certified "
+                "by your trusted TSA root certificates (tsa-ca.pem) signed it:",
+                S_BODY,
+            ),
+            code(f"aws s3api get-object {s3} --key {own.key} {tsr}"),
+            code(f"openssl ts -verify -data manifest.json -in {tsr} -CAfile tsa-ca.pem"),
+            code(f"openssl ts -reply -in {tsr} -text    # its time and TSA"),
+        ]
     return out
 
 

@@ -15,6 +15,8 @@ from typing import Any
 from archiver.common.redact import strip_query
 from archiver.common.time import parse_iso_lenient
 from archiver.getbill.records import MEDIA_FIELDS
+from archiver.store import keys
+from archiver.timestamps.tokens import read_token
 
 from .money import fmt_money
 from .statuses import UNKNOWN, debt_status_meaning, followup_status_meaning, with_meaning
@@ -64,6 +66,9 @@ class DossierInput:
     ``bucket`` and ``endpoint`` (the S3 endpoint URL) name where the archive is, so that the
     verification steps can be run as printed; without them the steps say ``$BUCKET``. They are
     part of the output: a re-render must be given the same values to give the same bytes.
+    ``timestamps`` maps a manifest sequence (this one's and earlier ones) to its stored
+    RFC 3161 token: the chain of custody shows each TSA's time and name. They are part of the
+    output too: a re-render is given the tokens the stored dossier showed.
     """
 
     manifest: dict[str, Any]
@@ -75,6 +80,20 @@ class DossierInput:
     bucket: str | None = None
     endpoint: str | None = None
     later_events: list[dict[str, Any]] = field(default_factory=list)
+    timestamps: dict[int, bytes] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class TimestampView:
+    """The trusted timestamp of one manifest, as its token states it (``verify`` checks it):
+    ``note`` says what is wrong with a token that does not stamp the manifest it is named
+    for, or cannot be read."""
+
+    sequence: int
+    key: str  # debts/ID/manifests/00000001.tsr
+    tsa: str
+    gen_time: datetime | None
+    note: str | None = None
 
 
 @dataclass(frozen=True)
@@ -224,6 +243,7 @@ class DossierView:
     bucket: str | None = None
     endpoint: str | None = None  # without credentials, query or fragment
     later_events: list[dict[str, Any]] = field(default_factory=list)  # after the manifest
+    timestamps: list[TimestampView] = field(default_factory=list)  # by manifest sequence
 
 
 def purge_mark(value: Any) -> PurgeMark | None:
@@ -669,7 +689,31 @@ def build_view(inp: DossierInput, *, renderer_version: str = "?") -> DossierView
         later_events=later_events,
         bucket=inp.bucket.strip() if isinstance(inp.bucket, str) and inp.bucket.strip() else None,
         endpoint=_endpoint(inp.endpoint),
+        timestamps=_timestamps(inp),
     )
+
+
+def _timestamps(inp: DossierInput) -> list[TimestampView]:
+    """The tokens of :attr:`DossierInput.timestamps`, by sequence; the SHA-256 they stamp is
+    compared where the dossier knows the manifest's (this one and the one before it)."""
+    man = inp.manifest
+    debt_id, sequence = str(man.get("debt_id", "")), int(man.get("sequence", 0))
+    known = {sequence: inp.manifest_sha256}
+    prev = man.get("previous")
+    if isinstance(prev, dict) and isinstance(prev.get("sha256"), str):
+        known[sequence - 1] = prev["sha256"]
+    out = []
+    for seq in sorted(inp.timestamps):
+        key = keys.manifest_token_key(debt_id, seq)
+        info = read_token(inp.timestamps[seq])
+        if info is None:
+            out.append(TimestampView(seq, key, "—", None, "unreadable token"))
+            continue
+        note = None
+        if seq in known and info.sha256 != known[seq]:
+            note = "does not stamp this manifest's SHA-256"
+        out.append(TimestampView(seq, key, info.tsa, info.gen_time, note))
+    return out
 
 
 def _str_or_none(value: Any) -> str | None:

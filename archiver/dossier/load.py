@@ -7,6 +7,7 @@ Only two methods of :class:`archiver.store.objects.ObjectStore` are used (``list
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from typing import Any, Protocol
 
 from archiver.common.canonical import canonical_json, sha256_hex
@@ -92,6 +93,43 @@ def load_events(store: ReadableStore, manifest: dict[str, Any]) -> list[dict[str
     return manifest_events(read_events(store, manifest["debt_id"]), manifest)
 
 
+def load_timestamps(
+    store: ReadableStore, debt_id: str, upto: int, only: set[int] | None = None
+) -> dict[int, bytes]:
+    """The stored tokens of manifests 1..``upto`` of ``debt_id`` (one LIST, one GET each);
+    with ``only``, of those sequences alone (the ones a stored dossier showed)."""
+    found: dict[int, bytes] = {}
+    for key in store.list_keys(f"{keys.debt_prefix(debt_id)}manifests/"):
+        parsed = keys.parse_manifest_token_key(key)
+        if parsed is None or parsed[0] != debt_id or parsed[1] > upto:
+            continue
+        if only is None or parsed[1] in only:
+            found[parsed[1]] = _read(store, key)
+    return found
+
+
+def format_sequences(sequences: Iterable[int]) -> str:
+    """``[1, 2, 3, 5]`` -> ``"1-3,5"``: which tokens a dossier shows, short enough for the
+    S3 metadata of the dossier (read back with :func:`parse_sequences`)."""
+    runs: list[list[int]] = []
+    for seq in sorted(set(sequences)):
+        if runs and seq == runs[-1][1] + 1:
+            runs[-1][1] = seq
+        else:
+            runs.append([seq, seq])
+    return ",".join(f"{a}" if a == b else f"{a}-{b}" for a, b in runs)
+
+
+def parse_sequences(text: str | None) -> set[int]:
+    """``"1-3,5"`` -> ``{1, 2, 3, 5}``; what cannot be read is left out."""
+    out: set[int] = set()
+    for part in (text or "").split(","):
+        first, _, last = part.strip().partition("-")
+        if first.isdigit() and (not last or last.isdigit()):
+            out.update(range(int(first), int(last or first) + 1))
+    return out
+
+
 def load_dossier_input(
     store: ReadableStore,
     debt_id: str,
@@ -105,6 +143,9 @@ def load_dossier_input(
     the dossier stored with it. With ``later_events`` the events recorded since are given too
     (``DossierInput.later_events``), for a dossier rendered on demand that must show a hold
     or release the manifest predates.
+
+    The tokens are those stored for manifests 1..``sequence`` now (:func:`load_timestamps`);
+    the dossier stored with the manifest may have shown fewer (its S3 metadata says which).
 
     Every record and the debt record are re-hashed and compared with the manifest; all
     mismatches are collected and raised together as one :class:`IntegrityError` (a dossier
@@ -211,4 +252,5 @@ def load_dossier_input(
         debt=debt,
         events=until,
         later_events=[e for e in events if e["key"] not in shown] if later_events else [],
+        timestamps=load_timestamps(store, debt_id, sequence),
     )

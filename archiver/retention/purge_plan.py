@@ -265,10 +265,12 @@ def _named_objects(
             policy=policy,
             manifest_key=key,
         )
-    # The manifest itself and its dossier: the archive's bookkeeping, purged only when the
-    # policy gives these kinds a maximum.
+    # The manifest itself (with its timestamp token, when it has one) and its dossier: the
+    # archive's bookkeeping, purged only when the policy gives these kinds a maximum.
     dates = AnchorDates(archived_at=created, last_activity=last_activity)
     yield _Named(debt_id, key, None, "manifest", None, None, dates, policy, key)
+    token = keys.manifest_token_key(debt_id, seq)
+    yield _Named(debt_id, token, None, "manifest", None, None, dates, policy, key)
     dossier = keys.dossier_key(debt_id, seq)
     yield _Named(debt_id, dossier, None, "dossier", None, None, dates, policy, key)
 

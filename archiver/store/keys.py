@@ -33,6 +33,12 @@ def manifest_key(debt_id: str, sequence: int) -> str:
     return f"{debt_prefix(debt_id)}manifests/{sequence:08d}.json"
 
 
+def manifest_token_key(debt_id: str, sequence: int) -> str:
+    """``debts/{id}/manifests/{sequence:08d}.tsr``: the RFC 3161 time-stamp response a TSA gave
+    for the SHA-256 of manifest ``sequence``, stored beside it (DER, as ``openssl ts`` reads)."""
+    return f"{debt_prefix(debt_id)}manifests/{sequence:08d}.tsr"
+
+
 def dossier_key(debt_id: str, sequence: int) -> str:
     return f"{debt_prefix(debt_id)}dossiers/{sequence:08d}.pdf"
 
@@ -52,6 +58,7 @@ def event_key(debt_id: str, sequence: int) -> str:
 
 
 _MANIFEST_RE = re.compile(r"^debts/([^/]+)/manifests/(\d{8})\.json$")
+_MANIFEST_TOKEN_RE = re.compile(r"^debts/([^/]+)/manifests/(\d{8})\.tsr$")
 # debts/{id}/events/{sequence:08d}.json, or as written by earlier versions
 # debts/{id}/events/{timestamp}-{action}.json (timestamp like 20261128T101500.123456Z)
 # -> groups: debt id, sequence or timestamp, action (None for a sequence key)
@@ -65,4 +72,10 @@ DOSSIER_KEY_RE = re.compile(r"^debts/([^/]+)/dossiers/(\d{8})\.pdf$")
 def parse_manifest_key(key: str) -> tuple[str, int] | None:
     """``debts/X/manifests/00000003.json`` -> ``("X", 3)``; anything else -> None."""
     m = _MANIFEST_RE.match(key)
+    return (m.group(1), int(m.group(2))) if m else None
+
+
+def parse_manifest_token_key(key: str) -> tuple[str, int] | None:
+    """``debts/X/manifests/00000003.tsr`` -> ``("X", 3)``; anything else -> None."""
+    m = _MANIFEST_TOKEN_RE.match(key)
     return (m.group(1), int(m.group(2))) if m else None
