@@ -10,6 +10,7 @@ from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, replace
 from datetime import datetime
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from archiver.archive.finish import DossierRequest, RenderedDossier
@@ -38,8 +39,13 @@ if TYPE_CHECKING:
 from archiver.config import ArchiverConfig
 from archiver.errors import ConfigError
 
-if TYPE_CHECKING:  # the dossier package (reportlab) loads only when a dossier is rendered
+# The dossier package (reportlab) loads only when a dossier is rendered, the listener's HTTP
+# stack (starlette, uvicorn) only when a listener is opened.
+if TYPE_CHECKING:
     from archiver.dossier import DossierInput
+    from archiver.listen.server import Listener
+    from archiver.listen.settings import ListenSettings
+    from archiver.listen.worker import ArchiveTools
 
 
 def open_store(bucket: str | None, s3_client: Any = None) -> ObjectStore:
@@ -355,3 +361,65 @@ def open_sync(
             **({"clock": clock} if clock is not None else {}),
         )
         yield SyncSession(syncer, store, recorder, policy)
+
+
+def listen_queue_path(config: ArchiverConfig) -> Path:
+    """The listener's queue file by default: beside the catalog, ``<catalog>.listen.db``."""
+    catalog = config.catalog_path()
+    return catalog.with_name(f"{catalog.stem}.listen.db")
+
+
+@contextmanager
+def open_listener(
+    config: ArchiverConfig,
+    api_settings: ApiSettings,
+    settings: ListenSettings,
+    *,
+    queue: Path | None = None,
+    s3_client: Any = None,
+    http: httpx.Client | None = None,
+    media_http: httpx.Client | None = None,
+    on_event: Callable[[ArchiveEvent], None] | None = None,
+    on_api_event: Callable[[Any], None] | None = None,
+    policy_asked: bool = False,
+) -> Iterator[Listener]:
+    """A :class:`Listener` on the configured bucket, its queue file (``queue``, else
+    :func:`listen_queue_path`) closed on exit. Its archive session (client, pipeline,
+    catalog) is opened on the worker's own thread, where the catalog connection is used."""
+    from archiver.listen.queue import DeliveryQueue
+    from archiver.listen.server import Listener
+    from archiver.listen.worker import ArchiveTools
+
+    policy = configured_policy(config)
+    store = (
+        open_store(config.bucket, s3_client)
+        if s3_client is not None
+        else open_configured_store(config)
+    )
+    per_debt = replace(config, concurrency=max(1, min(config.concurrency, 2)))
+
+    @contextmanager
+    def session() -> Iterator[ArchiveTools]:
+        selector = PolicySelector(policy, config.policy_registry(), explicit=policy_asked)
+        with ExitStack() as stack:
+            api = stack.enter_context(GetbillClient(api_settings, http=http, on_event=on_api_event))
+            _, make = _pipeline(
+                stack,
+                per_debt,
+                api_settings,
+                store=store,
+                selector=selector,
+                media_http=media_http,
+                dry_run=False,
+                render_dossiers=settings.render_dossiers,
+                on_event=on_event,
+            )
+            yield ArchiveTools(make(api, None, None), api)
+
+    deliveries = DeliveryQueue.open(queue or listen_queue_path(config))
+    try:
+        yield Listener(
+            store=store, queue=deliveries, settings=settings, policy=policy, open_session=session
+        )
+    finally:
+        deliveries.close()

@@ -246,6 +246,7 @@ class Syncer:
     def _gate(self, path: str) -> None:
         rate = self.client.rate_limit
         self.budget.settle(rate.remaining, rate.limit)
+        self.budget.follow(rate.remaining, rate.limit)
         self.budget.take(path)
 
     # -- window mode
