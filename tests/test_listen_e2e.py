@@ -5,9 +5,14 @@ nothing; other events archive the debt they name."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
-from datetime import UTC, datetime, timedelta
+import socket
+import threading
+import time
+from collections import Counter
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import httpx
@@ -20,7 +25,7 @@ from archiver.listen.server import ListenServer
 from archiver.listen.settings import MAX_BODY_BYTES
 from archiver.listen.signature import SIGNATURE_HEADER, sign
 from archiver.manifest.reader import latest_manifest
-from archiver.sync.engine import SyncSettings
+from archiver.sync.engine import SyncResult, SyncSettings
 from archiver.wiring import open_listener, open_sync
 
 pytestmark = pytest.mark.integration
@@ -226,3 +231,83 @@ def test_healthz_and_metrics(live: Live) -> None:
     assert 'archiver_listen_queue_deliveries{state="ignored"} 1.0' in text
     assert "archiver_listen_worker_up 1.0" in text
     assert httpx.get(live.url).status_code == 405
+
+
+def test_a_client_dribbling_its_request_is_cut_off_while_others_are_served(live: Live) -> None:
+    address = ("127.0.0.1", live.server.port)
+    head = b"POST /webhooks/getbill HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+    slow = socket.create_connection(address)
+    slow.settimeout(30)
+    stop = threading.Event()
+
+    def dribble() -> None:
+        with contextlib.suppress(OSError):
+            for byte in head * 50:
+                if stop.is_set():
+                    return
+                slow.send(bytes([byte]))
+                time.sleep(0.1)
+
+    dribbler = threading.Thread(target=dribble, daemon=True)
+    dribbler.start()
+    # A body that never comes, after a complete head.
+    stalled = socket.create_connection(address)
+    stalled.settimeout(30)
+    stalled.sendall(head + b"Content-Length: 100\r\n\r\n" + b'{"type": ')
+    idle = socket.create_connection(address)  # sends nothing at all
+    idle.settimeout(30)
+    try:
+        for i in range(5):  # served meanwhile
+            assert live.post(event_body("company.updated", {"id": f"c-{i}"})).status_code == 200
+        assert slow.recv(1024) == b""  # closed by the listener, head never complete
+        assert idle.recv(1024) == b""
+        assert stalled.recv(1024).startswith(b"HTTP/1.1 408")
+    finally:
+        stop.set()
+        for sock in (slow, stalled, idle):
+            sock.close()
+    assert live.post(event_body("company.updated", {"id": "c-after"})).status_code == 200
+    assert live.listener.queue.counts()["ignored"] == 6
+
+
+def test_a_sync_running_while_deliveries_arrive_meets_no_429(
+    live: Live, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    env = live.env
+    # A small hour: the sync and the listener together ask for more than a window allows.
+    env.sim.config.rate_limit = 25
+    env.sim.config.rate_window_s = 10
+    served: list[int] = []  # X-RateLimit-Remaining of every counted API answer
+    real_rate_state = env.sim.rate_state
+
+    def spy(client_id: str | None, count: bool) -> tuple[list[tuple[str, str]], float | None]:
+        headers, wait = real_rate_state(client_id, count)
+        if count:
+            served.append(int(dict(headers)["X-RateLimit-Remaining"]))
+        return headers, wait
+
+    monkeypatch.setattr(env.sim, "rate_state", spy)
+    debts = env.debts()
+    outcome: dict[str, SyncResult] = {}
+
+    def sync() -> None:
+        with open_sync(
+            env.config, env.api, SyncSettings(since=date(2025, 1, 1)), s3_client=env.s3.client()
+        ) as session:
+            outcome["result"] = session.syncer.run()
+
+    syncing = threading.Thread(target=sync)
+    syncing.start()
+    for turn in range(16):
+        env.sim.add_followup(debts[turn % len(debts)], media=turn % 2 == 0)
+    assert env.sim.webhooks.flush()
+    syncing.join(timeout=120)
+    assert not syncing.is_alive()
+    wait_for(lambda: all(live.archived(s.body_sha256) for s in env.sim.webhooks.sent), 120)
+    statuses = Counter(r.status for r in env.sim.request_log)
+    assert statuses[429] == 0, statuses
+    # Neither ran the window dry: the sync stopped at its reserve, the listener at its own
+    # and waited for the window to slide.
+    assert served and min(served) >= 1, sorted(served)[:5]
+    result = outcome["result"]
+    assert result.complete or result.budget_exhausted

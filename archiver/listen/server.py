@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import signal
 import socket
 import threading
 import time
@@ -189,11 +190,20 @@ class ListenServer:
         self._thread: threading.Thread | None = None
 
     def run(self) -> None:
-        """Serve until SIGINT/SIGTERM (uvicorn's graceful shutdown), then stop the worker."""
+        """Serve until SIGINT/SIGTERM (uvicorn's graceful shutdown), then stop the worker
+        (archives in progress end) and return: a stop asked for is a normal end."""
         self.listener.start()
+        # uvicorn raises the signal that stopped it again once it is done, to the handler it
+        # found: let that be one that ignores it, so the worker is stopped cleanly too.
+        previous = {
+            sig: signal.signal(sig, lambda number, frame: None)
+            for sig in (signal.SIGINT, signal.SIGTERM)
+        }
         try:
             self.server.run(sockets=[self.socket])
         finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
             self.listener.stop()
             self.socket.close()
 
