@@ -55,13 +55,16 @@ def open_store(bucket: str | None, s3_client: Any = None) -> ObjectStore:
     return ObjectStore(s3_client if s3_client is not None else make_s3_client(), bucket)
 
 
-def open_configured_store(config: ArchiverConfig) -> ObjectStore:
+def open_configured_store(config: ArchiverConfig, **client_options: Any) -> ObjectStore:
     """An :class:`ObjectStore` on the configured bucket, reached with the configured profile,
-    endpoint and region (boto3's own lookup for what is not set)."""
+    endpoint and region (boto3's own lookup for what is not set). ``client_options`` go to
+    botocore's ``Config`` (e.g. ``max_pool_connections``)."""
     if not config.bucket:
         return open_store(None)
     kw: dict[str, Any] = {"region_name": config.region} if config.region else {}
-    client = make_s3_client(config.endpoint_url, profile=config.profile, **kw)
+    client = make_s3_client(
+        config.endpoint_url, profile=config.profile, config_options=client_options or None, **kw
+    )
     return open_store(config.bucket, client)
 
 
@@ -363,6 +366,9 @@ def open_sync(
         yield SyncSession(syncer, store, recorder, policy)
 
 
+LISTEN_S3_CONNECTIONS = 64
+
+
 def listen_queue_path(config: ArchiverConfig) -> Path:
     """The listener's queue file by default: beside the catalog, ``<catalog>.listen.db``."""
     catalog = config.catalog_path()
@@ -391,10 +397,12 @@ def open_listener(
     from archiver.listen.worker import ArchiveTools
 
     policy = configured_policy(config)
+    # Deliveries are stored from many threads at once (one per request in flight): a pool
+    # smaller than that would open and drop a connection for each one over it.
     store = (
         open_store(config.bucket, s3_client)
         if s3_client is not None
-        else open_configured_store(config)
+        else open_configured_store(config, max_pool_connections=LISTEN_S3_CONNECTIONS)
     )
     per_debt = replace(config, concurrency=max(1, min(config.concurrency, 2)))
 

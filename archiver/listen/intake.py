@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -69,10 +70,16 @@ class Intake:
         self._wake = wake
         self._clock = clock
         self._secrets = settings.secrets()
+        # Deliveries handled at once: more threads than this only contend for the GIL and
+        # the queue's lock (a convoy that slows every one of them); the others wait here.
+        self._slots = threading.BoundedSemaphore(settings.intake_threads)
 
     def receive(self, body: bytes, headers: Iterable[tuple[str, str]], peer: str) -> Answer:
         """Check, store and queue one delivery (see the module docstring)."""
-        pairs = list(headers)
+        with self._slots:
+            return self._receive(body, list(headers), peer)
+
+    def _receive(self, body: bytes, pairs: list[tuple[str, str]], peer: str) -> Answer:
         given = next((v for k, v in pairs if k.lower() == SIGNATURE_HEADER.lower()), None)
         secret = signed_with(body, given, self._secrets)
         if secret is None:

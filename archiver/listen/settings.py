@@ -34,6 +34,7 @@ class ListenSettings:
         wants an answer within 10 s, so a real delivery never comes near either.
     keep_alive_s: an idle keep-alive connection is closed after this.
     max_connections: connections served at once; more are answered 503.
+    intake_threads: deliveries checked and stored at once (each waits on S3).
     workers: debts archived at once.
     capacity: deliveries the worker holds in memory at once (the bounded queue); the rest wait
         in the queue file, stored and acknowledged, and are archived later.
@@ -50,6 +51,7 @@ class ListenSettings:
     body_timeout_s: float = 10.0
     keep_alive_s: int = 5
     max_connections: int = 1000
+    intake_threads: int = 16
     workers: int = 2
     capacity: int = 256
     max_attempts: int = 5
@@ -62,8 +64,8 @@ class ListenSettings:
         for name, value in ((SECRET_ENV, self.secret), (PREVIOUS_SECRET_ENV, self.previous_secret)):
             if value is not None and len(value) < _MIN_SECRET_LENGTH:
                 raise ConfigError(f"{name} is too short: at least {_MIN_SECRET_LENGTH} characters")
-        if self.workers < 1 or self.capacity < 1 or self.max_attempts < 1:
-            raise ConfigError("workers, capacity and max_attempts are at least 1")
+        if min(self.workers, self.capacity, self.max_attempts, self.intake_threads) < 1:
+            raise ConfigError("workers, capacity, max_attempts and intake_threads are at least 1")
 
     def __repr__(self) -> str:
         # Never the secrets.
