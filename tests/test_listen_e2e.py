@@ -6,6 +6,7 @@ nothing; other events archive the debt they name."""
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import logging
 import socket
@@ -311,3 +312,36 @@ def test_a_sync_running_while_deliveries_arrive_meets_no_429(
     assert served and min(served) >= 1, sorted(served)[:5]
     result = outcome["result"]
     assert result.complete or result.budget_exhausted
+
+
+def test_the_simulators_wrong_signatures_are_refused(live: Live) -> None:
+    env = live.env
+    env.sim.config.webhook_bad_signature_rate = 1.0
+    env.sim.add_followup(env.debts()[0], media=False)
+    assert env.sim.webhooks.flush()
+    (sent,) = env.sim.webhooks.sent
+    assert (sent.good_signature, sent.status) == (False, 401)
+    assert deliveries(env) == [] and live.queue.get(sent.body_sha256) is None
+
+
+def test_a_worker_stopped_by_refused_credentials_shows_in_healthz(env: Env, tmp_path: Path) -> None:
+    wrong = dataclasses.replace(env.api, client_secret="not-the-secret")
+    with (
+        open_listener(
+            env.config, wrong, listen_settings(), queue=tmp_path / "q.db", s3_client=env.s3.client()
+        ) as listener,
+        ListenServer(listener, "127.0.0.1", 0) as server,
+    ):
+        body = event_body("debt.updated", {"id": env.debts()[0]})
+        answer = httpx.post(
+            server.url + "/webhooks/getbill",
+            content=body,
+            headers={"Content-Type": "application/json", SIGNATURE_HEADER: sign(body, SECRET)},
+        )
+        assert answer.status_code == 200  # stored all the same: archived once fixed
+        health = wait_for(
+            lambda: (h := httpx.get(server.url + "/healthz")).status_code == 503 and h
+        )
+        assert "client credentials" in health.json()["worker"]
+        assert "not-the-secret" not in health.text
+        assert listener.queue.counts()["resolved"] == 1

@@ -300,3 +300,12 @@ def test_simulator_event_types_follow_the_new_status() -> None:
     assert event_type_for({"status": {"from": "in_progress", "to": "failed"}}) == "followup.failed"
     assert event_type_for({"status": {"from": "x", "to": "deal_found"}}) == "followup.completed"
     assert event_type_for({"email_open_count": {"from": 0, "to": 1}}) == "followup.updated"
+
+
+def test_simulator_webhooks_need_a_secret() -> None:
+    result = CliRunner().invoke(
+        main,
+        ["simulate", "--port", "0", "--webhook-url", "http://127.0.0.1:8080/webhooks/getbill"],
+        env={"GETBILL_WEBHOOK_SECRET": ""},
+    )
+    assert result.exit_code == 2 and "--webhook-secret" in result.output
