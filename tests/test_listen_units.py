@@ -72,6 +72,7 @@ def test_a_signature_verifies_against_the_current_or_the_previous_secret() -> No
         ({"type": "followup.created", "data": {}}, "malformed", None),
         ({"type": "payment.received", "data": {"debt_id": 7}}, "malformed", None),
         ({"type": 3, "data": {}}, "malformed", None),
+        ({"type": "followup.created\nforged log line", "data": {"id": "F1"}}, "malformed", None),
         ({"type": "debt.updated", "data": "D1"}, "malformed", None),
         (["followup.created"], "malformed", None),
     ],

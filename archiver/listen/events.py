@@ -18,6 +18,7 @@ stored all the same (it is signed), answered 202 and reported.
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -26,6 +27,8 @@ from archiver.common.ids import is_safe_id
 __all__ = ["Hint", "HintKind", "read_hint"]
 
 HintKind = Literal["followup", "debt", "none", "malformed"]
+# ``followup.created``: what reaches the logs and the queue is a name, never arbitrary text.
+_EVENT_NAME = re.compile(r"[A-Za-z0-9_-]{1,40}(\.[A-Za-z0-9_-]{1,40}){0,3}")
 
 
 @dataclass(frozen=True)
@@ -50,9 +53,8 @@ def read_hint(body: bytes) -> Hint:
         return Hint("malformed", reason=f"a JSON {type(payload).__name__}, not an object")
     event_type = payload.get("type")
     data = payload.get("data")
-    if not isinstance(event_type, str) or not event_type:
-        return Hint("malformed", reason="no string 'type'")
-    event_type = event_type[:100]
+    if not isinstance(event_type, str) or not _EVENT_NAME.fullmatch(event_type):
+        return Hint("malformed", reason="no 'type' that is an event name")
     if not isinstance(data, dict):
         return Hint("malformed", event_type, reason="no object 'data'")
     family = event_type.split(".", 1)[0]
