@@ -10,6 +10,7 @@ from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, replace
 from datetime import datetime
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from archiver.archive.finish import DossierRequest, RenderedDossier
@@ -40,8 +41,13 @@ if TYPE_CHECKING:
 from archiver.config import ArchiverConfig
 from archiver.errors import ConfigError
 
-if TYPE_CHECKING:  # the dossier package (reportlab) loads only when a dossier is rendered
+# The dossier package (reportlab) loads only when a dossier is rendered, the listener's HTTP
+# stack (starlette, uvicorn) only when a listener is opened.
+if TYPE_CHECKING:
     from archiver.dossier import DossierInput
+    from archiver.listen.server import Listener
+    from archiver.listen.settings import ListenSettings
+    from archiver.listen.worker import ArchiveTools
 
 
 def open_store(bucket: str | None, s3_client: Any = None) -> ObjectStore:
@@ -51,13 +57,16 @@ def open_store(bucket: str | None, s3_client: Any = None) -> ObjectStore:
     return ObjectStore(s3_client if s3_client is not None else make_s3_client(), bucket)
 
 
-def open_configured_store(config: ArchiverConfig) -> ObjectStore:
+def open_configured_store(config: ArchiverConfig, **client_options: Any) -> ObjectStore:
     """An :class:`ObjectStore` on the configured bucket, reached with the configured profile,
-    endpoint and region (boto3's own lookup for what is not set)."""
+    endpoint and region (boto3's own lookup for what is not set). ``client_options`` go to
+    botocore's ``Config`` (e.g. ``max_pool_connections``)."""
     if not config.bucket:
         return open_store(None)
     kw: dict[str, Any] = {"region_name": config.region} if config.region else {}
-    client = make_s3_client(config.endpoint_url, profile=config.profile, **kw)
+    client = make_s3_client(
+        config.endpoint_url, profile=config.profile, config_options=client_options or None, **kw
+    )
     return open_store(config.bucket, client)
 
 
@@ -404,3 +413,70 @@ def open_sync(
             **({"clock": clock} if clock is not None else {}),
         )
         yield SyncSession(syncer, store, recorder, policy)
+
+
+LISTEN_S3_CONNECTIONS = 64
+
+
+def listen_queue_path(config: ArchiverConfig) -> Path:
+    """The listener's queue file by default: beside the catalog, ``<catalog>.listen.db``."""
+    catalog = config.catalog_path()
+    return catalog.with_name(f"{catalog.stem}.listen.db")
+
+
+@contextmanager
+def open_listener(
+    config: ArchiverConfig,
+    api_settings: ApiSettings,
+    settings: ListenSettings,
+    *,
+    queue: Path | None = None,
+    s3_client: Any = None,
+    http: httpx.Client | None = None,
+    media_http: httpx.Client | None = None,
+    on_event: Callable[[ArchiveEvent], None] | None = None,
+    on_api_event: Callable[[Any], None] | None = None,
+    policy_asked: bool = False,
+) -> Iterator[Listener]:
+    """A :class:`Listener` on the configured bucket, its queue file (``queue``, else
+    :func:`listen_queue_path`) closed on exit. Its archive session (client, pipeline,
+    catalog) is opened on the worker's own thread, where the catalog connection is used."""
+    from archiver.listen.queue import DeliveryQueue
+    from archiver.listen.server import Listener
+    from archiver.listen.worker import ArchiveTools
+
+    policy = configured_policy(config)
+    # Deliveries are stored from many threads at once (one per request in flight): a pool
+    # smaller than that would open and drop a connection for each one over it.
+    store = (
+        open_store(config.bucket, s3_client)
+        if s3_client is not None
+        else open_configured_store(config, max_pool_connections=LISTEN_S3_CONNECTIONS)
+    )
+    per_debt = replace(config, concurrency=max(1, min(config.concurrency, 2)))
+
+    @contextmanager
+    def session() -> Iterator[ArchiveTools]:
+        selector = PolicySelector(policy, config.policy_registry(), explicit=policy_asked)
+        with ExitStack() as stack:
+            api = stack.enter_context(GetbillClient(api_settings, http=http, on_event=on_api_event))
+            _, make = _pipeline(
+                stack,
+                per_debt,
+                api_settings,
+                store=store,
+                selector=selector,
+                media_http=media_http,
+                dry_run=False,
+                render_dossiers=settings.render_dossiers,
+                on_event=on_event,
+            )
+            yield ArchiveTools(make(api, None, None), api)
+
+    deliveries = DeliveryQueue.open(queue or listen_queue_path(config))
+    try:
+        yield Listener(
+            store=store, queue=deliveries, settings=settings, policy=policy, open_session=session
+        )
+    finally:
+        deliveries.close()

@@ -2,6 +2,7 @@
 
 import pytest
 from fixtures_archive import *  # noqa: F401,F403
+from fixtures_listen import *  # noqa: F401,F403
 from fixtures_s3 import *  # noqa: F401,F403
 from fixtures_sim import *  # noqa: F401,F403
 from fixtures_tsa import *  # noqa: F401,F403

@@ -70,12 +70,14 @@ def _default_port(command: click.Command) -> int:
 
 def test_example_ports_are_the_ports_the_local_servers_listen_on() -> None:
     # An example that works when copied talks to a port something listens on: the local S3
-    # (`archiver s3-server`) or the simulator (`archiver simulate`) with their defaults.
+    # (`archiver s3-server`) or the simulator (`archiver simulate`) with their defaults, or
+    # `archiver listen` (the simulator's webhooks go there).
     listening = {
         _default_port(main.commands["s3-server"]),
         _default_port(main.commands["simulate"]),
     }
     assert listening == {8333, 8765}
+    listening.add(_default_port(main.commands["listen"]))
     for path in [(), *(p for p, _ in COMMANDS)]:
         for port in re.findall(r"(?:127\.0\.0\.1|localhost):(\d+)", _help(path)):
             assert int(port) in listening, f"archiver {' '.join(path)} --help names port {port}"

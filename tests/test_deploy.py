@@ -85,6 +85,11 @@ CRONJOB = _one(K8S / "cronjob-sync.yaml")
 BACKFILL = _one(K8S / "job-backfill.yaml")
 CONFIGMAP = _one(K8S / "configmap.yaml")
 SECRET = _one(K8S / "secret.example.yaml")
+LISTEN = _one(K8S / "listen-deployment.yaml")
+LISTEN_SERVICE = _one(K8S / "listen-service.yaml")
+WEBHOOK_SECRET = _one(K8S / "secret-webhook.example.yaml")
+WEBHOOK_SECRET_NAME = "archiver-webhook"
+WEBHOOK_KEYS = {"GETBILL_WEBHOOK_SECRET", "GETBILL_WEBHOOK_SECRET_PREVIOUS"}
 
 
 def _job_spec(doc: dict[str, Any]) -> dict[str, Any]:
@@ -172,6 +177,7 @@ def test_there_are_manifests() -> None:
     names = {p.name for p in MANIFESTS}
     assert {"cronjob-sync.yaml", "job-backfill.yaml", "configmap.yaml"} <= names
     assert "secret.example.yaml" in names and "secret.yaml" not in names
+    assert {"listen-deployment.yaml", "listen-service.yaml", "secret-webhook.example.yaml"} <= names
 
 
 @pytest.mark.usefixtures("no_network")
@@ -356,6 +362,99 @@ def test_backfill_stops_every_shard_on_a_configuration_error() -> None:
         "operator": "In",
         "values": [2],
     }
+
+
+# --- Kubernetes: the listener --------------------------------------------------------------
+
+
+def _listen_args() -> dict[str, str | None]:
+    container = _container(LISTEN)
+    assert "command" not in container  # the image's ENTRYPOINT is `archiver`
+    args = [str(a) for a in container["args"]]
+    assert "listen" in args, args
+    split = args.index("listen")
+    _parse(args[:split], _click_options(main), "listen (global options)")
+    return _parse(args[split + 1 :], _click_options(main.commands["listen"]), "archiver listen")
+
+
+def test_the_listener_runs_listen_on_the_port_it_declares() -> None:
+    options = _listen_args()
+    assert options["--host"] == "0.0.0.0"  # reached through the Service, not on loopback
+    (port,) = _container(LISTEN)["ports"]
+    assert port["name"] == "http" and port["containerPort"] == int(options["--port"] or 0)
+    assert int(options["--workers"] or 0) >= 1
+
+
+def test_the_listener_is_ready_only_while_healthy() -> None:
+    container = _container(LISTEN)
+    for probe in ("readinessProbe", "livenessProbe"):
+        get = container[probe]["httpGet"]
+        assert (get["path"], get["port"]) == ("/healthz", "http"), probe
+
+
+def test_the_listener_always_has_a_ready_pod_and_drains_on_stop() -> None:
+    spec = LISTEN["spec"]
+    assert spec["replicas"] >= 2
+    assert spec["strategy"]["rollingUpdate"]["maxUnavailable"] == 0
+    pod = _pod_spec(LISTEN)
+    assert pod["restartPolicy"] == "Always"
+    assert pod["terminationGracePeriodSeconds"] >= 30
+
+
+def test_the_listener_runs_unprivileged_with_resources() -> None:
+    pod = _pod_spec(LISTEN)
+    container = _container(LISTEN)
+    assert pod["automountServiceAccountToken"] is False
+    assert pod["securityContext"]["runAsNonRoot"] is True
+    assert pod["securityContext"]["runAsUser"] == _dockerfile_uid() != 0
+    security = container["securityContext"]
+    assert security["readOnlyRootFilesystem"] is True
+    assert security["allowPrivilegeEscalation"] is False
+    assert security["capabilities"]["drop"] == ["ALL"]
+    for kind in ("requests", "limits"):
+        assert {"cpu", "memory"} <= set(container["resources"][kind]), kind
+    image = container["image"]
+    assert ":" in image.rsplit("/", 1)[-1] and not image.endswith(":latest"), image
+    # The queue file goes beside the catalog, on a volume the pod may write.
+    volumes = {v["name"]: v for v in pod["volumes"]}
+    mounts = {m["mountPath"]: m["name"] for m in container["volumeMounts"]}
+    catalog = Path(CONFIGMAP["data"]["ARCHIVER_CATALOG"])
+    assert "/tmp" in mounts
+    (where,) = [m for m in mounts if Path(m) in catalog.parents]
+    assert volumes[mounts[where]]["emptyDir"]["sizeLimit"]
+
+
+def test_the_listeners_secrets_come_from_their_secrets_only() -> None:
+    container = _container(LISTEN)
+    from_secret: dict[str, str] = {}
+    for var in container["env"]:
+        name = var["name"]
+        assert "value" not in var, f"{name} given literally"
+        ref = var["valueFrom"]["secretKeyRef"]
+        from_secret[name] = ref["name"]
+        if name in WEBHOOK_KEYS:
+            assert ref["name"] == WEBHOOK_SECRET_NAME and ref["key"] in WEBHOOK_SECRET["stringData"]
+            # The previous secret exists only during a rotation.
+            assert bool(ref.get("optional")) == (name == "GETBILL_WEBHOOK_SECRET_PREVIOUS")
+        else:
+            assert ref["name"] == SECRET_NAME and ref["key"] in SECRET["stringData"]
+            assert not ref.get("optional"), f"{name}: a missing key must stop the pod"
+    assert set(from_secret) == CREDENTIALS | WEBHOOK_KEYS
+    assert [s["configMapRef"]["name"] for s in container["envFrom"]] == [CONFIGMAP_NAME]
+    assert PLACEHOLDER not in yaml.safe_dump(LISTEN)
+    assert WEBHOOK_SECRET["metadata"]["name"] == WEBHOOK_SECRET_NAME
+    assert set(WEBHOOK_SECRET["stringData"]) == WEBHOOK_KEYS
+    assert set(WEBHOOK_SECRET["stringData"].values()) == {PLACEHOLDER}
+
+
+def test_the_listen_service_reaches_the_listeners_pods() -> None:
+    spec = LISTEN_SERVICE["spec"]
+    labels = LISTEN["spec"]["template"]["metadata"]["labels"]
+    assert spec["selector"].items() <= labels.items()
+    assert LISTEN["spec"]["selector"]["matchLabels"] == spec["selector"]
+    assert spec["type"] == "ClusterIP"  # TLS is terminated in front of it
+    (port,) = spec["ports"]
+    assert port["targetPort"] == "http"
 
 
 # --- systemd -------------------------------------------------------------------------------

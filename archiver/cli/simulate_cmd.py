@@ -116,6 +116,35 @@ def _ids(ids: list[str]) -> str:
     show_default=True,
     help="Followups to insert at the top of a debt while its listing is paged (3 per listing).",
 )
+@click.option(
+    "--webhook-url",
+    help="Post signed followup events here when followups are created or change (e.g. to "
+    "`archiver listen`: http://127.0.0.1:8080/webhooks/getbill).",
+)
+@click.option(
+    "--webhook-secret",
+    envvar="GETBILL_WEBHOOK_SECRET",
+    help="Key of the webhooks' X-GetBill-Signature [env GETBILL_WEBHOOK_SECRET].",
+)
+@click.option(
+    "--webhook-duplicates", default=0, show_default=True, help="Send each webhook N extra times."
+)
+@click.option(
+    "--webhook-bad-signatures",
+    type=float,
+    default=0.0,
+    show_default=True,
+    callback=_share,
+    help="Share of webhooks signed with a wrong key.",
+)
+@click.option(
+    "--activity",
+    type=float,
+    default=0.0,
+    show_default=True,
+    help="Every N seconds, a new call with a recording on a debt, then its status changes "
+    "(something for the webhooks to report); 0: none.",
+)
 def simulate(
     port: int,
     seed: int,
@@ -140,6 +169,11 @@ def simulate(
     unstable_total: bool,
     duplicate_ids: bool,
     insert_during_listing: int,
+    webhook_url: str | None,
+    webhook_secret: str | None,
+    webhook_duplicates: int,
+    webhook_bad_signatures: float,
+    activity: float,
 ) -> None:
     """Serve a local imitation of the getbill external API until Ctrl-C.
 
@@ -156,6 +190,8 @@ def simulate(
       archiver simulate --port 8765 --url-ttl 3 --error-rate 0.1 --slow 0.2
       archiver simulate --port 8765 --debts 2000 --followups-per-debt 5 \\
         --big-debt-followups 10 --other-company-debts 0 --media-share 0.1 --small-media
+      archiver simulate --port 8765 --activity 10 --webhook-secret "$GETBILL_WEBHOOK_SECRET" \\
+        --webhook-url http://127.0.0.1:8080/webhooks/getbill
     """
     # Imported here: the command line starts without the simulator (and httpx).
     from archiver.devkit.shell import export_lines
@@ -168,6 +204,8 @@ def simulate(
         )
     if small_media:
         audio_size, large_audio_share = SMALL_AUDIO_SIZE, 0.0
+    if webhook_url and not webhook_secret:
+        raise click.UsageError("--webhook-url needs --webhook-secret (or GETBILL_WEBHOOK_SECRET)")
     config = SimulatorConfig(
         seed=seed,
         debts=debts,
@@ -192,6 +230,10 @@ def simulate(
         unstable_total=unstable_total,
         duplicate_across_pages=duplicate_ids,
         insert_during_listing=insert_during_listing,
+        webhook_url=webhook_url,
+        webhook_secret=webhook_secret,
+        webhook_duplicates=webhook_duplicates,
+        webhook_bad_signature_rate=webhook_bad_signatures,
     )
     try:
         server = SimulatorServer(config, host="127.0.0.1", port=port)
@@ -227,6 +269,13 @@ def simulate(
             f'  curl -H "Authorization: Bearer $TOKEN" '
             f"'{server.base_url}/external-api/v1/followups/debt/{ids[0]}?limit=100'"
         )
+    if webhook_url:
+        click.echo(f"  webhooks to    {webhook_url}")
+    if activity > 0:
+        from archiver.devkit.simulator.webhooks import start_activity
+
+        start_activity(sim, activity)
+        click.echo(f"  activity       a new call every {activity:g} s")
     click.echo("Ctrl-C to stop.")
     try:
         server.serve_forever()

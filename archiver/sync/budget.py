@@ -6,6 +6,13 @@ is ``--max-requests`` when given, else what ``X-RateLimit-Remaining`` says after
 first request, less a reserve (:func:`default_reserve`) so that a manual ``archiver archive``
 or another shard still has room in the same hour. The budget is checked before each request
 is sent (:attr:`archiver.getbill.http.ApiHttp.gate`), so the server never has to refuse one.
+
+Other processes may spend the same client's hour meanwhile (``archiver listen``, another
+shard): after every answer the budget follows what the server says is left
+(:meth:`RequestBudget.follow`), so a run never spends into its reserve. The reserves are
+tiered: a sync keeps :func:`default_reserve`, the listener only :func:`listener_reserve`, so
+the sync stops first and the real-time capture gets the last slice of the hour, still short
+of a 429.
 """
 
 from __future__ import annotations
@@ -17,7 +24,13 @@ from dataclasses import dataclass
 
 from archiver.errors import BudgetExhaustedError
 
-__all__ = ["REQUEST_KINDS", "RequestBudget", "default_reserve", "request_kind"]
+__all__ = [
+    "REQUEST_KINDS",
+    "RequestBudget",
+    "default_reserve",
+    "listener_reserve",
+    "request_kind",
+]
 
 REQUEST_KINDS = (
     "token",  # POST /token
@@ -47,6 +60,13 @@ def request_kind(path: str) -> str:
 def default_reserve(limit: int | None) -> int:
     """Requests a run leaves unspent by default: a tenth of the hourly limit, at least 20."""
     return max(20, math.ceil((limit or 1000) / 10))
+
+
+def listener_reserve(limit: int | None) -> int:
+    """Requests ``archiver listen`` leaves unspent: a fiftieth of the hourly limit, at least 5.
+    Smaller than :func:`default_reserve`: a sync running at the same time stops first, and
+    the gap between the two absorbs what each sends before it sees the other's spending."""
+    return max(5, math.ceil((limit or 1000) / 50))
 
 
 @dataclass(frozen=True)
@@ -119,6 +139,16 @@ class RequestBudget:
                 return
             spent = sum(self._counts.values())
             self.limit = max(1, spent + remaining - default_reserve(hourly_limit))
+
+    def follow(self, remaining: int | None, hourly_limit: int | None) -> None:
+        """Lower the budget when the server says less is left than it still allows (another
+        process spends the same client's hour): never below the reserve the server reports.
+        It never grows: a window that resets meanwhile is left to the next run."""
+        with self._lock:
+            if self.limit is None or remaining is None:
+                return
+            spent = sum(self._counts.values())
+            self.limit = min(self.limit, max(1, spent + remaining - default_reserve(hourly_limit)))
 
     @property
     def spent(self) -> Spent:

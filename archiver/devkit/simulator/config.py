@@ -116,6 +116,12 @@ class SimulatorConfig:
                            listing. Deterministic from the seed.
       insert_batch         followups inserted per listing by ``insert_during_listing``.
 
+    Webhooks (read at each event, see :mod:`.webhooks`):
+      webhook_url          where followup events are posted (None: no webhooks).
+      webhook_secret       the key of their ``X-GetBill-Signature``.
+      webhook_duplicates   every delivery is sent this many extra times.
+      webhook_bad_signature_rate  share of deliveries signed with a wrong key.
+
     Listing order (read on each request):
       followups_order      order of ``GET /followups``: ``"debt"`` (debt by debt, in debt order,
                            each debt's followups oldest first) or ``"date"`` (every followup of
@@ -158,6 +164,10 @@ class SimulatorConfig:
     insert_during_listing: int = 0
     insert_batch: int = 3
     followups_order: str = "debt"
+    webhook_url: str | None = None
+    webhook_secret: str | None = None
+    webhook_duplicates: int = 0
+    webhook_bad_signature_rate: float = 0.0
 
     def __post_init__(self) -> None:
         if self.media_share is not None and not 0.0 <= self.media_share <= 1.0:

@@ -39,6 +39,7 @@ from archiver.devkit.simulator.data import (
 )
 from archiver.devkit.simulator.listing import FollowupQuery, Listings
 from archiver.devkit.simulator.media import MediaSource, audio_source, letter_pdf, pdf_source
+from archiver.devkit.simulator.webhooks import WebhookSender, event_type_for
 
 API_PREFIX = "/external-api/v1"
 AUTH_MESSAGE = "Authentication credentials are missing or invalid"
@@ -140,6 +141,7 @@ class SimulatorState:
         self._media_hits: dict[str, int] = {}
         self._pdf_cache: dict[str, bytes] = {}
         self._listings = Listings()
+        self.webhooks = WebhookSender(self.config)
 
     # ------------------------------------------------------------------ public accessors
 
@@ -283,6 +285,7 @@ class SimulatorState:
             )
             record.update(fields)
             self._data.touch()
+            self._notify("followup.created", record["id"])
             return copy.deepcopy(record)
 
     def insert_at_top(self, debt_id: str, count: int) -> list[str]:
@@ -317,6 +320,8 @@ class SimulatorState:
             del ids[len(ids) - count :]
             ids[:0] = added
             self._data.touch()
+            for followup_id in added:
+                self._notify("followup.created", followup_id)
             return added
 
     def take_listing_insertion(self) -> int:
@@ -347,8 +352,16 @@ class SimulatorState:
         through the ``from``/``to`` filters, a new status or type through those filters.
         """
         with self._lock:
-            self._data.followups[followup_id].update(fields)
+            record = self._data.followups[followup_id]
+            changes = {
+                k: {"from": plain_copy(record.get(k)), "to": plain_copy(v)}
+                for k, v in fields.items()
+                if record.get(k) != v
+            }
+            record.update(fields)
             self._data.touch()
+            if changes:
+                self._notify(event_type_for(changes), followup_id, changes)
 
     def set_email_counters(
         self,
@@ -383,6 +396,13 @@ class SimulatorState:
                 email_clicked=clicks > 0,
                 email_click_count=clicks,
             )
+
+    def _notify(
+        self, event_type: str, followup_id: str, changes: dict[str, Any] | None = None
+    ) -> None:
+        """Post a followup event when webhooks are on (the POST is sent in the background)."""
+        if self.config.webhook_url:
+            self.webhooks.send(event_type, self.render_followup(followup_id), changes)
 
     # ------------------------------------------------------------------ signing
 
