@@ -247,16 +247,12 @@ class Syncer:
     def _gate(self, path: str) -> None:
         rate = self.client.rate_limit
         self.budget.settle(rate.remaining, rate.limit)
-<<<<<<< HEAD
         # Others spend the same client's hour (shards, a manual archive, the listener): the
         # server's count, not only this run's, decides. Without --max-requests the run
         # leaves the reserve; with it, it stops before the server would refuse.
+        self.budget.follow(rate.remaining, rate.limit)
         floor = default_reserve(rate.limit) if self.settings.max_requests is None else 0
         self.budget.take(path, server_remaining=rate.remaining, floor=floor)
-=======
-        self.budget.follow(rate.remaining, rate.limit)
-        self.budget.take(path)
->>>>>>> listen
 
     # -- window mode
 
