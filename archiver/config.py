@@ -33,6 +33,7 @@ FILE_KEYS: dict[str, tuple[str, ...]] = {
     "policy_dir": ("ARCHIVER_POLICY_DIR",),
     "media_hosts": ("ARCHIVER_MEDIA_HOSTS",),
     "max_media_bytes": ("ARCHIVER_MAX_MEDIA_BYTES",),
+    "organization": ("ARCHIVER_ORGANIZATION",),
     "endpoint_url": ("AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL"),
     "region": ("AWS_REGION", "AWS_DEFAULT_REGION"),
     "getbill_api_url": ("GETBILL_API_URL",),
@@ -151,6 +152,8 @@ class ArchiverConfig:
     profile: AWS named profile for S3 credentials (``AWS_PROFILE``); None: boto3's default.
     endpoint_url: S3 endpoint (``AWS_ENDPOINT_URL_S3``, ``AWS_ENDPOINT_URL``); None: AWS.
     region: S3 region (``AWS_REGION``, ``AWS_DEFAULT_REGION``); None: boto3's own lookup.
+    organization: who hands evidence packs over, their ``Source-Organization``
+        (``ARCHIVER_ORGANIZATION``); None: ``archiver pack`` refuses to make one.
     """
 
     bucket: str | None = None
@@ -164,6 +167,7 @@ class ArchiverConfig:
     profile: str | None = None
     endpoint_url: str | None = None
     region: str | None = None
+    organization: str | None = None
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> ArchiverConfig:
@@ -185,6 +189,7 @@ class ArchiverConfig:
             profile=env.get("AWS_PROFILE") or None,
             endpoint_url=env.get("AWS_ENDPOINT_URL_S3") or env.get("AWS_ENDPOINT_URL") or None,
             region=env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION") or None,
+            organization=(env.get("ARCHIVER_ORGANIZATION") or "").strip() or None,
         )
 
     def catalog_path(self) -> Path:

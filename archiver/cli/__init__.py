@@ -107,6 +107,7 @@ _COMMAND_MODULES = (
     "archive_cmds",
     "demo_cmd",
     "dossier_cmd",
+    "pack_cmd",
     "policy_cmds",
     "retention_cmds",
     "simulate_cmd",
