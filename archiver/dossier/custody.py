@@ -172,8 +172,10 @@ def _exports(v: DossierView, t: TextFilter) -> list[Flowable]:
         return []
     rows = []
     for e, later in shown:
-        manifest = e.get("manifest") if isinstance(e.get("manifest"), dict) else {}
-        pack = e.get("pack") if isinstance(e.get("pack"), dict) else {}
+        manifest = e.get("manifest")
+        manifest = manifest if isinstance(manifest, dict) else {}
+        pack = e.get("pack")
+        pack = pack if isinstance(pack, dict) else {}
         seq = manifest.get("sequence")
         rows.append(
             [
