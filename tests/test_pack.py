@@ -32,6 +32,7 @@ from archiver.retention.purge_plan import plan_purge
 from archiver.retention.registry import PolicyRegistry
 from archiver.store import keys
 from archiver.store.objects import ObjectStore
+from archiver.store.types import Lock
 
 pytestmark = pytest.mark.integration
 
@@ -323,3 +324,51 @@ def test_help_shows_both_forms_with_examples(env: Env) -> None:
     assert r.exit_code == 0 and "Examples:" in r.output
     r = CliRunner().invoke(main, ["pack", "create", "--help"])
     assert r.exit_code == 0 and "Examples:" in r.output
+
+
+def fake_token(sha256_hex: str) -> bytes:
+    """The message imprint part of an RFC 3161 token (SHA-256 AlgorithmIdentifier, digest)."""
+    imprint = bytes.fromhex("300d06096086480165030402010500") + b"\x04\x20"
+    return b"\x30\x31" + imprint + bytes.fromhex(sha256_hex)
+
+
+def test_timestamp_tokens_travel_with_their_manifests_and_are_checked(
+    env: Env, tmp_path: Path
+) -> None:
+    debt_id = env.debts()[0]
+    env.run([debt_id])
+    env.clock.advance(3600)
+    env.sim.add_followup(debt_id, type="call", status="deal_found")
+    env.run([debt_id])
+    sha = [
+        hashlib.sha256(env.store.read_bytes(keys.manifest_key(debt_id, n))).hexdigest()
+        for n in (1, 2)
+    ]
+    lock = env.store.head(keys.manifest_key(debt_id, 2))
+    assert lock is not None and lock.lock_mode and lock.retain_until
+
+    def put_token(seq: int, imprint: str) -> None:
+        env.store.put_bytes(
+            f"{keys.debt_prefix(debt_id)}manifests/{seq:08d}.tsr",
+            fake_token(imprint),
+            lock=Lock(lock.lock_mode, lock.retain_until),  # type: ignore[arg-type]
+            content_type="application/timestamp-reply",
+        )
+
+    put_token(1, sha[0])
+    put_token(2, sha[0])  # manifest 2's token was taken from manifest 1
+    out = tmp_path / "pack"
+    r = cli(env, "pack", debt_id, "-o", str(out), "--json")
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.stdout)["tokens"] == 2
+    assert (out / "data/manifests/00000001.tsr").read_bytes() == fake_token(sha[0])
+    assert bagit_cli(out).returncode == 0  # the bag itself is intact
+    r = cli(env, "pack", "verify", str(out), "--json")
+    assert r.exit_code == 1
+    report = json.loads(r.stdout)
+    assert [(p["type"], p["key"]) for p in report["problems"]] == [
+        ("PackTokenMismatch", "data/manifests/00000002.tsr")
+    ]
+    page = (out / "data/index.html").read_text(encoding="utf-8")
+    assert 'href="manifests/00000001.tsr"' in page
+    assert "openssl ts -verify" in (out / "data/VERIFY.txt").read_text(encoding="utf-8")

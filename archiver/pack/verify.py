@@ -246,9 +246,10 @@ def _name_each_fault(root: Path, bag: bagit.Bag, result: PackVerification) -> No
         for alg, expected in sorted(digests.items()):
             found = getattr(fixity, alg, None)
             if found is not None and found != expected.lower():
+                listed = f"manifest-{alg}.txt" if rel.startswith(DATA) else f"tagmanifest-{alg}.txt"
                 result.add(
                     ProblemKind.CHECKSUM_MISMATCH,
-                    f"{alg} differs from the bag's manifest",
+                    f"{alg} differs from the one {listed} names",
                     key=rel.replace(os.sep, "/"),
                     expected=expected.lower(),
                     found=found,
