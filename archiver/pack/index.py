@@ -32,7 +32,7 @@ letter-spacing:.03em;color:#4a5568}
 table.facts th{width:210px;text-transform:none;font-size:13px;letter-spacing:0}
 code,.hash{font:12px/1.4 ui-monospace,SFMono-Regular,Menlo,Consolas,monospace}
 .hash,td code{color:#4a5568;word-break:break-all}a{color:#1f5fbf}a code{color:#1f5fbf}
-td.when{white-space:nowrap}details summary{cursor:pointer;color:#1f5fbf;margin:4px 0}
+td.when,td.num{white-space:nowrap}details summary{cursor:pointer;color:#1f5fbf;margin:4px 0}
 .muted{color:#718096}.purged{color:#9b2c2c;font-weight:600}.tag{display:inline-block;
 padding:0 6px;border-radius:3px;background:#e8eef9;color:#234;font-size:12px}
 pre{background:#f6f8fa;border:1px solid #e1e4e8;padding:10px 12px;overflow-x:auto;
@@ -186,10 +186,11 @@ def _chain(c: PackContents) -> list[str]:
         [
             str(m.sequence),
             _e(m.created_at or "—"),
-            _link(m.path),
+            _link(m.path, m.path.rsplit("/", 1)[-1]),
             _hash(m.sha256),
             _hash(m.previous_sha256) if m.previous_sha256 else '<span class="muted">none</span>',
-            " ".join(_link(t) for t in m.tokens) or '<span class="muted">none</span>',
+            " ".join(_link(t, t.rsplit("/", 1)[-1]) for t in m.tokens)
+            or '<span class="muted">none</span>',
         ]
         for m in c.chain
     ]
@@ -289,7 +290,8 @@ def _purged_section(c: PackContents) -> list[str]:
 
 def _files(c: PackContents) -> list[str]:
     rows = [
-        [_link(path), _e(_size(f.size)), _hash(f.sha256)] for path, f in sorted(c.files.items())
+        [_link(path), f'<td class="num">{_e(_size(f.size))}</td>', _hash(f.sha256)]
+        for path, f in sorted(c.files.items())
     ]
     return [
         f"<h2>Every file ({len(c.files) + 1})</h2>",
