@@ -149,7 +149,7 @@ class _Files:
 
 
 def _verify_folder(root: Path, result: PackVerification, tokens: TokenVerifier | None) -> None:
-    bag = _check_bag(root, result)
+    bag, valid = _check_bag(root, result)
     info: Mapping[str, Any] = bag.info if bag is not None else {}
     debt_id = _one(info.get("External-Identifier"))
     result.debt_id = debt_id
@@ -160,7 +160,7 @@ def _verify_folder(root: Path, result: PackVerification, tokens: TokenVerifier |
     )
     result.files = len(payload)
     trusted = None
-    if bag is not None and not result.problems:
+    if bag is not None and valid:  # bagit-python re-hashed every file: its digests hold
         trusted = {
             path.replace(os.sep, "/"): digests["sha256"]
             for path, digests in bag.entries.items()
@@ -189,15 +189,18 @@ def _one(value: Any) -> str | None:
     return value if isinstance(value, str) and value else None
 
 
-def _check_bag(root: Path, result: PackVerification) -> bagit.Bag | None:
-    """bagit-python's validation; on failure every file on its own, named."""
+def _check_bag(root: Path, result: PackVerification) -> tuple[bagit.Bag | None, bool]:
+    """bagit-python's validation (the bag, and whether it is valid); on failure every file
+    on its own, named."""
     try:
         bag = bagit.Bag(str(root))
     except bagit.BagError as exc:
         result.add(ProblemKind.PACK_INVALID, f"not a bag: {exc}")
-        return None
+        return None, False
+    valid = False
     try:
         bag.validate(processes=1)
+        valid = True
     except bagit.BagValidationError as exc:
         result.add(ProblemKind.PACK_INVALID, f"bagit: {exc.message}")
         _name_each_fault(root, bag, result)
@@ -220,7 +223,7 @@ def _check_bag(root: Path, result: PackVerification) -> bagit.Bag | None:
         bag.info, bag.tags.get("BagIt-Version", ""), manifests, tagmanifests
     ):
         result.add(ProblemKind.PACK_PROFILE, fault, key="bag-info.txt")
-    return bag
+    return bag, valid
 
 
 def _name_each_fault(root: Path, bag: bagit.Bag, result: PackVerification) -> None:
