@@ -38,6 +38,7 @@ FILE_KEYS: dict[str, tuple[str, ...]] = {
     "max_media_bytes": ("ARCHIVER_MAX_MEDIA_BYTES",),
     "tsa_url": ("ARCHIVER_TSA_URL",),
     "tsa_ca": ("ARCHIVER_TSA_CA",),
+    "organization": ("ARCHIVER_ORGANIZATION",),
     "endpoint_url": ("AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL"),
     "region": ("AWS_REGION", "AWS_DEFAULT_REGION"),
     "getbill_api_url": ("GETBILL_API_URL",),
@@ -160,6 +161,8 @@ class ArchiverConfig:
         manifest (``ARCHIVER_TSA_URL``, comma-separated); empty: no timestamps.
     tsa_ca: PEM file of the trusted TSA root certificates (``ARCHIVER_TSA_CA``): tokens must
         chain up to one of them (see :meth:`tsa_ca_pem`); None: signatures are not checked.
+    organization: who hands evidence packs over, their ``Source-Organization``
+        (``ARCHIVER_ORGANIZATION``); None: ``archiver pack`` refuses to make one.
     """
 
     bucket: str | None = None
@@ -175,6 +178,7 @@ class ArchiverConfig:
     region: str | None = None
     tsa_urls: tuple[str, ...] = ()
     tsa_ca: Path | None = None
+    organization: str | None = None
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> ArchiverConfig:
@@ -198,6 +202,7 @@ class ArchiverConfig:
             region=env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION") or None,
             tsa_urls=_tsa_urls(env.get("ARCHIVER_TSA_URL", "")),
             tsa_ca=Path(env["ARCHIVER_TSA_CA"]) if env.get("ARCHIVER_TSA_CA") else None,
+            organization=(env.get("ARCHIVER_ORGANIZATION") or "").strip() or None,
         )
 
     def catalog_path(self) -> Path:

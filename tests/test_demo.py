@@ -35,3 +35,8 @@ def test_demo_archives_chains_verifies_and_writes_dossiers(tmp_path: Path) -> No
     for pdf in report.dossiers:
         assert len(PdfReader(pdf).pages) >= 1
     assert any("stopping" in s for s in steps)
+    # It ends with the evidence pack of its largest debt, clean, and says how to open it.
+    assert report.pack is not None and report.pack_check is not None and report.pack_check.ok
+    assert report.pack.path == tmp_path / f"pack-{report.pack.debt_id}"
+    assert (report.pack.path / "data" / "index.html").is_file()
+    assert any("index.html" in line for line in describe(report))

@@ -108,6 +108,7 @@ _COMMAND_MODULES = (
     "demo_cmd",
     "dossier_cmd",
     "listen_cmd",
+    "pack_cmd",
     "policy_cmds",
     "retention_cmds",
     "simulate_cmd",

@@ -43,7 +43,7 @@ def _print_variables(title: str, variables: Mapping[str, str]) -> None:
     type=click.Path(file_okay=False, path_type=Path),
     default=Path("demo-output"),
     show_default=True,
-    help="Where the dossiers and the demo catalog are written.",
+    help="Where the dossiers, the evidence pack and the demo catalog are written.",
 )
 @click.option(
     "--seed", type=int, default=1, show_default=True, help="Seed of the simulated getbill data."
@@ -60,8 +60,10 @@ def demo(workdir: Path, seed: int, keep_running: bool) -> None:
     Starts a getbill API simulator and a SeaweedFS S3 server on 127.0.0.1, creates an
     Object-Lock bucket, archives the sample debts (recordings, letters, records, manifests,
     dossiers), records new activity and archives again, verifies everything from S3, writes
-    the PDF dossiers to WORKDIR and stops the servers (or, with --keep-running, waits for
-    Ctrl-C). Exit 0 when all is archived and clean.
+    the PDF dossiers to WORKDIR, makes the evidence pack of the debt with the most media
+    (WORKDIR/pack-DEBT_ID: open its data/index.html in a browser) and checks it offline, and
+    stops the servers (or, with --keep-running, waits for Ctrl-C). Exit 0 when all is
+    archived and clean.
 
     \b
     Example:

@@ -51,6 +51,12 @@ class ProblemKind(StrEnum):
     RUN_CHAIN_BROKEN = "RunChainBroken"
     RUN_CHAIN_FORK = "RunChainFork"
     RUN_MANIFEST_MISMATCH = "RunManifestMismatch"
+    # pack verify: an evidence pack, checked offline
+    PACK_INVALID = "PackInvalid"
+    PACK_UNEXPECTED_FILE = "PackUnexpectedFile"
+    PACK_PROFILE = "PackProfileMismatch"
+    PACK_TOKEN_MISMATCH = "PackTokenMismatch"
+    PACK_TOKEN_MISSING = "PackTokenMissing"
     # dossier: loading what a manifest names
     MANIFEST_NOT_CANONICAL = "ManifestNotCanonical"
     RECORD_MISSING = "RecordMissing"

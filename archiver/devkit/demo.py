@@ -4,9 +4,10 @@ Starts the getbill simulator and a SeaweedFS server on loopback, creates an Obje
 archives the sample debts, records new activity, runs the scheduled pass (``archiver sync`` of
 the last days: only the debt with new activity gets manifest 2, chained to 1) and says what
 it spent beside what per-debt archiving spent, verifies everything from S3 alone (the sync
-run records too), writes the dossiers to a folder, and stops the servers. With the openssl
-command installed, a local time-stamping authority (:mod:`archiver.devkit.tsa`) stamps every
-manifest, and verify checks the tokens against its test root.
+run records too), writes the dossiers to a folder, makes the evidence pack of the debt with
+the most media (``archiver pack``) and checks it offline, and stops the servers. With the
+openssl command installed, a local time-stamping authority (:mod:`archiver.devkit.tsa`) stamps
+every manifest, and verify checks the tokens against its test root.
 
 Core code: it reports through ``on_step`` / ``on_event`` callbacks and never prints.
 """
@@ -30,11 +31,14 @@ from archiver.devkit.s3server import LocalS3Server
 from archiver.devkit.simulator import Simulator, SimulatorConfig, SimulatorServer
 from archiver.devkit.tsa import LocalTsaServer, make_test_tsa
 from archiver.getbill.settings import ApiSettings
+from archiver.manifest.reader import latest_manifest
+from archiver.pack import PackResult, PackSettings, PackVerification, build_pack, verify_pack
 from archiver.store.objects import ObjectStore
 from archiver.sync.engine import SyncResult, SyncSettings
 from archiver.wiring import open_archiver, open_sync, rerender_stored, timestamp_trust
 
 DEMO_BUCKET = "getbill-evidence"
+DEMO_ORGANIZATION = "Recouvra Conseil SAS (getbill-archiver demo)"
 
 
 @dataclass
@@ -113,6 +117,8 @@ class DemoReport:
     runs_verification: RunsVerification | None = None
     dossiers: list[Path] = field(default_factory=list)
     objects_by_kind: dict[str, tuple[int, int]] = field(default_factory=dict)
+    pack: PackResult | None = None  # the evidence pack of the debt with the most media
+    pack_check: PackVerification | None = None  # `archiver pack verify` of it
 
     @property
     def ok(self) -> bool:
@@ -123,7 +129,8 @@ class DemoReport:
             and self.sync.exit_status == "ok"
         )
         records_ok = self.runs_verification is not None and self.runs_verification.ok
-        return runs_ok and records_ok and all(v.ok for v in self.verifications)
+        pack_ok = self.pack_check is not None and self.pack_check.ok
+        return runs_ok and records_ok and pack_ok and all(v.ok for v in self.verifications)
 
 
 def run_demo(
@@ -198,10 +205,32 @@ def run_demo(
                 out = workdir / f"dossier-{debt_id}.pdf"
                 out.write_bytes(store.read_bytes(latest))
                 report.dossiers.append(out)
+        report.pack, report.pack_check = _pack_largest(store, debt_ids, workdir, on_step)
         if on_ready is not None:
             on_ready(env)
         on_step("stopping the servers")
         return report
+
+
+def _pack_largest(
+    store: ObjectStore, debt_ids: list[str], workdir: Path, on_step: Callable[[str], None]
+) -> tuple[PackResult, PackVerification]:
+    """``archiver pack`` of the debt whose latest manifest names the most media bytes, into
+    ``workdir/pack-ID`` (the pack of an earlier demo run there is replaced), checked offline."""
+
+    def media_bytes(debt_id: str) -> int:
+        stored = latest_manifest(store, debt_id)
+        return int(stored[2]["summary"]["media_bytes"]) if stored else 0
+
+    debt_id = max(debt_ids, key=media_bytes)
+    target = workdir / f"pack-{debt_id}"
+    if target.is_dir():
+        shutil.rmtree(target)  # the demo's own output of an earlier run
+    on_step(f"evidence pack of {debt_id}, the debt with the most media: `archiver pack`")
+    settings = PackSettings(organization=DEMO_ORGANIZATION, actor="demo", reason="demo")
+    result = build_pack(store, debt_id, target, settings)
+    on_step("checking the pack offline, from the pack alone: `archiver pack verify`")
+    return result, verify_pack(target)
 
 
 def _api_requests(sim: Simulator) -> int:
@@ -250,6 +279,18 @@ def describe(report: DemoReport) -> list[str]:
             lines.append(f"  {v.debt_id}: {p.kind}: {p.message} [{p.key}]")
     for path in report.dossiers:
         lines.append(f"dossier: {path}")
+    if report.pack is not None:
+        made, check = report.pack, report.pack_check
+        lines.append(
+            f"evidence pack: {made.path}/ ({made.files} files, {made.bytes:,} bytes, debt "
+            f"{made.debt_id}, manifest {made.sequence}); pack verify: "
+            + ("clean" if check is not None and check.ok else "PROBLEMS")
+        )
+        for problem in check.problems if check is not None else []:
+            lines.append(f"  {problem.kind}: {problem.message} [{problem.key}]")
+        index = (made.path / "data" / "index.html").resolve()
+        lines.append(f"  open it in a browser: {index.as_uri()}")
+        lines.append(f"  check it again: archiver pack verify {made.path}")
     return lines
 
 

@@ -157,6 +157,7 @@ def custody(v: DossierView, t: TextFilter) -> list[Flowable]:
         out += _purges(v, t)
 
     out += _legal_holds(v, t)
+    out += _exports(v, t)
     out.append(PageBreak())
     return out
 
@@ -193,14 +194,58 @@ def _timestamps(v: DossierView, t: TextFilter) -> list[Flowable]:
     return out
 
 
+_EXPORT = "export"  # the action of an evidence pack handed over (archiver pack)
+
+
+def _exports(v: DossierView, t: TextFilter) -> list[Flowable]:
+    """The evidence packs handed over (export events), those recorded after the manifest
+    included and said so; nothing when there are none."""
+    shown = [(e, False) for e in v.events if e.get("action") == _EXPORT]
+    shown += [(e, True) for e in v.later_events if e.get("action") == _EXPORT]
+    if not shown:
+        return []
+    rows = []
+    for e, later in shown:
+        manifest = e.get("manifest")
+        manifest = manifest if isinstance(manifest, dict) else {}
+        pack = e.get("pack")
+        pack = pack if isinstance(pack, dict) else {}
+        seq = manifest.get("sequence")
+        rows.append(
+            [
+                fmt_when(e.get("at")) + ("\n(after this manifest)" if later else ""),
+                Paragraph(t(e.get("actor") or "—"), S_CELL),
+                t.plain(f"#{seq}" if seq is not None else "—"),
+                mono_para(str(pack.get("tagmanifest_sha256") or "—"), t, S_MONO_CELL),
+                Paragraph(t(e.get("reason") or "—"), S_CELL),
+            ]
+        )
+    return [
+        Paragraph("Evidence packs handed over", S_H2),
+        Paragraph(
+            "Each `archiver pack` recorded who made an evidence pack of this debt, when, from "
+            "which manifest, and the SHA-256 of the pack's tagmanifest-sha256.txt, which "
+            "identifies every file of the pack.",
+            S_NOTE,
+        ),
+        *chunked(
+            ["At", "Actor", "Manifest", "SHA-256 of tagmanifest-sha256.txt", "Reason"],
+            rows,
+            [34 * mm, 28 * mm, 16 * mm, 60 * mm, WIDTH - 138 * mm],
+        ),
+    ]
+
+
 def _legal_holds(v: DossierView, t: TextFilter) -> list[Flowable]:
     """The matters open at the dossier's time, then every hold and release event, then (on
-    demand) the events recorded after the manifest."""
+    demand) the events recorded after the manifest (exports apart: :func:`_exports`)."""
+    events = [e for e in v.events if e.get("action") != _EXPORT]
+    later_events = [e for e in v.later_events if e.get("action") != _EXPORT]
     note = (
         "Hold and release events up to the manifest's creation, then the events recorded "
         "after it: this dossier was rendered after them, and the open matters are those after "
         "the last event."
-        if v.later_events
+        if later_events
         else "Hold and release events up to the manifest's creation; later events belong to a "
         "later dossier."
     )
@@ -230,13 +275,13 @@ def _legal_holds(v: DossierView, t: TextFilter) -> list[Flowable]:
         )
     else:
         out.append(Paragraph("<b>Open matters: none.</b> The debt is not on legal hold.", S_CELL))
-    if v.events:
-        out += [Spacer(1, 2 * mm), *_event_table(v.events, t)]
-    elif not v.later_events:
+    if events:
+        out += [Spacer(1, 2 * mm), *_event_table(events, t)]
+    elif not later_events:
         out.append(Paragraph("No legal hold was placed on this debt.", S_BODY))
     else:
         out.append(Paragraph("No legal hold was placed before this manifest.", S_BODY))
-    if v.later_events:
+    if later_events:
         out += [
             Paragraph("Events recorded after this manifest", S_H2),
             Paragraph(
@@ -245,7 +290,7 @@ def _legal_holds(v: DossierView, t: TextFilter) -> list[Flowable]:
                 "listed here may have deleted objects this dossier names.",
                 S_NOTE,
             ),
-            *_event_table(v.later_events, t),
+            *_event_table(later_events, t),
         ]
     return out
 

@@ -1,4 +1,4 @@
-"""The event store of a debt: immutable records of holds, releases and purges.
+"""The event store of a debt: immutable records of holds, releases, purges and exports.
 
 Every event is one object ``debts/{id}/events/{sequence:08d}.json`` (canonical JSON, schema
 :data:`EVENT_SCHEMA`). This module is the only place that writes or reads them; what the
@@ -33,6 +33,10 @@ Decisions, written down so a compliance officer can check them:
   records of earlier versions, which carry no stage) say that a version was purged
   (:func:`purged_versions`); an intent no outcome names is a purge that was interrupted
   (:func:`unfinished_purges`), which the next purge completes.
+* **An export is part of the chain of custody.** Handing an evidence pack over
+  (``archiver pack``) writes an ``export`` event (:data:`EXPORT`): who, when, which manifest,
+  and the SHA-256 of the pack's tag manifest, which names every file of the pack. It changes
+  no hold and purges nothing.
 """
 
 from __future__ import annotations
@@ -57,6 +61,7 @@ __all__ = [
     "DEFAULT_MATTER",
     "EVENT_RETENTION",
     "EVENT_SCHEMA",
+    "EXPORT",
     "PURGE_INTENT",
     "PURGE_OUTCOME",
     "Clock",
@@ -82,6 +87,8 @@ DEFAULT_MATTER = "default"
 # The two records of one purge (``"stage"`` of a ``purge`` event; see the module docstring).
 PURGE_INTENT = "intent"
 PURGE_OUTCOME = "outcome"
+# The action of the event an evidence pack handed over writes (see the module docstring).
+EXPORT = "export"
 # How many sequence numbers one write tries before giving up (each loss means another writer
 # stored an event meanwhile; this many in a row means something is wrong).
 MAX_SEQUENCE_CLAIMS = 32
@@ -134,8 +141,8 @@ def event_keys(store: EventReader, debt_id: str) -> list[str]:
 
 
 def read_events(store: EventReader, debt_id: str) -> list[dict[str, Any]]:
-    """Every event of ``debt_id`` (hold, release, purge), parsed, in event order (by sequence
-    number, see the module docstring; never by the ``at`` a clock gave).
+    """Every event of ``debt_id`` (hold, release, purge, export), parsed, in event order (by
+    sequence number, see the module docstring; never by the ``at`` a clock gave).
 
     Each dict is the stored event plus ``"key"`` (where it is stored). An event that is not
     JSON raises :class:`StorageError` naming its key; one that is JSON but not an object is
