@@ -217,6 +217,8 @@ ARABIC_RANGES = (
 
 def is_arabic(cp: int) -> bool:
     """Whether code point ``cp`` is in an Arabic script block."""
+    if cp < 0x0600:
+        return False
     return any(lo <= cp <= hi for lo, hi in ARABIC_RANGES)
 
 

@@ -198,12 +198,14 @@ class TextLayout:
             cp = ord(ch)
             face = self.face(styles[i].font)
             prev = out[-1] if out else None
-            joins = invisible(ch) or unicodedata.category(ch) in ("Mn", "Me", "Mc")
-            joins = joins or 0x1F3FB <= cp <= 0x1F3FF  # skin-tone modifiers
-            if joins and prev is not None and (invisible(ch) or cp in fonts.covers[prev]):
+            cat = unicodedata.category(ch)
+            hidden = cat == "Cf" or 0xFE00 <= cp <= 0xFE0F  # as fonts.invisible
+            # Marks, joiners, variation selectors and skin-tone modifiers join their base.
+            joins = hidden or cat in ("Mn", "Me", "Mc") or 0x1F3FB <= cp <= 0x1F3FF
+            if joins and prev is not None and (hidden or cp in fonts.covers[prev]):
                 out.append(prev)
                 continue
-            if invisible(ch):
+            if hidden:
                 attach.append(i)
                 out.append(None)
                 continue
@@ -387,41 +389,35 @@ def draw_line(
 
 def draw_marks(canv: Canvas, marks: list[Mark]) -> None:
     """Fill the outlines of ``marks`` (after the text object that placed them)."""
-    if not marks:
-        return
-    canv.saveState()
-    fonts = load_fonts()
+    code = canv._code
     for name, gid, x, y, size, color in marks:
         if color is not None:
             canv.setFillColor(color)
-        scale = size / fonts.font(name).units_per_em
-        path = canv.beginPath()
-        for op, pts in _outline(name, gid):
-            xy = [v for px, py in pts for v in (x + px * scale, y + py * scale)]
-            getattr(path, op)(*xy)
-        canv.drawPath(path, stroke=0, fill=1, fillMode=1)  # TrueType outlines: nonzero
-    canv.restoreState()
+        scale = size / load_fonts().font(name).units_per_em
+        # The outline in font units, scaled and moved into place; nonzero fill (TrueType).
+        code.append(f"q {fp_str(scale)} 0 0 {fp_str(scale)} {fp_str(x, y)} cm")
+        code.append(f"{_outline(name, gid)} f Q")
 
 
 class _Pen:
-    """Collects a glyph outline as reportlab path operations (quadratics made cubic)."""
+    """Collects a glyph outline as PDF path operators (quadratic curves made cubic)."""
 
     def __init__(self) -> None:
-        self.ops: list[tuple[str, tuple[tuple[float, float], ...]]] = []
+        self.ops: list[str] = []
         self._at = (0.0, 0.0)
 
     def moveTo(self, p: tuple[float, float]) -> None:  # noqa: N802 (pen protocol)
-        self.ops.append(("moveTo", (p,)))
+        self.ops.append(f"{fp_str(*p)} m")
         self._at = p
 
     def lineTo(self, p: tuple[float, float]) -> None:  # noqa: N802
-        self.ops.append(("lineTo", (p,)))
+        self.ops.append(f"{fp_str(*p)} l")
         self._at = p
 
     def curveTo(  # noqa: N802
         self, c1: tuple[float, float], c2: tuple[float, float], p: tuple[float, float]
     ) -> None:
-        self.ops.append(("curveTo", (c1, c2, p)))
+        self.ops.append(f"{fp_str(*c1, *c2, *p)} c")
         self._at = p
 
     def qCurveTo(self, c: tuple[float, float], p: tuple[float, float]) -> None:  # noqa: N802
@@ -431,15 +427,15 @@ class _Pen:
         self.curveTo(c1, c2, p)
 
     def closePath(self) -> None:  # noqa: N802
-        self.ops.append(("close", ()))
+        self.ops.append("h")
 
 
 @cache
-def _outline(font: str, gid: int) -> tuple[tuple[str, tuple[tuple[float, float], ...]], ...]:
-    """Path operations of glyph ``gid`` of ``font``, in font units."""
+def _outline(font: str, gid: int) -> str:
+    """The outline of glyph ``gid`` of ``font`` as PDF path operators, in font units."""
     pen = _Pen()
     load_fonts().font(font).hb.draw_glyph_with_pen(gid, pen)
-    return tuple(pen.ops)
+    return " ".join(pen.ops)
 
 
 def _show(tx: PDFTextObject, piece: Piece, chars: str) -> None:
