@@ -28,6 +28,7 @@ import re
 import struct
 import threading
 import unicodedata
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
@@ -173,7 +174,7 @@ def _utf16_hex(text: str) -> str:
     return text.encode("utf-16-be").hex().upper()
 
 
-def to_unicode_cmap(name: str, subset: list[int], text_of: Any) -> str:
+def to_unicode_cmap(name: str, subset: list[int], text_of: Callable[[int], str]) -> str:
     """A ToUnicode CMap for a one-byte font ``subset`` (code -> code point), each code mapped
     to ``text_of(code point)`` in UTF-16BE. Code 0 (``.notdef``) and glyphs that stand for
     nothing (the second glyph of a cluster) get no entry. At most 100 entries per block."""

@@ -178,7 +178,9 @@ def _upgrade(f: Any, layout: TextLayout) -> Any:
     if type(f) is Paragraph:
         spans = _spans(f)
         if spans is not None and not all(layout.simple(t, st.font) for t, st in spans):
-            return RichText(spans, f.style, layout)
+            rich = RichText(spans, f.style, layout)
+            rich.keepWithNext = getattr(f, "keepWithNext", rich.keepWithNext)
+            return rich
         return f
     if isinstance(f, Table):
         for row in f._cellvalues:

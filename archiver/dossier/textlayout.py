@@ -106,7 +106,7 @@ class TextLayout:
 
     def __init__(self, fonts: FontSet) -> None:
         self.fonts = fonts
-        self._simple = {face: _pattern(fonts, face) for face in fonts.chains}
+        self._simple = {face: _pattern(fonts, face).search for face in fonts.chains}
         self._widths: dict[tuple[str, str, float], float] = {}
 
     # ------------------------------------------------------------------ measuring
@@ -117,7 +117,8 @@ class TextLayout:
 
     def simple(self, text: str, font: str) -> bool:
         """Whether ``font`` draws ``text`` as is: every character its own, left to right."""
-        return self._simple[self.face(font)].search(text) is None
+        search = self._simple.get(font) or self._simple[SANS]
+        return search(text) is None
 
     def width(self, text: str, font: str, size: float) -> float:
         """The width of ``text`` (one line) in points."""
