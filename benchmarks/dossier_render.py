@@ -6,6 +6,10 @@ and Cyrillic summaries, a few problems).
 
     python benchmarks/dossier_render.py            # 100, 1000, 10000
     python benchmarks/dossier_render.py 100 1000   # chosen sizes
+    python benchmarks/dossier_render.py --multilingual 1000  # every note also in Arabic, emoji
+
+``--multilingual`` gives every followup a note mixing French, Arabic and emoji, so that every
+note goes through font fallback, bidi and shaping.
 """
 
 from __future__ import annotations
@@ -23,8 +27,13 @@ from fixtures.dossier_sample import make_archive  # noqa: E402
 from archiver.dossier import DossierInput, render_dossier  # noqa: E402
 from archiver.dossier.fonts import load_fonts  # noqa: E402
 
+MULTILINGUAL = (
+    "Client joint, échéancier proposé — 😀 مرحبا. العميل وافق على خطة السداد الشهرية "
+    "(٣ أقساط) بدءاً من الشهر القادم 👍"
+)
 
-def main(sizes: list[int]) -> None:
+
+def main(sizes: list[int], multilingual: bool = False) -> None:
     fonts = load_fonts()  # once per process; not part of any one render
     print(f"font: {fonts.family}; CPUs: {os.cpu_count()}; load: {os.getloadavg()[0]:.2f}")
     print(
@@ -32,11 +41,14 @@ def main(sizes: list[int]) -> None:
     )
     for n in sizes:
         archive = make_archive(n)
+        records = archive.records
+        if multilingual:
+            records = {k: {**r, "notes": f"{MULTILINGUAL} {k}"} for k, r in records.items()}
         inp = DossierInput(
             manifest=archive.manifest,
             manifest_key=archive.manifest_key,
             manifest_sha256=archive.manifest_sha256,
-            records=archive.records,
+            records=records,
             debt=archive.debt,
             events=archive.events[:2],
         )
@@ -52,4 +64,6 @@ def main(sizes: list[int]) -> None:
 
 
 if __name__ == "__main__":
-    main([int(a) for a in sys.argv[1:]] or [100, 1000, 10000])
+    args = sys.argv[1:]
+    multi = "--multilingual" in args
+    main([int(a) for a in args if a != "--multilingual"] or [100, 1000, 10000], multi)

@@ -142,7 +142,7 @@ def test_accented_greek_cyrillic_polish_text_is_extracted(text: str) -> None:
         # With DejaVu (fonts-dejavu-core) every sample is drawn as is; with the Vera
         # fallback (Latin-1 only) what Vera lacks shows as the marker.
         assert fonts.drawable(s)[0] in text, s
-    if fonts.family == "DejaVu Sans":
+    if fonts.text_family == "DejaVu Sans":
         assert all(s in text for s in samples)
     assert "Le débiteur confirme la réception de la facture" in text  # Latin-1 always
 
@@ -363,12 +363,15 @@ def test_ordinary_dossier_bytes_are_unchanged() -> None:
     moved a table row that fits a page to the next page whole instead of cutting it; 1.2.0
     shows amounts as money, payments, status meanings, open legal-hold matters, every month
     on the chart's axis, the bucket and endpoint in the verify steps and one version line;
-    1.3.0 adds the dossier's receipt and the manifests' previous_dossier to the verify steps."""
+    1.3.0 adds the dossier's receipt and the manifests' previous_dossier to the verify steps;
+    1.4.0 draws notes in every script (font fallback, right-to-left order, shaping), shows what
+    no font has as [U+XXXX] markers, writes valid ToUnicode maps and lists every followup in
+    the PDF outline, whose entries point at their pages."""
     a = make_archive(6)
     pdf = render_dossier_bytes(_input(a))
-    assert RENDERER_VERSION == "1.3.0"
+    assert RENDERER_VERSION == "1.4.0"
     assert sha256_hex(pdf) == (
-        "e75d169f5434dc4f933a5746a56abdbf8e27e45480b16c631f5af498ec1a9bc2"
+        "26ace3188661549c0b7b1a06c23fb049f7637e009e14dd129e6b4a688d1f0495"
     ), "ordinary output changed: bump RENDERER_VERSION"
 
 
@@ -441,7 +444,8 @@ def test_undrawable_characters_are_replaced_and_counted(sample: SampleArchive) -
     assert ord("漢") not in fonts.coverage
     pdf = render_dossier_bytes(_input(sample, records=records))
     text = "\n".join(_pages_text(pdf))
-    assert f"Paiement reçu {fonts.marker}{fonts.marker} {fonts.marker} ok" in text
+    assert fonts.marker == "[U+XXXX]"
+    assert "Paiement reçu [U+6F22][U+5B57] [U+0007] ok" in text
     assert "character(s) of the archived text cannot be drawn" in text
     assert check_pdfa(pdf).passed  # no .notdef glyph drawn
 

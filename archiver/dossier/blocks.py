@@ -1,5 +1,10 @@
 """Building blocks shared by the dossier sections: text filtering, wrapped cells, tables.
 
+Archived text keeps every character: what no font has is shown as a red ``[U+XXXX]``
+marker (and counted for the colophon); text in other scripts, right to left or with emoji is
+measured, wrapped and drawn by :mod:`.textlayout` (in table cells) or :mod:`.richtext`
+(paragraphs).
+
 Long lists are laid out as many small tables (``CHUNK`` rows each) rather than one huge one:
 reportlab re-measures the remainder of a table at every page split, so one 10,000-row table
 would take quadratic time. Long texts are split into paragraphs of bounded size for the
@@ -30,8 +35,9 @@ from .data import (
     fmt_value,
     fmt_when,
 )
-from .fonts import SANS_BOLD, FontSet
+from .fonts import SANS, SANS_BOLD, FontSet, marker_text
 from .linetable import LineTable, Row
+from .outline import outline_entry
 from .styles import (
     BASE_TABLE,
     CHUNK,
@@ -45,6 +51,7 @@ from .styles import (
     TX_HEAD,
     WIDTH,
 )
+from .textlayout import MARKER_COLOR, text_layout
 
 
 def grid(header: list[str], rows: list[Row], widths: Sequence[float]) -> LineTable:
@@ -54,27 +61,55 @@ def grid(header: list[str], rows: list[Row], widths: Sequence[float]) -> LineTab
     return LineTable([head, *rows], widths, header=1, grid=GRID_RULE)
 
 
+_MARKER_HEX = "#" + MARKER_COLOR.hexval()[2:]
+
+
 class TextFilter:
-    """Escapes text for platypus markup and replaces what the fonts cannot draw (counted)."""
+    """Prepares archived text for the dossier and counts the characters no font can draw."""
 
     def __init__(self, fonts: FontSet) -> None:
         self.fonts = fonts
         self.replaced = 0
 
     def __call__(self, value: Any) -> str:
-        text, n = self.fonts.drawable(value if isinstance(value, str) else fmt_value(value))
-        self.replaced += n
-        return escape(text)
+        """Paragraph markup for ``value``: escaped, each character no font has replaced by
+        a red ``[U+XXXX]`` marker. Other scripts stay as they are (see :mod:`.richtext`)."""
+        text = value if isinstance(value, str) else fmt_value(value)
+        undrawable = self.fonts.undrawable
+        if undrawable.search(text) is None:  # the common case, at C speed
+            return escape(text)
+        out: list[str] = []
+        pos = 0
+        for m in undrawable.finditer(text):
+            out.append(escape(text[pos : m.start()]))
+            out.append(f'<font color="{_MARKER_HEX}">{marker_text(m.group())}</font>')
+            pos = m.end()
+            self.replaced += 1
+        out.append(escape(text[pos:]))
+        return "".join(out)
 
     def cell(self, value: Any, font: str, size: float, width: float) -> str:
-        """Plain cell text wrapped to ``width`` (the cell's inner width) in ``font``/``size``."""
-        return wrap(self.plain(value), font, size, width)
+        """Cell text for a LineTable, wrapped to ``width`` (the cell's inner width) in
+        ``font``/``size``; the table draws the markers."""
+        text = value if isinstance(value, str) else fmt_value(value)
+        self.replaced += len(self.fonts.undrawable.findall(text))
+        return wrap(text, font, size, width)
 
     def plain(self, value: Any) -> str:
-        """For table cells holding plain strings (no markup)."""
-        text, n = self.fonts.drawable(value if isinstance(value, str) else fmt_value(value))
-        self.replaced += n
-        return text
+        """For strings drawn by reportlab itself (table cells, chart labels) in the text
+        face: a character the face does not have is replaced by its ``[U+XXXX]`` marker."""
+        text = value if isinstance(value, str) else fmt_value(value)
+        covers = self.fonts.covers[SANS]
+        if all(ord(c) in covers for c in text):
+            return text
+        out = []
+        for c in text:
+            if ord(c) in covers:
+                out.append(c)
+            else:
+                out.append(marker_text(c))
+                self.replaced += 1
+        return "".join(out)
 
 
 def wrap(text: str, font: str, size: float, width: float) -> str:
@@ -82,11 +117,16 @@ def wrap(text: str, font: str, size: float, width: float) -> str:
 
     Plain strings in table cells cost a third of a Paragraph (no markup parsing), which is
     what keeps a 10,000-followup dossier linear and fast. Words wider than the cell are cut.
+    Lines the font cannot draw as is are measured and broken by :mod:`.textlayout`.
     """
-    if "\n" not in text and stringWidth(text, font, size) <= width:
+    layout = text_layout()
+    if "\n" not in text and layout.simple(text, font) and stringWidth(text, font, size) <= width:
         return text  # the common case: one line
     lines: list[str] = []
     for raw in text.split("\n"):
+        if not layout.simple(raw, font):
+            lines.extend(layout.split(raw, font, size, width))
+            continue
         words = []
         for token in raw.split(" "):
             rest = token
@@ -110,11 +150,19 @@ def section_end(full: bool) -> Flowable:
 
 
 class Heading(Paragraph):
-    """A section title that also becomes a PDF outline entry."""
+    """A section title that also becomes a PDF outline entry (``closed``: the followups
+    listed under it start folded)."""
 
-    def __init__(self, text: str, style: ParagraphStyle, key: str, level: int = 0) -> None:
+    def __init__(
+        self, text: str, style: ParagraphStyle, key: str, level: int = 0, *, closed: bool = False
+    ) -> None:
         super().__init__(text, style)
-        self.outline = (text, key, level)
+        self.outline = (text, key, level, closed)
+
+    def draw(self) -> None:
+        super().draw()
+        title, key, level, closed = self.outline
+        outline_entry(self.canv, key, title, level, y=self.height, closed=closed)
 
 
 def table(

@@ -31,6 +31,7 @@ from .data import (
 )
 from .fonts import MONO, SANS, SANS_BOLD
 from .linetable import LineTable, Row
+from .outline import followup_title
 from .styles import (
     ACCENT,
     BAND_BG,
@@ -61,10 +62,12 @@ from .styles import (
 SHORT_TEXT = 700  # summary/notes up to this length sit in the field table
 
 
-def _followup_block(f: FollowupView, t: TextFilter) -> list[Flowable]:
+def _followup_block(f: FollowupView, t: TextFilter, n: int) -> list[Flowable]:
     """One table per followup: a header row (repeated if the table splits across pages),
     every record field, then where the record and its media are stored. Summary and notes
-    too long for a table cell flow as paragraphs between two tables."""
+    too long for a table cell flow as paragraphs between two tables. The first table is the
+    followup's entry in the PDF outline."""
+    anchor = (f"followup-{n}", followup_title(fmt_when(f.when), f.type, f.id))
     label_w = 40 * mm
     value_w = WIDTH - label_w - 6
     widths = [label_w, WIDTH - label_w]
@@ -157,8 +160,8 @@ def _followup_block(f: FollowupView, t: TextFilter) -> list[Flowable]:
         archive.append(Row(["problem", t.cell(p, SANS, 8, value_w)], [TX_ALERT, TX_ALERT]))
 
     if not long_texts:
-        return [LineTable(rows + archive, widths, grid=GRID_RULE), Spacer(1, 5 * mm)]
-    out: list[Flowable] = [LineTable(rows, widths, grid=GRID_RULE)]
+        return [LineTable(rows + archive, widths, grid=GRID_RULE, anchor=anchor), Spacer(1, 5 * mm)]
+    out: list[Flowable] = [LineTable(rows, widths, grid=GRID_RULE, anchor=anchor)]
     for label, text in long_texts:
         para_label = Paragraph(label.capitalize(), S_LABEL)
         para_label.keepWithNext = True
@@ -174,7 +177,7 @@ def _followup_block(f: FollowupView, t: TextFilter) -> list[Flowable]:
 def details(v: DossierView, t: TextFilter) -> list[Flowable]:
     """Section 4: every field of every followup record and where it is stored."""
     out: list[Flowable] = [
-        Heading("4  Followups in detail", S_H1, "details"),
+        Heading("4  Followups in detail", S_H1, "details", closed=bool(v.followups)),
         Paragraph(
             "Every field of every archived followup record, as received from the getbill API "
             "(signed media links are shown without their secret query string), followed by "
@@ -185,8 +188,8 @@ def details(v: DossierView, t: TextFilter) -> list[Flowable]:
     ]
     if not v.followups:
         out.append(Paragraph("No followup archived.", S_BODY))
-    for f in v.followups:
-        out += _followup_block(f, t)
+    for n, f in enumerate(v.followups):
+        out += _followup_block(f, t, n)
     out.append(section_end(bool(v.followups)))
     return out
 

@@ -6,6 +6,10 @@ fresh text object. Our big tables (timeline, followup details, media, custody) o
 pre-wrapped plain text, so this flowable keeps rows of lines, splits between rows (cutting a
 row between its lines only when it is taller than a whole frame), repeats its header row on
 each page, and draws a page's text in one text object. Output is fully deterministic.
+
+A line the cell's font cannot draw as is (another script, right-to-left text, an emoji, a
+character no font has) is laid out and drawn by :mod:`.textlayout`; the others stay on
+reportlab's fast path. A row (or the table) may carry an outline entry for the PDF outline.
 """
 
 from __future__ import annotations
@@ -15,7 +19,11 @@ from dataclasses import dataclass, field
 
 from reportlab.lib.colors import Color
 from reportlab.pdfbase.pdfmetrics import stringWidth
+from reportlab.pdfgen.textobject import PDFTextObject
 from reportlab.platypus import Flowable
+
+from .outline import outline_entry
+from .textlayout import Mark, Style, draw_line, draw_marks, text_layout
 
 PAD_X = 3.0
 PAD_TOP = 2.5
@@ -41,6 +49,8 @@ class Row:
     styles: Sequence[Text]
     background: Color | None = None
     rule_above: tuple[float, Color] | None = None
+    # (bookmark key, title): the row is an entry of the PDF outline, under the section.
+    anchor: tuple[str, str] | None = None
     lines: tuple[tuple[str, ...], ...] = field(init=False, repr=False)
     height: float = field(init=False)
 
@@ -61,7 +71,7 @@ class Row:
         head = ["\n".join(ls[:k]) for ls, k in zip(self.lines, keep, strict=True)]
         tail = ["\n".join(ls[k:]) for ls, k in zip(self.lines, keep, strict=True)]
         return (
-            Row(head, self.styles, self.background, self.rule_above),
+            Row(head, self.styles, self.background, self.rule_above, self.anchor),
             Row(tail, self.styles, self.background, None),
         )
 
@@ -76,12 +86,16 @@ class LineTable(Flowable):
         *,
         header: int = 1,
         grid: tuple[float, Color] | None = None,
+        anchor: tuple[str, str] | None = None,
     ) -> None:
         super().__init__()
         self.rows = list(rows)
         self.widths = list(widths)
         self.header = header
         self.grid = grid
+        # (bookmark key, title): the table's top is an entry of the PDF outline; after a
+        # split only the first part keeps it.
+        self.anchor = anchor
         self.width = sum(self.widths)
         self.height = sum(r.height for r in self.rows)
         self.hAlign = "LEFT"
@@ -121,16 +135,16 @@ class LineTable(Flowable):
             parts = body[n].cut(avail - used)
             if parts is not None:
                 return [
-                    self._with([*head, *body[:n], parts[0]]),
+                    self._with([*head, *body[:n], parts[0]], self.anchor),
                     self._with([*head, parts[1], *body[n + 1 :]]),
                 ]
         if n == 0:
             return []  # nothing fits here: the next frame takes the table
-        return [self._with([*head, *body[:n]]), self._with([*head, *body[n:]])]
+        return [self._with([*head, *body[:n]], self.anchor), self._with([*head, *body[n:]])]
 
-    def _with(self, rows: list[Row]) -> LineTable:
+    def _with(self, rows: list[Row], anchor: tuple[str, str] | None = None) -> LineTable:
         """A table like this one holding ``rows``."""
-        return LineTable(rows, self.widths, header=self.header, grid=self.grid)
+        return LineTable(rows, self.widths, header=self.header, grid=self.grid, anchor=anchor)
 
     def draw(self) -> None:
         canv = self.canv
@@ -151,6 +165,8 @@ class LineTable(Flowable):
                 canv.setLineWidth(self.grid[0])
                 canv.line(0, y, self.width, y)
         tx = canv.beginText()
+        layout = text_layout()
+        marks: list[Mark] = []
         y = top
         current: tuple[str, float, float] | None = None
         color: Color | None = None
@@ -164,7 +180,10 @@ class LineTable(Flowable):
                     tx.setFillColor(st.color)
                     color = st.color
                 baseline = y - PAD_TOP - st.size
-                if st.align == "RIGHT":
+                if not all(layout.simple(line, st.font) for line in lines):
+                    for i, line in enumerate(lines):
+                        self._rich_line(tx, line, st, x, w, baseline - i * st.leading, marks)
+                elif st.align == "RIGHT":
                     for i, line in enumerate(lines):
                         lx = x + w - PAD_X - stringWidth(line, st.font, st.size)
                         tx.setTextOrigin(lx, baseline - i * st.leading)
@@ -175,3 +194,31 @@ class LineTable(Flowable):
                 x += w
             y -= row.height
         canv.drawText(tx)
+        draw_marks(canv, marks)
+        self._outline(top)
+
+    def _rich_line(
+        self,
+        tx: PDFTextObject,
+        line: str,
+        st: Text,
+        x: float,
+        w: float,
+        y: float,
+        marks: list[Mark],
+    ) -> None:
+        """One line the cell's font cannot draw as is; right-to-left lines align right."""
+        laid = text_layout().line([(line, Style(st.font, st.size))])
+        right = st.align == "RIGHT" or laid.rtl
+        lx = x + w - PAD_X - laid.width if right else x + PAD_X
+        draw_line(tx, laid, lx, y, st.color, marks)
+
+    def _outline(self, top: float) -> None:
+        """The table's and its rows' entries in the PDF outline, in order."""
+        if self.anchor is not None:
+            outline_entry(self.canv, self.anchor[0], self.anchor[1], 1, y=top)
+        y = top
+        for row in self.rows:
+            if row.anchor is not None:
+                outline_entry(self.canv, row.anchor[0], row.anchor[1], 1, y=y)
+            y -= row.height

@@ -36,6 +36,7 @@ from .data import (
 )
 from .fonts import SANS, SANS_BOLD
 from .linetable import Row
+from .outline import followup_title
 from .styles import (
     ALERT,
     LAYOUT_TABLE,
@@ -345,7 +346,7 @@ def _clip(text: str, n: int) -> str:
     return text if len(text) <= n else text[: n - 1].rstrip() + "…"
 
 
-def _timeline_row(f: FollowupView, t: TextFilter, inner: list[float]) -> Row:
+def _timeline_row(f: FollowupView, t: TextFilter, inner: list[float], n: int) -> Row:
     status, status_style = t.cell(f.status, SANS, 8, inner[3]), TX_CELL
     if f.upstream_missing_since:
         # In the status cell: it is the followup's state in getbill that changed.
@@ -372,13 +373,14 @@ def _timeline_row(f: FollowupView, t: TextFilter, inner: list[float]) -> Row:
             summary,
         ],
         [TX_CELL, TX_CELL, TX_CELL, status_style, summary_style],
+        anchor=(f"timeline-{n}", followup_title(fmt_when(f.when), f.type, f.id)),
     )
 
 
 def timeline(v: DossierView, t: TextFilter) -> list[Flowable]:
     """Section 3: one row per followup, oldest first, with a shortened summary."""
     out: list[Flowable] = [
-        Heading("3  Timeline", S_H1, "timeline"),
+        Heading("3  Timeline", S_H1, "timeline", closed=bool(v.followups)),
         Paragraph(
             "One row per followup, oldest first (call date, else scheduled or processed "
             "time; all times UTC). Summaries are shortened here; section 4 gives them in full. "
@@ -392,7 +394,7 @@ def timeline(v: DossierView, t: TextFilter) -> list[Flowable]:
         return out
     widths = [36 * mm, 20 * mm, 18 * mm, 25 * mm, WIDTH - 99 * mm]
     inner = [w - 6 for w in widths]
-    rows = [_timeline_row(f, t, inner) for f in v.followups]
+    rows = [_timeline_row(f, t, inner, n) for n, f in enumerate(v.followups)]
     out.append(grid(["Date (UTC) / id", "Type", "Direction", "Status", "Summary"], rows, widths))
     out.append(PageBreak())
     return out

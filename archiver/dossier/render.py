@@ -18,7 +18,7 @@ from reportlab.lib.pagesizes import A4
 from reportlab.lib.units import mm
 from reportlab.pdfbase.pdfmetrics import stringWidth
 from reportlab.pdfgen.canvas import Canvas
-from reportlab.platypus import BaseDocTemplate, Flowable, Frame, PageTemplate
+from reportlab.platypus import BaseDocTemplate, Frame, PageTemplate
 
 from .. import TOOL_NAME
 from . import sections
@@ -28,7 +28,7 @@ from .pdfa import PdfMetadata, make_pdfa
 
 # Recorded in the PDF metadata and colophon. Bump on any change that alters the output bytes,
 # so `verify` can tell "rendered by another version" from "tampered with".
-RENDERER_VERSION = "1.3.0"
+RENDERER_VERSION = "1.4.0"
 
 PAGE_SIZE = A4
 MARGIN_X = 18 * mm
@@ -58,9 +58,18 @@ def _numbered_canvas(
         def __init__(self, *args: Any, **kwargs: Any) -> None:
             super().__init__(*args, **kwargs)
             self._held: list[dict[str, Any]] = []
+            # Bookmarks of the page being laid out: a destination names its page, which
+            # only exists once the held pages are written out in save().
+            self._marks: list[tuple[str, float, float]] = []
+
+        def bookmarkHorizontalAbsolute(  # noqa: N802 (reportlab API)
+            self, key: str, top: float, left: float = 0, fit: str = "XYZ", **kw: Any
+        ) -> None:
+            self._marks.append((key, top, left))
 
         def showPage(self) -> None:  # noqa: N802 (reportlab API)
             self._held.append(dict(self.__dict__))
+            self._marks = []
             self._startPage()
 
         def save(self) -> None:
@@ -68,6 +77,8 @@ def _numbered_canvas(
             pages.append(total)
             for number, state in enumerate(self._held, start=1):
                 self.__dict__.update(state)
+                for key, top, left in self._marks:
+                    super().bookmarkHorizontalAbsolute(key, top, left=left)
                 self._furniture(number, total)
                 super().showPage()
             super().save()
@@ -102,24 +113,13 @@ def _numbered_canvas(
     return NumberedCanvas
 
 
-class _DossierDoc(BaseDocTemplate):
-    """Adds a PDF outline entry for each section heading (``blocks.Heading``)."""
-
-    def afterFlowable(self, flowable: Flowable) -> None:  # noqa: N802 (reportlab API)
-        outline = getattr(flowable, "outline", None)
-        if outline is not None:
-            title, key, level = outline
-            self.canv.bookmarkPage(key)
-            self.canv.addOutlineEntry(title, key, level=level, closed=level > 0)
-
-
 def _render_raw(inp: DossierInput, on_progress: Callable[[str], None] | None) -> tuple[bytes, int]:
     fonts = load_fonts()
     view = build_view(inp, renderer_version=RENDERER_VERSION)
     story = sections.build_story(view, fonts)
     pages: list[int] = []
     buf = io.BytesIO()
-    doc = _DossierDoc(
+    doc = BaseDocTemplate(
         buf,
         pagesize=PAGE_SIZE,
         leftMargin=MARGIN_X,
