@@ -366,9 +366,12 @@ def test_timestamp_tokens_travel_with_their_manifests_and_are_checked(
     r = cli(env, "pack", "verify", str(out), "--json")
     assert r.exit_code == 1
     report = json.loads(r.stdout)
-    assert [(p["type"], p["key"]) for p in report["problems"]] == [
-        ("PackTokenMismatch", "data/manifests/00000002.tsr")
-    ]
+    found = {p["key"]: p["message"] for p in report["problems"]}
+    # Token 2 stamps manifest 1's bytes; token 1 has the right imprint but these test bytes
+    # are no signed token at all (pack verify checks signatures: a real TSA's test is in
+    # tests/test_timestamps_e2e.py).
+    assert set(found) == {"data/manifests/00000001.tsr", "data/manifests/00000002.tsr"}
+    assert "imprint" in found["data/manifests/00000002.tsr"]
     page = (out / "data/index.html").read_text(encoding="utf-8")
     assert 'href="manifests/00000001.tsr"' in page
     assert "openssl ts -verify" in (out / "data/VERIFY.txt").read_text(encoding="utf-8")

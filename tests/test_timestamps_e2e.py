@@ -262,3 +262,37 @@ def test_cli_archive_and_verify_use_the_configured_tsa(
     other = {**cli_env, "ARCHIVER_TSA_CA": str(other_authority.ca_pem)}
     r = CliRunner().invoke(main, ["verify", debt_id], env=other)
     assert r.exit_code == 1 and "TimestampUntrusted" in r.output
+
+
+def test_a_pack_carries_the_tsa_roots_and_pack_verify_checks_the_signatures(
+    env: Env,
+    tsa_authority: TestTsa,
+    other_authority: TestTsa,
+    tmp_path: Path,
+) -> None:
+    """The pack holds data/tsa-ca.pem (the operator's ARCHIVER_TSA_CA): `pack verify` checks
+    each token's signature and chain with it, offline. A token signed by a TSA those roots
+    do not certify is a problem there, as in `verify`."""
+    from archiver.pack import verify_pack
+    from archiver.pack.build import PackSettings, build_pack
+
+    trusted, unknown = env.debts()[0], env.debts()[2]
+    with LocalTsaServer(tsa_authority) as good:
+        _with_tsa(env, [good.url], tsa_authority.ca_pem)
+        env.run([trusted])
+    with LocalTsaServer(other_authority) as stranger:
+        _with_tsa(env, [stranger.url], None)  # nothing checked at archive time
+        env.run([unknown])
+    settings = PackSettings(
+        organization="Test Collections",
+        actor="tester",
+        tsa_ca_pem=tsa_authority.ca_pem.read_bytes(),
+    )
+    for debt_id in (trusted, unknown):
+        build_pack(env.store, debt_id, tmp_path / debt_id, settings)
+        assert (tmp_path / debt_id / "data/tsa-ca.pem").read_bytes() == settings.tsa_ca_pem
+    clean = verify_pack(tmp_path / trusted)
+    assert clean.ok and clean.tokens == 1, clean.problems
+    bad = verify_pack(tmp_path / unknown)
+    assert not bad.ok
+    assert [p.key for p in bad.problems] == ["data/manifests/00000001.tsr"]

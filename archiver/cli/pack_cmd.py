@@ -127,6 +127,7 @@ def create(
             sequence=sequence,
             zip=as_zip,
             concurrency=concurrency,
+            tsa_ca_pem=cfg.tsa_ca_pem(),
         )
         result = build_pack(store, debt_id, output, settings)
     if as_json:

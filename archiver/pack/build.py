@@ -60,6 +60,7 @@ from archiver.pack.layout import (
     DOSSIER_PATH,
     INDEX_PATH,
     RECEIPT_PATH,
+    TSA_CA_PATH,
     VERIFY_PATH,
     PackItem,
     Purged,
@@ -88,6 +89,7 @@ class PackSettings:
     sequence: int | None = None
     zip: bool = False
     concurrency: int = 4
+    tsa_ca_pem: bytes | None = None  # ARCHIVER_TSA_CA: carried so tokens verify offline
 
 
 @dataclass
@@ -401,6 +403,8 @@ def _build(
         debt_path=debt_item.path if debt_item else None,
         debt_fields=record_fields(read_json(root / debt_item.path)) if debt_item else [],
     )
+    if settings.tsa_ca_pem:
+        fixities[TSA_CA_PATH] = write_bytes(root, TSA_CA_PATH, settings.tsa_ca_pem)
     fixities[VERIFY_PATH] = write_bytes(root, VERIFY_PATH, render_verify(contents).encode())
     fixities[INDEX_PATH] = write_bytes(root, INDEX_PATH, render_index(contents).encode())
 

@@ -23,6 +23,7 @@ __all__ = [
     "DOSSIER_PATH",
     "INDEX_PATH",
     "RECEIPT_PATH",
+    "TSA_CA_PATH",
     "VERIFY_PATH",
     "PackItem",
     "Purged",
@@ -38,6 +39,7 @@ DOSSIER_PATH = f"{DATA}/dossier.pdf"
 RECEIPT_PATH = f"{DATA}/dossier.receipt.json"
 INDEX_PATH = f"{DATA}/index.html"
 VERIFY_PATH = f"{DATA}/VERIFY.txt"
+TSA_CA_PATH = f"{DATA}/tsa-ca.pem"  # the TSA roots the archive trusts (ARCHIVER_TSA_CA)
 # A timestamp token (or any other object) stored beside manifest N: ``manifests/N.<ext>``.
 TOKEN_RE = re.compile(r"^(\d{8})\.(?!json$)[A-Za-z0-9._-]+$")
 
@@ -87,7 +89,7 @@ def key_of_path(debt_id: str, path: str) -> str | None:
     """The archive key a pack path mirrors (None for the pack's own files and the dossier)."""
     if not path.startswith(f"{DATA}/") or path in (DOSSIER_PATH, RECEIPT_PATH):
         return None
-    if path in (INDEX_PATH, VERIFY_PATH):
+    if path in (INDEX_PATH, VERIFY_PATH, TSA_CA_PATH):
         return None
     return keys.debt_prefix(debt_id) + path[len(DATA) + 1 :]
 

@@ -37,6 +37,7 @@ from archiver.pack.layout import (
     DATA,
     DOSSIER_PATH,
     RECEIPT_PATH,
+    TSA_CA_PATH,
     manifest_items,
     pack_path,
     token_sequences,
@@ -103,8 +104,26 @@ def imprint_matches(token: bytes, sha256_hex: str) -> bool:
     return at > 0 and _SHA256_OID in token[max(0, at - 32) : at]
 
 
+def tsa_verifier(root: Path) -> TokenVerifier:
+    """Token checks with the TSA roots the pack carries (``data/tsa-ca.pem``): the signature
+    and the chain up to them (:func:`archiver.timestamps.tokens.verify_token`). A pack without
+    roots checks the imprint only (a notice says the signatures were not checked)."""
+    from archiver.timestamps.tokens import verify_token
+
+    ca_path = root / TSA_CA_PATH
+    ca = ca_path.read_bytes() if ca_path.is_file() else None
+
+    def check(token: bytes, sha256: str) -> list[str]:
+        found = verify_token(token, sha256, ca)
+        return [p.message for p in found.problems if p.severity == "error"]
+
+    return check
+
+
 def verify_pack(path: Path, *, token_verifier: TokenVerifier | None = None) -> PackVerification:
-    """Check the pack at ``path`` (its folder, or its .zip); see the module docstring."""
+    """Check the pack at ``path`` (its folder, or its .zip); see the module docstring.
+    ``token_verifier``: how tokens are checked beyond their imprint (default:
+    :func:`tsa_verifier` with the pack's own TSA roots)."""
     path = Path(path)
     result = PackVerification(str(path))
     if is_zip(path):
@@ -114,12 +133,12 @@ def verify_pack(path: Path, *, token_verifier: TokenVerifier | None = None) -> P
             except ArchiverError as exc:
                 result.add(ProblemKind.PACK_INVALID, exc.message, exc.context.get("path"))
                 return result
-            _verify_folder(root, result, token_verifier)
+            _verify_folder(root, result, token_verifier or tsa_verifier(root))
         return result
     if not path.is_dir():
         result.add(ProblemKind.PACK_INVALID, "not a pack: neither a folder nor a zip file")
         return result
-    _verify_folder(path, result, token_verifier)
+    _verify_folder(path, result, token_verifier or tsa_verifier(path))
     return result
 
 
