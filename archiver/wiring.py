@@ -70,6 +70,14 @@ def open_configured_store(config: ArchiverConfig, **client_options: Any) -> Obje
     return open_store(config.bucket, client)
 
 
+def _run_store(config: ArchiverConfig, s3_client: Any = None, **client_options: Any) -> ObjectStore:
+    """The store of a run: on ``s3_client`` when given (tests, the demo), else the
+    configured endpoint, profile and region (``client_options``: boto3 client settings)."""
+    if s3_client is not None:
+        return open_store(config.bucket, s3_client)
+    return open_configured_store(config, **client_options)
+
+
 def _default_catalog_folder(config: ArchiverConfig) -> None:
     """Create the folder of the default catalog (never a folder the user named)."""
     if config.catalog is None:
@@ -281,11 +289,7 @@ def open_archiver(
         change_reason=change_reason,
         actor=actor,
     )
-    store = (
-        open_store(config.bucket, s3_client)
-        if s3_client is not None
-        else open_configured_store(config)
-    )
+    store = _run_store(config, s3_client)
     with ExitStack() as stack:
         api = stack.enter_context(GetbillClient(api_settings, http=http, on_event=on_api_event))
         recorder, make = _pipeline(
@@ -383,11 +387,7 @@ def open_sync(
     each with ``media_concurrency`` downloads."""
     policy = configured_policy(config)
     selector = PolicySelector(policy, config.policy_registry(), explicit=policy_asked)
-    store = (
-        open_store(config.bucket, s3_client)
-        if s3_client is not None
-        else open_configured_store(config)
-    )
+    store = _run_store(config, s3_client)
     per_debt = replace(config, concurrency=max(1, media_concurrency))
     with ExitStack() as stack:
         api = stack.enter_context(GetbillClient(api_settings, http=http, on_event=on_api_event))
@@ -448,11 +448,7 @@ def open_listener(
     policy = configured_policy(config)
     # Deliveries are stored from many threads at once (one per request in flight): a pool
     # smaller than that would open and drop a connection for each one over it.
-    store = (
-        open_store(config.bucket, s3_client)
-        if s3_client is not None
-        else open_configured_store(config, max_pool_connections=LISTEN_S3_CONNECTIONS)
-    )
+    store = _run_store(config, s3_client, max_pool_connections=LISTEN_S3_CONNECTIONS)
     per_debt = replace(config, concurrency=max(1, min(config.concurrency, 2)))
 
     @contextmanager

@@ -185,6 +185,21 @@ def main() -> None:
             f"({req['total'] / max(1, s['per_debt_cost']):.1%})"
         )
 
+        # 1b. the same first sync with a token without debts:read (no debt record to read)
+        fenv = {
+            **env_for("followups-only"),
+            "GETBILL_CLIENT_ID": "followups-only-client",
+            "GETBILL_CLIENT_SECRET": "followups-only-secret",
+            "GETBILL_SCOPE": "followups:read",
+        }
+        code_f, secs_f, rss_f, out_f = run([*sync, "--since", SINCE], fenv)
+        f = summary_of(out_f)["requests"]
+        print(
+            f"1b. first sync, token without debts:read: exit {code_f}, {secs_f:.1f} s, peak RSS "
+            f"{rss_f} MiB; requests {f['total']} = {f['by_kind']} (target <= {target}: "
+            f"{'met' if f['total'] - f['by_kind'].get('refresh', 0) <= target else 'MISSED'})"
+        )
+
         # 2. rerun, nothing new
         have = set(versions(client, "company"))
         code, secs, rss, out = run([*sync, "--since", SINCE], env)

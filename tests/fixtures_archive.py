@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import pytest
 
@@ -23,7 +24,7 @@ from archiver.getbill.settings import ApiSettings
 from archiver.store.objects import ObjectStore
 from archiver.wiring import open_archiver
 
-__all__ = ["SMALL", "Env", "all_versions", "env", "manifest_of"]
+__all__ = ["SMALL", "Env", "all_versions", "env", "manifest_of", "running_env"]
 
 SMALL = dict(
     seed=3,
@@ -65,18 +66,29 @@ class Env:
         }
 
 
-@pytest.fixture
-def env(s3_server: LocalS3Server, locked_bucket: ObjectStore, tmp_path: Path) -> Iterator[Env]:
+E = TypeVar("E", bound=Env)
+
+
+@contextmanager
+def running_env(
+    cls: type[E],
+    s3: LocalS3Server,
+    store: ObjectStore,
+    tmp_path: Path,
+    sim_config: SimulatorConfig,
+) -> Iterator[E]:
+    """A simulator of ``sim_config`` on a real socket, and settings that reach it and
+    ``store`` (the ``env`` fixture's, and the sync tests' world)."""
     clock = SimClock()
-    sim = Simulator(SimulatorConfig(**SMALL), clock=clock)  # type: ignore[arg-type]
+    sim = Simulator(sim_config, clock=clock)
     with SimulatorServer(sim) as server:
-        yield Env(
+        yield cls(
             sim=sim,
             sim_url=server.base_url,
-            s3=s3_server,
-            store=locked_bucket,
+            s3=s3,
+            store=store,
             config=ArchiverConfig(
-                bucket=locked_bucket.bucket,
+                bucket=store.bucket,
                 catalog=tmp_path / "catalog.db",
                 media_hosts=("127.0.0.1",),
                 concurrency=4,
@@ -90,6 +102,13 @@ def env(s3_server: LocalS3Server, locked_bucket: ObjectStore, tmp_path: Path) ->
             ),
             clock=clock,
         )
+
+
+@pytest.fixture
+def env(s3_server: LocalS3Server, locked_bucket: ObjectStore, tmp_path: Path) -> Iterator[Env]:
+    config = SimulatorConfig(**SMALL)  # type: ignore[arg-type]
+    with running_env(Env, s3_server, locked_bucket, tmp_path, config) as running:
+        yield running
 
 
 def all_versions(store: ObjectStore, prefix: str = "") -> list[Any]:

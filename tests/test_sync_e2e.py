@@ -9,23 +9,21 @@ import math
 import threading
 from collections import Counter
 from collections.abc import Iterator
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 from click.testing import CliRunner
-from fixtures_archive import all_versions, manifest_of
+from fixtures_archive import Env, all_versions, manifest_of, running_env
 from fixtures_s3 import drop_bucket, unique_bucket_name
 
 from archiver.audit.runs import verify_runs
 from archiver.audit.verify import verify_debt
 from archiver.cli import main
-from archiver.config import ArchiverConfig
 from archiver.devkit.s3server import LocalS3Server
-from archiver.devkit.simulator import SimClock, Simulator, SimulatorConfig, SimulatorServer
-from archiver.getbill.settings import ApiSettings
+from archiver.devkit.simulator import SimulatorConfig
 from archiver.manifest.reader import latest_manifest
 from archiver.store.objects import ObjectStore
 from archiver.sync.engine import SyncResult, SyncSettings
@@ -48,18 +46,11 @@ WORLD = dict(
 )
 
 
-@dataclass
-class World:
-    sim: Simulator
-    sim_url: str
-    s3: LocalS3Server
-    store: ObjectStore
-    config: ArchiverConfig
-    api: ApiSettings
-    clock: SimClock
+class World(Env):
+    """The sync tests' world: a company of 12 debts with 5 followups each."""
 
     def sync(self, **kw: Any) -> SyncResult:
-        """One sync through the CLI's wiring (``since`` defaults to :data:`SINCE` once)."""
+        """One sync through the CLI's wiring."""
         api = kw.pop("api", self.api)
         with open_sync(self.config, api, SyncSettings(**kw), s3_client=self.s3.client()) as session:
             return session.syncer.run()
@@ -67,45 +58,15 @@ class World:
     def debts(self) -> list[str]:
         return [d for d in self.sim.debt_ids("A") if self.sim.followup_ids(d)]
 
-    def cli_env(self) -> dict[str, str]:
-        return {
-            **self.s3.env(),
-            "ARCHIVER_BUCKET": self.store.bucket,
-            "ARCHIVER_CATALOG": str(self.config.catalog),
-            "ARCHIVER_MEDIA_HOSTS": "127.0.0.1",
-            "GETBILL_API_URL": self.sim_url,
-            "GETBILL_CLIENT_ID": "demo-client",
-            "GETBILL_CLIENT_SECRET": "demo-secret",
-        }
-
 
 @pytest.fixture
 def world(s3_server: LocalS3Server, s3_client: Any, tmp_path: Path) -> Iterator[World]:
     store = ObjectStore(s3_client, unique_bucket_name("sync"))
     store.create_bucket()
-    clock = SimClock()
-    sim = Simulator(SimulatorConfig(**WORLD), clock=clock)  # type: ignore[arg-type]
-    with SimulatorServer(sim) as server:
-        yield World(
-            sim=sim,
-            sim_url=server.base_url,
-            s3=s3_server,
-            store=store,
-            config=ArchiverConfig(
-                bucket=store.bucket,
-                catalog=tmp_path / "catalog.db",
-                media_hosts=("127.0.0.1",),
-                concurrency=2,
-            ),
-            api=ApiSettings(
-                base_url=server.base_url,
-                client_id="demo-client",
-                client_secret="demo-secret",
-                backoff_base=0.01,
-                backoff_max=0.05,
-            ),
-            clock=clock,
-        )
+    config = SimulatorConfig(**WORLD)  # type: ignore[arg-type]
+    with running_env(World, s3_server, store, tmp_path, config) as running:
+        running.config = replace(running.config, concurrency=2)
+        yield running
     drop_bucket(s3_client, store.bucket)
 
 
