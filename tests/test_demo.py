@@ -39,4 +39,7 @@ def test_demo_archives_chains_verifies_and_writes_dossiers(tmp_path: Path) -> No
     assert report.pack is not None and report.pack_check is not None and report.pack_check.ok
     assert report.pack.path == tmp_path / f"pack-{report.pack.debt_id}"
     assert (report.pack.path / "data" / "index.html").is_file()
+    # The pack carries the tokens and the TSA root, so pack verify checked their signatures.
+    assert report.pack_check.tokens == report.pack.manifests
+    assert (report.pack.path / "data" / "tsa-ca.pem").is_file()
     assert any("index.html" in line for line in describe(report))

@@ -88,7 +88,8 @@ def demo_environment(
         sim = stack.enter_context(SimulatorServer(SimulatorConfig(seed=seed)))
         tsa: dict[str, Any] = {}
         if shutil.which("openssl"):  # the local TSA signs with `openssl ts -reply`
-            authority = make_test_tsa(workdir / "tsa", name="getbill-archiver demo TSA")
+            # Absolute: openssl runs in its own working folder.
+            authority = make_test_tsa((workdir / "tsa").resolve(), name="getbill-archiver demo TSA")
             server = stack.enter_context(LocalTsaServer(authority))
             tsa = {"tsa_urls": (server.url,), "tsa_ca": authority.ca_pem}
         config = ArchiverConfig(
@@ -205,7 +206,9 @@ def run_demo(
                 out = workdir / f"dossier-{debt_id}.pdf"
                 out.write_bytes(store.read_bytes(latest))
                 report.dossiers.append(out)
-        report.pack, report.pack_check = _pack_largest(store, debt_ids, workdir, on_step)
+        report.pack, report.pack_check = _pack_largest(
+            store, debt_ids, workdir, on_step, env.config.tsa_ca_pem()
+        )
         if on_ready is not None:
             on_ready(env)
         on_step("stopping the servers")
@@ -213,7 +216,11 @@ def run_demo(
 
 
 def _pack_largest(
-    store: ObjectStore, debt_ids: list[str], workdir: Path, on_step: Callable[[str], None]
+    store: ObjectStore,
+    debt_ids: list[str],
+    workdir: Path,
+    on_step: Callable[[str], None],
+    tsa_ca_pem: bytes | None = None,
 ) -> tuple[PackResult, PackVerification]:
     """``archiver pack`` of the debt whose latest manifest names the most media bytes, into
     ``workdir/pack-ID`` (the pack of an earlier demo run there is replaced), checked offline."""
@@ -227,7 +234,9 @@ def _pack_largest(
     if target.is_dir():
         shutil.rmtree(target)  # the demo's own output of an earlier run
     on_step(f"evidence pack of {debt_id}, the debt with the most media: `archiver pack`")
-    settings = PackSettings(organization=DEMO_ORGANIZATION, actor="demo", reason="demo")
+    settings = PackSettings(
+        organization=DEMO_ORGANIZATION, actor="demo", reason="demo", tsa_ca_pem=tsa_ca_pem
+    )
     result = build_pack(store, debt_id, target, settings)
     on_step("checking the pack offline, from the pack alone: `archiver pack verify`")
     return result, verify_pack(target)
