@@ -23,8 +23,8 @@ import threading
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from types import TracebackType
 
+from archiver.devkit.background import BackgroundServer
 from archiver.errors import ConfigError
 
 __all__ = ["REJECTION", "LocalTsaServer", "TestTsa", "make_test_tsa", "openssl_binary"]
@@ -131,7 +131,7 @@ def make_test_tsa(
     return TestTsa(folder, name, folder / "ca.pem", folder / "tsa.pem", config)
 
 
-class LocalTsaServer:
+class LocalTsaServer(BackgroundServer):
     """``authority``'s TSA over HTTP on ``host`` (a free port) until the ``with`` block ends."""
 
     def __init__(self, authority: TestTsa, *, host: str = "127.0.0.1") -> None:
@@ -168,13 +168,14 @@ class LocalTsaServer:
             def log_message(self, format: str, *args: object) -> None:  # noqa: A002
                 pass  # quiet: tests and the demo print their own lines
 
-        self._httpd = ThreadingHTTPServer((host, 0), Handler)
-        self._httpd.daemon_threads = True
-        self._thread: threading.Thread | None = None
+        httpd = ThreadingHTTPServer((host, 0), Handler)
+        httpd.daemon_threads = True
+        self._address = httpd.server_address[:2]
+        self._server = httpd
 
     @property
     def url(self) -> str:
-        host, port = self._httpd.server_address[:2]
+        host, port = self._address
         return f"http://{host!s}:{port}/tsa"
 
     def reply(self, query: bytes) -> bytes:
@@ -191,28 +192,3 @@ class LocalTsaServer:
                     "-queryfile", str(path),
                     cwd=self.authority.folder,
                 )  # fmt: skip
-
-    def start(self) -> LocalTsaServer:
-        # A short poll: stopping the server takes that long.
-        self._thread = threading.Thread(
-            target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
-        )
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        self._httpd.shutdown()
-        self._httpd.server_close()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-
-    def __enter__(self) -> LocalTsaServer:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()

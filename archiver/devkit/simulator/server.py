@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import socketserver
-import threading
-from types import TracebackType
 from typing import Any
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
+from archiver.devkit.background import BackgroundServer
 from archiver.devkit.simulator.app import Simulator
 from archiver.devkit.simulator.config import SimulatorConfig
 
@@ -24,7 +23,7 @@ class _ThreadingWSGIServer(socketserver.ThreadingMixIn, WSGIServer):
     allow_reuse_address = True
 
 
-class SimulatorServer:
+class SimulatorServer(BackgroundServer):
     """A threaded WSGI server for a simulator; use as a context manager.
 
     ``port=0`` picks a free port. The simulator's ``base_url`` (the prefix of signed media
@@ -60,7 +59,7 @@ class SimulatorServer:
         self.base_url = f"http://{host}:{self.port}"
         if self.simulator.base_url is None:
             self.simulator.base_url = self.base_url
-        self._thread: threading.Thread | None = None
+        self.thread_name = f"getbill-simulator-{self.port}"
 
     def archiver_env(self) -> dict[str, str]:
         """The variables that point ``archiver`` at this simulator: API URL, the first client's
@@ -73,37 +72,6 @@ class SimulatorServer:
             "ARCHIVER_MEDIA_HOSTS": self.host,
         }
 
-    def start(self) -> SimulatorServer:
-        """Serve in a daemon thread (returns at once)."""
-        if self._thread is None:
-            self._thread = threading.Thread(
-                target=self._server.serve_forever,
-                kwargs={"poll_interval": 0.05},
-                name=f"getbill-simulator-{self.port}",
-                daemon=True,
-            )
-            self._thread.start()
-        return self
-
     def serve_forever(self) -> None:
         """Serve in the calling thread until interrupted (the CLI)."""
         self._server.serve_forever(poll_interval=0.2)
-
-    def stop(self) -> None:
-        """Stop serving and close the socket."""
-        if self._thread is not None:
-            self._server.shutdown()
-            self._thread.join(timeout=5)
-            self._thread = None
-        self._server.server_close()
-
-    def __enter__(self) -> SimulatorServer:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
