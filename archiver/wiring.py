@@ -33,10 +33,11 @@ from archiver.store import keys
 from archiver.store.objects import ObjectStore
 from archiver.store.settings import make_s3_client
 from archiver.sync.engine import ArchiverFactory, Syncer, SyncEvent, SyncSettings
-from archiver.timestamps.client import Timestamper, open_timestamper
 
 if TYPE_CHECKING:
     import httpx
+
+    from archiver.timestamps.client import Timestamper
 
 from archiver.config import ArchiverConfig
 from archiver.errors import ConfigError
@@ -239,6 +240,9 @@ def open_configured_timestamper(stack: ExitStack, config: ArchiverConfig) -> Tim
     client closed with ``stack``; None when no TSA is configured."""
     if not config.tsa_urls:
         return None
+    # rfc3161-client and cryptography load only when a TSA is configured.
+    from archiver.timestamps.client import open_timestamper
+
     timestamper, http = open_timestamper(config.tsa_urls, config.tsa_ca_pem())
     stack.callback(http.close)
     return timestamper

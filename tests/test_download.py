@@ -29,7 +29,7 @@ from archiver.errors import (
     MediaHostNotAllowedError,
 )
 from archiver.getbill.records import MediaRef
-from archiver.media.download import MediaDownloader
+from archiver.media.download import MediaDownloader, blocks
 from archiver.media.types import DownloadedMedia, DownloadEvent, DownloadSettings
 from archiver.media.urls import check_media_url
 
@@ -776,3 +776,13 @@ def test_simulator_over_real_http_truncation_and_html_retried(tmp_path: Path) ->
     reasons = [e.reason or "" for e in events if e.kind == "retry"]
     assert reasons[0].startswith("truncated body")
     assert os.listdir(tmp_path) == [media.path.name]
+
+
+@pytest.mark.parametrize("size", [1, 5, 7, 64])
+def test_blocks_are_exactly_sized_and_give_back_every_byte(size: int) -> None:
+    pieces = [b"", b"abc", b"defghij", b"", b"k" * 40, b"lm", b"n" * 7]
+    out = [bytes(block) for block in blocks(iter(pieces), size)]
+    assert b"".join(out) == b"".join(pieces)
+    assert all(len(block) == size for block in out[:-1])
+    assert 0 < len(out[-1]) <= size
+    assert list(blocks(iter([b"", b""]), size)) == []

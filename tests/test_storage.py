@@ -408,20 +408,31 @@ def test_large_block_reader_returns_big_blocks_and_seeks(tmp_path: Path) -> None
         assert body.tell() == 1024 * 1024
 
 
-def test_signer_is_given_the_known_sha256_instead_of_hashing_the_body_again(
+def test_uploads_are_pinned_by_their_signed_checksum_not_hashed_again_to_sign(
     locked_bucket: ObjectStore,
 ) -> None:
-    seen: list[str] = []
+    """The signer does not read the body (no second SHA-256 pass over every byte): the
+    payload is UNSIGNED-PAYLOAD, and the x-amz-checksum-sha256 the server checks the bytes
+    against is one of the signed headers, so a changed body or checksum is still refused."""
+    sent: list[dict[str, str]] = []
 
     def spy(request: Any, **_: Any) -> None:
-        seen.append(request.headers.get("X-Amz-Content-SHA256"))
+        sent.append(dict(request.headers))
 
-    # registered after the store's handler, so it sees the header the store set
-    locked_bucket.client.meta.events.register("before-sign.s3.PutObject", spy)
+    locked_bucket.client.meta.events.register("before-send.s3.PutObject", spy)
     try:
         data = b"evidence bytes"
         lock = Lock("GOVERNANCE", datetime.now(UTC) + timedelta(days=1))
         locked_bucket.put_bytes("k/known-sha.bin", data, lock=lock, content_type="text/plain")
     finally:
-        locked_bucket.client.meta.events.unregister("before-sign.s3.PutObject", spy)
-    assert seen == [hashlib.sha256(data).hexdigest()]
+        locked_bucket.client.meta.events.unregister("before-send.s3.PutObject", spy)
+    (sent_headers,) = sent
+    headers = {
+        k: v.decode() if isinstance(v, bytes) else v for k, v in sent_headers.items()
+    }
+    assert headers["X-Amz-Content-SHA256"] == "UNSIGNED-PAYLOAD"
+    expected = base64.b64encode(hashlib.sha256(data).digest()).decode()
+    assert headers["x-amz-checksum-sha256"] == expected
+    signed = headers["Authorization"].split("SignedHeaders=")[1].split(",")[0].split(";")
+    assert "x-amz-checksum-sha256" in signed
+    assert "if-none-match" in signed

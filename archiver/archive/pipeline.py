@@ -42,6 +42,7 @@ from collections.abc import Callable, Iterable, Sequence
 from contextlib import suppress
 from dataclasses import dataclass
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 from archiver.archive.dry_run import MediaCheck, preview, with_policy
 from archiver.archive.finish import DossierRenderer, Finisher
@@ -65,7 +66,9 @@ from archiver.common.time import utcnow
 from archiver.errors import ConfigError, ManifestRaceError, StorageError
 from archiver.retention.policy_choice import PolicySelector
 from archiver.store.objects import ObjectStore
-from archiver.timestamps.client import Timestamper
+
+if TYPE_CHECKING:
+    from archiver.timestamps.client import Timestamper
 
 __all__ = ["MANIFEST_ATTEMPTS", "ArchiveSettings", "Archiver"]
 

@@ -11,6 +11,7 @@ again. A token another run stored first (two runs stamping the same manifest) st
 from __future__ import annotations
 
 from dataclasses import replace
+from typing import TYPE_CHECKING
 
 from archiver.archive.plan import DebtPlan
 from archiver.archive.results import DebtResult
@@ -19,7 +20,9 @@ from archiver.common.problems import Problem, ProblemKind
 from archiver.errors import ArchiverError, ObjectConflictError
 from archiver.store import keys
 from archiver.store.objects import ObjectStore
-from archiver.timestamps.client import Timestamper
+
+if TYPE_CHECKING:
+    from archiver.timestamps.client import Timestamper
 
 __all__ = ["TokenKeeper"]
 

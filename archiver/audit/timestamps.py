@@ -18,7 +18,6 @@ from archiver.errors import ArchiverError
 from archiver.manifest.chain import ChainLink
 from archiver.store import keys
 from archiver.store.objects import ObjectStore
-from archiver.timestamps.tokens import verify_token
 
 __all__ = ["TimestampFindings", "TimestampTrust", "check_timestamps"]
 
@@ -74,6 +73,9 @@ def check_timestamps(
             found.problems.append(Problem.from_exception(exc, debt_id=debt_id, key=tkey))
             continue
         found.tokens += 1
+        # cryptography and rfc3161-client load only when there is a token to check.
+        from archiver.timestamps.tokens import verify_token
+
         check = verify_token(token, link.sha256, trust.ca_pem)
         for problem in check.located(debt_id=debt_id, key=tkey):
             if problem.blocking:

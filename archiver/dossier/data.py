@@ -16,7 +16,6 @@ from archiver.common.redact import strip_query
 from archiver.common.time import parse_iso_lenient
 from archiver.getbill.records import MEDIA_FIELDS
 from archiver.store import keys
-from archiver.timestamps.tokens import read_token
 
 from .money import fmt_money
 from .statuses import UNKNOWN, debt_status_meaning, followup_status_meaning, with_meaning
@@ -702,6 +701,11 @@ def _timestamps(inp: DossierInput) -> list[TimestampView]:
     prev = man.get("previous")
     if isinstance(prev, dict) and isinstance(prev.get("sha256"), str):
         known[sequence - 1] = prev["sha256"]
+    if not inp.timestamps:
+        return []
+    # cryptography and rfc3161-client load only for a debt that has tokens.
+    from archiver.timestamps.tokens import read_token
+
     out = []
     for seq in sorted(inp.timestamps):
         key = keys.manifest_token_key(debt_id, seq)

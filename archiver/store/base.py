@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any, NoReturn
 from botocore.exceptions import BotoCoreError, ClientError
 
 from archiver.store.s3errors import NOT_FOUND_CODES, error_code, http_status, raise_translated
-from archiver.store.settings import StorageSettings, sign_with_known_sha256
+from archiver.store.settings import StorageSettings
 from archiver.store.types import ObjectInfo
 
 if TYPE_CHECKING:
@@ -27,7 +27,6 @@ class S3Base:
         self.client = client
         self.bucket = bucket
         self.settings = settings or StorageSettings()
-        sign_with_known_sha256(client)
 
     def _fail(self, exc: Exception, action: str, **context: Any) -> NoReturn:
         """Translate a botocore exception into our error tree (never returns)."""

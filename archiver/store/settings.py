@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import base64
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, cast
 
-import boto3
+import botocore.session
 from botocore.config import Config
 from botocore.exceptions import ProfileNotFound
 
@@ -17,7 +16,7 @@ from archiver.store.s3errors import profile_not_found
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
 
-__all__ = ["MIN_PART_SIZE", "MiB", "StorageSettings", "make_s3_client", "sign_with_known_sha256"]
+__all__ = ["MIN_PART_SIZE", "MiB", "StorageSettings", "make_s3_client"]
 
 MiB = 1024 * 1024
 MIN_PART_SIZE = 5 * MiB  # S3's minimum for every part but the last
@@ -52,13 +51,19 @@ def make_s3_client(
     profile: str | None = None,
     **kw: Any,
 ) -> S3Client:
-    """A boto3 S3 client with path addressing and standard retries.
+    """A botocore S3 client with path addressing and standard retries.
 
-    Endpoint, credentials, profile and region come from boto3's own environment
+    Endpoint, credentials, profile and region come from botocore's own environment
     (AWS_ENDPOINT_URL_S3 / AWS_ENDPOINT_URL, AWS_PROFILE, AWS_ACCESS_KEY_ID, AWS_REGION...)
     unless ``endpoint_url`` or ``profile`` (a named AWS profile; unknown: :class:`ConfigError`)
     is given. With ``checksum_when_required`` (the default) botocore adds no checksum of its
     own: we send an explicit ``ChecksumSHA256`` on every upload.
+
+    Payload signing is off (``X-Amz-Content-SHA256: UNSIGNED-PAYLOAD``, what botocore does by
+    default for uploads over https): every body we send carries ``x-amz-checksum-sha256``,
+    which the signature covers and the server checks against the bytes, so the body is pinned
+    all the same. Signing it too would make botocore read and hash each body once more before
+    sending it over plain http (a local S3), a second SHA-256 pass over every byte.
     ``config_options`` go to :class:`botocore.config.Config` over these defaults (e.g.
     ``connect_timeout``, ``retries``). Extra keyword arguments go to ``Session.client`` (e.g.
     ``region_name``, credentials). An ``AWS_PROFILE`` that no config file defines raises
@@ -68,7 +73,7 @@ def make_s3_client(
         "when_required" if checksum_when_required else "when_supported"
     )
     options: dict[str, Any] = {
-        "s3": {"addressing_style": "path"},
+        "s3": {"addressing_style": "path", "payload_signing_enabled": False},
         "retries": {"mode": "standard"},
         "request_checksum_calculation": mode,
         "response_checksum_validation": mode,
@@ -78,33 +83,12 @@ def make_s3_client(
     if endpoint_url is not None:
         kw["endpoint_url"] = endpoint_url
     try:
-        session = boto3.session.Session(profile_name=profile)
-        if session.region_name is None and "region_name" not in kw:
+        # botocore's session, not boto3's: the same environment, profiles and client, without
+        # loading boto3 and s3transfer (a tenth of a second at every start of the CLI).
+        session = botocore.session.Session(profile=profile)
+        if session.get_config_variable("region") is None and "region_name" not in kw:
             kw["region_name"] = "us-east-1"
-        return session.client("s3", config=config, **kw)
+        return cast("S3Client", session.create_client("s3", config=config, **kw))
     except ProfileNotFound as exc:
         named_by_env = profile is None or profile == os.environ.get("AWS_PROFILE")
         raise profile_not_found(exc, "AWS_PROFILE" if named_by_env else "--profile") from None
-
-
-def _payload_sha256_from_checksum(request: Any, **_: Any) -> None:
-    """Before SigV4 signs a PUT: the body's SHA-256 is already known (we send it as
-    ``x-amz-checksum-sha256``), so give it to the signer as ``X-Amz-Content-SHA256``.
-
-    Over plain http botocore would otherwise read and hash the whole body once more just to
-    sign it; with the header the signature covers the same hash and S3 checks both."""
-    checksum = request.headers.get("x-amz-checksum-sha256")
-    if checksum and "X-Amz-Content-SHA256" not in request.headers:
-        request.headers["X-Amz-Content-SHA256"] = base64.b64decode(checksum).hex()
-
-
-def sign_with_known_sha256(client: Any) -> None:
-    """Register :func:`_payload_sha256_from_checksum` on ``client`` (once per client)."""
-    events = client.meta.events
-    for operation in ("PutObject", "UploadPart"):
-        # unique_id: registering twice (several stores on one client) keeps one handler.
-        events.register(
-            f"before-sign.s3.{operation}",
-            _payload_sha256_from_checksum,
-            unique_id=f"archiver-known-sha256-{operation}",
-        )
