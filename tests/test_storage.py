@@ -427,9 +427,7 @@ def test_uploads_are_pinned_by_their_signed_checksum_not_hashed_again_to_sign(
     finally:
         locked_bucket.client.meta.events.unregister("before-send.s3.PutObject", spy)
     (sent_headers,) = sent
-    headers = {
-        k: v.decode() if isinstance(v, bytes) else v for k, v in sent_headers.items()
-    }
+    headers = {k: v.decode() if isinstance(v, bytes) else v for k, v in sent_headers.items()}
     assert headers["X-Amz-Content-SHA256"] == "UNSIGNED-PAYLOAD"
     expected = base64.b64encode(hashlib.sha256(data).digest()).decode()
     assert headers["x-amz-checksum-sha256"] == expected
