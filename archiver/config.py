@@ -21,6 +21,7 @@ from archiver.common.redact import strip_query
 from archiver.errors import ConfigError
 from archiver.media.types import DEFAULT_MAX_MEDIA_BYTES
 from archiver.retention.policies import DEFAULT_POLICY
+from archiver.store.types import DEFAULT_MULTIPART_THRESHOLD
 
 if TYPE_CHECKING:  # the registry (and its policy files) load when a command needs them
     from archiver.retention.registry import PolicyRegistry
@@ -36,6 +37,7 @@ FILE_KEYS: dict[str, tuple[str, ...]] = {
     "policy_dir": ("ARCHIVER_POLICY_DIR",),
     "media_hosts": ("ARCHIVER_MEDIA_HOSTS",),
     "max_media_bytes": ("ARCHIVER_MAX_MEDIA_BYTES",),
+    "multipart_threshold": ("ARCHIVER_MULTIPART_THRESHOLD",),
     "tsa_url": ("ARCHIVER_TSA_URL",),
     "tsa_ca": ("ARCHIVER_TSA_CA",),
     "organization": ("ARCHIVER_ORGANIZATION",),
@@ -154,6 +156,8 @@ class ArchiverConfig:
     concurrency: media downloads/uploads in flight at once.
     max_media_bytes: the largest media file downloaded, in bytes (``ARCHIVER_MAX_MEDIA_BYTES``,
         default 4 GiB); a larger one is refused and reported as a problem of its debt.
+    multipart_threshold: files larger than this (bytes) go to S3 in parts of 16 MiB, smaller
+        ones in one PUT (``ARCHIVER_MULTIPART_THRESHOLD``, default 100 MiB).
     profile: AWS named profile for S3 credentials (``AWS_PROFILE``); None: boto3's default.
     endpoint_url: S3 endpoint (``AWS_ENDPOINT_URL_S3``, ``AWS_ENDPOINT_URL``); None: AWS.
     region: S3 region (``AWS_REGION``, ``AWS_DEFAULT_REGION``); None: boto3's own lookup.
@@ -173,6 +177,7 @@ class ArchiverConfig:
     policy_dirs: tuple[Path, ...] = ()
     concurrency: int = 4
     max_media_bytes: int = DEFAULT_MAX_MEDIA_BYTES
+    multipart_threshold: int = DEFAULT_MULTIPART_THRESHOLD
     profile: str | None = None
     endpoint_url: str | None = None
     region: str | None = None
@@ -197,6 +202,9 @@ class ArchiverConfig:
                 Path(d) for d in env.get("ARCHIVER_POLICY_DIR", "").split(os.pathsep) if d
             ),
             max_media_bytes=_positive_int(env, "ARCHIVER_MAX_MEDIA_BYTES", DEFAULT_MAX_MEDIA_BYTES),
+            multipart_threshold=_positive_int(
+                env, "ARCHIVER_MULTIPART_THRESHOLD", DEFAULT_MULTIPART_THRESHOLD
+            ),
             profile=env.get("AWS_PROFILE") or None,
             endpoint_url=env.get("AWS_ENDPOINT_URL_S3") or env.get("AWS_ENDPOINT_URL") or None,
             region=env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION") or None,

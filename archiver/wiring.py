@@ -6,8 +6,9 @@ tests prove is what users run.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Iterator
-from contextlib import ExitStack, contextmanager
+from contextlib import ExitStack, contextmanager, suppress
 from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
@@ -31,7 +32,7 @@ from archiver.retention.policies import RetentionPolicy
 from archiver.retention.policy_choice import PolicySelector
 from archiver.store import keys
 from archiver.store.objects import ObjectStore
-from archiver.store.settings import make_s3_client
+from archiver.store.settings import StorageSettings, make_s3_client
 from archiver.sync.engine import ArchiverFactory, Syncer, SyncEvent, SyncSettings
 
 if TYPE_CHECKING:
@@ -51,11 +52,19 @@ if TYPE_CHECKING:
     from archiver.listen.worker import ArchiveTools
 
 
-def open_store(bucket: str | None, s3_client: Any = None) -> ObjectStore:
+def open_store(
+    bucket: str | None, s3_client: Any = None, settings: StorageSettings | None = None
+) -> ObjectStore:
     """An :class:`ObjectStore` on ``bucket`` (boto3's own env gives endpoint and credentials)."""
     if not bucket:
         raise ConfigError("no bucket: pass --bucket NAME or set ARCHIVER_BUCKET")
-    return ObjectStore(s3_client if s3_client is not None else make_s3_client(), bucket)
+    client = s3_client if s3_client is not None else make_s3_client()
+    return ObjectStore(client, bucket, settings)
+
+
+def storage_settings(config: ArchiverConfig) -> StorageSettings:
+    """The transfer tuning ``config`` sets."""
+    return StorageSettings(multipart_threshold=config.multipart_threshold)
 
 
 def open_configured_store(config: ArchiverConfig, **client_options: Any) -> ObjectStore:
@@ -68,14 +77,14 @@ def open_configured_store(config: ArchiverConfig, **client_options: Any) -> Obje
     client = make_s3_client(
         config.endpoint_url, profile=config.profile, config_options=client_options or None, **kw
     )
-    return open_store(config.bucket, client)
+    return open_store(config.bucket, client, storage_settings(config))
 
 
 def _run_store(config: ArchiverConfig, s3_client: Any = None, **client_options: Any) -> ObjectStore:
     """The store of a run: on ``s3_client`` when given (tests, the demo), else the
     configured endpoint, profile and region (``client_options``: boto3 client settings)."""
     if s3_client is not None:
-        return open_store(config.bucket, s3_client)
+        return open_store(config.bucket, s3_client, storage_settings(config))
     return open_configured_store(config, **client_options)
 
 
@@ -153,6 +162,29 @@ def dossier_location(store: ObjectStore) -> dict[str, str]:
 TIMESTAMPS_METADATA = "timestamps"
 """The dossier's S3 metadata naming the manifests whose tokens it shows (``1-3,5``): a token
 stored later (its TSA was down) is not in a re-render of a dossier rendered before it."""
+
+
+class DossierStack:
+    """The dossier renderer (reportlab, pikepdf, fonts: about half a second to load) loaded
+    by a background thread as a run starts, while it lists and downloads, rather than after
+    its last download; rendering waits for that load, then renders as
+    :func:`render_for_archive` does."""
+
+    def __init__(self) -> None:
+        self._loaded = threading.Thread(target=_load_dossier_stack, daemon=True)
+        self._loaded.start()
+
+    def __call__(self, request: DossierRequest) -> RenderedDossier:
+        self._loaded.join()
+        return render_for_archive(request)
+
+
+def _load_dossier_stack() -> None:
+    # An import that fails here fails again, with its traceback, where the dossier renders.
+    with suppress(Exception):
+        from archiver.dossier.fonts import load_fonts
+
+        load_fonts()
 
 
 def render_for_archive(request: DossierRequest) -> RenderedDossier:
@@ -334,6 +366,7 @@ def _pipeline(
     recorder = open_recorder(config, dry_run=dry_run)
     stack.callback(recorder.close)
     timestamper = open_configured_timestamper(stack, config)
+    dossiers = DossierStack() if render_dossiers and not dry_run else render_for_archive
 
     def make(
         source: FollowupSource, debt_rule: DebtRecordRule | None, run_id: str | None
@@ -351,7 +384,7 @@ def _pipeline(
             ),
             on_event=on_event,
             subscribers=[recorder],
-            render_dossier=render_for_archive,
+            render_dossier=dossiers,
             check_media=lambda ref: check_media_url(ref.url, media_settings),
             debt_rule=debt_rule,
             run_id=run_id,

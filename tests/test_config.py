@@ -163,3 +163,14 @@ def test_catalog_defaults_to_the_buckets_own_under_xdg_data_home(tmp_path: Path)
     assert config_file_path({**config_home, "ARCHIVER_CONFIG": "/etc/a.toml"}) == Path(
         "/etc/a.toml"
     )
+
+
+def test_multipart_threshold_reaches_the_store() -> None:
+    from archiver.store.types import DEFAULT_MULTIPART_THRESHOLD
+    from archiver.wiring import storage_settings
+
+    assert ArchiverConfig.from_env({}).multipart_threshold == DEFAULT_MULTIPART_THRESHOLD
+    cfg = ArchiverConfig.from_env({"ARCHIVER_MULTIPART_THRESHOLD": str(16 * 1024 * 1024)})
+    assert storage_settings(cfg).multipart_threshold == 16 * 1024 * 1024
+    with pytest.raises(ConfigError, match="ARCHIVER_MULTIPART_THRESHOLD"):
+        ArchiverConfig.from_env({"ARCHIVER_MULTIPART_THRESHOLD": "lots"})

@@ -49,8 +49,10 @@ from archiver.cli import main
 pytestmark = pytest.mark.integration
 
 MiB = 1024 * 1024
-# Above the store's default multipart threshold (16 MiB): two parts of 16 MiB and 64 KiB.
-BIG_AUDIO = 16 * MiB + 64 * 1024
+# Above the multipart threshold the runs set (ARCHIVER_MULTIPART_THRESHOLD, 16 MiB): two
+# parts of 16 MiB and 64 KiB.
+MULTIPART_THRESHOLD = 16 * MiB
+BIG_AUDIO = MULTIPART_THRESHOLD + 64 * 1024
 
 # target -> S3 operation and key pattern under debts/{debt}/; ``{call}`` / ``{big}`` are the
 # followups with the small and the large recording (see :func:`scenario`)
@@ -249,7 +251,11 @@ class Scenario:
         return [d.id for d in self.debts]
 
     def cli_env(self) -> dict[str, str]:
-        env = {**self.env.cli_env(), "AWS_ENDPOINT_URL_S3": self.proxy.url}
+        env = {
+            **self.env.cli_env(),
+            "AWS_ENDPOINT_URL_S3": self.proxy.url,
+            "ARCHIVER_MULTIPART_THRESHOLD": str(MULTIPART_THRESHOLD),
+        }
         if self.attempts is not None:
             env["AWS_MAX_ATTEMPTS"] = str(self.attempts)
         return env

@@ -434,3 +434,23 @@ def test_uploads_are_pinned_by_their_signed_checksum_not_hashed_again_to_sign(
     signed = headers["Authorization"].split("SignedHeaders=")[1].split(",")[0].split(";")
     assert "x-amz-checksum-sha256" in signed
     assert "if-none-match" in signed
+
+
+def test_file_slice_is_one_part_of_the_file_and_rewinds(tmp_path: Path) -> None:
+    import io
+
+    from archiver.store.transfer import FileSlice
+
+    path = tmp_path / "f.bin"
+    data = bytes(range(256)) * 64  # 16 KiB
+    path.write_bytes(data)
+    with FileSlice(path, 5000, 6000, 4096) as part:
+        assert part.read(10) == data[5000:9096]  # a large block, not 10 bytes
+        assert part.tell() == 4096
+        assert part.read() == data[9096:11000]  # never past the slice
+        assert part.read(1) == b""
+        assert part.seek(0, io.SEEK_END) == 6000
+        assert part.seek(-100, io.SEEK_END) == 5900
+        assert part.read() == data[10900:11000]
+        part.seek(0)
+        assert b"".join(iter(lambda: part.read(1000), b"")) == data[5000:11000]

@@ -12,13 +12,13 @@ from botocore.config import Config
 from botocore.exceptions import ProfileNotFound
 
 from archiver.store.s3errors import profile_not_found
+from archiver.store.types import DEFAULT_MULTIPART_THRESHOLD, MiB
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
 
 __all__ = ["MIN_PART_SIZE", "MiB", "StorageSettings", "make_s3_client"]
 
-MiB = 1024 * 1024
 MIN_PART_SIZE = 5 * MiB  # S3's minimum for every part but the last
 
 
@@ -26,13 +26,14 @@ MIN_PART_SIZE = 5 * MiB  # S3's minimum for every part but the last
 class StorageSettings:
     """Transfer tuning.
 
-    multipart_threshold: files larger than this are uploaded in parts (default 16 MiB).
-    part_size: bytes per part, at least 5 MiB (S3's minimum); also the most memory one upload
-        holds at a time (default 16 MiB).
+    multipart_threshold: files larger than this are uploaded in parts (default 100 MiB, where
+        AWS advises multipart); smaller ones in one streamed PUT (one request, not four).
+    part_size: bytes per part, at least 5 MiB (S3's minimum; default 16 MiB). Parts are sent
+        from the file: an upload holds one ``read_chunk`` in memory, whatever the part size.
     read_chunk: bytes per read from disk or from a GET stream (default 1 MiB).
     """
 
-    multipart_threshold: int = 16 * MiB
+    multipart_threshold: int = DEFAULT_MULTIPART_THRESHOLD
     part_size: int = 16 * MiB
     read_chunk: int = 1 * MiB
 

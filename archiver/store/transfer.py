@@ -18,7 +18,7 @@ from archiver.store.types import Lock
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
 
-__all__ = ["LargeBlocks", "put_object_args", "upload_parts"]
+__all__ = ["FileSlice", "LargeBlocks", "put_object_args", "upload_parts"]
 
 
 class LargeBlocks(io.RawIOBase):
@@ -52,6 +52,46 @@ class LargeBlocks(io.RawIOBase):
         super().close()
 
 
+class FileSlice(io.RawIOBase):
+    """``length`` bytes of a file from ``offset``, read in large blocks: one part of a
+    multipart upload sent from the file itself, so memory stays at one block whatever the
+    part size. Seekable within the slice (botocore rewinds a body to retry it)."""
+
+    def __init__(self, path: Path, offset: int, length: int, block: int) -> None:
+        self._raw = path.open("rb")
+        self._start = offset
+        self._length = length
+        self._block = block
+        self._pos = 0
+        self._raw.seek(offset)
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        base = {io.SEEK_SET: 0, io.SEEK_CUR: self._pos, io.SEEK_END: self._length}[whence]
+        self._pos = min(max(0, base + offset), self._length)
+        self._raw.seek(self._start + self._pos)
+        return self._pos
+
+    def tell(self) -> int:
+        return self._pos
+
+    def read(self, size: int | None = -1) -> bytes:
+        left = self._length - self._pos
+        want = left if size is None or size < 0 else min(left, max(size, self._block))
+        data = self._raw.read(want) if want > 0 else b""
+        self._pos += len(data)
+        return data
+
+    def close(self) -> None:
+        self._raw.close()
+        super().close()
+
+
 def upload_parts(
     client: S3Client,
     bucket: str,
@@ -63,45 +103,43 @@ def upload_parts(
 ) -> list[dict[str, Any]]:
     """Upload ``path`` as the parts of multipart upload ``upload_id``, each with its SHA-256.
 
-    Returns the parts for ``CompleteMultipartUpload``. Raises :class:`StorageError` if the
-    file needs more than 10,000 parts or no longer hashes to ``sha256``.
+    Each part is hashed by reading it from the file, then sent from the file (the page cache
+    serves the second read): one read block in memory, not one part. Returns the parts for
+    ``CompleteMultipartUpload``. Raises :class:`StorageError` if the file needs more than
+    10,000 parts or no longer hashes to ``sha256``.
     """
     whole = hashlib.sha256()
     parts: list[dict[str, Any]] = []
-    chunk = settings.read_chunk
-    size = settings.part_size
-    with path.open("rb") as fh:
-        for number in range(1, 10_001):  # S3 allows at most 10,000 parts
-            # One part in memory at a time, filled chunk by chunk.
-            buf = bytearray()
-            while len(buf) < size and (piece := fh.read(min(chunk, size - len(buf)))):
-                buf += piece
-            if not buf:
-                break
-            whole.update(buf)
-            digest = base64.b64encode(hashlib.sha256(buf).digest()).decode("ascii")
+    size = path.stat().st_size
+    count = max(1, -(-size // settings.part_size))
+    if count > 10_000:  # S3 allows at most 10,000 parts
+        raise StorageError(
+            f"{path} needs more than 10,000 parts; raise part_size", bucket=bucket, key=key
+        )
+    for number in range(1, count + 1):
+        offset = (number - 1) * settings.part_size
+        length = min(settings.part_size, size - offset)
+        part_hash = hashlib.sha256()
+        with FileSlice(path, offset, length, settings.read_chunk) as piece:
+            while block := piece.read(settings.read_chunk):
+                part_hash.update(block)
+                whole.update(block)
+            digest = base64.b64encode(part_hash.digest()).decode("ascii")
+            piece.seek(0)
             try:
                 resp = client.upload_part(
                     Bucket=bucket,
                     Key=key,
                     UploadId=upload_id,
                     PartNumber=number,
-                    # bytearray is accepted by botocore (no copy of the part).
-                    Body=cast(bytes, buf),
+                    Body=cast(BinaryIO, piece),
+                    ContentLength=length,
                     ChecksumSHA256=digest,
                     ChecksumAlgorithm="SHA256",
                 )
             except (ClientError, BotoCoreError) as exc:
                 raise_translated(exc, f"upload part {number} of {key}", bucket=bucket, key=key)
-            parts.append({"PartNumber": number, "ETag": resp["ETag"], "ChecksumSHA256": digest})
-            if len(buf) < size:
-                break
-        else:
-            raise StorageError(
-                f"{path} needs more than 10,000 parts; raise part_size",
-                bucket=bucket,
-                key=key,
-            )
+        parts.append({"PartNumber": number, "ETag": resp["ETag"], "ChecksumSHA256": digest})
     if whole.hexdigest() != sha256:
         raise StorageError(
             f"{path} changed while uploading: its SHA-256 is now {whole.hexdigest()}, "

@@ -7,6 +7,10 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal, cast
 
+MiB = 1024 * 1024
+DEFAULT_MULTIPART_THRESHOLD = 100 * MiB
+"""Files larger than this are uploaded in parts (where AWS advises multipart uploads)."""
+
 __all__ = [
     "MODES",
     "Lock",
