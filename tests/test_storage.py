@@ -454,3 +454,17 @@ def test_file_slice_is_one_part_of_the_file_and_rewinds(tmp_path: Path) -> None:
         assert part.read() == data[10900:11000]
         part.seek(0)
         assert b"".join(iter(lambda: part.read(1000), b"")) == data[5000:11000]
+
+
+@pytest.mark.integration
+def test_read_hashed_gives_what_a_head_says_and_the_bytes_hash(locked_bucket: ObjectStore) -> None:
+    data = b"recording bytes" * 1000
+    stored = locked_bucket.put_bytes("k/r.bin", data, lock=_lock(), content_type="audio/wav")
+    got = locked_bucket.read_hashed("k/r.bin", stored.version_id)
+    assert got is not None
+    info, sha, size = got
+    assert (sha, size) == (hashlib.sha256(data).hexdigest(), len(data))
+    head = locked_bucket.head("k/r.bin", stored.version_id)
+    assert info == head  # size, lock, hold, metadata: the same as a HEAD
+    assert info.lock_mode == "COMPLIANCE" and info.sha256 == sha
+    assert locked_bucket.read_hashed("k/absent.bin") is None

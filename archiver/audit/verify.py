@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -73,6 +74,10 @@ class DebtVerification:
             "notices": [p.to_dict() for p in self.notices],
             "repaired": [p.to_dict() for p in self.repaired],
         }
+
+
+READERS = 4
+"""Objects HEADed and re-hashed at once by :func:`verify_debt`."""
 
 
 def verify_debt(
@@ -153,7 +158,7 @@ def verify_debt(
         add(problem)
     result.manifests = len(manifests)
 
-    # 2. objects: HEAD each (existence, size, lock), then re-hash by streaming
+    # 2. objects: each read once (existence, size, lock from its headers), re-hashed
     seen: set[tuple[str, str | None]] = set()
     objects: list[dict[str, Any]] = []
     for _, _, manifest in manifests:
@@ -164,89 +169,94 @@ def verify_debt(
                 objects.append(obj)
     purged = purged_versions(read_events(store, debt_id))
     hold = hold_active(store, debt_id)
-    heads = []
-    for obj in objects:
-        info = store.head(obj["key"], obj.get("version_id"))
-        gone = obj.get("purged") or purged.get((obj["key"], obj.get("version_id")))
-        if info is None and gone:
-            # Deleted at its maximum retention: fine if a deletion record names these bytes.
-            record = purged.get((obj["key"], obj.get("version_id")))
-            if record is None:
+    # Several objects in flight: hashing and socket reads release the GIL.
+    # One GET per object: its headers give size, lock and hold (what a HEAD would), its body
+    # is re-hashed as it streams.
+    with ThreadPoolExecutor(READERS, thread_name_prefix="verify") as pool:
+        hashed: list[tuple[dict[str, Any], str, int]] = []
+        fetched = pool.map(lambda o: store.read_hashed(o["key"], o.get("version_id")), objects)
+        for obj, got in zip(objects, fetched, strict=True):
+            info = got[0] if got is not None else None
+            gone = obj.get("purged") or purged.get((obj["key"], obj.get("version_id")))
+            if info is None and gone:
+                # Deleted at its maximum retention: fine if a deletion record names these bytes.
+                record = purged.get((obj["key"], obj.get("version_id")))
+                if record is None:
+                    add(
+                        Problem(
+                            ProblemKind.OBJECT_MISSING,
+                            "marked purged but no deletion record names this version",
+                            debt_id=debt_id,
+                            key=obj["key"],
+                            expected=obj.get("version_id"),
+                        )
+                    )
+                elif record.get("sha256") not in (None, obj["sha256"]):
+                    add(
+                        Problem(
+                            ProblemKind.CHECKSUM_MISMATCH,
+                            "the deletion record names other bytes than the manifest",
+                            debt_id=debt_id,
+                            key=obj["key"],
+                            expected=obj["sha256"],
+                            found=str(record.get("sha256")),
+                        )
+                    )
+                result.purged += 1
+                continue
+            if info is None:
                 add(
                     Problem(
                         ProblemKind.OBJECT_MISSING,
-                        "marked purged but no deletion record names this version",
+                        f"{obj['kind']} object is missing"
+                        + (" (its version is gone)" if obj.get("version_id") else ""),
                         debt_id=debt_id,
                         key=obj["key"],
                         expected=obj.get("version_id"),
                     )
                 )
-            elif record.get("sha256") not in (None, obj["sha256"]):
+                continue
+            if obj.get("size") is not None and info.size != obj["size"]:
+                add(
+                    Problem(
+                        ProblemKind.SIZE_MISMATCH,
+                        "stored size differs from the manifest",
+                        debt_id=debt_id,
+                        key=obj["key"],
+                        expected=str(obj["size"]),
+                        found=str(info.size),
+                    )
+                )
+            _check_lock(obj, info.lock_mode, info.retain_until, info.legal_hold, debt_id, add)
+            if hold and not info.legal_hold:
+                add(
+                    Problem(
+                        ProblemKind.HOLD_MISSING,
+                        "the debt is on legal hold but this version is not held",
+                        debt_id=debt_id,
+                        key=obj["key"],
+                        expected="legal hold ON",
+                        found="OFF",
+                    )
+                )
+            if got is not None:
+                hashed.append((obj, got[1], got[2]))
+        for obj, found_sha, size in hashed:
+            result.bytes_hashed += size
+            result.objects += 1
+            if on_object:
+                on_object(size)
+            if found_sha != obj["sha256"]:
                 add(
                     Problem(
                         ProblemKind.CHECKSUM_MISMATCH,
-                        "the deletion record names other bytes than the manifest",
+                        "content SHA-256 differs from the manifest",
                         debt_id=debt_id,
                         key=obj["key"],
                         expected=obj["sha256"],
-                        found=str(record.get("sha256")),
+                        found=found_sha,
                     )
                 )
-            result.purged += 1
-            continue
-        if info is None:
-            add(
-                Problem(
-                    ProblemKind.OBJECT_MISSING,
-                    f"{obj['kind']} object is missing"
-                    + (" (its version is gone)" if obj.get("version_id") else ""),
-                    debt_id=debt_id,
-                    key=obj["key"],
-                    expected=obj.get("version_id"),
-                )
-            )
-            continue
-        if obj.get("size") is not None and info.size != obj["size"]:
-            add(
-                Problem(
-                    ProblemKind.SIZE_MISMATCH,
-                    "stored size differs from the manifest",
-                    debt_id=debt_id,
-                    key=obj["key"],
-                    expected=str(obj["size"]),
-                    found=str(info.size),
-                )
-            )
-        _check_lock(obj, info.lock_mode, info.retain_until, info.legal_hold, debt_id, add)
-        if hold and not info.legal_hold:
-            add(
-                Problem(
-                    ProblemKind.HOLD_MISSING,
-                    "the debt is on legal hold but this version is not held",
-                    debt_id=debt_id,
-                    key=obj["key"],
-                    expected="legal hold ON",
-                    found="OFF",
-                )
-            )
-        heads.append(obj)
-    for obj in heads:
-        found_sha, size = store.sha256_of(obj["key"], obj.get("version_id"))
-        result.bytes_hashed += size
-        result.objects += 1
-        if on_object:
-            on_object(size)
-        if found_sha != obj["sha256"]:
-            add(
-                Problem(
-                    ProblemKind.CHECKSUM_MISMATCH,
-                    "content SHA-256 differs from the manifest",
-                    debt_id=debt_id,
-                    key=obj["key"],
-                    expected=obj["sha256"],
-                    found=found_sha,
-                )
-            )
 
     # 3. timestamps: each token stamps its manifest's bytes, signed by a trusted TSA
     stamps = check_timestamps(store, debt_id, links, token_keys, timestamps or TimestampTrust())

@@ -32,12 +32,14 @@ from archiver.store.bucket import BucketOps
 from archiver.store.locking import LockOps
 from archiver.store.s3errors import (
     CONDITIONAL_CODES,
+    NOT_FOUND_CODES,
     error_code,
     http_status,
 )
 from archiver.store.transfer import LargeBlocks, put_object_args, upload_parts
 from archiver.store.types import (
     Lock,
+    ObjectInfo,
     StoredObject,
     VersionInfo,
 )
@@ -227,6 +229,35 @@ class ObjectStore(BucketOps, LockOps):
             self._fail(exc, f"read {key}", key=key, version_id=version_id)
         finally:
             body.close()
+
+    def read_hashed(
+        self, key: str, version_id: str | None = None
+    ) -> tuple[ObjectInfo, str, int] | None:
+        """GET one object and re-hash it as it streams: ``(what a HEAD would say, sha256 hex,
+        bytes read)``; None if it does not exist. One request where HEAD + GET take two."""
+        kwargs: dict[str, Any] = {"Bucket": self.bucket, "Key": key}
+        if version_id:
+            kwargs["VersionId"] = version_id
+        try:
+            resp = self.client.get_object(**kwargs)
+        except ClientError as exc:
+            if error_code(exc) in NOT_FOUND_CODES or http_status(exc) == 404:
+                return None
+            self._fail(exc, f"get {key}", key=key, version_id=version_id)
+        except BotoCoreError as exc:
+            self._fail(exc, f"get {key}", key=key, version_id=version_id)
+        body = resp["Body"]
+        digest = hashlib.sha256()
+        size = 0
+        try:
+            for chunk in body.iter_chunks(self.settings.read_chunk):
+                digest.update(chunk)
+                size += len(chunk)
+        except BotoCoreError as exc:
+            self._fail(exc, f"read {key}", key=key, version_id=version_id)
+        finally:
+            body.close()
+        return ObjectInfo.from_head(key, resp), digest.hexdigest(), size
 
     def read_bytes(self, key: str, version_id: str | None = None) -> bytes:
         """The whole object in memory: small objects (records, manifests) only."""
