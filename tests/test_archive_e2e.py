@@ -420,3 +420,36 @@ def test_followup_gone_upstream_stays_in_the_snapshot(env: Env) -> None:
     assert verify_debt(env.store, debt_id, rerender=rerender_stored).ok
     (res,) = env.run([debt_id]).debts
     assert res.status == "unchanged"  # noticed once, not on every run
+
+
+@pytest.mark.integration
+def test_a_debts_dossier_renders_while_the_next_debt_downloads(
+    env: Env, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The first debt's dossier waits, rendering, until the second debt has stored a medium:
+    run one after the other, that never happens (the wait ends at its timeout, False)."""
+    import archiver.wiring as wiring
+    from archiver.archive.results import ArchiveEvent, ArchiveEventKind
+
+    first, second = env.debts()[:2]
+    env.sim.add_followup(second, type="call", audio_size=30_000, audio_format="wav")
+    second_downloading = threading.Event()
+    overlapped: dict[str, bool] = {}
+    real = wiring.render_for_archive
+
+    def render(request: Any) -> Any:
+        if request.manifest["debt_id"] == first:
+            overlapped[first] = second_downloading.wait(timeout=60)
+        return real(request)
+
+    def on_event(event: ArchiveEvent) -> None:
+        if event.kind is ArchiveEventKind.MEDIA_STORED and event.debt_id == second:
+            second_downloading.set()
+
+    monkeypatch.setattr(wiring, "render_for_archive", render)
+    run = env.run([first, second], on_event=on_event)
+    assert overlapped == {first: True}
+    assert [r.debt_id for r in run.debts] == [first, second]  # reported in order
+    for result in run.debts:
+        assert result.status == "archived" and result.dossier_key, result.to_json()
+        assert verify_debt(env.store, result.debt_id, rerender=rerender_stored).ok

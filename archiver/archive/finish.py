@@ -104,7 +104,19 @@ class Finisher:
         self._emit = emit
 
     def finish(self, plan: DebtPlan, outcome: StoreOutcome) -> DebtResult:
-        """Write manifest N+1 unless the snapshot equals the previous one; the debt's result."""
+        """Write manifest N+1 unless the snapshot equals the previous one, then its dossier;
+        the debt's result."""
+        result, dossier = self.finish_parts(plan, outcome)
+        if dossier is not None:
+            dossier()
+        return result
+
+    def finish_parts(
+        self, plan: DebtPlan, outcome: StoreOutcome
+    ) -> tuple[DebtResult, Callable[[], None] | None]:
+        """:meth:`finish` in two steps: the manifest is written now; the dossier (rendered,
+        stored, its receipt; the result's ``dossier_key`` and problems) when the returned step
+        is called, on another thread if the caller likes, while the next debt downloads."""
         facts, prev = plan.facts, plan.facts.previous
         problems = [p.to_dict() for p in plan.problems]
         blocking = any(p.blocking for p in plan.problems)
@@ -151,10 +163,9 @@ class Finisher:
             result.manifest_key, result.manifest_sha256 = prev.key, prev.sha256
             if self._tokens is not None:
                 self._tokens.keep(plan, result, None)
-            result.dossier_key = self._ensure_dossier(
+            return result, self._dossier_step(
                 plan, prev.key, prev.data, prev.manifest, result, fresh=False
             )
-            return result
 
         if prev is not None:
             self._extend_history(plan)  # earlier manifests and dossiers
@@ -195,8 +206,7 @@ class Finisher:
             # stamping adds belongs to this run's result alone.
             result.problems = list(result.problems)
             self._tokens.keep(plan, result, (manifest["sequence"], data))
-        result.dossier_key = self._ensure_dossier(plan, mkey, data, manifest, result, fresh=True)
-        return result
+        return result, self._dossier_step(plan, mkey, data, manifest, result, fresh=True)
 
     def _extend_history(self, plan: DebtPlan) -> None:
         """Earlier manifests and dossiers follow the last activity too, when the policy says so."""
@@ -256,6 +266,26 @@ class Finisher:
             ).to_dict()
         )
         return None
+
+    def _dossier_step(
+        self,
+        plan: DebtPlan,
+        manifest_key: str,
+        manifest_data: bytes,
+        manifest: dict[str, Any],
+        result: DebtResult,
+        *,
+        fresh: bool,
+    ) -> Callable[[], None] | None:
+        if self._render is None:
+            return None
+
+        def step() -> None:
+            result.dossier_key = self._ensure_dossier(
+                plan, manifest_key, manifest_data, manifest, result, fresh=fresh
+            )
+
+        return step
 
     def _ensure_dossier(
         self,

@@ -39,6 +39,7 @@ import queue
 import threading
 import uuid
 from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import suppress
 from dataclasses import dataclass
 from datetime import datetime
@@ -46,8 +47,8 @@ from typing import TYPE_CHECKING
 
 from archiver.archive.dry_run import MediaCheck, preview, with_policy
 from archiver.archive.finish import DossierRenderer, Finisher
-from archiver.archive.holding import HoldKeeper
-from archiver.archive.plan import DebtRecordRule, FollowupSource, Planner
+from archiver.archive.holding import HoldCheck, HoldKeeper
+from archiver.archive.plan import DebtPlan, DebtRecordRule, FollowupSource, Planner
 from archiver.archive.results import (
     ArchiveEvent,
     ArchiveEventKind,
@@ -152,15 +153,34 @@ class Archiver:
         self._emit(ArchiveEvent(ArchiveEventKind.RUN_STARTED, count=len(ids)))
         self.begin(ids)
         results: list[DebtResult] = []
+
+        def settle(waiting: Future[DebtResult]) -> None:
+            results.append(waiting.result())
+            self.deliver_pending()
+            if on_result is not None:
+                on_result(results[-1])
+
+        waiting: Future[DebtResult] | None = None
         try:
-            for debt_id in ids:
-                results.append(self.archive_debt(debt_id))
-                if on_result is not None:
-                    on_result(results[-1])
+            # A debt's dossier renders on this one thread while the next debt is listed and
+            # downloaded; one dossier at a time, results in the order of the debts.
+            with ThreadPoolExecutor(1, thread_name_prefix="dossier") as later:
+                for debt_id in ids:
+                    done, rest = self._start_debt(debt_id)
+                    if waiting is not None:
+                        settle(waiting)
+                    waiting = later.submit(rest) if rest is not None else _done(done)
+                if waiting is not None:
+                    settle(waiting)
+                    waiting = None
         except BaseException as exc:
             status = "interrupted" if isinstance(exc, KeyboardInterrupt) else "failed"
+            # A debt whose dossier finished while the next one was stopped is done: listed.
+            if waiting is not None and waiting.done() and waiting.exception() is None:
+                results.append(waiting.result())
             # The error that stopped the run is the one to raise, not a journal failure.
             with suppress(Exception):
+                self.deliver_pending()
                 self.end(RunResult(self.run_id, results), status)
             raise
         run = RunResult(self.run_id, results)
@@ -198,21 +218,47 @@ class Archiver:
     def archive_debt(self, debt_id: str) -> DebtResult:
         """Archive one debt; errors become a ``failed`` result naming what went wrong, except a
         :class:`ConfigError`, which no other debt would escape either (raised)."""
+        done, rest = self._start_debt(debt_id)
+        return rest() if rest is not None else done
+
+    def _start_debt(self, debt_id: str) -> tuple[DebtResult, Callable[[], DebtResult] | None]:
+        """:meth:`archive_debt` up to its manifest: ``(result, None)`` when the debt is done,
+        else ``(result so far, the rest)``: the rest renders and stores the dossier, then
+        returns the debt's result (failures caught as :meth:`archive_debt` catches them)."""
         self._emit(ArchiveEvent(ArchiveEventKind.DEBT_STARTED, debt_id=debt_id))
         try:
             check_id(debt_id, what="debt id")
-            result = self._archive_debt(debt_id)
+            result, step = self._archive_debt(debt_id)
         except ConfigError:
             raise
         except Exception as exc:  # noqa: BLE001 - one debt's failure never stops the others
-            problem = Problem.from_exception(exc, debt_id=debt_id).to_dict()
-            result = DebtResult(debt_id=debt_id, status="failed", error=problem, problems=[problem])
-            self._emit(
-                ArchiveEvent(
-                    ArchiveEventKind.LOG, debt_id=debt_id, message=f"failed: {problem['message']}"
-                )
+            return self._debt_done(self._failed(debt_id, exc)), None
+        if step is None:
+            return self._debt_done(result), None
+
+        def rest() -> DebtResult:
+            try:
+                return self._debt_done(step())
+            except ConfigError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - as in archive_debt
+                return self._debt_done(self._failed(debt_id, exc))
+
+        return result, rest
+
+    def _failed(self, debt_id: str, exc: Exception) -> DebtResult:
+        problem = Problem.from_exception(exc, debt_id=debt_id).to_dict()
+        self._emit(
+            ArchiveEvent(
+                ArchiveEventKind.LOG, debt_id=debt_id, message=f"failed: {problem['message']}"
             )
-        self._emit(ArchiveEvent(ArchiveEventKind.DEBT_DONE, debt_id=debt_id, message=result.status))
+        )
+        return DebtResult(debt_id=debt_id, status="failed", error=problem, problems=[problem])
+
+    def _debt_done(self, result: DebtResult) -> DebtResult:
+        self._emit(
+            ArchiveEvent(ArchiveEventKind.DEBT_DONE, debt_id=result.debt_id, message=result.status)
+        )
         return result
 
     def prefetch_media(self, debt_id: str) -> tuple[int, int]:
@@ -230,15 +276,15 @@ class Archiver:
         outcome = self._storer.store_plan(plan, media_only=True)
         return outcome.stored, outcome.stored_bytes
 
-    def _archive_debt(self, debt_id: str) -> DebtResult:
+    def _archive_debt(self, debt_id: str) -> tuple[DebtResult, Callable[[], DebtResult] | None]:
         for attempt in range(1, MANIFEST_ATTEMPTS + 1):
             plan = self._planner.plan(debt_id)
             if self.settings.dry_run:
-                return with_policy(preview(plan, self._check_media), plan)
+                return with_policy(preview(plan, self._check_media), plan), None
             outcome = self._storer.store_plan(plan)
             check = self._holds.settle(plan, outcome)
             try:
-                result = self._finisher.finish(plan, outcome)
+                result, dossier = self._finisher.finish_parts(plan, outcome)
             except ManifestRaceError as exc:
                 if attempt == MANIFEST_ATTEMPTS:
                     raise StorageError(
@@ -256,12 +302,25 @@ class Archiver:
                     )
                 )
                 continue
-            written = {k for k in (result.manifest_key, result.dossier_key) if k}
-            written.update(result.timestamp_keys)
-            self._holds.after_finish(plan.debt_id, check, written)
             if attempt > 1:
                 result.manifest_attempts = attempt
-            return with_policy(result, plan)
+
+            def complete(
+                result: DebtResult = result,
+                dossier: Callable[[], None] | None = dossier,
+                plan: DebtPlan = plan,
+                check: HoldCheck = check,
+            ) -> DebtResult:
+                if dossier is not None:
+                    dossier()
+                written = {k for k in (result.manifest_key, result.dossier_key) if k}
+                written.update(result.timestamp_keys)
+                self._holds.after_finish(plan.debt_id, check, written)
+                return with_policy(result, plan)
+
+            if dossier is None:
+                return complete(), None
+            return result, complete
         raise AssertionError("unreachable")  # the loop returns or raises
 
     def _publish(self, record: RunRecord) -> None:
@@ -272,3 +331,10 @@ class Archiver:
         self.deliver_pending()
         for subscriber in self._subscribers:
             subscriber(record)
+
+
+def _done(result: DebtResult) -> Future[DebtResult]:
+    """A future already holding ``result`` (a debt finished without a dossier step)."""
+    future: Future[DebtResult] = Future()
+    future.set_result(result)
+    return future
