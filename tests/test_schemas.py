@@ -183,3 +183,38 @@ def test_generic_validate_for_list_and_error_envelopes():
 
 def test_validators_are_cached():
     assert schemas._validator("followup.schema.json") is schemas._validator("followup.schema.json")
+
+
+ODD_VALUES = [
+    None,
+    "",
+    "x",
+    -1,
+    0,
+    1.5,
+    True,
+    [],
+    {},
+    "2026-13-45T00:00:00Z",
+    "2026-01-01T00:00:00",
+    "2026-01-01",
+    "not a url",
+    "http://",
+    10**20,
+    "ÿ" * 300,
+]
+
+
+@pytest.mark.parametrize("value", ODD_VALUES, ids=repr)
+def test_the_quick_check_never_accepts_what_jsonschema_refuses(value):
+    """Records are first checked by jsonschema-rs; jsonschema (whose errors make the
+    messages) is asked only when that check refuses. So wherever the quick check says valid,
+    jsonschema must say valid too: every field of a documented followup and of a debt, set
+    to odd values of every JSON type."""
+    for name, base in (("followup", followup()), ("debt", {"id": "d1", "status": "open"})):
+        file_name = f"{name}.schema.json"
+        for field in [*base, "new_field"]:
+            instance = {**base, field: value}
+            if schemas._quick(file_name).is_valid(instance):
+                errors = list(schemas._validator(file_name).iter_errors(instance))
+                assert errors == [], (name, field, value, errors)
