@@ -142,6 +142,7 @@ class Listener:
 
     def stop(self) -> None:
         self.worker.stop()
+        self.intake.close()
 
     def health(self) -> tuple[bool, dict[str, Any]]:
         """``(ok, details)`` for ``/healthz``."""
