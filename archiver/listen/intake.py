@@ -78,11 +78,29 @@ class Intake:
         # Deliveries handled at once: more threads than this only contend for the GIL and
         # the queue's lock (a convoy that slows every one of them); the others wait here.
         self._slots = threading.BoundedSemaphore(settings.intake_threads)
+        self._count_lock = threading.Lock()
+        self._in_flight = 0
+
+    @property
+    def busy(self) -> bool:
+        """Whether deliveries are being received now (the archive worker gives way)."""
+        return self._in_flight > 0
 
     def receive(self, body: bytes, headers: Iterable[tuple[str, str]], peer: str) -> Answer:
         """Check, store and queue one delivery (see the module docstring)."""
-        with self._slots:
-            return self._receive(body, list(headers), peer)
+        with self._count_lock:
+            self._in_flight += 1
+        try:
+            with self._slots:
+                answer = self._receive(body, list(headers), peer)
+        finally:
+            with self._count_lock:
+                self._in_flight -= 1
+                idle = self._in_flight == 0
+        # Counted down first: the worker, woken, sees whether more deliveries are coming.
+        if idle or answer.body.get("status") == "stored":
+            self._wake()
+        return answer
 
     def close(self) -> None:
         """Close the connections kept open to S3."""
@@ -143,6 +161,4 @@ class Intake:
         log.info(
             "webhook %s (%s) from %s stored as %s", sha[:12], hint.event_type, peer, delivery.key
         )
-        if state == "stored":
-            self._wake()
         return Answer(200, {"status": "stored", "sha256": sha})

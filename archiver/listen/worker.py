@@ -77,9 +77,11 @@ class ArchiveWorker:
         open_session: SessionFactory,
         settings: ListenSettings,
         metrics: ListenMetrics,
+        busy: Callable[[], bool] = lambda: False,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.queue = queue
+        self._busy_intake = busy
         self.settings = settings
         self.metrics = metrics
         self._open_session = open_session
@@ -144,8 +146,18 @@ class ArchiveWorker:
             while not self._stop.is_set():
                 tools.archiver.deliver_pending()
                 now = self._clock()
-                self._claim(tools, resolving, now)
-                self._schedule(tools, archiving, now)
+                # Deliveries are arriving: their acknowledgements go first (one process, one
+                # GIL), and what waits is taken up once it is archive_defer_s old, together
+                # with the deliveries of its debt that arrived meanwhile. Likewise an archive
+                # waits for the deliveries being resolved (some may be of its debt).
+                # While deliveries arrive, one archive at a time.
+                waited = now - self.settings.archive_defer_s
+                busy = self._busy_intake()
+                self._claim(tools, resolving, now, waited if busy else None)
+                with self._lock:
+                    wait = busy or bool(self._claimed)
+                limit = 1 if busy else self.settings.capacity
+                self._schedule(tools, archiving, now, waited if wait else None, limit)
                 if tools.client.rate_limit.remaining is not None:
                     self.metrics.remaining.set(tools.client.rate_limit.remaining)
                 self._wake.wait(POLL_S)
@@ -166,12 +178,14 @@ class ArchiveWorker:
         if self.error is not None:
             raise self.error
 
-    def _claim(self, tools: ArchiveTools, pool: ThreadPoolExecutor, now: float) -> None:
+    def _claim(
+        self, tools: ArchiveTools, pool: ThreadPoolExecutor, now: float, waited: float | None
+    ) -> None:
         with self._lock:
             room = self.settings.capacity - len(self._claimed)
             held = set(self._claimed)
         if room > 0:
-            for row in self.queue.due(now, room + len(held)):
+            for row in self.queue.due(now, room + len(held), received_before=waited):
                 if row.sha256 in held:
                     continue
                 with self._lock:
@@ -182,12 +196,19 @@ class ArchiveWorker:
                     break
         self._gauge()
 
-    def _schedule(self, tools: ArchiveTools, pool: ThreadPoolExecutor, now: float) -> None:
-        for debt_id in self.queue.debts_due(now):
+    def _schedule(
+        self,
+        tools: ArchiveTools,
+        pool: ThreadPoolExecutor,
+        now: float,
+        waited: float | None,
+        limit: int,
+    ) -> None:
+        for debt_id in self.queue.debts_due(now, received_before=waited):
             with self._lock:
                 if debt_id in self._busy:
                     continue
-                if len(self._busy) >= self.settings.capacity:
+                if len(self._busy) >= limit:
                     break
                 self._busy.add(debt_id)
             pool.submit(self._archive, tools, debt_id)
