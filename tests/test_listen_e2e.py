@@ -309,6 +309,19 @@ def test_a_request_head_over_16_kib_is_refused_and_the_connection_closed(
     assert live.listener.queue.counts()["ignored"] == 1
 
 
+def test_a_large_body_on_a_kept_alive_connection_is_not_taken_for_a_head(live: Live) -> None:
+    with httpx.Client(timeout=15) as client:  # one connection for both
+        for n in range(2):
+            body = event_body("company.updated", {"id": f"c-big-{n}", "pad": "x" * 200_000})
+            answer = client.post(
+                live.url,
+                content=body,
+                headers={"Content-Type": "application/json", SIGNATURE_HEADER: sign(body, SECRET)},
+            )
+            assert answer.status_code == 200
+    assert live.listener.queue.counts()["ignored"] == 2
+
+
 def test_a_sync_running_while_deliveries_arrive_meets_no_429(
     live: Live, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -116,7 +116,10 @@ def test_refused_credentials_are_a_configuration_error_and_never_logged(
     puts = small_puts(bad)
     assert puts is not None
     caplog.handler.setFormatter(RedactingFormatter("%(name)s: %(message)s"))
-    with caplog.at_level(logging.DEBUG), pytest.raises(ConfigError) as raised:
+    with (
+        caplog.at_level(logging.DEBUG, logger="botocore.auth"),
+        pytest.raises(ConfigError) as raised,
+    ):
         puts.put_bytes("k.json", b"x", lock=_lock(), content_type="text/plain")
     assert "refused the credentials" in str(raised.value)
     assert any(r.name == "botocore.auth" for r in caplog.records)  # the signer did log
@@ -132,7 +135,7 @@ def test_debug_logs_of_a_good_put_hold_no_secret(
 ) -> None:
     _, puts = pair
     caplog.handler.setFormatter(RedactingFormatter("%(name)s: %(message)s"))
-    with caplog.at_level(logging.DEBUG):
+    with caplog.at_level(logging.DEBUG, logger="botocore.auth"):
         puts.put_bytes("k.json", b"x", lock=_lock(), content_type="text/plain")
     logged = "\n".join(caplog.handler.format(r) for r in caplog.records)
     assert "botocore.auth" in logged

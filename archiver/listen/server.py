@@ -55,14 +55,18 @@ def guarded_protocol(header_timeout_s: float) -> type[asyncio.Protocol]:
         _raw_head = 0
         _head = 0
         _in_head = True
+        _heads = 0  # heads completed on this connection
 
         def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
             super().connection_made(transport)
             self._arm()
 
         def data_received(self, data: bytes) -> None:
+            in_head, heads = self._in_head, self._heads
             super().data_received(data)
-            if self._in_head and self.parser is not None:
+            # Only a chunk wholly inside one head still incomplete counts: one that ended a
+            # head, or a body, may hold a body's bytes.
+            if in_head and self._in_head and heads == self._heads and self.parser is not None:
                 self._raw_head += len(data)
                 if self._raw_head > MAX_HEADER_BYTES:
                     self._in_head = False
@@ -89,6 +93,7 @@ def guarded_protocol(header_timeout_s: float) -> type[asyncio.Protocol]:
         def on_headers_complete(self) -> None:
             self._in_head = False
             self._raw_head = 0
+            self._heads += 1
             super().on_headers_complete()
 
         def on_message_complete(self) -> None:
