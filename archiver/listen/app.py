@@ -54,6 +54,10 @@ def create_app(
     cap = settings.max_body_bytes
 
     async def webhook(request: Request) -> Response:
+        with intake.arriving():
+            return await receive(request)
+
+    async def receive(request: Request) -> Response:
         peer = request.client.host if request.client else "?"
         media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
         if media_type != "application/json":

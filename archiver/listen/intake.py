@@ -16,7 +16,8 @@ from __future__ import annotations
 import hashlib
 import logging
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -86,21 +87,25 @@ class Intake:
         """Whether deliveries are being received now (the archive worker gives way)."""
         return self._in_flight > 0
 
-    def receive(self, body: bytes, headers: Iterable[tuple[str, str]], peer: str) -> Answer:
-        """Check, store and queue one delivery (see the module docstring)."""
+    @contextmanager
+    def arriving(self) -> Iterator[None]:
+        """Count one delivery in flight, from its request to its answer (:attr:`busy`); the
+        last one out wakes the worker."""
         with self._count_lock:
             self._in_flight += 1
         try:
-            with self._slots:
-                answer = self._receive(body, list(headers), peer)
+            yield
         finally:
             with self._count_lock:
                 self._in_flight -= 1
                 idle = self._in_flight == 0
-        # Counted down first: the worker, woken, sees whether more deliveries are coming.
-        if idle or answer.body.get("status") == "stored":
-            self._wake()
-        return answer
+            if idle:
+                self._wake()
+
+    def receive(self, body: bytes, headers: Iterable[tuple[str, str]], peer: str) -> Answer:
+        """Check, store and queue one delivery (see the module docstring)."""
+        with self._slots:
+            return self._receive(body, list(headers), peer)
 
     def close(self) -> None:
         """Close the connections kept open to S3."""
@@ -161,4 +166,6 @@ class Intake:
         log.info(
             "webhook %s (%s) from %s stored as %s", sha[:12], hint.event_type, peer, delivery.key
         )
+        if state == "stored":
+            self._wake()
         return Answer(200, {"status": "stored", "sha256": sha})
