@@ -8,7 +8,10 @@
    archive), and only then the answer: 200, or 202 for a malformed body (stored, reported).
    An S3 failure forgets the row and answers 503: getbill may deliver it again.
 
-Blocking (SQLite, boto3): the HTTP app runs it in a worker thread.
+Blocking (SQLite, S3): the HTTP app runs it on a thread of its pool, and counts each
+delivery from its request to its answer (:meth:`Intake.arriving`): the archive worker gives
+way while any is in flight. The PUT goes through :class:`~archiver.store.smallputs.SmallPuts`
+(the store's own request, without boto3's per-call cost) when the client allows it.
 """
 
 from __future__ import annotations

@@ -14,6 +14,13 @@ the thread that opened it, and the pipeline tells the catalog on that thread: se
    debt resolved before the archive starts is answered by it (coalesced); one resolved while
    it runs waits for the next turn, which lists the debt after it.
 
+The acknowledgements go first: the worker shares one process (one GIL) with the HTTP side,
+and an archive costs tens of times a delivery's CPU. While deliveries are arriving
+(:attr:`Intake.busy`), a delivery is resolved and its debt archived only once it has waited
+``archive_defer_s``, one archive at a time; an archive also waits while deliveries are being
+resolved (they may be of its debt). A burst of deliveries is thus archived once per debt
+after it, and under a steady flood each debt about every ``archive_defer_s``.
+
 A delivery the API says does not exist (404, 403) or whose record is invalid is ``failed``
 at once; other errors are retried with backoff, ``max_attempts`` times. Requests go through
 a :class:`~archiver.listen.budget.ReserveGate`. A configuration error (refused credentials,
