@@ -27,6 +27,7 @@ from archiver.getbill.ratelimit import RateLimitState
 from archiver.listen.budget import ReserveGate
 from archiver.listen.deliveries import delivery_key, evidence_headers
 from archiver.listen.events import read_hint
+from archiver.listen.intake import ARRIVAL_GAP_S
 from archiver.listen.metrics import ListenMetrics
 from archiver.listen.queue import DeliveryQueue
 from archiver.listen.server import Listener
@@ -320,6 +321,37 @@ def test_while_deliveries_keep_coming_a_delivery_waits_at_most_archive_defer_s()
         assert 0.5 <= fake.archived[0][1] - began < 5.0
     finally:
         worker.stop()
+
+
+def test_an_archive_scheduled_before_more_deliveries_came_waits_for_a_later_turn() -> None:
+    queue = DeliveryQueue.open(":memory:")
+    busy = threading.Event()
+    worker, fake = _worker(queue, busy, defer=60.0)
+    _stored(queue, "D1", 0)
+    (row,) = queue.due(time.time(), 10)
+    queue.resolve(row.sha256, "D1")
+    tools = ArchiveTools(fake, None)  # type: ignore[arg-type]
+    busy.set()  # deliveries arrive again between the scheduling and the archive
+    worker._archive(tools, "D1")
+    assert fake.archived == [] and queue.counts()["resolved"] == 1
+    busy.clear()
+    worker._archive(tools, "D1")
+    assert [d for d, _ in fake.archived] == ["D1"] and queue.counts()["archived"] == 1
+
+
+def test_the_intake_is_busy_from_a_request_to_shortly_after_its_answer() -> None:
+    woken: list[bool] = []
+    queue = DeliveryQueue.open(":memory:")
+    intake = make_listener(FakeStore(), queue).intake
+    intake._wake = lambda: woken.append(True)
+    assert not intake.busy
+    with intake.arriving():
+        with intake.arriving():
+            assert intake.busy
+        assert intake.busy and woken == []
+    assert intake.busy and woken == [True]  # the last one out wakes the worker
+    time.sleep(ARRIVAL_GAP_S * 2)
+    assert not intake.busy
 
 
 # -- the budget gate

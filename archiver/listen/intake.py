@@ -19,6 +19,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import threading
+import time
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -38,9 +39,13 @@ from archiver.retention.policies import AnchorDates, RetentionPolicy
 from archiver.store.objects import ObjectStore
 from archiver.store.smallputs import PutsBytes, small_puts
 
-__all__ = ["Answer", "Intake"]
+__all__ = ["ARRIVAL_GAP_S", "Answer", "Intake"]
 
 log = logging.getLogger(__name__)
+
+# Within a burst, every delivery may be between its answer and the next request for a moment
+# (most of all when the process waits for the CPU): that is no end of the burst yet.
+ARRIVAL_GAP_S = 0.02
 
 
 @dataclass(frozen=True)
@@ -84,11 +89,13 @@ class Intake:
         self._slots = threading.BoundedSemaphore(settings.intake_threads)
         self._count_lock = threading.Lock()
         self._in_flight = 0
+        self._last_answer = float("-inf")
 
     @property
     def busy(self) -> bool:
-        """Whether deliveries are being received now (the archive worker gives way)."""
-        return self._in_flight > 0
+        """Whether deliveries are being received now, or one was answered within the last
+        :data:`ARRIVAL_GAP_S` (the archive worker gives way)."""
+        return self._in_flight > 0 or time.monotonic() - self._last_answer < ARRIVAL_GAP_S
 
     @contextmanager
     def arriving(self) -> Iterator[None]:
@@ -102,6 +109,7 @@ class Intake:
             with self._count_lock:
                 self._in_flight -= 1
                 idle = self._in_flight == 0
+                self._last_answer = time.monotonic()
             if idle:
                 self._wake()
 

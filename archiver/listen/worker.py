@@ -59,6 +59,7 @@ __all__ = ["ArchiveTools", "ArchiveWorker", "SessionFactory"]
 log = logging.getLogger(__name__)
 
 POLL_S = 0.5  # the longest the coordinator sleeps when nothing wakes it
+BUSY_POLL_S = 0.025  # how often it looks while deliveries arrive
 DONE = ("archived", "unchanged")
 
 
@@ -167,7 +168,11 @@ class ArchiveWorker:
                 self._schedule(tools, archiving, now, waited if wait else None, limit)
                 if tools.client.rate_limit.remaining is not None:
                     self.metrics.remaining.set(tools.client.rate_limit.remaining)
-                self._wake.wait(POLL_S)
+                if busy:
+                    # Each delivery stored would wake the loop: look a few times a second.
+                    self._stop.wait(BUSY_POLL_S)
+                else:
+                    self._wake.wait(POLL_S)
                 self._wake.clear()
         except BaseException:
             status = "failed"
@@ -260,6 +265,10 @@ class ArchiveWorker:
             rows = self.queue.resolved_of(debt_id)
             if not rows:
                 return
+            if self._busy_intake() and min(r.received_ts for r in rows) > (
+                self._clock() - self.settings.archive_defer_s
+            ):
+                return  # deliveries arrive again since this was scheduled: a later turn
             try:
                 result = tools.archiver.archive_debt(debt_id)
             except ConfigError as exc:
