@@ -22,6 +22,8 @@ measures the listener, not getbill's hour.
 from __future__ import annotations
 
 import argparse
+import contextlib
+import hashlib
 import json
 import os
 import signal
@@ -69,6 +71,16 @@ def cpu_seconds(pid: int) -> float:
     """User + system CPU time of a process so far (Linux)."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def child_named(name: str) -> int | None:
+    """The pid of this process's child whose command line names ``name`` (the S3 server)."""
+    for task in Path(f"/proc/{os.getpid()}/task").iterdir():
+        for pid in (task / "children").read_text().split():
+            with contextlib.suppress(OSError):
+                if name in Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace"):
+                    return int(pid)
+    return None
 
 
 def wait_until(what, timeout: float, every: float = 0.2) -> bool:  # type: ignore[no-untyped-def]
@@ -155,7 +167,7 @@ def main() -> None:
             )
             if not args.skip_latency:
                 latency(sim, store, queue, base, args)
-            rate(sim, store, base, args, listener.pid)
+            rate(sim, store, queue, base, args, listener.pid)
         finally:
             listener.send_signal(signal.SIGTERM)
             listener.wait(timeout=120)
@@ -196,7 +208,9 @@ def latency(sim: Simulator, store: ObjectStore, queue: Path, base: str, args: ar
     )
 
 
-def rate(sim: Simulator, store: ObjectStore, base: str, args: argparse.Namespace, pid: int) -> None:
+def rate(
+    sim: Simulator, store: ObjectStore, queue: Path, base: str, args: argparse.Namespace, pid: int
+) -> None:
     debts = sim.debt_ids("A")
     bodies = [
         json.dumps(
@@ -222,15 +236,34 @@ def rate(sim: Simulator, store: ObjectStore, base: str, args: argparse.Namespace
         with lock:
             answers.append((status, time.perf_counter() - t))
 
+    weed = child_named("weed")
     began = time.perf_counter()
-    cpu = cpu_seconds(pid)
+    cpu = cpu_at_start = cpu_seconds(pid)
+    weed_cpu = cpu_seconds(weed) if weed else 0.0
+    own_cpu = time.process_time()
     with ThreadPoolExecutor(args.clients) as pool:
         list(pool.map(post, bodies))
     elapsed = time.perf_counter() - began
     cpu = cpu_seconds(pid) - cpu
+    weed_cpu = (cpu_seconds(weed) - weed_cpu) if weed else float("nan")
+    own_cpu = time.process_time() - own_cpu
     ok = [t for status, t in answers if status == 200]
     in_time = [t for t in ok if t <= 10.0]
     stored = sum(1 for _ in store.list_keys("webhooks/")) - before
+    # The archives the burst asked for, to the last one: when, in how many archive runs, and
+    # the listener's CPU for the whole of it (acknowledgements and archives).
+    shas = {hashlib.sha256(body).hexdigest() for body in bodies}
+
+    def settled() -> list[tuple[str, str, float, float | None]]:
+        return [r for r in rows(queue) if r[0] in shas]
+
+    waiting = ("receiving", "stored", "resolved")
+    drained = wait_until(lambda: not any(r[1] in waiting for r in settled()), 600)
+    after = time.perf_counter() - began - elapsed
+    total_cpu = cpu_seconds(pid) - cpu_at_start
+    done = settled()
+    runs = len({r[3] for r in done if r[1] == "archived"})
+    archived = sum(1 for r in done if r[1] == "archived")
     print(
         f"2. rate: {len(in_time)} of {args.burst} deliveries acknowledged within 10 s in "
         f"{elapsed:.1f} s = {len(in_time) / elapsed:.0f}/s with {args.clients} clients "
@@ -238,6 +271,18 @@ def rate(sim: Simulator, store: ObjectStore, base: str, args: argparse.Namespace
         f"{percentile(ok, 0.95) * 1000:.0f} ms; {stored} objects stored for {len(ok)} "
         f"acknowledged (each stored before its 200); the listener spent {cpu * 1000 / len(ok):.1f} "
         f"ms CPU per delivery (load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores)"
+    )
+    per = 1000 / len(bodies)
+    print(
+        f"   CPU during the burst, per delivery: listener {cpu * per:.1f} ms, SeaweedFS "
+        f"{weed_cpu * per:.1f} ms, this process (the {args.clients} clients and the simulator) "
+        f"{own_cpu * per:.1f} ms; {elapsed * 2 * per:.1f} ms of the 2 cores' time"
+    )
+    kind = "archived" if args.burst_type != "company.updated" else "settled (nothing to archive)"
+    print(
+        f"   then: {archived} of {len(shas)} {kind} in {runs} archive runs, the last "
+        f"{after:.1f} s after the burst{'' if drained else ' (timed out)'}; the listener spent "
+        f"{total_cpu * 1000 / len(shas):.1f} ms CPU per delivery from the burst's start to there"
     )
 
 

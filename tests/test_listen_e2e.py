@@ -271,6 +271,57 @@ def test_a_client_dribbling_its_request_is_cut_off_while_others_are_served(live:
     assert live.listener.queue.counts()["ignored"] == 6
 
 
+def _answer(sock: socket.socket) -> bytes:
+    """Everything the listener sends on ``sock`` until it closes it (or 30 s)."""
+    sock.settimeout(30)
+    got = b""
+    while chunk := sock.recv(65536):
+        got += chunk
+    return got
+
+
+@pytest.mark.parametrize("dribbled", [False, True])
+def test_a_request_head_over_16_kib_is_refused_and_the_connection_closed(
+    live: Live, dribbled: bool
+) -> None:
+    address = ("127.0.0.1", live.server.port)
+    body = event_body("company.updated", {"id": "c-head"})
+    start = b"POST /webhooks/getbill HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+    ending = b"Content-Length: %d\r\nConnection: close\r\n\r\n" % len(body) + body
+
+    def padded(size: int) -> bytes:
+        return start + b"X-Padding: " + b"p" * size + b"\r\n" + ending
+
+    with socket.create_connection(address) as ok:  # a large head within the limit is served
+        ok.sendall(padded(14 * 1024))
+        assert _answer(ok).startswith(b"HTTP/1.1 401")  # unsigned: refused, but read whole
+    with socket.create_connection(address) as big:
+        request = padded(17 * 1024)
+        if dribbled:  # a head that grows past the limit is cut off before it is complete
+            with contextlib.suppress(OSError):
+                for i in range(0, len(request), 1024):
+                    big.sendall(request[i : i + 1024])
+                    time.sleep(0.01)
+        else:
+            big.sendall(request)
+        assert _answer(big).startswith(b"HTTP/1.1 400")
+    assert live.post(body).status_code == 200  # and the listener goes on
+    assert live.listener.queue.counts()["ignored"] == 1
+
+
+def test_a_large_body_on_a_kept_alive_connection_is_not_taken_for_a_head(live: Live) -> None:
+    with httpx.Client(timeout=15) as client:  # one connection for both
+        for n in range(2):
+            body = event_body("company.updated", {"id": f"c-big-{n}", "pad": "x" * 200_000})
+            answer = client.post(
+                live.url,
+                content=body,
+                headers={"Content-Type": "application/json", SIGNATURE_HEADER: sign(body, SECRET)},
+            )
+            assert answer.status_code == 200
+    assert live.listener.queue.counts()["ignored"] == 2
+
+
 def test_a_sync_running_while_deliveries_arrive_meets_no_429(
     live: Live, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -7,13 +7,18 @@ import hashlib
 import hmac
 import json
 import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
 from click.testing import CliRunner
 
+from archiver.archive.results import DebtResult
 from archiver.cli import main
 from archiver.common.redact import register_secret
 from archiver.devkit.simulator.webhooks import event_type_for
@@ -22,11 +27,13 @@ from archiver.getbill.ratelimit import RateLimitState
 from archiver.listen.budget import ReserveGate
 from archiver.listen.deliveries import delivery_key, evidence_headers
 from archiver.listen.events import read_hint
+from archiver.listen.intake import ARRIVAL_GAP_S
 from archiver.listen.metrics import ListenMetrics
 from archiver.listen.queue import DeliveryQueue
 from archiver.listen.server import Listener
 from archiver.listen.settings import ListenSettings
 from archiver.listen.signature import sign, signed_with
+from archiver.listen.worker import ArchiveTools, ArchiveWorker
 from archiver.retention.registry import PolicyRegistry
 from archiver.store.types import StoredObject
 from archiver.sync.budget import RequestBudget, default_reserve, listener_reserve
@@ -211,6 +218,140 @@ def test_intake_takes_the_previous_secret_during_a_rotation_and_says_so() -> Non
     (stored,) = store.puts.values()
     assert json.loads(stored)["signature"]["secret"] == "previous"
     assert OLD.encode() not in stored and SECRET.encode() not in stored
+
+
+def test_rows_can_be_taken_only_once_they_have_waited(tmp_path: Path) -> None:
+    queue = DeliveryQueue.open(":memory:")
+    for sha, ts, debt in (("a" * 64, 10.0, "D1"), ("b" * 64, 20.0, "D2"), ("c" * 64, 21.0, "D1")):
+        queue.reserve(sha, ts, "debt.updated", "debt", debt)
+        queue.mark_stored(sha, "stored", ts, "debt.updated", "debt", debt)
+    assert [r.sha256 for r in queue.due(30.0, 10, received_before=15.0)] == ["a" * 64]
+    assert len(queue.due(30.0, 10)) == 3
+    for sha, debt in (("a" * 64, "D1"), ("b" * 64, "D2"), ("c" * 64, "D1")):
+        queue.resolve(sha, debt)
+    # a debt waits by its oldest delivery: D1's has waited since 10.0
+    assert queue.debts_due(30.0, received_before=15.0) == ["D1"]
+    assert queue.debts_due(30.0) == ["D1", "D2"]
+
+
+class FakeArchiver:
+    """The pipeline as the worker drives it; ``archive_debt`` records its calls."""
+
+    def __init__(self) -> None:
+        self.archived: list[tuple[str, float]] = []
+        self.run_id = "run"
+
+    def begin(self, debts: list[str], **kw: Any) -> None:
+        pass
+
+    def deliver_pending(self) -> None:
+        pass
+
+    def end(self, result: Any, status: str) -> None:
+        pass
+
+    def archive_debt(self, debt_id: str) -> DebtResult:
+        self.archived.append((debt_id, time.monotonic()))
+        return DebtResult(debt_id, "archived", manifest_key=f"debts/{debt_id}/manifests/1.json")
+
+
+def _worker(queue: DeliveryQueue, busy: threading.Event, defer: float) -> tuple[Any, Any]:
+    fake = FakeArchiver()
+    client = SimpleNamespace(rate_limit=RateLimitState(limit=100, remaining=None), http=None)
+    client.http = SimpleNamespace(gate=None)
+
+    @contextmanager
+    def session() -> Iterator[ArchiveTools]:
+        yield ArchiveTools(fake, client)  # type: ignore[arg-type]
+
+    worker = ArchiveWorker(
+        queue=queue,
+        open_session=session,
+        settings=ListenSettings(secret=SECRET, archive_defer_s=defer),
+        metrics=ListenMetrics(queue.counts),
+        busy=busy.is_set,
+    )
+    return worker, fake
+
+
+def _stored(queue: DeliveryQueue, debt_id: str, n: int) -> None:
+    body = f"{debt_id}-{n}".encode()
+    sha = hashlib.sha256(body).hexdigest()
+    queue.reserve(sha, time.time(), "debt.updated", "debt", debt_id)
+    queue.mark_stored(sha, "stored", time.time(), "debt.updated", "debt", debt_id)
+
+
+def test_the_worker_gives_way_while_deliveries_arrive_then_archives_them_together() -> None:
+    queue = DeliveryQueue.open(":memory:")
+    busy = threading.Event()
+    busy.set()
+    worker, fake = _worker(queue, busy, defer=60.0)
+    worker.start()
+    try:
+        for n in range(3):
+            _stored(queue, "D1", n)
+            worker.wake()
+        time.sleep(1.0)
+        assert fake.archived == [] and queue.counts()["stored"] == 3  # not even resolved
+        busy.clear()  # the deliveries stopped coming
+        worker.wake()
+        wait_until = time.monotonic() + 10
+        while queue.counts()["archived"] < 3 and time.monotonic() < wait_until:
+            time.sleep(0.02)
+        assert queue.counts()["archived"] == 3
+        assert [d for d, _ in fake.archived] == ["D1"]  # one archive for the three
+    finally:
+        worker.stop()
+
+
+def test_while_deliveries_keep_coming_a_delivery_waits_at_most_archive_defer_s() -> None:
+    queue = DeliveryQueue.open(":memory:")
+    busy = threading.Event()
+    busy.set()
+    worker, fake = _worker(queue, busy, defer=0.5)
+    worker.start()
+    try:
+        began = time.monotonic()
+        _stored(queue, "D1", 0)
+        worker.wake()
+        wait_until = began + 10
+        while queue.counts()["archived"] < 1 and time.monotonic() < wait_until:
+            time.sleep(0.02)
+        assert [d for d, _ in fake.archived] == ["D1"]
+        assert 0.5 <= fake.archived[0][1] - began < 5.0
+    finally:
+        worker.stop()
+
+
+def test_an_archive_scheduled_before_more_deliveries_came_waits_for_a_later_turn() -> None:
+    queue = DeliveryQueue.open(":memory:")
+    busy = threading.Event()
+    worker, fake = _worker(queue, busy, defer=60.0)
+    _stored(queue, "D1", 0)
+    (row,) = queue.due(time.time(), 10)
+    queue.resolve(row.sha256, "D1")
+    tools = ArchiveTools(fake, None)  # type: ignore[arg-type]
+    busy.set()  # deliveries arrive again between the scheduling and the archive
+    worker._archive(tools, "D1")
+    assert fake.archived == [] and queue.counts()["resolved"] == 1
+    busy.clear()
+    worker._archive(tools, "D1")
+    assert [d for d, _ in fake.archived] == ["D1"] and queue.counts()["archived"] == 1
+
+
+def test_the_intake_is_busy_from_a_request_to_shortly_after_its_answer() -> None:
+    woken: list[bool] = []
+    queue = DeliveryQueue.open(":memory:")
+    intake = make_listener(FakeStore(), queue).intake
+    intake._wake = lambda: woken.append(True)
+    assert not intake.busy
+    with intake.arriving():
+        with intake.arriving():
+            assert intake.busy
+        assert intake.busy and woken == []
+    assert intake.busy and woken == [True]  # the last one out wakes the worker
+    time.sleep(ARRIVAL_GAP_S * 2)
+    assert not intake.busy
 
 
 # -- the budget gate

@@ -3,7 +3,8 @@
 * ``POST /webhooks/getbill``: ``application/json`` only (else 415), at most
   ``max_body_bytes`` (a larger declared length is refused before reading, a longer body
   while it streams in: 413), within ``body_timeout_s`` (else 408); then
-  :meth:`Intake.receive` on a worker thread (401 / 200 / 202 / 503, see :mod:`.intake`).
+  :meth:`Intake.receive` on one of the intake's threads (401 / 200 / 202 / 503, see
+  :mod:`.intake`).
   Refusals log one line without the body.
 * ``GET /healthz``: 200 while the archive worker runs and the queue file answers, else 503;
   the JSON body says which, with the queue's counts.
@@ -15,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable
+from concurrent.futures import Executor
 from typing import Any
 
 from starlette.applications import Starlette
@@ -45,11 +47,17 @@ def create_app(
     settings: ListenSettings,
     metrics: ListenMetrics,
     health: Callable[[], tuple[bool, dict[str, Any]]],
+    threads: Executor,
 ) -> Starlette:
-    """The listener's ASGI app over ``intake``; ``health`` says ``(ok, details)``."""
+    """The listener's ASGI app over ``intake``; ``health`` says ``(ok, details)``; deliveries
+    are received on ``threads`` (as many as the intake handles at once)."""
     cap = settings.max_body_bytes
 
     async def webhook(request: Request) -> Response:
+        with intake.arriving():
+            return await receive(request)
+
+    async def receive(request: Request) -> Response:
         peer = request.client.host if request.client else "?"
         media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
         if media_type != "application/json":
@@ -63,7 +71,11 @@ def create_app(
             return _refuse(metrics, 413, "too_large", peer, f"more than {cap} bytes sent")
         except TimeoutError:
             return _refuse(metrics, 408, "timeout", peer, "body not sent in time")
-        answer = await run_in_threadpool(intake.receive, body, request.headers.items(), peer)
+        # A plain executor rather than anyio's thread pool: its hand-off costs a fraction.
+        loop = asyncio.get_running_loop()
+        answer = await loop.run_in_executor(
+            threads, intake.receive, body, request.headers.items(), peer
+        )
         return JSONResponse(answer.body, status_code=answer.status)
 
     async def healthz(request: Request) -> Response:

@@ -15,7 +15,8 @@ the secret cannot be recovered; whoever holds the secret can check later that ge
 these bytes. ``Authorization``, cookies and any header whose name looks secret are never
 stored, and every value is scrubbed of the registered secrets (the webhook secret among them).
 
-Written like every object (:meth:`ObjectStore.put_bytes`): conditional, checksummed, locked.
+Written like every object (:meth:`ObjectStore.put_bytes`, or the same request through
+:class:`~archiver.store.smallputs.SmallPuts`): conditional, checksummed, locked.
 The first delivery of a body is the evidence; a later one meets a taken key
 (:class:`ObjectConflictError`: other headers, another time) and is a duplicate.
 """
@@ -35,6 +36,7 @@ from archiver.common.redact import registered_secrets, scrub_secrets
 from archiver.common.time import iso_precise
 from archiver.errors import ObjectConflictError
 from archiver.store.objects import ObjectStore
+from archiver.store.smallputs import PutsBytes
 from archiver.store.types import Lock
 
 __all__ = [
@@ -119,9 +121,10 @@ def delivery_bytes(delivery: Delivery) -> bytes:
     )
 
 
-def store_delivery(store: ObjectStore, delivery: Delivery, lock: Lock) -> bool:
-    """Store ``delivery`` under its key; True if this call stored it, False if its body was
-    stored before (a duplicate or a replay). S3 errors raise (:class:`StorageError`)."""
+def store_delivery(store: PutsBytes, delivery: Delivery, lock: Lock) -> bool:
+    """Store ``delivery`` under its key (through ``store``: the :class:`ObjectStore`, or its
+    :class:`~archiver.store.smallputs.SmallPuts`); True if this call stored it, False if its
+    body was stored before (a duplicate or a replay). S3 errors raise (:class:`StorageError`)."""
     try:
         stored = store.put_bytes(
             delivery.key,

@@ -8,7 +8,10 @@
    archive), and only then the answer: 200, or 202 for a malformed body (stored, reported).
    An S3 failure forgets the row and answers 503: getbill may deliver it again.
 
-Blocking (SQLite, boto3): the HTTP app runs it in a worker thread.
+Blocking (SQLite, S3): the HTTP app runs it on a thread of its pool, and counts each
+delivery from its request to its answer (:meth:`Intake.arriving`): the archive worker gives
+way while any is in flight. The PUT goes through :class:`~archiver.store.smallputs.SmallPuts`
+(the store's own request, without boto3's per-call cost) when the client allows it.
 """
 
 from __future__ import annotations
@@ -16,7 +19,9 @@ from __future__ import annotations
 import hashlib
 import logging
 import threading
-from collections.abc import Callable, Iterable
+import time
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -32,10 +37,15 @@ from archiver.listen.signature import SIGNATURE_HEADER, signed_with
 from archiver.retention.locks import new_lock
 from archiver.retention.policies import AnchorDates, RetentionPolicy
 from archiver.store.objects import ObjectStore
+from archiver.store.smallputs import PutsBytes, small_puts
 
-__all__ = ["Answer", "Intake"]
+__all__ = ["ARRIVAL_GAP_S", "Answer", "Intake"]
 
 log = logging.getLogger(__name__)
+
+# Within a burst, every delivery may be between its answer and the next request for a moment
+# (most of all when the process waits for the CPU): that is no end of the burst yet.
+ARRIVAL_GAP_S = 0.02
 
 
 @dataclass(frozen=True)
@@ -63,6 +73,10 @@ class Intake:
         clock: Callable[[], datetime] = utcnow,
     ) -> None:
         self.store = store
+        # The same conditional, checksummed, locked PUT as the store's, without boto3's
+        # per-call cost (a third of it): the PUT is most of a delivery's CPU.
+        self._small = small_puts(store)
+        self.puts: PutsBytes = self._small or store
         self.queue = queue
         self.settings = settings
         self.policy = policy
@@ -73,11 +87,41 @@ class Intake:
         # Deliveries handled at once: more threads than this only contend for the GIL and
         # the queue's lock (a convoy that slows every one of them); the others wait here.
         self._slots = threading.BoundedSemaphore(settings.intake_threads)
+        self._count_lock = threading.Lock()
+        self._in_flight = 0
+        self._last_answer = float("-inf")
+
+    @property
+    def busy(self) -> bool:
+        """Whether deliveries are being received now, or one was answered within the last
+        :data:`ARRIVAL_GAP_S` (the archive worker gives way)."""
+        return self._in_flight > 0 or time.monotonic() - self._last_answer < ARRIVAL_GAP_S
+
+    @contextmanager
+    def arriving(self) -> Iterator[None]:
+        """Count one delivery in flight, from its request to its answer (:attr:`busy`); the
+        last one out wakes the worker."""
+        with self._count_lock:
+            self._in_flight += 1
+        try:
+            yield
+        finally:
+            with self._count_lock:
+                self._in_flight -= 1
+                idle = self._in_flight == 0
+                self._last_answer = time.monotonic()
+            if idle:
+                self._wake()
 
     def receive(self, body: bytes, headers: Iterable[tuple[str, str]], peer: str) -> Answer:
         """Check, store and queue one delivery (see the module docstring)."""
         with self._slots:
             return self._receive(body, list(headers), peer)
+
+    def close(self) -> None:
+        """Close the connections kept open to S3."""
+        if self._small is not None:
+            self._small.close()
 
     def _receive(self, body: bytes, pairs: list[tuple[str, str]], peer: str) -> Answer:
         given = next((v for k, v in pairs if k.lower() == SIGNATURE_HEADER.lower()), None)
@@ -110,7 +154,7 @@ class Intake:
         )
         lock = new_lock(self.policy, "manifest", AnchorDates(archived_at=now), hold=False)
         try:
-            created = store_delivery(self.store, delivery, lock)
+            created = store_delivery(self.puts, delivery, lock)
         except StorageError as exc:
             if seen is None:
                 self.queue.forget(sha)

@@ -171,19 +171,34 @@ class DeliveryQueue:
 
     # -- the worker
 
-    def due(self, now: float, limit: int) -> list[QueuedDelivery]:
-        """``stored`` rows to resolve now, oldest first."""
+    def due(
+        self, now: float, limit: int, received_before: float | None = None
+    ) -> list[QueuedDelivery]:
+        """``stored`` rows to resolve now, oldest first; with ``received_before``, only
+        those that arrived before it."""
+        if received_before is None:
+            return self._rows(
+                "WHERE state = 'stored' AND not_before <= ? ORDER BY received_ts LIMIT ?",
+                (now, limit),
+            )
         return self._rows(
-            "WHERE state = 'stored' AND not_before <= ? ORDER BY received_ts LIMIT ?", (now, limit)
+            "WHERE state = 'stored' AND not_before <= ? AND received_ts <= ? "
+            "ORDER BY received_ts LIMIT ?",
+            (now, received_before, limit),
         )
 
-    def debts_due(self, now: float) -> list[str]:
-        """Debts with ``resolved`` rows to archive now, by their oldest delivery."""
+    def debts_due(self, now: float, received_before: float | None = None) -> list[str]:
+        """Debts with ``resolved`` rows to archive now, by their oldest delivery; with
+        ``received_before``, only those whose oldest delivery arrived before it."""
+        params: tuple[float, ...] = (now,)
+        having = ""
+        if received_before is not None:
+            params, having = (now, received_before), "HAVING MIN(received_ts) <= ? "
         with self._lock:
             found = self._db.execute(
                 "SELECT debt_id FROM deliveries WHERE state = 'resolved' AND not_before <= ? "
-                "GROUP BY debt_id ORDER BY MIN(received_ts)",
-                (now,),
+                f"GROUP BY debt_id {having}ORDER BY MIN(received_ts)",
+                params,
             )
             return [str(row[0]) for row in found.fetchall()]
 

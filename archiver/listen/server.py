@@ -1,13 +1,14 @@
 """``archiver listen`` as a running service: the :class:`Listener` (intake, queue, worker,
 app) and :class:`ListenServer` (uvicorn on a socket).
 
-uvicorn serves HTTP/1.1 through h11: headers at most 16 KiB, at most ``max_connections``
-connections at once (503 beyond), idle keep-alive connections closed after ``keep_alive_s``.
-uvicorn has no deadline of its own for a request's headers, so a client could dribble them
-forever (slow loris): :func:`guarded_protocol` closes a connection that has not sent a
-complete request head within ``header_timeout_s``; the app bounds the body's time. Each
-connection is a coroutine on one event loop: a slow client holds no thread and delays no
-other delivery.
+uvicorn serves HTTP/1.1 through httptools (llhttp, in C) on uvloop: per delivery, h11's pure
+Python parsing and asyncio's loop cost more CPU than storing the delivery does. Headers at
+most 16 KiB (else 400, closed), at most ``max_connections`` connections at once (503
+beyond), idle keep-alive connections closed after ``keep_alive_s``. uvicorn has no deadline
+of its own for a request's headers, so a client could dribble them forever (slow loris):
+:func:`guarded_protocol` closes a connection that has not sent a complete request head within
+``header_timeout_s``; the app bounds the body's time. Each connection is a coroutine on one
+event loop: a slow client holds no thread and delays no other delivery.
 """
 
 from __future__ import annotations
@@ -18,10 +19,11 @@ import signal
 import socket
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import uvicorn
-from uvicorn.protocols.http.h11_impl import H11Protocol
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from archiver.listen.app import create_app
 from archiver.listen.deliveries import delivery_key
@@ -41,16 +43,62 @@ MAX_HEADER_BYTES = 16 * 1024
 _TERMINAL = {"malformed": "malformed", "none": "ignored"}
 
 
-def guarded_protocol(header_timeout_s: float) -> type[H11Protocol]:
-    """uvicorn's h11 protocol, closing a connection whose request head is not complete
-    ``header_timeout_s`` after it opened or after its last response."""
+def guarded_protocol(header_timeout_s: float) -> type[asyncio.Protocol]:
+    """uvicorn's HTTP/1.1 protocol (httptools), closing a connection whose request head is
+    not complete ``header_timeout_s`` after it opened or after its last response, and
+    answering 400 (then closing) a head over :data:`MAX_HEADER_BYTES`."""
 
-    class GuardedH11Protocol(H11Protocol):
+    class GuardedHttpToolsProtocol(HttpToolsProtocol):
         _head_timer: asyncio.TimerHandle | None = None
+        # httptools has no limit of its own on a head's size (h11 had): the bytes of a head
+        # still incomplete, and those of its URL and header lines once parsed, are counted.
+        _raw_head = 0
+        _head = 0
+        _in_head = True
+        _heads = 0  # heads completed on this connection
 
         def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
             super().connection_made(transport)
             self._arm()
+
+        def data_received(self, data: bytes) -> None:
+            in_head, heads = self._in_head, self._heads
+            super().data_received(data)
+            # Only a chunk wholly inside one head still incomplete counts: one that ended a
+            # head, or a body, may hold a body's bytes.
+            if in_head and self._in_head and heads == self._heads and self.parser is not None:
+                self._raw_head += len(data)
+                if self._raw_head > MAX_HEADER_BYTES:
+                    self._in_head = False
+                    self.send_400_response("Request header fields too large.")
+
+        def on_message_begin(self) -> None:
+            super().on_message_begin()
+            self._head = 0
+
+        def on_url(self, url: bytes) -> None:
+            self._count(len(url))
+            super().on_url(url)
+
+        def on_header(self, name: bytes, value: bytes) -> None:
+            self._count(len(name) + len(value) + 4)
+            super().on_header(name, value)
+
+        def _count(self, size: int) -> None:
+            self._head += size
+            if self._head > MAX_HEADER_BYTES:
+                # Raised inside the parser: uvicorn answers 400 and closes the connection.
+                raise ValueError("request head too large")
+
+        def on_headers_complete(self) -> None:
+            self._in_head = False
+            self._raw_head = 0
+            self._heads += 1
+            super().on_headers_complete()
+
+        def on_message_complete(self) -> None:
+            super().on_message_complete()
+            self._in_head = True
 
         def on_response_complete(self) -> None:
             super().on_response_complete()
@@ -76,7 +124,7 @@ def guarded_protocol(header_timeout_s: float) -> type[H11Protocol]:
             if waiting and not self.transport.is_closing():
                 self.transport.close()
 
-    return GuardedH11Protocol
+    return GuardedHttpToolsProtocol
 
 
 class Listener:
@@ -97,7 +145,11 @@ class Listener:
         self.settings = settings
         self.metrics = ListenMetrics(queue.counts)
         self.worker = ArchiveWorker(
-            queue=queue, open_session=open_session, settings=settings, metrics=self.metrics
+            queue=queue,
+            open_session=open_session,
+            settings=settings,
+            metrics=self.metrics,
+            busy=lambda: self.intake.busy,
         )
         self.intake = Intake(
             store=store,
@@ -107,7 +159,8 @@ class Listener:
             metrics=self.metrics,
             wake=self.worker.wake,
         )
-        self.app = create_app(self.intake, settings, self.metrics, self.health)
+        self._threads = ThreadPoolExecutor(settings.intake_threads, "listen-intake")
+        self.app = create_app(self.intake, settings, self.metrics, self.health, self._threads)
 
     def recover(self) -> int:
         """Settle the rows of PUTs a crash interrupted: kept if the object exists, else
@@ -142,6 +195,8 @@ class Listener:
 
     def stop(self) -> None:
         self.worker.stop()
+        self._threads.shutdown(wait=True)
+        self.intake.close()
 
     def health(self) -> tuple[bool, dict[str, Any]]:
         """``(ok, details)`` for ``/healthz``."""
@@ -176,6 +231,7 @@ class ListenServer:
         config = uvicorn.Config(
             listener.app,
             http=guarded_protocol(s.header_timeout_s),
+            loop="auto",  # uvloop where it installs (not on Windows), else asyncio's
             ws="none",
             lifespan="off",
             log_config=None,
@@ -183,7 +239,6 @@ class ListenServer:
             server_header=False,
             timeout_keep_alive=s.keep_alive_s,
             limit_concurrency=s.max_connections,
-            h11_max_incomplete_event_size=MAX_HEADER_BYTES,
             timeout_graceful_shutdown=30,
         )
         self.server = uvicorn.Server(config)

@@ -38,6 +38,9 @@ class ListenSettings:
     workers: debts archived at once.
     capacity: deliveries the worker holds in memory at once (the bounded queue); the rest wait
         in the queue file, stored and acknowledged, and are archived later.
+    archive_defer_s: while deliveries are being received, one waits up to this long before
+        it is resolved and archived: acknowledgements go first, and the deliveries of a debt
+        that arrive meanwhile are archived together.
     max_attempts: tries of one delivery before it is given up (``failed``; the hourly sync
         still covers its debt).
     retry_base_s / retry_max_s: the backoff between tries.
@@ -54,6 +57,7 @@ class ListenSettings:
     intake_threads: int = 16
     workers: int = 2
     capacity: int = 256
+    archive_defer_s: float = 10.0
     max_attempts: int = 5
     retry_base_s: float = 5.0
     retry_max_s: float = 300.0

@@ -14,6 +14,13 @@ the thread that opened it, and the pipeline tells the catalog on that thread: se
    debt resolved before the archive starts is answered by it (coalesced); one resolved while
    it runs waits for the next turn, which lists the debt after it.
 
+The acknowledgements go first: the worker shares one process (one GIL) with the HTTP side,
+and an archive costs tens of times a delivery's CPU. While deliveries are arriving
+(:attr:`Intake.busy`), a delivery is resolved and its debt archived only once it has waited
+``archive_defer_s``, one archive at a time; an archive also waits while deliveries are being
+resolved (they may be of its debt). A burst of deliveries is thus archived once per debt
+after it, and under a steady flood each debt about every ``archive_defer_s``.
+
 A delivery the API says does not exist (404, 403) or whose record is invalid is ``failed``
 at once; other errors are retried with backoff, ``max_attempts`` times. Requests go through
 a :class:`~archiver.listen.budget.ReserveGate`. A configuration error (refused credentials,
@@ -52,6 +59,7 @@ __all__ = ["ArchiveTools", "ArchiveWorker", "SessionFactory"]
 log = logging.getLogger(__name__)
 
 POLL_S = 0.5  # the longest the coordinator sleeps when nothing wakes it
+BUSY_POLL_S = 0.025  # how often it looks while deliveries arrive
 DONE = ("archived", "unchanged")
 
 
@@ -77,9 +85,11 @@ class ArchiveWorker:
         open_session: SessionFactory,
         settings: ListenSettings,
         metrics: ListenMetrics,
+        busy: Callable[[], bool] = lambda: False,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.queue = queue
+        self._busy_intake = busy
         self.settings = settings
         self.metrics = metrics
         self._open_session = open_session
@@ -144,11 +154,25 @@ class ArchiveWorker:
             while not self._stop.is_set():
                 tools.archiver.deliver_pending()
                 now = self._clock()
-                self._claim(tools, resolving, now)
-                self._schedule(tools, archiving, now)
+                # Deliveries are arriving: their acknowledgements go first (one process, one
+                # GIL), and what waits is taken up once it is archive_defer_s old, together
+                # with the deliveries of its debt that arrived meanwhile. Likewise an archive
+                # waits for the deliveries being resolved (some may be of its debt).
+                # While deliveries arrive, one archive at a time.
+                waited = now - self.settings.archive_defer_s
+                busy = self._busy_intake()
+                self._claim(tools, resolving, now, waited if busy else None)
+                with self._lock:
+                    wait = busy or bool(self._claimed)
+                limit = 1 if busy else self.settings.capacity
+                self._schedule(tools, archiving, now, waited if wait else None, limit)
                 if tools.client.rate_limit.remaining is not None:
                     self.metrics.remaining.set(tools.client.rate_limit.remaining)
-                self._wake.wait(POLL_S)
+                if busy:
+                    # Each delivery stored would wake the loop: look a few times a second.
+                    self._stop.wait(BUSY_POLL_S)
+                else:
+                    self._wake.wait(POLL_S)
                 self._wake.clear()
         except BaseException:
             status = "failed"
@@ -166,12 +190,14 @@ class ArchiveWorker:
         if self.error is not None:
             raise self.error
 
-    def _claim(self, tools: ArchiveTools, pool: ThreadPoolExecutor, now: float) -> None:
+    def _claim(
+        self, tools: ArchiveTools, pool: ThreadPoolExecutor, now: float, waited: float | None
+    ) -> None:
         with self._lock:
             room = self.settings.capacity - len(self._claimed)
             held = set(self._claimed)
         if room > 0:
-            for row in self.queue.due(now, room + len(held)):
+            for row in self.queue.due(now, room + len(held), received_before=waited):
                 if row.sha256 in held:
                     continue
                 with self._lock:
@@ -182,12 +208,19 @@ class ArchiveWorker:
                     break
         self._gauge()
 
-    def _schedule(self, tools: ArchiveTools, pool: ThreadPoolExecutor, now: float) -> None:
-        for debt_id in self.queue.debts_due(now):
+    def _schedule(
+        self,
+        tools: ArchiveTools,
+        pool: ThreadPoolExecutor,
+        now: float,
+        waited: float | None,
+        limit: int,
+    ) -> None:
+        for debt_id in self.queue.debts_due(now, received_before=waited):
             with self._lock:
                 if debt_id in self._busy:
                     continue
-                if len(self._busy) >= self.settings.capacity:
+                if len(self._busy) >= limit:
                     break
                 self._busy.add(debt_id)
             pool.submit(self._archive, tools, debt_id)
@@ -232,6 +265,10 @@ class ArchiveWorker:
             rows = self.queue.resolved_of(debt_id)
             if not rows:
                 return
+            if self._busy_intake() and min(r.received_ts for r in rows) > (
+                self._clock() - self.settings.archive_defer_s
+            ):
+                return  # deliveries arrive again since this was scheduled: a later turn
             try:
                 result = tools.archiver.archive_debt(debt_id)
             except ConfigError as exc:

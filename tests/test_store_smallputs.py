@@ -1,0 +1,199 @@
+"""SmallPuts: the listener's lean PUT sends what ObjectStore.put_bytes sends, and every
+refusal ends as it would through boto3 (rerun, conflict, checksum, credentials, retries)."""
+
+from __future__ import annotations
+
+import logging
+import re
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from fixtures.faultproxy import FaultProxy, Rule
+from fixtures_s3 import unique_bucket_name
+
+from archiver.common.redact import RedactingFormatter
+from archiver.devkit.s3server import LocalS3Server
+from archiver.errors import ConfigError, ObjectConflictError, StorageError
+from archiver.store.objects import ObjectStore
+from archiver.store.settings import make_s3_client
+from archiver.store.smallputs import SmallPuts, small_puts
+from archiver.store.types import Lock
+
+pytestmark = pytest.mark.integration
+
+# Any signature value left in a log line (SigV4 header, botocore.auth's own output).
+LEAKED_SIGNATURE = re.compile(r"signature(?:=|:\s*)(?!\*\*\*)[0-9a-z%]{8,}", re.IGNORECASE)
+
+
+def _lock(days: int = 30, hold: bool = False) -> Lock:
+    return Lock("GOVERNANCE", datetime.now(UTC) + timedelta(days=days), legal_hold=hold)
+
+
+def _store(server: LocalS3Server, endpoint: str | None = None, **kw: Any) -> ObjectStore:
+    client = make_s3_client(
+        endpoint or server.endpoint_url,
+        aws_access_key_id=kw.pop("key", server.access_key),
+        aws_secret_access_key=kw.pop("secret", server.secret_key),
+        region_name=server.region,
+        config_options=kw,
+    )
+    return ObjectStore(client, unique_bucket_name("small"))
+
+
+@pytest.fixture
+def pair(s3_server: LocalS3Server) -> tuple[ObjectStore, SmallPuts]:
+    store = _store(s3_server)
+    store.create_bucket()
+    puts = small_puts(store)
+    assert isinstance(puts, SmallPuts)
+    return store, puts
+
+
+def test_a_small_put_stores_what_put_bytes_stores(pair: tuple[ObjectStore, SmallPuts]) -> None:
+    store, puts = pair
+    lock = _lock(hold=True)
+    meta = {"kind": "webhook-delivery"}
+    data = b'{"type":"debt.updated"}'
+    ours = puts.put_bytes(
+        "webhooks/a b+é~.json", data, lock=lock, content_type="application/json", metadata=meta
+    )
+    theirs = store.put_bytes(
+        "webhooks/boto3.json", data, lock=lock, content_type="application/json", metadata=meta
+    )
+    assert ours.created and ours.version_id and ours.sha256 == theirs.sha256
+    assert store.read_bytes(ours.key) == data
+    a, b = store.head(ours.key), store.head(theirs.key)
+    assert a is not None and b is not None
+    assert (a.size, a.sha256, a.content_type, a.metadata) == (
+        b.size,
+        b.sha256,
+        b.content_type,
+        b.metadata,
+    )
+    assert store.get_lock(ours.key, ours.version_id) == lock == store.get_lock(theirs.key)
+    assert store.sha256_of(ours.key) == (ours.sha256, len(data))
+
+
+def test_a_taken_key_is_a_rerun_or_a_conflict_as_through_boto3(
+    pair: tuple[ObjectStore, SmallPuts],
+) -> None:
+    store, puts = pair
+    first = puts.put_bytes("k.json", b"same", lock=_lock(), content_type="text/plain")
+    again = puts.put_bytes("k.json", b"same", lock=_lock(), content_type="text/plain")
+    assert first.created and not again.created and again.version_id == first.version_id
+    with pytest.raises(ObjectConflictError) as raised:
+        puts.put_bytes("k.json", b"other", lock=_lock(), content_type="text/plain")
+    assert raised.value.context["existing_version_id"] == first.version_id
+    assert len([v for v in store.list_versions("k.json")]) == 1
+
+
+def test_bytes_that_do_not_match_their_checksum_are_refused(
+    pair: tuple[ObjectStore, SmallPuts],
+) -> None:
+    store, puts = pair
+    wrong = "00" * 32
+    with pytest.raises(StorageError, match="do not match their SHA-256"):
+        puts._put_once("bad.json", b"these bytes", wrong, _lock(), "text/plain", None)
+    assert store.head("bad.json") is None
+
+
+def test_a_lock_in_the_past_is_a_retention_error(pair: tuple[ObjectStore, SmallPuts]) -> None:
+    _, puts = pair
+    past = Lock("GOVERNANCE", datetime.now(UTC) - timedelta(days=1))
+    with pytest.raises(StorageError, match="retain-until"):
+        puts.put_bytes("old.json", b"x", lock=past, content_type="text/plain")
+
+
+def test_refused_credentials_are_a_configuration_error_and_never_logged(
+    s3_server: LocalS3Server, caplog: pytest.LogCaptureFixture
+) -> None:
+    good = _store(s3_server)
+    good.create_bucket()
+    secret = "wrong-secret-key-0123456789abcdef"
+    bad = _store(s3_server, secret=secret)
+    bad.bucket = good.bucket
+    puts = small_puts(bad)
+    assert puts is not None
+    caplog.handler.setFormatter(RedactingFormatter("%(name)s: %(message)s"))
+    with (
+        caplog.at_level(logging.DEBUG, logger="botocore.auth"),
+        pytest.raises(ConfigError) as raised,
+    ):
+        puts.put_bytes("k.json", b"x", lock=_lock(), content_type="text/plain")
+    assert "refused the credentials" in str(raised.value)
+    assert any(r.name == "botocore.auth" for r in caplog.records)  # the signer did log
+    text = caplog.handler.format
+    logged = "\n".join(text(r) for r in caplog.records)
+    for value in (secret, s3_server.secret_key):
+        assert value not in logged and value not in repr(raised.value.context)
+    assert LEAKED_SIGNATURE.search(logged) is None
+
+
+def test_debug_logs_of_a_good_put_hold_no_secret(
+    pair: tuple[ObjectStore, SmallPuts], s3_server: LocalS3Server, caplog: pytest.LogCaptureFixture
+) -> None:
+    _, puts = pair
+    caplog.handler.setFormatter(RedactingFormatter("%(name)s: %(message)s"))
+    with caplog.at_level(logging.DEBUG, logger="botocore.auth"):
+        puts.put_bytes("k.json", b"x", lock=_lock(), content_type="text/plain")
+    logged = "\n".join(caplog.handler.format(r) for r in caplog.records)
+    assert "botocore.auth" in logged
+    assert s3_server.secret_key not in logged
+    assert LEAKED_SIGNATURE.search(logged) is None
+
+
+@pytest.mark.parametrize("fault", ["slowdown", "internal", "reset", "drop_response"])
+def test_transient_faults_are_retried_to_one_object(s3_server: LocalS3Server, fault: str) -> None:
+    with FaultProxy(s3_server.endpoint_url) as proxy:
+        store = _store(s3_server, proxy.url)
+        store.create_bucket()
+        puts = small_puts(store)
+        assert puts is not None
+        proxy.add(Rule(fault, op="PutObject", count=2))  # type: ignore[arg-type]
+        stored = puts.put_bytes("k.json", b"evidence", lock=_lock(), content_type="text/plain")
+        assert [f.fault for f in proxy.faults()] == [fault, fault]
+        # the answer lost after the write: the retry finds the same bytes stored
+        assert stored.created is (fault != "drop_response")
+        assert len(list(store.list_versions("k.json"))) == 1
+        assert store.read_bytes("k.json") == b"evidence"
+
+
+def test_faults_past_the_last_attempt_are_a_storage_error(s3_server: LocalS3Server) -> None:
+    with FaultProxy(s3_server.endpoint_url) as proxy:
+        store = _store(s3_server, proxy.url)
+        store.create_bucket()
+        puts = small_puts(store)
+        assert puts is not None
+        proxy.add(Rule("slowdown", op="PutObject", count=3))
+        with pytest.raises(StorageError, match="SlowDown"):
+            puts.put_bytes("k.json", b"x", lock=_lock(), content_type="text/plain")
+        proxy.clear()
+        proxy.add(Rule("reset", op="PutObject", count=10))
+        with pytest.raises(StorageError, match="store k.json failed"):
+            puts.put_bytes("k.json", b"x", lock=_lock(), content_type="text/plain")
+        assert store.head("k.json") is None
+
+
+def test_a_closed_keep_alive_connection_is_replaced(pair: tuple[ObjectStore, SmallPuts]) -> None:
+    store, puts = pair
+    puts.put_bytes("a.json", b"a", lock=_lock(), content_type="text/plain")
+    idle = puts._idle.get_nowait()
+    assert idle.sock is not None
+    idle.sock.close()  # as if the server had closed it while idle
+    puts._idle.put_nowait(idle)
+    assert puts.put_bytes("b.json", b"b", lock=_lock(), content_type="text/plain").created
+    puts.close()
+    assert store.read_bytes("b.json") == b"b"
+
+
+def test_clients_this_path_does_not_cover_keep_boto3(
+    s3_server: LocalS3Server, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert small_puts(_store(s3_server, signature_version="s3")) is None
+    assert small_puts(_store(s3_server, proxies={"http": "http://127.0.0.1:9"})) is None
+    monkeypatch.setenv("HTTP_PROXY", "http://127.0.0.1:9")
+    monkeypatch.setenv("NO_PROXY", "")
+    assert small_puts(_store(s3_server)) is None
+    monkeypatch.setenv("NO_PROXY", "127.0.0.1")
+    assert small_puts(_store(s3_server)) is not None
