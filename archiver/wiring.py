@@ -33,6 +33,7 @@ from archiver.retention.policy_choice import PolicySelector
 from archiver.store import keys
 from archiver.store.objects import ObjectStore
 from archiver.store.settings import StorageSettings, make_s3_client
+from archiver.store.smallputs import small_puts
 from archiver.sync.engine import ArchiverFactory, Syncer, SyncEvent, SyncSettings
 
 if TYPE_CHECKING:
@@ -59,7 +60,9 @@ def open_store(
     if not bucket:
         raise ConfigError("no bucket: pass --bucket NAME or set ARCHIVER_BUCKET")
     client = s3_client if s3_client is not None else make_s3_client()
-    return ObjectStore(client, bucket, settings)
+    store = ObjectStore(client, bucket, settings)
+    store.small = small_puts(store)
+    return store
 
 
 def storage_settings(config: ArchiverConfig) -> StorageSettings:

@@ -197,3 +197,36 @@ def test_clients_this_path_does_not_cover_keep_boto3(
     assert small_puts(_store(s3_server)) is None
     monkeypatch.setenv("NO_PROXY", "127.0.0.1")
     assert small_puts(_store(s3_server)) is not None
+
+
+def test_the_client_s_retry_setting_counts_the_attempts(s3_server: LocalS3Server) -> None:
+    """AWS_MAX_ATTEMPTS (here as the client config it becomes) bounds the small PUTs too."""
+    with FaultProxy(s3_server.endpoint_url) as proxy:
+        store = _store(s3_server, proxy.url)
+        store.create_bucket()
+        one = ObjectStore(
+            make_s3_client(
+                proxy.url,
+                config_options={"retries": {"mode": "standard", "total_max_attempts": 1}},
+                aws_access_key_id=s3_server.access_key,
+                aws_secret_access_key=s3_server.secret_key,
+                region_name=s3_server.region,
+            ),
+            store.bucket,
+        )
+        puts = small_puts(one)
+        assert puts is not None
+        proxy.add(Rule("slowdown", op="PutObject", count=1))
+        with pytest.raises(StorageError, match="SlowDown"):
+            puts.put_bytes("k.json", b"x", lock=_lock(), content_type="text/plain")
+        assert puts.put_bytes("k.json", b"x", lock=_lock(), content_type="text/plain").created
+
+
+def test_stores_the_wiring_opens_put_small_objects_this_way(s3_server: LocalS3Server) -> None:
+    from archiver.wiring import open_store
+
+    store = open_store(unique_bucket_name("wired"), s3_server.client())
+    assert isinstance(store.small, SmallPuts)
+    store.create_bucket()
+    stored = store.put_bytes("r.json", b"{}", lock=_lock(), content_type="application/json")
+    assert stored.created and store.read_bytes("r.json") == b"{}"

@@ -123,6 +123,13 @@ class SmallPuts:
             maxsize=int(config.max_pool_connections)
         )
         self._rng = random.Random()
+        # As many tries as the client's own retry mode makes (AWS_MAX_ATTEMPTS and the
+        # config file included): standard mode's 3 when nothing is set.
+        retries = dict(config.retries or {})
+        total = retries.get("total_max_attempts")
+        if total is None and retries.get("max_attempts") is not None:
+            total = int(retries["max_attempts"]) + 1
+        self._attempts = max(1, int(total)) if total is not None else _ATTEMPTS
 
     def put_bytes(
         self,
@@ -151,9 +158,7 @@ class SmallPuts:
         headers = _headers(args)
         if any(not value.isascii() for value in headers.values()):
             # Non-ASCII metadata: boto3 knows how S3 wants it sent.
-            return self.store.put_bytes(
-                key, data, lock=lock, content_type=content_type, metadata=metadata
-            )
+            return self.store._put_once(key, data, sha256, len(data), lock, content_type, metadata)
         headers["If-None-Match"] = "*"
         headers["x-amz-checksum-sha256"] = base64.b64encode(bytes.fromhex(sha256)).decode()
         # The signature covers the same SHA-256 S3 checks the body against.
@@ -178,11 +183,11 @@ class SmallPuts:
             try:
                 status, answer, body = self._send_once(path, data, headers)
             except (OSError, http.client.HTTPException):
-                if attempt >= _ATTEMPTS:
+                if attempt >= self._attempts:
                     raise
             else:
                 code = _error_code(body) if status >= 300 else ""
-                if attempt >= _ATTEMPTS or (
+                if attempt >= self._attempts or (
                     status not in _RETRY_STATUS and code not in _RETRY_CODES
                 ):
                     return status, answer, body
