@@ -19,8 +19,9 @@ demo: $(STAMP)
 	$(BIN)/archiver demo
 
 ## make test: static checks, then the whole suite (unit, simulator, integration on SeaweedFS)
+## in two worker processes (pytest-xdist), each with its own SeaweedFS
 test: lint typecheck
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n 2
 
 lint: $(STAMP)
 	$(BIN)/ruff check archiver tests benchmarks
