@@ -1,5 +1,6 @@
 """Shared fixtures. Each area keeps its fixtures in a ``fixtures_*.py`` module beside this file."""
 
+import functools
 import logging
 from collections.abc import Iterator
 
@@ -12,6 +13,7 @@ from fixtures_speed import *  # noqa: F401,F403
 from fixtures_tsa import *  # noqa: F401,F403
 
 from archiver.cli._common import LIBRARY_LOGGERS
+from archiver.media.types import DownloadSettings
 
 
 @pytest.fixture(autouse=True)
@@ -41,3 +43,13 @@ def _logging_restored() -> Iterator[None]:
             root.removeHandler(handler)
     for name, level in levels.items():
         logging.getLogger(name).setLevel(level)
+
+
+@pytest.fixture(autouse=True)
+def _quick_media_retries(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The media downloads a run sets up (``archiver.wiring``) pause 10-50 ms between tries,
+    not 0.5-8 s: the tests of runs prove which tries are made and what a run makes of them,
+    as the API settings' short backoff does for the API; the pauses themselves are proved by
+    tests/test_download.py on its own settings."""
+    quick = functools.partial(DownloadSettings, backoff_base_seconds=0.01, backoff_max_seconds=0.05)
+    monkeypatch.setattr("archiver.wiring.DownloadSettings", quick)
