@@ -19,8 +19,10 @@ demo: $(STAMP)
 	$(BIN)/archiver demo
 
 ## make test: static checks, then the whole suite (unit, simulator, integration on SeaweedFS)
+## in two worker processes (pytest-xdist), each with its own SeaweedFS; the tests of one
+## xdist_group (the two of one demo run) stay on one worker
 test: lint typecheck
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n 2 --dist loadgroup
 
 lint: $(STAMP)
 	$(BIN)/ruff check archiver tests benchmarks

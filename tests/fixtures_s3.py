@@ -3,11 +3,14 @@
 ``s3_server``      the LocalS3Server (session): ``.endpoint_url``, ``.env()``, ``.client()``
 ``s3_client``      a boto3 S3 client for it (session)
 ``s3_env``         monkeypatches AWS_* so boto3's own env lookup reaches the server (function)
-``locked_bucket``  an ObjectStore on a new Object-Lock bucket with a unique name (function)
+``locked_bucket``  an ObjectStore on a new Object-Lock bucket with a unique name (function),
+                   made ahead by ``warm_buckets`` (session)
 """
 
 from __future__ import annotations
 
+import queue
+import threading
 import uuid
 from collections.abc import Iterator
 from typing import Any
@@ -18,6 +21,8 @@ from archiver.devkit.s3server import LocalS3Server
 from archiver.store.objects import ObjectStore
 
 __all__ = [
+    "WarmBuckets",
+    "warm_buckets",
     "drop_bucket",
     "locked_bucket",
     "s3_client",
@@ -88,13 +93,71 @@ def s3_env(s3_server: LocalS3Server, monkeypatch: pytest.MonkeyPatch) -> dict[st
     return env
 
 
+class WarmBuckets:
+    """New Object-Lock buckets, made in a background thread a few ahead of the tests.
+
+    SeaweedFS makes the first writes to a new bucket wait while it gives the bucket a volume
+    (0.2 s, about 1 s when a run writes several objects at once). Each bucket here is written
+    to once outside any key a test uses, and that version deleted again (it has no retention):
+    the test gets a bucket that is empty, versioned and locked as ``create_bucket`` made it,
+    whose volume is already there.
+    """
+
+    AHEAD = 2
+
+    def __init__(self, client: Any) -> None:
+        self._client = client
+        self._ready: queue.Queue[str | BaseException] = queue.Queue(maxsize=self.AHEAD)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._fill, name="warm-buckets", daemon=True)
+        self._thread.start()
+
+    def _fill(self) -> None:
+        while not self._stop.is_set():
+            try:
+                item: str | BaseException = self._make()
+            except BaseException as exc:  # handed to the test that waits for a bucket
+                item = exc
+            while not self._stop.is_set():
+                try:
+                    self._ready.put(item, timeout=0.2)
+                    break
+                except queue.Full:
+                    continue
+
+    def _make(self) -> str:
+        name = unique_bucket_name("locked")
+        ObjectStore(self._client, name).create_bucket()
+        put = self._client.put_object(Bucket=name, Key="warm-up", Body=bytes(4096))
+        self._client.delete_object(Bucket=name, Key="warm-up", VersionId=put["VersionId"])
+        return name
+
+    def take(self) -> str:
+        """The name of the next bucket (waits for the thread if none is ready)."""
+        item = self._ready.get(timeout=120)
+        if isinstance(item, BaseException):
+            raise item
+        return item
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=30)
+
+
+@pytest.fixture(scope="session")
+def warm_buckets(s3_server: LocalS3Server) -> Iterator[WarmBuckets]:
+    buckets = WarmBuckets(s3_server.client())
+    try:
+        yield buckets
+    finally:
+        buckets.stop()
+
+
 @pytest.fixture
-def locked_bucket(s3_client: Any) -> ObjectStore:
-    """An ObjectStore on a brand-new bucket with Object Lock (no default retention).
+def locked_bucket(s3_client: Any, warm_buckets: WarmBuckets) -> ObjectStore:
+    """An ObjectStore on a brand-new, empty bucket with Object Lock (no default retention).
 
     Buckets are not deleted afterwards: locked objects cannot be, and the server's temporary
     folder goes away at the end of the session.
     """
-    store = ObjectStore(s3_client, unique_bucket_name("locked"))
-    store.create_bucket()
-    return store
+    return ObjectStore(s3_client, warm_buckets.take())

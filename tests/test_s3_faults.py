@@ -28,7 +28,6 @@ import json
 import socket
 import threading
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -188,38 +187,13 @@ def test_each_fault_as_botocore_sees_it_and_the_proxy_stops_cleanly(
 
 # --------------------------------------------------------------------------- the scenario
 
-WARM_BATCH = 12
-
-
-def _warm_bucket(s3: Any) -> str:
-    """A new Object-Lock bucket, written to once outside ``debts/``: SeaweedFS makes the first
-    writes to a new bucket wait (0.2 s, about 1 s when several come at once)."""
-    name = unique_bucket_name("faults")
-    s3.create_bucket(Bucket=name, ObjectLockEnabledForBucket=True)
-    s3.put_object(Bucket=name, Key="warm-up", Body=bytes(4096))
-    return name
-
-
-@pytest.fixture(scope="module")
-def warm_buckets(s3_client: Any) -> Iterator[list[str]]:
-    names: list[str] = []
-    yield names
-    for name in names:
-        drop_bucket(s3_client, name)
-
 
 @pytest.fixture
-def locked_bucket(locked_bucket: Any, s3_client: Any, warm_buckets: list[str]) -> Iterator[Any]:
-    """Shadows the shared fixture: a brand-new Object-Lock bucket all the same, one per test,
-    but taken from a batch created and warmed together (a dozen cost what two cost one by
-    one), and deleted afterwards (the shared fixture's own bucket, still empty, right away)."""
-    s3_client.delete_bucket(Bucket=locked_bucket.bucket)
-    if not warm_buckets:
-        with ThreadPoolExecutor(WARM_BATCH) as pool:
-            warm_buckets.extend(pool.map(lambda _: _warm_bucket(s3_client), range(WARM_BATCH)))
-    name = warm_buckets.pop()
-    yield type(locked_bucket)(s3_client, name)
-    drop_bucket(s3_client, name)
+def locked_bucket(locked_bucket: Any, s3_client: Any) -> Iterator[Any]:
+    """Extends the shared fixture (a brand-new, already warmed Object-Lock bucket per test):
+    the bucket is deleted afterwards."""
+    yield locked_bucket
+    drop_bucket(s3_client, locked_bucket.bucket)
 
 
 @pytest.fixture

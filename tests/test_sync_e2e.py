@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 from fixtures_archive import Env, all_versions, manifest_of, running_env
-from fixtures_s3 import drop_bucket, unique_bucket_name
+from fixtures_s3 import WarmBuckets, drop_bucket
 
 from archiver.audit.runs import verify_runs
 from archiver.audit.verify import verify_debt
@@ -60,9 +60,10 @@ class World(Env):
 
 
 @pytest.fixture
-def world(s3_server: LocalS3Server, s3_client: Any, tmp_path: Path) -> Iterator[World]:
-    store = ObjectStore(s3_client, unique_bucket_name("sync"))
-    store.create_bucket()
+def world(
+    s3_server: LocalS3Server, s3_client: Any, warm_buckets: WarmBuckets, tmp_path: Path
+) -> Iterator[World]:
+    store = ObjectStore(s3_client, warm_buckets.take())
     config = SimulatorConfig(**WORLD)  # type: ignore[arg-type]
     with running_env(World, s3_server, store, tmp_path, config) as running:
         running.config = replace(running.config, concurrency=2)

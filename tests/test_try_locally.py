@@ -1,12 +1,12 @@
-"""Trying the tool for real before wiring it to AWS: `demo --keep-running`, `s3-server` and the
-simulator's banner print variables that, pasted into another shell, make archiver work."""
+"""Trying the tool for real before wiring it to AWS: `s3-server` and the simulator's banner
+print variables that, pasted into another shell, make archiver work (`demo --keep-running`:
+tests/test_demo.py)."""
 
 from __future__ import annotations
 
 import shlex
 import socket
 from collections.abc import Mapping
-from pathlib import Path
 
 import pytest
 from click.testing import CliRunner, Result
@@ -38,44 +38,6 @@ def _free_port_pair() -> int:
                 continue
         return port
     raise RuntimeError("no free port pair")
-
-
-@pytest.mark.integration
-def test_demo_keep_running_prints_an_environment_that_works(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    for name in ("AWS_ENDPOINT_URL_S3", "AWS_ACCESS_KEY_ID", "ARCHIVER_BUCKET"):
-        monkeypatch.delenv(name, raising=False)
-    used: list[tuple[Mapping[str, str], list[Result]]] = []
-
-    def another_shell(variables: Mapping[str, str]) -> None:
-        # What a person does in a second shell while the demo waits for Ctrl-C.
-        env = dict(variables)
-        runner = CliRunner()
-        debts = ["aoqawrflg37x", "skviuvd0ydec"]  # the simulator's first debts (seed 1)
-        results = [
-            runner.invoke(main, ["status"], env=env),
-            runner.invoke(main, ["archive", *debts], env=env),
-            runner.invoke(main, ["verify", *debts], env=env),
-        ]
-        used.append((variables, results))
-
-    monkeypatch.setattr(demo_cmd, "wait_until_interrupted", another_shell)
-    r = CliRunner().invoke(main, ["demo", "--workdir", str(tmp_path), "--keep-running"])
-    assert r.exit_code == 0, r.output
-    [(variables, results)] = used
-    assert _exported(r.output) == dict(variables)  # what is printed is what was used
-    for name in (
-        "AWS_ENDPOINT_URL_S3",
-        "ARCHIVER_BUCKET",
-        "ARCHIVER_MEDIA_HOSTS",
-        "GETBILL_API_URL",
-    ):
-        assert name in variables
-    status, archive, verify = results
-    assert status.exit_code == 0 and "aoqawrflg37x: manifest" in status.output, status.output
-    assert archive.exit_code == 0 and "aoqawrflg37x: unchanged" in archive.output, archive.output
-    assert verify.exit_code == 0, verify.output
 
 
 @pytest.mark.integration
