@@ -34,7 +34,9 @@ typecheck: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/archive_throughput.py
+	$(BIN)/python benchmarks/verify_rehash.py
 	$(BIN)/python benchmarks/dossier_render.py
+	$(BIN)/python benchmarks/cli_startup.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache build *.egg-info

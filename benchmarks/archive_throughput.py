@@ -157,12 +157,13 @@ class Run:
     stdout: str
 
 
-def run_process(argv: list[str], env: dict[str, str]) -> Run:
+def run_process(argv: list[str], env: dict[str, str], cwd: Path | None = None) -> Run:
     """Run ``argv`` under the launcher: wall time, CPU seconds and peak RSS of the process."""
     t = time.perf_counter()
     out = subprocess.run(
         [sys.executable, "-c", LAUNCHER, *argv],
         env=env,
+        cwd=cwd,
         capture_output=True,
         text=True,
         check=False,
@@ -186,9 +187,19 @@ def rclone_binary() -> str:
 
 
 def run_side(
-    side: str, debt_id: str, bucket: str, env: dict[str, str], tmp: Path, concurrency: int
+    side: str,
+    debt_id: str,
+    bucket: str,
+    env: dict[str, str],
+    tmp: Path,
+    concurrency: int,
+    before: Path | None = None,
 ) -> tuple[float, Run]:
-    """One side, one round: (seconds, the archiver's run or the copy's)."""
+    """One side, one round: (seconds, the archiver's run or the copy's). A side ending in
+    ``-before`` runs ``python -m archiver`` from the ``before`` checkout (its package)."""
+    cwd = None
+    if side.endswith("-before"):
+        side, cwd = side.removesuffix("-before"), before
     if side == "bare":
         run = run_process(
             [sys.executable, str(HERE), "_bare", debt_id, bucket, str(concurrency)], env
@@ -232,7 +243,7 @@ def run_side(
         "ARCHIVER_BUCKET": bucket,
         "ARCHIVER_CATALOG": str(tmp / f"{bucket}.db"),
     }
-    run = run_process(argv, archive_env)
+    run = run_process(argv, archive_env, cwd)
     status = json.loads(run.stdout.splitlines()[0])["status"]
     if status != "archived":
         raise SystemExit(f"archive of {debt_id} ended {status}:\n{run.stdout[-2000:]}")
@@ -271,7 +282,14 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3, help="paired rounds per workload")
     parser.add_argument("--big-mb", type=int, default=500, help="one recording, RSS check")
     parser.add_argument("--eight-mb", type=int, default=300, help="8 recordings at c=8, RSS")
+    parser.add_argument(
+        "--before",
+        type=Path,
+        help="a checkout of an earlier commit (git worktree): its archiver runs as two more "
+        "sides, archive-before and no-dossier-before, for a before/after in one run",
+    )
     args = parser.parse_args()
+    sides = SIDES + (("no-dossier-before", "archive-before") if args.before else ())
     workloads = [w for w in args.workloads.split(",") if w]
 
     parent, child = mp.Pipe()
@@ -309,25 +327,27 @@ def main() -> None:
         for workload in workloads:
             debt = debts[workload]
             # Warm-up, untimed: the simulator's media, SeaweedFS volume growth, the OS caches.
-            for side in SIDES:
+            for side in sides:
                 bucket = f"warm-{workload}-{side}"
                 make_bucket(client, bucket)
-                run_side(side, debt, bucket, env, tmp, args.concurrency)
-            rates: dict[str, list[float]] = {side: [] for side in SIDES}
-            cpu: dict[str, list[float]] = {side: [] for side in SIDES}
+                run_side(side, debt, bucket, env, tmp, args.concurrency, args.before)
+            rates: dict[str, list[float]] = {side: [] for side in sides}
+            cpu: dict[str, list[float]] = {side: [] for side in sides}
             for r in range(args.rounds):
-                order = SIDES[r % len(SIDES) :] + SIDES[: r % len(SIDES)]
+                order = sides[r % len(sides) :] + sides[: r % len(sides)]
                 for side in order:
                     bucket = f"{workload}-{side}-{r}"
                     make_bucket(client, bucket)
-                    seconds, run = run_side(side, debt, bucket, env, tmp, args.concurrency)
+                    seconds, run = run_side(
+                        side, debt, bucket, env, tmp, args.concurrency, args.before
+                    )
                     size = stored_media(client, side, bucket)
                     rates[side].append(size / seconds / 1e6)
                     cpu[side].append(run.cpu / (size / 1e9))
-                line = ", ".join(f"{side} {rates[side][-1]:.1f}" for side in SIDES)
+                line = ", ".join(f"{side} {rates[side][-1]:.1f}" for side in sides)
                 print(f"{workload} round {r + 1} (MB/s): {line}")
             print(f"== {workload}: median MB/s")
-            for side in SIDES:
+            for side in sides:
                 print(
                     f"   {side:<11} {statistics.median(rates[side]):7.1f} MB/s"
                     f"   CPU {statistics.median(cpu[side]):5.1f} s/GB"
@@ -338,6 +358,13 @@ def main() -> None:
             print(f"   no-dossier / rclone  {ratio(rates, 'no-dossier', 'rclone')}")
             print(f"   archive / bare       {ratio(rates, 'archive', 'bare')}")
             print(f"   rclone / bare        {ratio(rates, 'rclone', 'bare')}")
+            if args.before:
+                print(f"   archive-before / rclone  {ratio(rates, 'archive-before', 'rclone')}")
+                print(f"   archive / archive-before {ratio(rates, 'archive', 'archive-before')}")
+                print(
+                    "   no-dossier / no-dossier-before "
+                    f"{ratio(rates, 'no-dossier', 'no-dossier-before')}"
+                )
 
         for name, mb, goal, count in (
             ("big", args.big_mb, 150, 1),
