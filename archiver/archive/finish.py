@@ -20,6 +20,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
+from functools import partial
 from typing import Any
 
 from archiver.archive.plan import DebtPlan, PreviousManifest
@@ -164,7 +165,16 @@ class Finisher:
             if self._tokens is not None:
                 self._tokens.keep(plan, result, None)
             return result, self._dossier_step(
-                plan, prev.key, prev.data, prev.manifest, result, fresh=False
+                result,
+                partial(
+                    self._ensure_dossier,
+                    plan,
+                    prev.key,
+                    prev.data,
+                    prev.manifest,
+                    result,
+                    fresh=False,
+                ),
             )
 
         if prev is not None:
@@ -206,7 +216,10 @@ class Finisher:
             # stamping adds belongs to this run's result alone.
             result.problems = list(result.problems)
             self._tokens.keep(plan, result, (manifest["sequence"], data))
-        return result, self._dossier_step(plan, mkey, data, manifest, result, fresh=True)
+        return result, self._dossier_step(
+            result,
+            partial(self._ensure_dossier, plan, mkey, data, manifest, result, fresh=True),
+        )
 
     def _extend_history(self, plan: DebtPlan) -> None:
         """Earlier manifests and dossiers follow the last activity too, when the policy says so."""
@@ -268,22 +281,15 @@ class Finisher:
         return None
 
     def _dossier_step(
-        self,
-        plan: DebtPlan,
-        manifest_key: str,
-        manifest_data: bytes,
-        manifest: dict[str, Any],
-        result: DebtResult,
-        *,
-        fresh: bool,
+        self, result: DebtResult, ensure: Callable[[], str | None]
     ) -> Callable[[], None] | None:
+        """The step that runs ``ensure`` (:meth:`_ensure_dossier` with its arguments) and
+        puts the key in ``result``; None when this run renders no dossiers."""
         if self._render is None:
             return None
 
         def step() -> None:
-            result.dossier_key = self._ensure_dossier(
-                plan, manifest_key, manifest_data, manifest, result, fresh=fresh
-            )
+            result.dossier_key = ensure()
 
         return step
 

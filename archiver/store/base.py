@@ -40,15 +40,22 @@ class S3Base:
 
     def head(self, key: str, version_id: str | None = None) -> ObjectInfo | None:
         """HEAD one object (latest or a given version); None if it does not exist."""
+        resp = self._unless_missing("head", self.client.head_object, key, version_id)
+        return ObjectInfo.from_head(key, resp) if resp is not None else None
+
+    def _unless_missing(
+        self, action: str, fn: Callable[..., Any], key: str, version_id: str | None
+    ) -> Any:
+        """``fn`` (HEAD or GET) on one object or version: its answer, or None if it does not
+        exist; other failures raise, translated."""
         kwargs: dict[str, Any] = {"Bucket": self.bucket, "Key": key}
         if version_id:
             kwargs["VersionId"] = version_id
         try:
-            resp = self.client.head_object(**kwargs)
+            return fn(**kwargs)
         except ClientError as exc:
             if error_code(exc) in NOT_FOUND_CODES or http_status(exc) == 404:
                 return None
-            self._fail(exc, f"head {key}", key=key, version_id=version_id)
+            self._fail(exc, f"{action} {key}", key=key, version_id=version_id)
         except BotoCoreError as exc:
-            self._fail(exc, f"head {key}", key=key, version_id=version_id)
-        return ObjectInfo.from_head(key, resp)
+            self._fail(exc, f"{action} {key}", key=key, version_id=version_id)

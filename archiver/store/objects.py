@@ -32,7 +32,6 @@ from archiver.store.bucket import BucketOps
 from archiver.store.locking import LockOps
 from archiver.store.s3errors import (
     CONDITIONAL_CODES,
-    NOT_FOUND_CODES,
     error_code,
     http_status,
 )
@@ -232,7 +231,10 @@ class ObjectStore(BucketOps, LockOps):
         if version_id:
             kwargs["VersionId"] = version_id
         resp = self._call(f"get {key}", self.client.get_object, **kwargs)
-        body = resp["Body"]
+        yield from self._body_chunks(resp["Body"], key, version_id)
+
+    def _body_chunks(self, body: Any, key: str, version_id: str | None) -> Iterator[bytes]:
+        """A GET's body in ``read_chunk`` pieces, closed at the end; failures translated."""
         try:
             yield from body.iter_chunks(self.settings.read_chunk)
         except BotoCoreError as exc:
@@ -245,28 +247,14 @@ class ObjectStore(BucketOps, LockOps):
     ) -> tuple[ObjectInfo, str, int] | None:
         """GET one object and re-hash it as it streams: ``(what a HEAD would say, sha256 hex,
         bytes read)``; None if it does not exist. One request where HEAD + GET take two."""
-        kwargs: dict[str, Any] = {"Bucket": self.bucket, "Key": key}
-        if version_id:
-            kwargs["VersionId"] = version_id
-        try:
-            resp = self.client.get_object(**kwargs)
-        except ClientError as exc:
-            if error_code(exc) in NOT_FOUND_CODES or http_status(exc) == 404:
-                return None
-            self._fail(exc, f"get {key}", key=key, version_id=version_id)
-        except BotoCoreError as exc:
-            self._fail(exc, f"get {key}", key=key, version_id=version_id)
-        body = resp["Body"]
+        resp = self._unless_missing("get", self.client.get_object, key, version_id)
+        if resp is None:
+            return None
         digest = hashlib.sha256()
         size = 0
-        try:
-            for chunk in body.iter_chunks(self.settings.read_chunk):
-                digest.update(chunk)
-                size += len(chunk)
-        except BotoCoreError as exc:
-            self._fail(exc, f"read {key}", key=key, version_id=version_id)
-        finally:
-            body.close()
+        for chunk in self._body_chunks(resp["Body"], key, version_id):
+            digest.update(chunk)
+            size += len(chunk)
         return ObjectInfo.from_head(key, resp), digest.hexdigest(), size
 
     def read_bytes(self, key: str, version_id: str | None = None) -> bytes:
