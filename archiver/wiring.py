@@ -174,7 +174,9 @@ class DossierStack:
     :func:`render_for_archive` does."""
 
     def __init__(self) -> None:
-        self._loaded = threading.Thread(target=_load_dossier_stack, daemon=True)
+        # Not a daemon: a run that ends at once waits for the import rather than stopping
+        # the interpreter in the middle of it.
+        self._loaded = threading.Thread(target=_load_dossier_stack)
         self._loaded.start()
 
     def __call__(self, request: DossierRequest) -> RenderedDossier:

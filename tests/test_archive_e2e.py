@@ -453,3 +453,35 @@ def test_a_debts_dossier_renders_while_the_next_debt_downloads(
     for result in run.debts:
         assert result.status == "archived" and result.dossier_key, result.to_json()
         assert verify_debt(env.store, result.debt_id, rerender=rerender_stored).ok
+
+
+@pytest.mark.integration
+def test_a_run_stopped_while_it_reports_a_debt_lists_each_debt_once(env: Env) -> None:
+    """The caller's on_result stops the run (Ctrl-C while printing a line): the run's end
+    lists the debts done, each once, the one being reported included."""
+    from archiver.wiring import open_archiver
+
+    first, second = env.debts()[:2]
+    ended: list[Any] = []
+    told: list[str] = []
+
+    def on_result(result: Any) -> None:
+        told.append(result.debt_id)
+        if result.debt_id == second:
+            raise KeyboardInterrupt
+
+    with open_archiver(env.config, env.api, s3_client=env.s3.client()) as session:
+        archiver = session.archiver
+        real_end = archiver.end
+
+        def end(run: Any, status: str) -> None:
+            ended.append((run, status))
+            real_end(run, status)
+
+        archiver.end = end  # type: ignore[method-assign]
+        with pytest.raises(KeyboardInterrupt):
+            archiver.run([first, second], on_result=on_result)
+    ((run, status),) = ended
+    assert status == "interrupted"
+    assert [r.debt_id for r in run.debts] == [first, second]
+    assert told == [first, second]

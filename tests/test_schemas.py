@@ -202,6 +202,12 @@ ODD_VALUES = [
     "http://",
     10**20,
     "ÿ" * 300,
+    # jsonschema-rs alone takes the first two for date-times; it cannot read the next two
+    "2026-01-01T23:59:60Z",
+    "0000-01-01T00:00:00Z",
+    "\ud800",
+    ("a",),
+    {1: "x"},
 ]
 
 
@@ -215,6 +221,6 @@ def test_the_quick_check_never_accepts_what_jsonschema_refuses(value):
         file_name = f"{name}.schema.json"
         for field in [*base, "new_field"]:
             instance = {**base, field: value}
-            if schemas._quick(file_name).is_valid(instance):
+            if schemas._json_native(instance) and schemas._quickly_valid(file_name, instance):
                 errors = list(schemas._validator(file_name).iter_errors(instance))
                 assert errors == [], (name, field, value, errors)

@@ -431,6 +431,28 @@ def test_uploads_are_pinned_by_their_signed_checksum_not_hashed_again_to_sign(
     assert headers["X-Amz-Content-SHA256"] == "UNSIGNED-PAYLOAD"
     expected = base64.b64encode(hashlib.sha256(data).digest()).decode()
     assert headers["x-amz-checksum-sha256"] == expected
+    # A body without that checksum header (a retention, a hold) keeps its SHA-256 signed.
+    others: list[Any] = []
+
+    def keep(request: Any, **_: Any) -> None:
+        others.append(request)
+
+    locked_bucket.client.meta.events.register("before-send.s3.PutObjectRetention", keep)
+    try:
+        stored = locked_bucket.head("k/known-sha.bin")
+        assert stored is not None
+        locked_bucket.extend_retention(
+            "k/known-sha.bin",
+            stored.version_id,
+            mode="GOVERNANCE",
+            retain_until=datetime.now(UTC) + timedelta(days=2),
+        )
+    finally:
+        locked_bucket.client.meta.events.unregister("before-send.s3.PutObjectRetention", keep)
+    (retention,) = others
+    body_sha = retention.headers["X-Amz-Content-SHA256"]
+    body_sha = body_sha.decode() if isinstance(body_sha, bytes) else body_sha
+    assert body_sha == hashlib.sha256(retention.body).hexdigest()
     signed = headers["Authorization"].split("SignedHeaders=")[1].split(",")[0].split(";")
     assert "x-amz-checksum-sha256" in signed
     assert "if-none-match" in signed

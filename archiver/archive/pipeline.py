@@ -153,31 +153,40 @@ class Archiver:
         self._emit(ArchiveEvent(ArchiveEventKind.RUN_STARTED, count=len(ids)))
         self.begin(ids)
         results: list[DebtResult] = []
+        waiting: Future[DebtResult] | None = None
+        waiting_id: str | None = None
 
-        def settle(waiting: Future[DebtResult]) -> None:
-            results.append(waiting.result())
+        def settle() -> None:
+            nonlocal waiting
+            future, waiting = waiting, None  # taken once, whatever happens next
+            if future is None:
+                return
+            results.append(future.result())
             self.deliver_pending()
             if on_result is not None:
                 on_result(results[-1])
 
-        waiting: Future[DebtResult] | None = None
         try:
             # A debt's dossier renders on this one thread while the next debt is listed and
             # downloaded; one dossier at a time, results in the order of the debts.
             with ThreadPoolExecutor(1, thread_name_prefix="dossier") as later:
                 for debt_id in ids:
+                    if debt_id == waiting_id:
+                        settle()  # the same debt again: its manifest builds on that dossier
                     done, rest = self._start_debt(debt_id)
-                    if waiting is not None:
-                        settle(waiting)
+                    settle()
                     waiting = later.submit(rest) if rest is not None else _done(done)
-                if waiting is not None:
-                    settle(waiting)
-                    waiting = None
+                    waiting_id = debt_id
+                settle()
         except BaseException as exc:
             status = "interrupted" if isinstance(exc, KeyboardInterrupt) else "failed"
-            # A debt whose dossier finished while the next one was stopped is done: listed.
+            # A debt whose dossier finished while the next one was stopped is done: listed,
+            # and told to the caller like the others.
             if waiting is not None and waiting.done() and waiting.exception() is None:
                 results.append(waiting.result())
+                if on_result is not None:
+                    with suppress(Exception):
+                        on_result(results[-1])
             # The error that stopped the run is the one to raise, not a journal failure.
             with suppress(Exception):
                 self.deliver_pending()

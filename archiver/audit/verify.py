@@ -241,11 +241,11 @@ def verify_debt(
                 )
             if got is not None:
                 hashed.append((obj, got[1], got[2]))
-        for obj, found_sha, size in hashed:
-            result.bytes_hashed += size
-            result.objects += 1
-            if on_object:
-                on_object(size)
+                result.bytes_hashed += got[2]
+                result.objects += 1
+                if on_object:
+                    on_object(got[2])  # as each object is read, for the progress bar
+        for obj, found_sha, _ in hashed:
             if found_sha != obj["sha256"]:
                 add(
                     Problem(

@@ -18,8 +18,8 @@ from __future__ import annotations
 import copy
 import json
 import re
-from collections.abc import Iterable, Sequence
-from functools import cache
+from collections.abc import Callable, Iterable, Sequence
+from functools import cache, partial
 from typing import TYPE_CHECKING, Any
 
 from archiver.common.redact import strip_query
@@ -92,15 +92,46 @@ def validate(schema_name: str, instance: Any, *, label: str | None = None) -> li
 def _quick(file_name: str) -> Any:
     # jsonschema-rs (compiled, tens of times faster) answers "valid?" for the thousands of
     # records a listing brings; only an instance it refuses goes through jsonschema, whose
-    # errors the messages below are made of. It checks formats too, so it is never laxer
-    # than jsonschema's FORMAT_CHECKER: an instance both accept gives no message either way.
+    # errors the messages below are made of. Formats are checked by jsonschema's own
+    # FORMAT_CHECKER (jsonschema-rs alone accepts a leap second or year 0000 that it refuses),
+    # so an instance both accept gives no message either way.
     import jsonschema_rs
+    from jsonschema import Draft202012Validator
 
-    return jsonschema_rs.Draft202012Validator(_load(file_name), validate_formats=True)
+    checker = Draft202012Validator.FORMAT_CHECKER
+    formats: dict[str, Callable[..., bool]] = {
+        str(name): partial(_conforms, checker, name) for name in checker.checkers
+    }
+    return jsonschema_rs.Draft202012Validator(
+        _load(file_name), formats=formats, validate_formats=True
+    )
+
+
+def _conforms(checker: Any, name: str, value: str) -> bool:
+    return bool(checker.conforms(value, name))
+
+
+def _quickly_valid(file_name: str, instance: Any) -> bool:
+    """True when jsonschema-rs finds nothing; anything it cannot read (a lone surrogate, a
+    tuple, a key that is not a string) goes to jsonschema, which says what is wrong."""
+    try:
+        return bool(_quick(file_name).is_valid(instance))
+    except (ValueError, TypeError):
+        return False
+
+
+def _json_native(value: Any) -> bool:
+    """Only what JSON decodes to (dict with str keys, list, str, int, float, bool, None): the
+    types on which jsonschema-rs and jsonschema agree (a tuple is an array to one of them)."""
+    if isinstance(value, dict):
+        return all(type(k) is str and _json_native(v) for k, v in value.items())
+    if type(value) is list:
+        return all(_json_native(v) for v in value)
+    return value is None or type(value) in (str, int, float, bool)
 
 
 def _describe_all(file_name: str, instance: Any) -> list[tuple[str, str, str]]:
-    if _quick(file_name).is_valid(instance):
+    if _json_native(instance) and _quickly_valid(file_name, instance):
         return []
     root = _load(file_name)
     errors = sorted(

@@ -60,11 +60,13 @@ def make_s3_client(
     is given. With ``checksum_when_required`` (the default) botocore adds no checksum of its
     own: we send an explicit ``ChecksumSHA256`` on every upload.
 
-    Payload signing is off (``X-Amz-Content-SHA256: UNSIGNED-PAYLOAD``, what botocore does by
-    default for uploads over https): every body we send carries ``x-amz-checksum-sha256``,
-    which the signature covers and the server checks against the bytes, so the body is pinned
-    all the same. Signing it too would make botocore read and hash each body once more before
-    sending it over plain http (a local S3), a second SHA-256 pass over every byte.
+    Uploads that carry ``x-amz-checksum-sha256`` (our PutObject and UploadPart) are signed
+    with ``X-Amz-Content-SHA256: UNSIGNED-PAYLOAD`` (what botocore does for uploads over
+    https): the signature covers that checksum header and the server checks the bytes against
+    it, so the body is pinned all the same; signing the body too would make botocore read and
+    hash it once more over plain http (a local S3), a second SHA-256 pass over every byte.
+    Every other request with a body (completing a multipart upload, a retention, a hold, a
+    bucket's configuration) keeps its body's SHA-256 in the signature.
     ``config_options`` go to :class:`botocore.config.Config` over these defaults (e.g.
     ``connect_timeout``, ``retries``). Extra keyword arguments go to ``Session.client`` (e.g.
     ``region_name``, credentials). An ``AWS_PROFILE`` that no config file defines raises
@@ -74,7 +76,7 @@ def make_s3_client(
         "when_required" if checksum_when_required else "when_supported"
     )
     options: dict[str, Any] = {
-        "s3": {"addressing_style": "path", "payload_signing_enabled": False},
+        "s3": {"addressing_style": "path"},
         "retries": {"mode": "standard"},
         "request_checksum_calculation": mode,
         "response_checksum_validation": mode,
@@ -89,7 +91,25 @@ def make_s3_client(
         session = botocore.session.Session(profile=profile)
         if session.get_config_variable("region") is None and "region_name" not in kw:
             kw["region_name"] = "us-east-1"
-        return cast("S3Client", session.create_client("s3", config=config, **kw))
+        client = session.create_client("s3", config=config, **kw)
+        for operation in ("PutObject", "UploadPart"):
+            client.meta.events.register(
+                f"before-sign.s3.{operation}",
+                _unsigned_when_checksummed,
+                unique_id=f"archiver-unsigned-{operation}",
+            )
+        return cast("S3Client", client)
     except ProfileNotFound as exc:
         named_by_env = profile is None or profile == os.environ.get("AWS_PROFILE")
         raise profile_not_found(exc, "AWS_PROFILE" if named_by_env else "--profile") from None
+
+
+def _unsigned_when_checksummed(request: Any, **_: Any) -> None:
+    """Before SigV4 signs an upload that carries ``x-amz-checksum-sha256``: sign that header,
+    not a second hash of the body (see :func:`make_s3_client`). The signer reads this from the
+    request's own copy of the client config; nothing else changes."""
+    config = request.context.get("client_config")
+    if config is None or "x-amz-checksum-sha256" not in request.headers:
+        return
+    s3: Any = {**(getattr(config, "s3", None) or {}), "payload_signing_enabled": False}
+    request.context["client_config"] = config.merge(Config(s3=s3))

@@ -58,12 +58,16 @@ class FileSlice(io.RawIOBase):
     part size. Seekable within the slice (botocore rewinds a body to retry it)."""
 
     def __init__(self, path: Path, offset: int, length: int, block: int) -> None:
-        self._raw = path.open("rb")
         self._start = offset
         self._length = length
         self._block = block
         self._pos = 0
-        self._raw.seek(offset)
+        self._raw = path.open("rb")
+        try:
+            self._raw.seek(offset)
+        except BaseException:
+            self._raw.close()
+            raise
 
     def readable(self) -> bool:
         return True
@@ -81,6 +85,8 @@ class FileSlice(io.RawIOBase):
         return self._pos
 
     def read(self, size: int | None = -1) -> bytes:
+        if size == 0:
+            return b""
         left = self._length - self._pos
         want = left if size is None or size < 0 else min(left, max(size, self._block))
         data = self._raw.read(want) if want > 0 else b""
@@ -121,9 +127,18 @@ def upload_parts(
         length = min(settings.part_size, size - offset)
         part_hash = hashlib.sha256()
         with FileSlice(path, offset, length, settings.read_chunk) as piece:
+            read = 0
             while block := piece.read(settings.read_chunk):
                 part_hash.update(block)
                 whole.update(block)
+                read += len(block)
+            if read != length:
+                raise StorageError(
+                    f"{path} changed while uploading: part {number} has {read} of its "
+                    f"{length} bytes; upload aborted",
+                    bucket=bucket,
+                    key=key,
+                )
             digest = base64.b64encode(part_hash.digest()).decode("ascii")
             piece.seek(0)
             try:
