@@ -226,7 +226,12 @@ def test_healthz_and_metrics(live: Live) -> None:
     assert health.status_code == 200 and health.json()["worker"] == "running"
     live.post(event_body("company.updated", {"id": "c-1"}))
     live.post(b"{}", secret="wrong-secret-wrong-secret")
+    # The worker marks the company event ignored on its own thread: wait for it (bounded).
+    deadline = time.monotonic() + 20
     text = httpx.get(base + "/metrics").text
+    while 'state="ignored"} 1.0' not in text and time.monotonic() < deadline:
+        time.sleep(0.05)
+        text = httpx.get(base + "/metrics").text
     assert 'archiver_listen_deliveries_total{outcome="stored"} 1.0' in text
     assert 'archiver_listen_deliveries_total{outcome="unauthorized"} 1.0' in text
     assert 'archiver_listen_queue_deliveries{state="ignored"} 1.0' in text

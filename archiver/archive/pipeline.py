@@ -39,11 +39,10 @@ import queue
 import threading
 import uuid
 from collections.abc import Callable, Iterable, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import suppress
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, cast
 
 from archiver.archive.dry_run import MediaCheck, preview, with_policy
 from archiver.archive.finish import DossierRenderer, Finisher
@@ -153,36 +152,34 @@ class Archiver:
         self._emit(ArchiveEvent(ArchiveEventKind.RUN_STARTED, count=len(ids)))
         self.begin(ids)
         results: list[DebtResult] = []
-        waiting: Future[DebtResult] | None = None
+        waiting: _Later | None = None
         waiting_id: str | None = None
 
         def settle() -> None:
             nonlocal waiting
-            future, waiting = waiting, None  # taken once, whatever happens next
-            if future is None:
+            later, waiting = waiting, None  # taken once, whatever happens next
+            if later is None:
                 return
-            results.append(future.result())
+            results.append(later.result())
             self.deliver_pending()
             if on_result is not None:
                 on_result(results[-1])
 
         try:
-            # A debt's dossier renders on this one thread while the next debt is listed and
-            # downloaded; one dossier at a time, results in the order of the debts.
-            with ThreadPoolExecutor(1, thread_name_prefix="dossier") as later:
-                for debt_id in ids:
-                    if debt_id == waiting_id:
-                        settle()  # the same debt again: its manifest builds on that dossier
-                    done, rest = self._start_debt(debt_id)
-                    settle()
-                    waiting = later.submit(rest) if rest is not None else _done(done)
-                    waiting_id = debt_id
+            # A debt's dossier renders on a thread of its own while the next debt is listed
+            # and downloaded; one dossier at a time, results in the order of the debts.
+            for debt_id in ids:
+                if debt_id == waiting_id:
+                    settle()  # the same debt again: its manifest builds on that dossier
+                done, rest = self._start_debt(debt_id)
                 settle()
+                waiting, waiting_id = _Later(rest, done), debt_id
+            settle()
         except BaseException as exc:
             status = "interrupted" if isinstance(exc, KeyboardInterrupt) else "failed"
-            # A debt whose dossier finished while the next one was stopped is done: listed,
-            # and told to the caller like the others.
-            if waiting is not None and waiting.done() and waiting.exception() is None:
+            # A debt whose dossier was rendering when the run stopped is done once it ends:
+            # listed, and told to the caller like the others.
+            if waiting is not None and waiting.succeeded():
                 results.append(waiting.result())
                 if on_result is not None:
                     with suppress(Exception):
@@ -342,8 +339,38 @@ class Archiver:
             subscriber(record)
 
 
-def _done(result: DebtResult) -> Future[DebtResult]:
-    """A future already holding ``result`` (a debt finished without a dossier step)."""
-    future: Future[DebtResult] = Future()
-    future.set_result(result)
-    return future
+class _Later:
+    """The rest of a debt (:meth:`Archiver._start_debt`) on a thread of its own, or its result
+    when there is no rest. The outcome comes back through a ``SimpleQueue`` (C code, no
+    Python-level lock): a Ctrl-C on the main thread cannot leave a lock held that the step
+    then waits for, as it can with an executor's semaphore."""
+
+    def __init__(self, rest: Callable[[], DebtResult] | None, done: DebtResult) -> None:
+        self._box: queue.SimpleQueue[tuple[bool, Any]] = queue.SimpleQueue()
+        self._outcome: tuple[bool, Any] | None = None if rest is not None else (True, done)
+        self._thread: threading.Thread | None = None
+        if rest is not None:
+            self._thread = threading.Thread(target=self._run, args=(rest,), name="dossier")
+            self._thread.start()
+
+    def _run(self, rest: Callable[[], DebtResult]) -> None:
+        try:
+            self._box.put((True, rest()))
+        except BaseException as exc:  # noqa: BLE001 - handed to the waiting thread
+            self._box.put((False, exc))
+
+    def _wait(self) -> tuple[bool, Any]:
+        if self._outcome is None:
+            self._outcome = self._box.get()
+        return self._outcome
+
+    def result(self) -> DebtResult:
+        """The debt's result, once its step has ended; what the step raised is raised."""
+        ok, value = self._wait()
+        if not ok:
+            raise value
+        return cast(DebtResult, value)
+
+    def succeeded(self) -> bool:
+        """Wait for the step to end: True if it gave a result."""
+        return self._wait()[0]
