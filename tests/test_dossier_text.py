@@ -329,3 +329,27 @@ def test_multilingual_dossier_is_pdfa_and_reproducible_across_processes(
     )
     fresh = subprocess.run([sys.executable, str(script)], capture_output=True, check=True)
     assert fresh.stdout == multilingual
+
+
+def test_fonts_loaded_from_several_threads_at_once_are_loaded_once() -> None:
+    """A run loads the fonts in the background while something else may render: in a fresh
+    process, threads asking at the same moment all get the one FontSet."""
+    import subprocess
+    import sys
+
+    script = (
+        "import threading\n"
+        "from archiver.dossier.fonts import load_fonts\n"
+        "gate = threading.Barrier(4)\n"
+        "got = []\n"
+        "def ask():\n"
+        "    gate.wait()\n"
+        "    got.append(load_fonts())\n"
+        "threads = [threading.Thread(target=ask) for _ in range(4)]\n"
+        "[t.start() for t in threads]\n"
+        "[t.join() for t in threads]\n"
+        "print(len(got), len({id(f) for f in got}))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == ["4", "1"]

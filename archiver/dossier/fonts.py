@@ -331,12 +331,22 @@ def _fix_trailing_hmetrics(font: TTFont) -> None:
         face.hmetrics[count:] = [(raw, lsb) for _aw, lsb in face.hmetrics[count:]]
 
 
-@cache
+_LOADING = threading.Lock()
+
+
 def load_fonts() -> FontSet:
     """Register the dossier fonts with reportlab (once per process) and return them.
 
-    ``ARCHIVER_DOSSIER_FONT_DIR`` may point at a directory holding the DejaVu files.
+    ``ARCHIVER_DOSSIER_FONT_DIR`` may point at a directory holding the DejaVu files. Safe
+    from several threads (a run loads them in the background while another renders): the
+    first caller loads, the others wait for the same fonts.
     """
+    with _LOADING:
+        return _load_fonts()
+
+
+@cache
+def _load_fonts() -> FontSet:
     d = _dejavu_dir()
     if d is not None:
         text_family, files = "DejaVu Sans", {k: d / v for k, v in _DEJAVU.items()}
