@@ -396,11 +396,11 @@ def test_cli_init_bucket(s3_env: dict[str, str], s3_client: Any) -> None:
 
 
 def test_large_block_reader_returns_big_blocks_and_seeks(tmp_path: Path) -> None:
-    from archiver.store.transfer import LargeBlocks
+    from archiver.store.transfer import FileSlice
 
     path = tmp_path / "f.bin"
     path.write_bytes(bytes(range(256)) * 4096)  # 1 MiB
-    with LargeBlocks(path.open("rb"), 256 * 1024) as body:
+    with FileSlice(path, 0, 1024 * 1024, 256 * 1024) as body:
         first = body.read(8192)  # http.client asks for 8 KiB: it gets a large block
         assert len(first) == 256 * 1024
         body.seek(0)

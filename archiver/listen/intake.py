@@ -37,7 +37,6 @@ from archiver.listen.signature import SIGNATURE_HEADER, signed_with
 from archiver.retention.locks import new_lock
 from archiver.retention.policies import AnchorDates, RetentionPolicy
 from archiver.store.objects import ObjectStore
-from archiver.store.smallputs import PutsBytes, small_puts
 
 __all__ = ["ARRIVAL_GAP_S", "Answer", "Intake"]
 
@@ -72,11 +71,9 @@ class Intake:
         wake: Callable[[], None] = lambda: None,
         clock: Callable[[], datetime] = utcnow,
     ) -> None:
+        # The wiring's stores put small objects through SmallPuts (without boto3's per-call
+        # cost, a third of it): the PUT is most of a delivery's CPU.
         self.store = store
-        # The same conditional, checksummed, locked PUT as the store's, without boto3's
-        # per-call cost (a third of it): the PUT is most of a delivery's CPU.
-        self._small = small_puts(store)
-        self.puts: PutsBytes = self._small or store
         self.queue = queue
         self.settings = settings
         self.policy = policy
@@ -120,8 +117,8 @@ class Intake:
 
     def close(self) -> None:
         """Close the connections kept open to S3."""
-        if self._small is not None:
-            self._small.close()
+        if self.store.small is not None:
+            self.store.small.close()
 
     def _receive(self, body: bytes, pairs: list[tuple[str, str]], peer: str) -> Answer:
         given = next((v for k, v in pairs if k.lower() == SIGNATURE_HEADER.lower()), None)
@@ -154,7 +151,7 @@ class Intake:
         )
         lock = new_lock(self.policy, "manifest", AnchorDates(archived_at=now), hold=False)
         try:
-            created = store_delivery(self.puts, delivery, lock)
+            created = store_delivery(self.store, delivery, lock)
         except StorageError as exc:
             if seen is None:
                 self.queue.forget(sha)

@@ -35,7 +35,7 @@ from archiver.store.s3errors import (
     error_code,
     http_status,
 )
-from archiver.store.transfer import LargeBlocks, put_object_args, upload_parts
+from archiver.store.transfer import FileSlice, put_object_args, upload_parts
 from archiver.store.types import (
     Lock,
     ObjectInfo,
@@ -44,7 +44,7 @@ from archiver.store.types import (
 )
 
 if TYPE_CHECKING:
-    from archiver.store.smallputs import PutsBytes
+    from archiver.store.smallputs import SmallPuts
 
 __all__ = ["ObjectStore"]
 
@@ -60,7 +60,7 @@ class ObjectStore(BucketOps, LockOps):
     sends through it: the same conditional, checksummed, locked PUT at a third of boto3's
     CPU per request (records, manifests, receipts: thousands per company run)."""
 
-    small: PutsBytes | None = None
+    small: SmallPuts | None = None
 
     def _write_failed(
         self, exc: Exception, key: str, sha256: str, size: int, lock: Lock
@@ -149,7 +149,7 @@ class ObjectStore(BucketOps, LockOps):
                 f"{path} is {actual} bytes, expected {size}", bucket=self.bucket, key=key
             )
         if size <= self.settings.multipart_threshold:
-            with LargeBlocks(path.open("rb"), self.settings.read_chunk) as body:
+            with FileSlice(path, 0, size, self.settings.read_chunk) as body:
                 return self._put_once(
                     key, cast(BinaryIO, body), sha256, size, lock, content_type, metadata
                 )

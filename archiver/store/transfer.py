@@ -18,44 +18,15 @@ from archiver.store.types import Lock
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
 
-__all__ = ["FileSlice", "LargeBlocks", "put_object_args", "upload_parts"]
-
-
-class LargeBlocks(io.RawIOBase):
-    """A file read in large blocks: http.client sends a file body ``blocksize`` (8 KiB) at a
-    time, a Python loop of a thousand iterations per 8 MB; returning up to ``block`` bytes per
-    read cuts that to a handful while memory stays at one block."""
-
-    def __init__(self, raw: BinaryIO, block: int) -> None:
-        self._raw = raw
-        self._block = block
-
-    def readable(self) -> bool:
-        return True
-
-    def seekable(self) -> bool:
-        return True
-
-    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
-        return self._raw.seek(offset, whence)
-
-    def tell(self) -> int:
-        return self._raw.tell()
-
-    def read(self, size: int | None = -1) -> bytes:
-        if size is None or size < 0:
-            return self._raw.read()
-        return self._raw.read(max(size, self._block))
-
-    def close(self) -> None:
-        self._raw.close()
-        super().close()
+__all__ = ["FileSlice", "put_object_args", "upload_parts"]
 
 
 class FileSlice(io.RawIOBase):
-    """``length`` bytes of a file from ``offset``, read in large blocks: one part of a
-    multipart upload sent from the file itself, so memory stays at one block whatever the
-    part size. Seekable within the slice (botocore rewinds a body to retry it)."""
+    """``length`` bytes of a file from ``offset``, read in large blocks: a file (or one part
+    of a multipart upload) sent from the file itself, so memory stays at one block. Reads
+    return up to ``block`` bytes even when asked for less: http.client sends a file body
+    8 KiB at a time, a Python loop of a thousand steps per 8 MB otherwise. Seekable within
+    the slice (botocore rewinds a body to retry it)."""
 
     def __init__(self, path: Path, offset: int, length: int, block: int) -> None:
         self._start = offset
