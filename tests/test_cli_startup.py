@@ -34,3 +34,43 @@ def test_version_and_help_load_no_heavy_library() -> None:
             f"try:\n    main({args!r}, standalone_mode=False)\nexcept SystemExit:\n    pass"
         )
         assert loaded_after(code) == [], args
+
+
+def run_program(args: list[str]) -> dict[str, object]:
+    """``archiver.cli.run`` (the program's entry) in a fresh interpreter: its exit code and
+    the collector's thresholds and frozen-object count as the program ends."""
+    probe = (
+        "import atexit, gc, json, sys\n"
+        # Registered first, so it runs last: after everything run() does.
+        "atexit.register(lambda: print(json.dumps({'threshold': gc.get_threshold(), "
+        "'frozen': gc.get_freeze_count()}), file=sys.stderr))\n"
+        "from archiver.cli import run\n"
+        f"sys.argv = ['archiver', *{args!r}]\n"
+        "run()\n"
+    )
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True)
+    return {"code": out.returncode, **json.loads(out.stderr.strip().splitlines()[-1])}
+
+
+def test_the_program_sets_the_collector_for_a_short_process_and_freezes_it_at_the_end() -> None:
+    from archiver.cli import GC_THRESHOLDS
+
+    ended = run_program(["--version"])
+    assert ended["code"] == 0
+    assert tuple(ended["threshold"]) == GC_THRESHOLDS  # type: ignore[arg-type]
+    # Everything alive as it ends is frozen: the interpreter's final collections skip it.
+    assert isinstance(ended["frozen"], int) and ended["frozen"] > 10_000
+    # An error exit freezes too, and keeps its code.
+    failed = run_program(["no-such-command"])
+    assert failed["code"] == 2 and failed["frozen"] > 10_000  # type: ignore[operator]
+
+
+def test_python_dash_m_archiver_and_the_console_script_both_go_through_run() -> None:
+    from pathlib import Path
+
+    import archiver
+
+    main_py = Path(archiver.__file__).with_name("__main__.py").read_text()
+    assert "run()" in main_py
+    pyproject = Path(archiver.__file__).parents[1] / "pyproject.toml"
+    assert 'archiver = "archiver.cli:run"' in pyproject.read_text()
