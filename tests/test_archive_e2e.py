@@ -455,6 +455,57 @@ def test_a_debts_dossier_renders_while_the_next_debt_downloads(
         assert verify_debt(env.store, result.debt_id, rerender=rerender_stored).ok
 
 
+def test_the_dossier_stack_loads_when_asked_to_prepare_once_not_when_built(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import archiver.wiring as wiring
+
+    loads: list[str] = []
+    loaded = threading.Event()
+
+    def load() -> None:
+        loads.append(threading.current_thread().name)
+        loaded.set()
+
+    monkeypatch.setattr(wiring, "_load_dossier_stack", load)
+    stack = wiring.DossierStack()
+    assert not loaded.wait(timeout=0.5)  # built: nothing loads yet
+    stack.prepare()
+    assert loaded.wait(timeout=30)
+    stack.prepare()  # again: no second load (a thread starts once)
+    stack._loaded.join(timeout=30)
+    assert loads == ["dossier-stack"]
+
+
+@pytest.mark.integration
+def test_the_dossier_stack_loads_once_the_debt_is_planned_while_its_media_download(
+    env: Env, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Not as the run starts, where the import would hold up the listing and planning."""
+    import archiver.wiring as wiring
+    from archiver.archive.plan import Planner
+
+    debt_id = env.debts()[0]
+    env.sim.add_followup(debt_id, type="call", audio_size=30_000, audio_format="wav")
+    order: list[str] = []
+    real_plan, real_load = Planner.plan, wiring._load_dossier_stack
+
+    def plan(self: Planner, debt: str) -> Any:
+        planned = real_plan(self, debt)
+        order.append("planned")
+        return planned
+
+    def load() -> None:
+        order.append("stack loading")
+        real_load()
+
+    monkeypatch.setattr(Planner, "plan", plan)
+    monkeypatch.setattr(wiring, "_load_dossier_stack", load)
+    (result,) = env.run([debt_id]).debts
+    assert result.status == "archived" and result.dossier_key
+    assert order == ["planned", "stack loading"]
+
+
 @pytest.mark.integration
 def test_a_run_stopped_while_it_reports_a_debt_lists_each_debt_once(env: Env) -> None:
     """The caller's on_result stops the run (Ctrl-C while printing a line): the run's end

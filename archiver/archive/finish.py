@@ -104,6 +104,13 @@ class Finisher:
         self._publish = publish
         self._emit = emit
 
+    def prepare(self) -> None:
+        """Let the renderer get ready (load what it needs in the background) when it can:
+        called as a debt's downloads start."""
+        prepare = getattr(self._render, "prepare", None)
+        if prepare is not None:
+            prepare()
+
     def finish(self, plan: DebtPlan, outcome: StoreOutcome) -> DebtResult:
         """Write manifest N+1 unless the snapshot equals the previous one, then its dossier;
         the debt's result."""

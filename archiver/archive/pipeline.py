@@ -287,6 +287,7 @@ class Archiver:
             plan = self._planner.plan(debt_id)
             if self.settings.dry_run:
                 return with_policy(preview(plan, self._check_media), plan), None
+            self._finisher.prepare()  # the dossier stack loads while the media download
             outcome = self._storer.store_plan(plan)
             check = self._holds.settle(plan, outcome)
             try:
