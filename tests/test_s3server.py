@@ -97,11 +97,16 @@ def test_second_server_with_given_folder_keeps_data_across_restart(
 
 def test_temporary_folder_is_removed_at_stop() -> None:
     server = LocalS3Server()
+    assert server.pid is None
     server.start()
     try:
         folder = server.data_dir
         assert folder is not None and (folder / "weed.log").exists()
+        # The benchmarks count the server's CPU time through its process id.
+        pid = server.pid
+        assert pid is not None and "weed" in Path(f"/proc/{pid}/cmdline").read_bytes().decode()
     finally:
         server.stop()
     assert not folder.exists()
+    assert server.pid is None
     server.stop()  # stopping twice is harmless

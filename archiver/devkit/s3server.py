@@ -162,6 +162,11 @@ class LocalS3Server:
         return self._proc is not None and self._proc.poll() is None
 
     @property
+    def pid(self) -> int | None:
+        """The server process's id while it runs (benchmarks count its CPU time)."""
+        return self._proc.pid if self.running and self._proc is not None else None
+
+    @property
     def endpoint_url(self) -> str:
         if not self.ports:
             raise StorageError("the local S3 server is not started")
