@@ -24,9 +24,10 @@ Workloads (``--workloads``): ``8mb`` one debt with 32 recordings of 8 MB, ``20mb
 Prints each side's MB/s (media bytes over the process's wall time), the ratios to rclone and
 to the bare copy, and CPU seconds per GB of media: the side's process, the S3 server's
 (SeaweedFS, from /proc) and the whole machine's over the side's run, with how busy the cores
-were. On a small machine the S3 server takes most of the CPU; when the cores are busy, a
-side's MB/s is set by its machine CPU per GB, and rclone's over the archive's is about the
-most archive / rclone can be there. Then peak RSS of ``archiver archive``
+were. On a small machine the S3 server takes most of the CPU: a side's MB/s is the cores it
+keeps busy over its machine CPU per GB, so rclone's machine CPU over the archive's, divided by
+the fraction of the cores rclone kept busy, is the most archive / rclone could be at the
+archive's present CPU cost, even keeping every core busy. Then peak RSS of ``archiver archive``
 for one ``--big-mb`` MB recording (goal < 150 MB) and for eight ``--eight-mb`` MB recordings at
 concurrency 8 (goal < 300 MB).
 
@@ -38,6 +39,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import multiprocessing as mp
 import os
 import random
@@ -180,11 +182,12 @@ def run_process(argv: list[str], env: dict[str, str], cwd: Path | None = None) -
 
 
 def process_cpu(pid: int | None) -> float:
-    """CPU seconds (user + system) used so far by process ``pid`` (Linux /proc; 0 elsewhere)."""
+    """CPU seconds (user + system) used so far by process ``pid`` (Linux /proc; NaN where it
+    cannot be read, printed as such)."""
     try:
         fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     except (OSError, IndexError):
-        return 0.0
+        return math.nan
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
@@ -193,7 +196,7 @@ def machine_cpu() -> float:
     try:
         first = Path("/proc/stat").read_text().splitlines()[0].split()
     except OSError:
-        return 0.0
+        return math.nan
     # user nice system idle iowait irq softirq steal: all but idle and iowait.
     busy = sum(int(v) for i, v in enumerate(first[1:9]) if i not in (3, 4))
     return busy / os.sysconf("SC_CLK_TCK")
@@ -358,8 +361,8 @@ def main() -> None:
             rates: dict[str, list[float]] = {side: [] for side in sides}
             cpu: dict[str, list[float]] = {side: [] for side in sides}
             s3_cpu: dict[str, list[float]] = {side: [] for side in sides}
+            machine: dict[str, list[float]] = {side: [] for side in sides}
             busy: dict[str, list[float]] = {side: [] for side in sides}
-            load: dict[str, list[float]] = {side: [] for side in sides}
             for r in range(args.rounds):
                 order = sides[r % len(sides) :] + sides[: r % len(sides)]
                 for side in order:
@@ -374,8 +377,8 @@ def main() -> None:
                     rates[side].append(size / seconds / 1e6)
                     cpu[side].append(run.cpu / (size / 1e9))
                     s3_cpu[side].append(s3_used / (size / 1e9))
-                    busy[side].append(machine_used / (size / 1e9))
-                    load[side].append(machine_used / seconds / (os.cpu_count() or 1))
+                    machine[side].append(machine_used / (size / 1e9))
+                    busy[side].append(machine_used / seconds / (os.cpu_count() or 1))
                 line = ", ".join(f"{side} {rates[side][-1]:.1f}" for side in sides)
                 print(f"{workload} round {r + 1} (MB/s): {line}")
             print(
@@ -388,15 +391,22 @@ def main() -> None:
                     f"   {side:<11} {statistics.median(rates[side]):7.1f} MB/s"
                     f"   CPU {statistics.median(cpu[side]):5.1f} s/GB"
                     f"   S3 server {statistics.median(s3_cpu[side]):5.1f} s/GB"
-                    f"   machine {statistics.median(busy[side]):5.1f} s/GB"
-                    f"   cores busy {100 * statistics.median(load[side]):3.0f} %"
+                    f"   machine {statistics.median(machine[side]):5.1f} s/GB"
+                    f"   cores busy {100 * statistics.median(busy[side]):3.0f} %"
                 )
-            # With the cores busy, MB/s follows the machine's CPU per GB: the rclone side's
-            # over the archive's is about the most the archive's ratio could be here.
+            # MB/s = cores x busy fraction / machine CPU per GB. At the archive's present CPU
+            # per GB (its own and what it makes the S3 server do), even with every core busy
+            # all the time it could not beat rclone's MB/s by more than this.
+            ceiling = statistics.median(
+                m_rclone / m_archive / b_rclone
+                for m_rclone, m_archive, b_rclone in zip(
+                    machine["rclone"], machine["archive"], busy["rclone"], strict=True
+                )
+            )
             print(
-                "   machine CPU rclone / archive "
-                f"{statistics.median(busy['rclone']) / statistics.median(busy['archive']):.2f}"
-                "   (with the cores busy, about the most archive / rclone can be here)"
+                f"   archive / rclone at most {ceiling:.2f} at the archive's present machine "
+                "CPU per GB, every core busy (rclone's machine CPU / the archive's / rclone's "
+                "cores busy)"
             )
 
             goal = 0.9 if workload == "small" else 1.0

@@ -30,7 +30,7 @@ from archiver.cli._common import LIBRARY_LOGGERS
 from archiver.common.canonical import sha256_hex
 from archiver.config import ArchiverConfig
 from archiver.devkit.simulator import routes as sim_routes
-from archiver.wiring import rerender_stored
+from archiver.wiring import open_archiver, rerender_stored
 
 pytestmark = pytest.mark.integration
 
@@ -478,32 +478,67 @@ def test_the_dossier_stack_loads_when_asked_to_prepare_once_not_when_built(
 
 
 @pytest.mark.integration
-def test_the_dossier_stack_loads_once_the_debt_is_planned_while_its_media_download(
+def test_the_dossier_stack_starts_loading_after_planning_before_the_media_are_stored(
     env: Env, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Not as the run starts, where the import would hold up the listing and planning."""
+    """Not as the run starts, where the import would hold up the listing and planning, and
+    not at the first render: while the debt's media download."""
     import archiver.wiring as wiring
     from archiver.archive.plan import Planner
+    from archiver.archive.storing import Storer
 
     debt_id = env.debts()[0]
     env.sim.add_followup(debt_id, type="call", audio_size=30_000, audio_format="wav")
     order: list[str] = []
-    real_plan, real_load = Planner.plan, wiring._load_dossier_stack
+    loading = threading.Event()
+    real_plan, real_store, real_load = Planner.plan, Storer.store_plan, wiring._load_dossier_stack
 
     def plan(self: Planner, debt: str) -> Any:
         planned = real_plan(self, debt)
         order.append("planned")
         return planned
 
+    def store_plan(self: Storer, plan: Any, **kw: Any) -> Any:
+        # The load was asked for before the downloads: it starts while they run.
+        order.append(f"storing, stack loading: {loading.wait(timeout=60)}")
+        return real_store(self, plan, **kw)
+
     def load() -> None:
         order.append("stack loading")
+        loading.set()
         real_load()
 
     monkeypatch.setattr(Planner, "plan", plan)
+    monkeypatch.setattr(Storer, "store_plan", store_plan)
     monkeypatch.setattr(wiring, "_load_dossier_stack", load)
     (result,) = env.run([debt_id]).debts
     assert result.status == "archived" and result.dossier_key
-    assert order == ["planned", "stack loading"]
+    assert order == ["planned", "stack loading", "storing, stack loading: True"]
+
+
+@pytest.mark.integration
+def test_a_syncs_media_prefetch_starts_the_dossier_stack_loading_too(
+    env: Env, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A sync downloads a debt's media before its manifest (prefetch_media): the stack loads
+    during those downloads, not at the first render after them."""
+    import archiver.wiring as wiring
+    from archiver.archive.storing import Storer
+
+    debt_id = env.debts()[0]
+    seen: list[bool] = []
+    loading = threading.Event()
+    real_store = Storer.store_plan
+
+    def store_plan(self: Storer, plan: Any, **kw: Any) -> Any:
+        seen.append(loading.wait(timeout=60))
+        return real_store(self, plan, **kw)
+
+    monkeypatch.setattr(Storer, "store_plan", store_plan)
+    monkeypatch.setattr(wiring, "_load_dossier_stack", loading.set)
+    with open_archiver(env.config, env.api, s3_client=env.s3.client()) as session:
+        stored, _ = session.archiver.prefetch_media(debt_id)
+    assert stored > 0 and seen == [True]
 
 
 @pytest.mark.integration

@@ -21,7 +21,7 @@ import json
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from functools import partial
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 
 from archiver.archive.plan import DebtPlan, PreviousManifest
 from archiver.archive.results import (
@@ -48,7 +48,13 @@ from archiver.store import keys
 from archiver.store.objects import ObjectStore
 from archiver.store.types import ObjectInfo, StoredObject
 
-__all__ = ["DossierRenderer", "DossierRequest", "Finisher", "RenderedDossier"]
+__all__ = [
+    "DossierRenderer",
+    "DossierRequest",
+    "Finisher",
+    "PreparedRenderer",
+    "RenderedDossier",
+]
 
 
 @dataclass(frozen=True)
@@ -81,6 +87,16 @@ class RenderedDossier:
 DossierRenderer = Callable[[DossierRequest], RenderedDossier]
 
 
+@runtime_checkable
+class PreparedRenderer(Protocol):
+    """A renderer that can load what it needs ahead of its first render (in the background):
+    :class:`archiver.wiring.DossierStack`."""
+
+    def __call__(self, request: DossierRequest) -> RenderedDossier: ...
+
+    def prepare(self) -> None: ...
+
+
 class Finisher:
     """Writes the manifest and the dossier of each stored debt; tells subscribers of both."""
 
@@ -106,10 +122,9 @@ class Finisher:
 
     def prepare(self) -> None:
         """Let the renderer get ready (load what it needs in the background) when it can:
-        called as a debt's downloads start."""
-        prepare = getattr(self._render, "prepare", None)
-        if prepare is not None:
-            prepare()
+        called as a debt's downloads start (:class:`PreparedRenderer`)."""
+        if isinstance(self._render, PreparedRenderer):
+            self._render.prepare()
 
     def finish(self, plan: DebtPlan, outcome: StoreOutcome) -> DebtResult:
         """Write manifest N+1 unless the snapshot equals the previous one, then its dossier;

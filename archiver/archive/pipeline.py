@@ -279,6 +279,7 @@ class Archiver:
         plan = self._planner.plan(debt_id, media_only=True)
         if not plan.to_fetch:
             return 0, 0
+        self._finisher.prepare()  # a sync's downloads start here, before the debt's manifest
         outcome = self._storer.store_plan(plan, media_only=True)
         return outcome.stored, outcome.stored_bytes
 
@@ -287,7 +288,7 @@ class Archiver:
             plan = self._planner.plan(debt_id)
             if self.settings.dry_run:
                 return with_policy(preview(plan, self._check_media), plan), None
-            self._finisher.prepare()  # the dossier stack loads while the media download
+            self._finisher.prepare()  # the dossier stack loads while the media downloads
             outcome = self._storer.store_plan(plan)
             check = self._holds.settle(plan, outcome)
             try:
