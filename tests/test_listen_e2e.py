@@ -226,10 +226,14 @@ def test_healthz_and_metrics(live: Live) -> None:
     assert health.status_code == 200 and health.json()["worker"] == "running"
     live.post(event_body("company.updated", {"id": "c-1"}))
     live.post(b"{}", secret="wrong-secret-wrong-secret")
-    # The worker marks the company event ignored on its own thread: wait for it (bounded).
+    # The intake marks the company event ignored as it stores it; the worker's gauge goes to
+    # 1 once its thread has opened its session, which may come later on a busy machine
+    # ("running" above only says its thread is alive): wait for both (bounded).
     deadline = time.monotonic() + 20
     text = httpx.get(base + "/metrics").text
-    while 'state="ignored"} 1.0' not in text and time.monotonic() < deadline:
+    while time.monotonic() < deadline and not (
+        'state="ignored"} 1.0' in text and "archiver_listen_worker_up 1.0" in text
+    ):
         time.sleep(0.05)
         text = httpx.get(base + "/metrics").text
     assert 'archiver_listen_deliveries_total{outcome="stored"} 1.0' in text
