@@ -127,6 +127,19 @@ def test_bad_date_is_reported():
     assert p.context["field"] == "call_date" and "date-time" in p.message
 
 
+def test_date_times_are_checked_in_every_install():
+    """jsonschema checks "date-time" only with rfc3339-validator installed, and skips it
+    silently otherwise: the project depends on it itself (the dev tools bring it too, so
+    only the dependency list shows what a plain install gets)."""
+    from importlib.metadata import requires
+
+    from jsonschema import Draft202012Validator
+
+    assert "date-time" in Draft202012Validator.FORMAT_CHECKER.checkers
+    core = [r for r in requires("getbill-archiver") or [] if "extra ==" not in r]
+    assert any(r.replace("_", "-").startswith("rfc3339-validator") for r in core), core
+
+
 def test_naive_date_is_reported():
     [p] = records.validate_record("followup", followup(call_date="2024-01-22T10:30:00"), where=0)
     assert p.context["field"] == "call_date"
