@@ -75,6 +75,26 @@ def test_totals_bytes_dossier_step_results_and_no_stale_line() -> None:
     assert out.getvalue().endswith("\x1b[1A\x1b[2K" * 3)
 
 
+def test_a_dossier_rendering_while_the_next_debt_downloads_shows_both_debts() -> None:
+    """A debt's dossier renders on its own thread while the next debt is listed and
+    downloaded: its events come in between the next debt's, and neither hides the other."""
+    console, _ = _terminal()
+    with RunProgress(console, auto_refresh=False) as display:
+        display.on_event(ArchiveEvent(K.RUN_STARTED, count=2))
+        display.on_event(ArchiveEvent(K.DEBT_STARTED, debt_id="D-1"))
+        display.on_event(ArchiveEvent(K.MEDIA_PLANNED, debt_id="D-1", count=0))
+        display.on_event(ArchiveEvent(K.DEBT_STARTED, debt_id="D-2"))
+        display.on_event(ArchiveEvent(K.DOSSIER_STARTED, debt_id="D-1", count=1))
+        display.on_event(ArchiveEvent(K.MEDIA_PLANNED, debt_id="D-2", count=3))
+        assert "D-1: dossier #1 · D-2: media" in _frame(display)
+        display.on_event(ArchiveEvent(K.DEBT_DONE, debt_id="D-1", message="archived"))
+        frame = _frame(display)
+        # D-1 is done; D-2 still downloads, and says so.
+        assert "D-2: media" in frame and "D-1: dossier" not in frame and "1/2" in frame
+        display.on_event(ArchiveEvent(K.DEBT_DONE, debt_id="D-2", message="archived"))
+        assert "D-2:" not in _frame(display).split("media")[0]
+
+
 def test_a_run_without_media_has_no_unknown_byte_total() -> None:
     console, _ = _terminal()
     with RunProgress(console, auto_refresh=False) as display:

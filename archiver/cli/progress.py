@@ -110,6 +110,9 @@ class RunProgress:
         self.pages: TaskID | None = None
         self._lock = threading.Lock()
         self._tallies: dict[str, _DebtTally] = {}
+        # What each debt under way is doing, in the order they started: a debt's dossier
+        # renders while the next debt lists and downloads, and both are shown.
+        self._steps: dict[str, str] = {}
         self._files_done = 0
         self._bytes_done = 0
 
@@ -136,11 +139,11 @@ class RunProgress:
             case ArchiveEventKind.RUN_STARTED:
                 self.progress.update(self.debts, total=event.count)
             case ArchiveEventKind.DEBT_STARTED:
-                self.progress.update(self.debts, step=f"{debt}: listing followups")
+                self._step(debt, "listing followups")
             case ArchiveEventKind.MEDIA_PLANNED:
                 total = (self._task(self.files).total or 0) + event.count
                 self.progress.update(self.files, total=total)
-                self.progress.update(self.debts, step=f"{debt}: media")
+                self._step(debt, "media")
                 self._estimate_bytes()
             case ArchiveEventKind.MEDIA_REUSED:
                 tally.reused += event.count
@@ -161,14 +164,23 @@ class RunProgress:
                     f"[yellow]media failed[/] {debt}: {escape(printable(event.message, 300))}"
                 )
             case ArchiveEventKind.DOSSIER_STARTED:
-                self.progress.update(self.debts, step=f"{debt}: dossier #{event.count}")
+                self._step(debt, f"dossier #{event.count}")
             case ArchiveEventKind.DEBT_DONE:
                 self.progress.advance(self.debts)
-                self.progress.update(self.debts, step="")
+                self._step(debt, None)
                 if self.every_debt or event.message not in _STATUS_STYLE or tally.failed:
                     self.console.print(_result_line(debt, event.message, tally))
             case ArchiveEventKind.LOG:
                 self.console.print(f"{debt}: {escape(printable(event.message, 300))}")
+
+    def _step(self, debt: str, step: str | None) -> None:
+        """Set what ``debt`` is doing (None: it is done) and show every debt under way."""
+        if step is None:
+            self._steps.pop(debt, None)
+        else:
+            self._steps[debt] = step
+        shown = " · ".join(f"{d}: {what}" for d, what in self._steps.items())
+        self.progress.update(self.debts, step=shown)
 
     def on_sync(self, event: Any) -> None:
         """Update the display for a sync's progress (:class:`archiver.sync.engine.SyncEvent`):
