@@ -39,7 +39,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import multiprocessing as mp
 import os
 import random
@@ -48,25 +47,14 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from measure import Run, machine_cpu, process_cpu, run_process
+
 from archiver.devkit.s3server import LocalS3Server
 
-# Runs argv[1:], exits with its code, and prints the child's peak RSS (KiB) and CPU seconds
-# as JSON last on stderr. A child forked straight from this (large) process would count our
-# pages in its peak RSS.
-LAUNCHER = (
-    "import json, os, subprocess, sys\n"
-    "p = subprocess.Popen(sys.argv[1:])\n"
-    "_, status, ru = os.wait4(p.pid, 0)\n"
-    "usage = {'rss_kb': ru.ru_maxrss, 'cpu': ru.ru_utime + ru.ru_stime}\n"
-    "print(json.dumps(usage), file=sys.stderr)\n"
-    "sys.exit(os.waitstatus_to_exitcode(status))\n"
-)
 SIDES = ("bare", "rclone", "no-dossier", "archive")
 WORKLOADS = ("8mb", "20mb", "small")
 HERE = Path(__file__).resolve()
@@ -153,53 +141,6 @@ def child_list(debt_id: str, out: str) -> None:
 
 
 # --- the parent ----------------------------------------------------------------------------
-
-
-@dataclass
-class Run:
-    wall: float
-    cpu: float
-    rss_kb: int
-    stdout: str
-
-
-def run_process(argv: list[str], env: dict[str, str], cwd: Path | None = None) -> Run:
-    """Run ``argv`` under the launcher: wall time, CPU seconds and peak RSS of the process."""
-    t = time.perf_counter()
-    out = subprocess.run(
-        [sys.executable, "-c", LAUNCHER, *argv],
-        env=env,
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    wall = time.perf_counter() - t
-    if out.returncode != 0:
-        raise SystemExit(f"{argv[:4]} exited {out.returncode}:\n{out.stderr[-3000:]}")
-    usage = json.loads(out.stderr.strip().splitlines()[-1])
-    return Run(wall, usage["cpu"], usage["rss_kb"], out.stdout)
-
-
-def process_cpu(pid: int | None) -> float:
-    """CPU seconds (user + system) used so far by process ``pid`` (Linux /proc; NaN where it
-    cannot be read, printed as such)."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except (OSError, IndexError):
-        return math.nan
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def machine_cpu() -> float:
-    """CPU seconds used so far by the whole machine, every process (Linux /proc/stat)."""
-    try:
-        first = Path("/proc/stat").read_text().splitlines()[0].split()
-    except OSError:
-        return math.nan
-    # user nice system idle iowait irq softirq steal: all but idle and iowait.
-    busy = sum(int(v) for i, v in enumerate(first[1:9]) if i not in (3, 4))
-    return busy / os.sysconf("SC_CLK_TCK")
 
 
 def make_bucket(client: Any, bucket: str) -> None:

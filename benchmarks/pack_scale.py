@@ -38,7 +38,6 @@ import multiprocessing as mp
 import os
 import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -47,21 +46,14 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
+from measure import run_process
+
 from archiver.config import ArchiverConfig
 from archiver.devkit.s3server import LocalS3Server
 from archiver.getbill.settings import ApiSettings
 from archiver.store import keys
 from archiver.store.objects import ObjectStore
 from archiver.wiring import open_archiver
-
-# Runs argv[1:], exits with its code, and prints its own peak RSS (KiB) last on stderr.
-LAUNCHER = (
-    "import os, subprocess, sys\n"
-    "p = subprocess.Popen(sys.argv[1:])\n"
-    "_, status, usage = os.wait4(p.pid, 0)\n"
-    "print(usage.ru_maxrss, file=sys.stderr)\n"
-    "sys.exit(os.waitstatus_to_exitcode(status))\n"
-)
 
 
 def serve_simulator(conn: Any, files: int, size: int) -> None:
@@ -119,21 +111,6 @@ def hash_speed(seconds: float = 1.0) -> float:
     return n / (time.perf_counter() - t) / 1e6
 
 
-def launch(argv: list[str], env: dict[str, str]) -> tuple[float, int, str]:
-    """Run ``argv`` under the launcher: ``(wall seconds, peak RSS KiB, stdout)``."""
-    t = time.perf_counter()
-    out = subprocess.run(
-        [sys.executable, "-c", LAUNCHER, *argv],
-        env=env,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    elapsed = time.perf_counter() - t
-    assert out.returncode == 0, out.stderr[-3000:]
-    return elapsed, int(out.stderr.strip().splitlines()[-1]), out.stdout
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--total-mb", type=int, default=2000, help="recordings, in all")
@@ -183,7 +160,7 @@ def main() -> None:
         # What `archiver pack` loads before its first GET (not `archiver version`, which
         # loads the dossier renderer too, a pack does not).
         start_code = "import archiver.cli.pack_cmd, archiver.pack, archiver.wiring"
-        start_s, _, _ = launch([sys.executable, "-c", start_code], env)
+        start_s = run_process([sys.executable, "-c", start_code], env).wall
         print(f"interpreter start + the pack's imports: {start_s:.2f} s")
         print(f"SHA-256 + SHA-512 on one core here: {hash_speed():.0f} MB/s")
         read_to_null(store, names[:2], args.concurrency)  # warm-up: connections, imports
@@ -204,7 +181,8 @@ def main() -> None:
                 argv = [sys.executable, "-m", "archiver", "pack", debt_id, "-o", str(out)]
                 argv += ["--concurrency", str(args.concurrency), "--json"]
                 argv += ["--zip"] if side == "zip" else []
-                elapsed, peak_kb, stdout = launch(argv, env)
+                run = run_process(argv, env)
+                elapsed, peak_kb, stdout = run.wall, run.rss_kb, run.stdout
                 packed = json.loads(stdout.splitlines()[-1])
                 results[side].append((packed["bytes"] / elapsed / 1e6, elapsed, peak_kb))
                 if out.is_dir():
