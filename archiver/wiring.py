@@ -185,13 +185,11 @@ class DossierStack:
         # the interpreter in the middle of it.
         self._loaded = threading.Thread(target=_load_dossier_stack, name="dossier-stack")
         self._lock = threading.Lock()
-        self._started = False
 
     def prepare(self) -> None:
         """Start loading the stack in the background (once; later calls do nothing)."""
         with self._lock:
-            if not self._started:
-                self._started = True
+            if self._loaded.ident is None:  # not started yet
                 self._loaded.start()
 
     def __call__(self, request: DossierRequest) -> RenderedDossier:
