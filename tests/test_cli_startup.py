@@ -75,3 +75,32 @@ def test_python_dash_m_archiver_and_the_console_script_both_go_through_run() -> 
     assert "run()" in main_py
     (script,) = entry_points(group="console_scripts", name="archiver")
     assert script.value == "archiver.cli:run"
+
+
+def test_httpx_comes_without_its_command_line_client() -> None:
+    """httpx imports its CLI (rich, pygments) unless told not to; the archiver tells it, and
+    httpx itself still works: a request goes through a mock transport."""
+    code = (
+        "import archiver, httpx\n"
+        "t = httpx.MockTransport(lambda request: httpx.Response(200, text='ok'))\n"
+        "assert httpx.Client(transport=t).get('http://example.test/').text == 'ok'\n"
+        "import sys\n"
+        "print(sorted(m for m in ('rich', 'pygments', 'httpx._main') if sys.modules.get(m)))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stdout
+    assert out.strip() == "[]"
+
+
+def test_a_process_that_imported_httpx_first_keeps_its_cli() -> None:
+    code = (
+        "import httpx, sys\n"
+        "had = sys.modules.get('httpx._main') is not None\n"
+        "import archiver\n"
+        "print(had, sys.modules.get('httpx._main') is not None)"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stdout
+    assert out.split() == ["True", "True"]
