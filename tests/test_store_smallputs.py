@@ -230,3 +230,108 @@ def test_stores_the_wiring_opens_put_small_objects_this_way(s3_server: LocalS3Se
     store.create_bucket()
     stored = store.put_bytes("r.json", b"{}", lock=_lock(), content_type="application/json")
     assert stored.created and store.read_bytes("r.json") == b"{}"
+
+
+def _boto3_puts(store: ObjectStore, monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The keys boto3's own put_object is asked to store, from now on."""
+    keys: list[str] = []
+    real = store.client.put_object
+
+    def counting(**kw: Any) -> Any:
+        keys.append(kw["Key"])
+        return real(**kw)
+
+    monkeypatch.setattr(store.client, "put_object", counting)
+    return keys
+
+
+def test_a_small_file_goes_through_the_lean_put_and_stores_what_boto3_stores(
+    s3_server: LocalS3Server, tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import hashlib
+
+    from archiver.store.objects import SMALL_FILE_BYTES
+
+    lean, plain = _store(s3_server), _store(s3_server)
+    lean.create_bucket()
+    plain.create_bucket()
+    lean.small = small_puts(lean)
+    assert plain.small is None
+    media = tmp_path / "letter.pdf"
+    media.write_bytes(b"%PDF-1.7 " + bytes(range(256)) * 2000)  # 512 KB
+    size, sha = media.stat().st_size, hashlib.sha256(media.read_bytes()).hexdigest()
+    assert size <= SMALL_FILE_BYTES
+    lock, meta = _lock(), {"kind": "letter"}
+    through_boto3 = _boto3_puts(lean, monkeypatch)
+    ours = lean.put_file(
+        "m/a.pdf",
+        media,
+        sha256=sha,
+        size=size,
+        lock=lock,
+        content_type="application/pdf",
+        metadata=meta,
+    )
+    assert through_boto3 == []
+    theirs = plain.put_file(
+        "m/a.pdf",
+        media,
+        sha256=sha,
+        size=size,
+        lock=lock,
+        content_type="application/pdf",
+        metadata=meta,
+    )
+    assert ours.created and ours.sha256 == theirs.sha256 == sha and ours.size == size
+    a, b = lean.head("m/a.pdf"), plain.head("m/a.pdf")
+    assert a is not None and b is not None
+    assert (a.size, a.sha256, a.content_type, a.metadata) == (
+        b.size,
+        b.sha256,
+        b.content_type,
+        b.metadata,
+    )
+    assert lean.get_lock("m/a.pdf", ours.version_id) == lock
+    assert lean.read_bytes("m/a.pdf") == media.read_bytes()
+    again = lean.put_file(
+        "m/a.pdf", media, sha256=sha, size=size, lock=lock, content_type="application/pdf"
+    )
+    assert not again.created and again.version_id == ours.version_id
+
+
+def test_a_small_file_that_does_not_match_its_measured_sha256_is_refused(
+    pair: tuple[ObjectStore, SmallPuts], tmp_path: Any
+) -> None:
+    store, puts = pair
+    store.small = puts
+    media = tmp_path / "r.wav"
+    media.write_bytes(b"RIFF" + b"\x00" * 4000)
+    with pytest.raises(StorageError, match="do not match their SHA-256"):
+        store.put_file(
+            "m/r.wav", media, sha256="00" * 32, size=4004, lock=_lock(), content_type="audio/wav"
+        )
+    assert store.head("m/r.wav") is None
+
+
+def test_a_file_over_the_small_size_keeps_boto3_s_streamed_upload(
+    pair: tuple[ObjectStore, SmallPuts], tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import hashlib
+
+    from archiver.store.objects import SMALL_FILE_BYTES
+
+    store, puts = pair
+    store.small = puts
+    media = tmp_path / "call.wav"
+    media.write_bytes(b"RIFF" + b"\x01" * SMALL_FILE_BYTES)
+    sha = hashlib.sha256(media.read_bytes()).hexdigest()
+    through_boto3 = _boto3_puts(store, monkeypatch)
+    stored = store.put_file(
+        "m/call.wav",
+        media,
+        sha256=sha,
+        size=SMALL_FILE_BYTES + 4,
+        lock=_lock(),
+        content_type="audio/wav",
+    )
+    assert stored.created and through_boto3 == ["m/call.wav"]

@@ -145,6 +145,21 @@ class SmallPuts:
         sha256 = hashlib.sha256(data).hexdigest()
         return self._put_once(key, data, sha256, lock, content_type, metadata)
 
+    def put_measured(
+        self,
+        key: str,
+        data: bytes,
+        *,
+        sha256: str,
+        lock: Lock,
+        content_type: str,
+        metadata: dict[str, str] | None = None,
+    ) -> StoredObject:
+        """:meth:`put_bytes` for bytes whose SHA-256 the caller measured (a downloaded file's,
+        hashed as it streamed in): not hashed again here. S3 checks the body against it and
+        refuses bytes that do not match (:class:`~archiver.errors.StorageError`)."""
+        return self._put_once(key, data, sha256, lock, content_type, metadata)
+
     def _put_once(
         self,
         key: str,
