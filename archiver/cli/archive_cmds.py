@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import sys
+from contextlib import nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +24,7 @@ from ._common import (
     open_cli_store,
     printable,
     profile_option,
+    progress_wanted,
     s3_options,
 )
 from .retention_cmds import default_actor
@@ -31,10 +33,17 @@ log = logging.getLogger("archiver")
 
 
 def _progress(show: bool) -> Any:
-    # rich loads with the first run that draws, not with every command line.
+    # rich loads with the first run that draws, not with every command line, nor with a
+    # run that draws nothing (no terminal, --json, -q, --no-progress: cron, Kubernetes).
+    if not progress_wanted(show):
+        return nullcontext(_no_display)
     from .progress import progress_display
 
     return progress_display(show)
+
+
+def _no_display(event: Any) -> None:
+    """The progress callback of a run that draws nothing."""
 
 
 def _api_event_logger(event: Any) -> None:

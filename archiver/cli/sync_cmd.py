@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import sys
 import time
+from contextlib import nullcontext
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -20,9 +21,10 @@ from ._common import (
     handle_errors,
     json_option,
     load_config,
+    progress_wanted,
     s3_options,
 )
-from .archive_cmds import _api_event_logger, _exit_code
+from .archive_cmds import _api_event_logger, _exit_code, _no_display
 
 
 def register(group: click.Group) -> None:
@@ -145,7 +147,6 @@ def sync(
     from archiver.sync.window import lookback_days
 
     from ..wiring import open_sync
-    from .progress import sync_progress_display
 
     cfg = load_config(bucket=bucket, policy=policy, catalog=catalog)
     began = time.monotonic()
@@ -171,7 +172,7 @@ def sync(
 
         try:
             with (
-                sync_progress_display(show_progress) as (on_event, on_sync),
+                _sync_progress(show_progress) as (on_event, on_sync),
                 open_sync(
                     cfg,
                     api_settings,
@@ -314,3 +315,12 @@ def _metrics(
             duration_seconds=duration,
         )
     write_metrics(path, metrics)
+
+
+def _sync_progress(show: bool) -> Any:
+    # As `archive` does: rich loads only for a run that draws.
+    if not progress_wanted(show):
+        return nullcontext((_no_display, _no_display))
+    from .progress import sync_progress_display
+
+    return sync_progress_display(show)
