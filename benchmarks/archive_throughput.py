@@ -51,7 +51,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from measure import Run, machine_cpu, process_cpu, run_process
+from measure import Run, compile_package, machine_cpu, process_cpu, run_process
 
 from archiver.devkit.s3server import LocalS3Server
 
@@ -257,6 +257,9 @@ def main() -> None:
         "sides, archive-before and no-dossier-before, for a before/after in one run",
     )
     args = parser.parse_args()
+    compile_package()
+    if args.before:
+        compile_package(args.before / "archiver")
     sides = SIDES + (("no-dossier-before", "archive-before") if args.before else ())
     workloads = [w for w in args.workloads.split(",") if w]
 

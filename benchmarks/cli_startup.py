@@ -18,6 +18,8 @@ import sys
 import time
 from pathlib import Path
 
+from measure import compile_package
+
 
 def timed(argv: list[str]) -> tuple[float, int]:
     """(seconds, peak RSS MiB) of one whole process."""
@@ -34,6 +36,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=20)
     args = parser.parse_args()
+    compile_package()
     exe = shutil.which("archiver", path=str(Path(sys.executable).parent)) or "archiver"
     sides = {
         "python -c pass": [sys.executable, "-c", "pass"],

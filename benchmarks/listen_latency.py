@@ -39,6 +39,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
+from measure import compile_package
 
 from archiver.devkit.s3server import LocalS3Server
 from archiver.devkit.simulator import Simulator, SimulatorConfig, SimulatorServer
@@ -107,6 +108,7 @@ def main() -> None:
     )
     parser.add_argument("--skip-latency", action="store_true")
     args = parser.parse_args()
+    compile_package()
 
     sim = Simulator(
         SimulatorConfig(

@@ -8,6 +8,7 @@ benchmark's pages in its peak RSS.
 
 from __future__ import annotations
 
+import compileall
 import json
 import math
 import os
@@ -17,7 +18,18 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["Run", "machine_cpu", "process_cpu", "run_process"]
+__all__ = ["Run", "compile_package", "machine_cpu", "process_cpu", "run_process"]
+
+PACKAGE = Path(__file__).resolve().parent.parent / "archiver"
+
+
+def compile_package(package: Path = PACKAGE) -> None:
+    """Byte-compile the archiver package (this checkout's by default), as an installer or a
+    first run does. Where ``PYTHONDONTWRITEBYTECODE`` is set (some CI and sandbox images set
+    it) nothing else writes the cache, and every measured process would compile each module
+    again; a checkout compared with another would pay that alone and look slower than it is."""
+    compileall.compile_dir(str(package), quiet=1)
+
 
 # Runs argv[1:], exits with its code, and prints the child's peak RSS (KiB) and CPU seconds
 # as JSON last on stderr.

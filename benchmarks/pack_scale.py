@@ -46,7 +46,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from measure import run_process
+from measure import compile_package, run_process
 
 from archiver.config import ArchiverConfig
 from archiver.devkit.s3server import LocalS3Server
@@ -119,6 +119,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--workdir", type=Path, help="where packs are written (default: temp)")
     args = parser.parse_args()
+    compile_package()
     size = args.total_mb * 1_000_000 // args.files
 
     parent, child = mp.Pipe()

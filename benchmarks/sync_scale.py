@@ -40,6 +40,8 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+from measure import compile_package
+
 from archiver.devkit.s3server import LocalS3Server
 from archiver.store.objects import ObjectStore
 
@@ -115,6 +117,7 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=8)
     parser.add_argument("--sample", type=int, default=20, help="debts for per-debt figures")
     args = parser.parse_args()
+    compile_package()
 
     parent, child = mp.Pipe()
     proc = mp.Process(

@@ -27,6 +27,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from measure import compile_package
+
 from archiver.devkit.s3server import LocalS3Server
 
 HERE = Path(__file__).resolve()
@@ -64,6 +66,7 @@ def main() -> None:
     parser.add_argument("--workloads", default="20mb,small", help="comma-separated")
     parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args()
+    compile_package()
 
     parent, child = mp.Pipe()
     sim_proc = mp.Process(target=serve_simulator, args=(child, 0, 0), daemon=True)
