@@ -1,11 +1,16 @@
-"""SmallPuts: the listener's lean PUT sends what ObjectStore.put_bytes sends, and every
-refusal ends as it would through boto3 (rerun, conflict, checksum, credentials, retries)."""
+"""SmallPuts: the lean PUT of records, deliveries and small media files sends what boto3
+sends, and every refusal ends as it would through boto3 (rerun, conflict, checksum,
+credentials, retries, an answer before the whole body)."""
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import re
+import socket
+import threading
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -16,7 +21,7 @@ from archiver.common.redact import RedactingFormatter
 from archiver.devkit.s3server import LocalS3Server
 from archiver.errors import ConfigError, ObjectConflictError, StorageError
 from archiver.store.objects import ObjectStore
-from archiver.store.settings import make_s3_client
+from archiver.store.settings import StorageSettings, make_s3_client
 from archiver.store.smallputs import SmallPuts, small_puts
 from archiver.store.types import Lock
 
@@ -232,6 +237,9 @@ def test_stores_the_wiring_opens_put_small_objects_this_way(s3_server: LocalS3Se
     assert stored.created and store.read_bytes("r.json") == b"{}"
 
 
+SMALL = StorageSettings().small_file_bytes
+
+
 def _boto3_puts(store: ObjectStore, monkeypatch: pytest.MonkeyPatch) -> list[str]:
     """The keys boto3's own put_object is asked to store, from now on."""
     keys: list[str] = []
@@ -245,44 +253,28 @@ def _boto3_puts(store: ObjectStore, monkeypatch: pytest.MonkeyPatch) -> list[str
     return keys
 
 
+def _media(path: Path, size: int) -> tuple[Path, str]:
+    data = (b"%PDF-1.7 " + bytes(range(256)) * (size // 256 + 1))[:size]
+    path.write_bytes(data)
+    return path, hashlib.sha256(data).hexdigest()
+
+
 def test_a_small_file_goes_through_the_lean_put_and_stores_what_boto3_stores(
-    s3_server: LocalS3Server, tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+    s3_server: LocalS3Server, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import hashlib
-
-    from archiver.store.objects import SMALL_FILE_BYTES
-
     lean, plain = _store(s3_server), _store(s3_server)
     lean.create_bucket()
     plain.create_bucket()
     lean.small = small_puts(lean)
     assert plain.small is None
-    media = tmp_path / "letter.pdf"
-    media.write_bytes(b"%PDF-1.7 " + bytes(range(256)) * 2000)  # 512 KB
-    size, sha = media.stat().st_size, hashlib.sha256(media.read_bytes()).hexdigest()
-    assert size <= SMALL_FILE_BYTES
-    lock, meta = _lock(), {"kind": "letter"}
+    media, sha = _media(tmp_path / "letter.pdf", SMALL)  # the largest that goes this way
+    lock, meta = _lock(hold=True), {"kind": "letter"}
     through_boto3 = _boto3_puts(lean, monkeypatch)
-    ours = lean.put_file(
-        "m/a.pdf",
-        media,
-        sha256=sha,
-        size=size,
-        lock=lock,
-        content_type="application/pdf",
-        metadata=meta,
-    )
+    put = {"sha256": sha, "size": SMALL, "lock": lock, "content_type": "application/pdf"}
+    ours = lean.put_file("m/a.pdf", media, **put, metadata=meta)
     assert through_boto3 == []
-    theirs = plain.put_file(
-        "m/a.pdf",
-        media,
-        sha256=sha,
-        size=size,
-        lock=lock,
-        content_type="application/pdf",
-        metadata=meta,
-    )
-    assert ours.created and ours.sha256 == theirs.sha256 == sha and ours.size == size
+    theirs = plain.put_file("m/a.pdf", media, **put, metadata=meta)
+    assert ours.created and theirs.created and ours.version_id
     a, b = lean.head("m/a.pdf"), plain.head("m/a.pdf")
     assert a is not None and b is not None
     assert (a.size, a.sha256, a.content_type, a.metadata) == (
@@ -291,21 +283,19 @@ def test_a_small_file_goes_through_the_lean_put_and_stores_what_boto3_stores(
         b.content_type,
         b.metadata,
     )
-    assert lean.get_lock("m/a.pdf", ours.version_id) == lock
-    assert lean.read_bytes("m/a.pdf") == media.read_bytes()
-    again = lean.put_file(
-        "m/a.pdf", media, sha256=sha, size=size, lock=lock, content_type="application/pdf"
-    )
+    assert lean.get_lock("m/a.pdf", ours.version_id) == lock == plain.get_lock("m/a.pdf")
+    assert lean.sha256_of("m/a.pdf") == (sha, SMALL)
+    again = lean.put_file("m/a.pdf", media, **put)
     assert not again.created and again.version_id == ours.version_id
+    assert through_boto3 == []
 
 
 def test_a_small_file_that_does_not_match_its_measured_sha256_is_refused(
-    pair: tuple[ObjectStore, SmallPuts], tmp_path: Any
+    pair: tuple[ObjectStore, SmallPuts], tmp_path: Path
 ) -> None:
     store, puts = pair
     store.small = puts
-    media = tmp_path / "r.wav"
-    media.write_bytes(b"RIFF" + b"\x00" * 4000)
+    media, _ = _media(tmp_path / "r.wav", 4004)
     with pytest.raises(StorageError, match="do not match their SHA-256"):
         store.put_file(
             "m/r.wav", media, sha256="00" * 32, size=4004, lock=_lock(), content_type="audio/wav"
@@ -313,25 +303,94 @@ def test_a_small_file_that_does_not_match_its_measured_sha256_is_refused(
     assert store.head("m/r.wav") is None
 
 
-def test_a_file_over_the_small_size_keeps_boto3_s_streamed_upload(
-    pair: tuple[ObjectStore, SmallPuts], tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+def test_a_small_file_that_changed_since_it_was_measured_is_refused_before_sending(
+    pair: tuple[ObjectStore, SmallPuts], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import hashlib
-
-    from archiver.store.objects import SMALL_FILE_BYTES
-
     store, puts = pair
     store.small = puts
-    media = tmp_path / "call.wav"
-    media.write_bytes(b"RIFF" + b"\x01" * SMALL_FILE_BYTES)
-    sha = hashlib.sha256(media.read_bytes()).hexdigest()
+    media, sha = _media(tmp_path / "r.wav", 4000)
+    real_stat = Path.stat
+
+    def stale_stat(self: Path, **kw: Any) -> Any:  # the size it had when measured
+        info = real_stat(self, **kw)
+        return type("Stat", (), {"st_size": 5000, "st_mtime": info.st_mtime})()
+
+    monkeypatch.setattr(Path, "stat", stale_stat)
+    with pytest.raises(StorageError, match="changed before its upload: 4000 bytes, expected 5000"):
+        store.put_file("m/r.wav", media, sha256=sha, size=5000, lock=_lock(), content_type="x/y")
+    monkeypatch.undo()
+    assert store.head("m/r.wav") is None
+
+
+def test_a_small_file_with_non_ascii_metadata_ends_as_through_boto3(
+    pair: tuple[ObjectStore, SmallPuts], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The lean PUT leaves non-ASCII metadata to boto3, which refuses it as it always did."""
+    store, puts = pair
+    store.small = puts
+    media, sha = _media(tmp_path / "lettre.pdf", 3000)
+    through_boto3 = _boto3_puts(store, monkeypatch)
+    with pytest.raises(StorageError, match="ASCII"):
+        store.put_file(
+            "m/l.pdf",
+            media,
+            sha256=sha,
+            size=3000,
+            lock=_lock(),
+            content_type="application/pdf",
+            metadata={"title": "relance n° 2"},
+        )
+    assert through_boto3 == ["m/l.pdf"]
+    assert store.head("m/l.pdf") is None
+
+
+def test_a_file_over_the_small_size_keeps_boto3_s_streamed_upload(
+    pair: tuple[ObjectStore, SmallPuts], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store, puts = pair
+    store.small = puts
+    media, sha = _media(tmp_path / "call.wav", SMALL + 1)
     through_boto3 = _boto3_puts(store, monkeypatch)
     stored = store.put_file(
-        "m/call.wav",
-        media,
-        sha256=sha,
-        size=SMALL_FILE_BYTES + 4,
-        lock=_lock(),
-        content_type="audio/wav",
+        "m/call.wav", media, sha256=sha, size=SMALL + 1, lock=_lock(), content_type="audio/wav"
     )
     assert stored.created and through_boto3 == ["m/call.wav"]
+
+
+def test_an_answer_sent_before_the_whole_body_is_read_not_taken_for_a_lost_connection(
+    s3_server: LocalS3Server,
+) -> None:
+    """S3 may refuse a PUT (a taken key, a bad signature) as soon as it has the headers, then
+    close: the body still going out meets a broken pipe. The refusal is the answer that
+    counts, and the half-used connection is not kept."""
+    listener = socket.socket()
+    listener.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)  # the body cannot all fit
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(1)
+    refusal = b"<Error><Code>PreconditionFailed</Code><Message>taken</Message></Error>"
+
+    def refuse_early() -> None:
+        conn, _ = listener.accept()
+        seen = b""
+        while b"\r\n\r\n" not in seen:
+            seen += conn.recv(1024)
+        conn.sendall(
+            b"HTTP/1.1 412 Precondition Failed\r\nContent-Type: application/xml\r\n"
+            b"Content-Length: %d\r\n\r\n%s" % (len(refusal), refusal)
+        )
+        conn.shutdown(socket.SHUT_WR)
+        threading.Event().wait(0.3)  # the client is still sending, into a full window
+        conn.close()  # unread bytes: the kernel resets the connection
+
+    server = threading.Thread(target=refuse_early, daemon=True)
+    server.start()
+    store = _store(s3_server, endpoint=f"http://127.0.0.1:{listener.getsockname()[1]}")
+    puts = small_puts(store)
+    assert puts is not None
+    body = b"x" * (8 * 1024 * 1024)  # far more than the two sockets' buffers hold
+    status, answer, text = puts._send_once(f"/{store.bucket}/k", body, {"If-None-Match": "*"})
+    assert (status, text) == (412, refusal)
+    assert answer["content-type"] == "application/xml"
+    assert puts._idle.empty()
+    server.join(5)
+    listener.close()

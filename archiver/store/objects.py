@@ -46,14 +46,7 @@ from archiver.store.types import (
 if TYPE_CHECKING:
     from archiver.store.smallputs import SmallPuts
 
-__all__ = ["SMALL_FILE_BYTES", "ObjectStore"]
-
-SMALL_FILE_BYTES = 1024 * 1024
-"""Files up to this size go through :attr:`ObjectStore.small` when it is set: read into
-memory (a megabyte at most per upload) and sent in one lean PUT. Most letters and many short
-recordings are this small. Larger files keep boto3's streamed upload, which sends a file body
-with ``Expect: 100-continue``: a key that is already taken is refused before the body
-travels, which http.client cannot do."""
+__all__ = ["ObjectStore"]
 
 
 def _b64(hex_digest: str) -> str:
@@ -64,7 +57,7 @@ class ObjectStore(BucketOps, LockOps):
     """One Object-Lock bucket, seen through a boto3 S3 client.
 
     ``small``: when set (:func:`archiver.store.smallputs.small_puts`), :meth:`put_bytes`
-    sends through it, and so does :meth:`put_file` for files up to :data:`SMALL_FILE_BYTES`:
+    sends through it, and so does :meth:`put_file` for files up to ``small_file_bytes``:
     the same conditional, checksummed, locked PUT at a third of boto3's CPU per request
     (records, manifests, receipts, small media: thousands per company run)."""
 
@@ -146,10 +139,11 @@ class ObjectStore(BucketOps, LockOps):
     ) -> StoredObject:
         """Store the file at ``path`` (whose SHA-256 and size the caller measured) once, locked.
 
-        Files up to :data:`SMALL_FILE_BYTES` go in one PUT from memory through :attr:`small`
-        when it is set; up to ``multipart_threshold`` in one streamed PUT; larger ones in parts of
-        ``part_size`` bytes, each with its own SHA-256, completed conditionally. The server
-        verifies every checksum; memory use stays at one part at most.
+        Files up to ``settings.small_file_bytes`` go in one PUT from memory through
+        :attr:`small` when it is set; up to ``multipart_threshold`` in one streamed PUT;
+        larger ones in parts of ``part_size`` bytes, each with its own SHA-256, completed
+        conditionally. The server verifies every checksum; memory use stays at one part at
+        most (one small file, for the first kind).
         """
         path = Path(path)
         actual = path.stat().st_size
@@ -157,7 +151,7 @@ class ObjectStore(BucketOps, LockOps):
             raise StorageError(
                 f"{path} is {actual} bytes, expected {size}", bucket=self.bucket, key=key
             )
-        if self.small is not None and size <= SMALL_FILE_BYTES:
+        if self.small is not None and size <= self.settings.small_file_bytes:
             with path.open("rb") as file:
                 data = file.read(size + 1)
             if len(data) != size:

@@ -31,17 +31,26 @@ class StorageSettings:
     part_size: bytes per part, at least 5 MiB (S3's minimum; default 16 MiB). Parts are sent
         from the file: an upload holds one ``read_chunk`` in memory, whatever the part size.
     read_chunk: bytes per read from disk or from a GET stream (default 1 MiB).
+    small_file_bytes: files up to this size (default 1 MiB: most letters, short recordings)
+        are read into memory and sent in one lean PUT when the store has
+        :class:`~archiver.store.smallputs.SmallPuts`, a third of boto3's CPU per object; an
+        upload then holds the file, not one ``read_chunk``. Larger files keep boto3's
+        streamed upload, whose ``Expect: 100-continue`` lets S3 refuse a taken key before the
+        body travels.
     """
 
     multipart_threshold: int = DEFAULT_MULTIPART_THRESHOLD
     part_size: int = 16 * MiB
     read_chunk: int = 1 * MiB
+    small_file_bytes: int = 1 * MiB
 
     def __post_init__(self) -> None:
         if self.part_size < MIN_PART_SIZE:
             raise ValueError(f"part_size must be at least 5 MiB, got {self.part_size}")
         if self.read_chunk <= 0 or self.multipart_threshold <= 0:
             raise ValueError("read_chunk and multipart_threshold must be positive")
+        if self.small_file_bytes < 0:
+            raise ValueError("small_file_bytes must not be negative")
 
 
 def make_s3_client(

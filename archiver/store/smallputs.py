@@ -3,16 +3,20 @@
 A boto3 ``put_object`` of a few hundred bytes costs about 2.5 ms of CPU (parameter
 validation, serialization, a dozen event hooks, endpoint rules, urllib3), three times what
 the request itself needs. :class:`SmallPuts` sends the same request for bodies held in
-memory: the headers :func:`~archiver.store.transfer.put_object_args` names, with
-``If-None-Match: *``, ``x-amz-checksum-sha256`` and the Object Lock, signed by botocore's
-own SigV4 signer with the client's credentials, to the URL boto3 itself resolves for the
-bucket, over a pool of keep-alive connections.
+memory (records, manifests, receipts, webhook deliveries, and media files up to
+``StorageSettings.small_file_bytes``): the headers
+:func:`~archiver.store.transfer.put_object_args` names, with ``If-None-Match: *``,
+``x-amz-checksum-sha256`` and the Object Lock, signed by botocore's own SigV4 signer with the
+client's credentials (the payload as boto3 signs our uploads: ``UNSIGNED-PAYLOAD``, the
+signature covering the checksum S3 checks the body against), to the URL boto3 itself
+resolves for the bucket, over a pool of keep-alive connections.
 
 Only the sending is different: a refusal becomes the :class:`~botocore.exceptions.ClientError`
 boto3 would have raised, and goes through the same :meth:`ObjectStore._write_failed` (a
 rerun of the same bytes is fine, other bytes are an :class:`ObjectConflictError`, the rest
-is translated by :mod:`.s3errors`). Connection failures and 5xx answers are retried as
-botocore's standard mode does (3 attempts). A client this path does not cover (a proxy, a
+is translated by :mod:`.s3errors`). An answer S3 sends before it has the whole body (then
+closing the connection) is read and counts. Connection failures and 5xx answers are retried
+as botocore's standard mode does (3 attempts). A client this path does not cover (a proxy, a
 client certificate, another signature version, no credentials) keeps boto3:
 :func:`small_puts` then says None.
 """
@@ -36,6 +40,7 @@ from urllib.parse import SplitResult, quote, urlsplit
 from botocore.auth import S3SigV4Auth
 from botocore.awsrequest import AWSRequest
 from botocore.client import BaseClient
+from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError, EndpointConnectionError
 
 from archiver.common.backoff import backoff_delay
@@ -56,6 +61,7 @@ _ERROR_FIELD = re.compile(rb"<(Code|Message)>([^<]*)</\1>")
 # The connection went away between two requests (a keep-alive closed by the server):
 # the request never reached it, so it goes again on a new connection at once.
 _STALE = (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError)
+_UNSIGNED_PAYLOAD = Config(s3={"payload_signing_enabled": False})
 
 
 class PutsBytes(Protocol):
@@ -175,9 +181,9 @@ class SmallPuts:
             # Non-ASCII metadata: boto3 knows how S3 wants it sent.
             return self.store._put_once(key, data, sha256, len(data), lock, content_type, metadata)
         headers["If-None-Match"] = "*"
+        # S3 checks the body against this SHA-256, and the signature covers it (see
+        # _send_once): the bytes sent are pinned without the signer hashing them again.
         headers["x-amz-checksum-sha256"] = base64.b64encode(bytes.fromhex(sha256)).decode()
-        # The signature covers the same SHA-256 S3 checks the body against.
-        headers["X-Amz-Content-SHA256"] = sha256
         path = self._prefix + quote(key, safe="/~")
         try:
             status, answer, body = self._send(path, data, headers)
@@ -213,6 +219,10 @@ class SmallPuts:
         self, path: str, data: bytes, headers: dict[str, str]
     ) -> tuple[int, dict[str, str], bytes]:
         request = AWSRequest("PUT", self._url(path), data=data, headers=headers)
+        # Signed as boto3 signs our checksummed uploads (store.settings.make_s3_client):
+        # X-Amz-Content-SHA256: UNSIGNED-PAYLOAD, the signature covering the checksum header.
+        # Left to itself the signer would hash the body once more over plain http.
+        request.context["client_config"] = _UNSIGNED_PAYLOAD
         # Signed per attempt: X-Amz-Date is part of the signature.
         S3SigV4Auth(self._credentials.get_frozen_credentials(), "s3", self._region).add_auth(
             request
@@ -220,8 +230,16 @@ class SmallPuts:
         signed = dict(request.headers.items())
         while True:
             conn, reused = self._connection()
+            sent = False
             try:
-                conn.request("PUT", path, body=data, headers=signed)
+                try:
+                    conn.request("PUT", path, body=data, headers=signed)
+                    sent = True
+                except (BrokenPipeError, ConnectionResetError):
+                    # S3 may answer before it has the whole body (a taken key, a refused
+                    # signature) and close: that answer counts, and getresponse reads it.
+                    # With none, it raises as a connection that went away.
+                    pass
                 response = conn.getresponse()
                 body = response.read()
             except _STALE:
@@ -233,7 +251,7 @@ class SmallPuts:
                 conn.close()
                 raise
             answer = {name.lower(): value for name, value in response.getheaders()}
-            if response.will_close:
+            if response.will_close or not sent:
                 conn.close()
             else:
                 self._release(conn)
