@@ -5,6 +5,7 @@ from __future__ import annotations
 import enum
 import hashlib
 import random
+from collections import OrderedDict
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
@@ -88,10 +89,23 @@ class _Kind(enum.StrEnum):
     CALL = "call"
 
 
+class _Level(enum.IntEnum):
+    HIGH = 3
+
+
+class _Text(str):
+    pass
+
+
 @pytest.mark.parametrize(
     "value",
     [
         {"n": 2**53},  # beyond a double's integers
+        [-(2**53)],
+        [_Level.HIGH, True, False],  # an IntEnum, and bools (ints in Python, not in JSON)
+        {"o": OrderedDict([("b", 1), ("a", 2)])},
+        [_Text("a subclass of str"), {"k": _Text("é")}],
+        {"n": float("inf")},
         [float("nan")],
         {"s": "\ud800"},  # a lone surrogate
         {1: "int key"},
