@@ -110,10 +110,9 @@ def test_a_run_that_draws_no_progress_does_not_load_rich() -> None:
     """No terminal (cron, Kubernetes, a pipe) means no display: rich stays unloaded, for the
     archive and the sync callbacks alike. A terminal still gets rich."""
     code = (
-        "from archiver.cli.archive_cmds import _progress\n"
-        "from archiver.cli.sync_cmd import _sync_progress\n"
-        "with _progress(False) as on_event:\n    on_event(None)\n"
-        "with _sync_progress(False) as (on_event, on_sync):\n    on_event(None); on_sync(None)\n"
+        "from archiver.cli.lazy_progress import run_progress, sync_progress\n"
+        "with run_progress(False) as on_event:\n    on_event(None)\n"
+        "with sync_progress(False) as (on_event, on_sync):\n    on_event(None); on_sync(None)\n"
     )
     assert "rich" not in loaded_after(code)
-    assert "rich" in loaded_after(code + "with _progress(True):\n    pass\n")
+    assert "rich" in loaded_after(code + "with run_progress(True):\n    pass\n")

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import sys
-from contextlib import nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -24,26 +23,12 @@ from ._common import (
     open_cli_store,
     printable,
     profile_option,
-    progress_wanted,
     s3_options,
 )
+from .lazy_progress import run_progress
 from .retention_cmds import default_actor
 
 log = logging.getLogger("archiver")
-
-
-def _progress(show: bool) -> Any:
-    # rich loads with the first run that draws, not with every command line, nor with a
-    # run that draws nothing (no terminal, --json, -q, --no-progress: cron, Kubernetes).
-    if not progress_wanted(show):
-        return nullcontext(_no_display)
-    from .progress import progress_display
-
-    return progress_display(show)
-
-
-def _no_display(event: Any) -> None:
-    """The progress callback of a run that draws nothing."""
 
 
 def _api_event_logger(event: Any) -> None:
@@ -165,7 +150,7 @@ def archive(
         show_progress = sys.stderr.isatty() and not as_json
         try:
             with (
-                _progress(show_progress) as on_event,
+                run_progress(show_progress) as on_event,
                 open_archiver(
                     cfg,
                     api_settings,

@@ -11,6 +11,7 @@ from pathlib import Path
 import click
 
 from ._common import ExitCode, handle_errors
+from .lazy_progress import run_progress
 
 
 def register(group: click.Group) -> None:
@@ -73,8 +74,6 @@ def demo(workdir: Path, seed: int, keep_running: bool) -> None:
     """
     from archiver.devkit.demo import DemoEnvironment, describe, run_demo
 
-    from .progress import progress_display
-
     def step(text: str) -> None:
         click.secho(f"==> {text}", bold=True, err=True)
 
@@ -90,7 +89,7 @@ def demo(workdir: Path, seed: int, keep_running: bool) -> None:
         wait_until_interrupted(variables)
 
     with handle_errors(), progress:
-        on_event = progress.enter_context(progress_display(sys.stderr.isatty()))
+        on_event = progress.enter_context(run_progress(sys.stderr.isatty()))
         report = run_demo(
             workdir,
             seed=seed,

@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import sys
 import time
-from contextlib import nullcontext
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -21,10 +20,10 @@ from ._common import (
     handle_errors,
     json_option,
     load_config,
-    progress_wanted,
     s3_options,
 )
-from .archive_cmds import _api_event_logger, _exit_code, _no_display
+from .archive_cmds import _api_event_logger, _exit_code
+from .lazy_progress import sync_progress
 
 
 def register(group: click.Group) -> None:
@@ -172,7 +171,7 @@ def sync(
 
         try:
             with (
-                _sync_progress(show_progress) as (on_event, on_sync),
+                sync_progress(show_progress) as (on_event, on_sync),
                 open_sync(
                     cfg,
                     api_settings,
@@ -315,12 +314,3 @@ def _metrics(
             duration_seconds=duration,
         )
     write_metrics(path, metrics)
-
-
-def _sync_progress(show: bool) -> Any:
-    # As `archive` does: rich loads only for a run that draws.
-    if not progress_wanted(show):
-        return nullcontext((_no_display, _no_display))
-    from .progress import sync_progress_display
-
-    return sync_progress_display(show)
