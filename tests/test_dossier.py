@@ -827,3 +827,35 @@ def test_on_demand_dossier_shows_the_events_after_its_manifest_apart(
     assert render_dossier_bytes(_input(sample, later_events=[])) == render_dossier_bytes(
         _input(sample)
     )
+
+
+def test_page_streams_handed_over_as_bytes_make_the_same_file(
+    sample: SampleArchive, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """encode_page_streams is a shortcut past reportlab's PDFDocEncoding codec: the file must
+    be the one reportlab writes by itself, for Latin, Greek, Cyrillic, Arabic and emoji."""
+    import archiver.dossier.render as render
+
+    notes = "Échéancier — Ελληνικά, кириллица, مرحبا بالعميل 😀 \x7f"
+    mixed = replace(
+        _input(sample),
+        records={k: {**r, "notes": f"{notes} {k}"} for k, r in sample.records.items()},
+    )
+    handed = [render_dossier_bytes(_input(sample)), render_dossier_bytes(mixed)]
+    monkeypatch.setattr(render, "encode_page_streams", lambda doc: None)
+    assert [render_dossier_bytes(_input(sample)), render_dossier_bytes(mixed)] == handed
+
+
+def test_a_page_stream_reportlab_s_codec_would_refuse_is_left_to_reportlab() -> None:
+    from archiver.dossier.render import encode_page_streams
+
+    class Page:
+        def __init__(self, stream: Any) -> None:
+            self.stream = stream
+
+    class Doc:
+        class Pages:
+            pages = [Page("BT (a) Tj ET\n"), Page("BT (\x18) Tj ET"), Page("é"), Page(b"x")]
+
+    encode_page_streams(Doc)
+    assert [p.stream for p in Doc.Pages.pages] == [b"BT (a) Tj ET\n", "BT (\x18) Tj ET", "é", b"x"]

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, BinaryIO
@@ -81,6 +82,7 @@ def _numbered_canvas(
                     super().bookmarkHorizontalAbsolute(key, top, left=left)
                 self._furniture(number, total)
                 super().showPage()
+            encode_page_streams(self._doc)
             super().save()
 
         def _furniture(self, number: int, total: int) -> None:
@@ -111,6 +113,23 @@ def _numbered_canvas(
             self.restoreState()
 
     return NumberedCanvas
+
+
+# What reportlab's PDFDocEncoding codec ("extpdfdoc") does not write as the character's own
+# ASCII byte: anything outside ASCII, and U+0018-U+001F, which it refuses.
+_NOT_ASCII_PDFDOC = re.compile("[^\x00-\x17\x20-\x7f]")
+
+
+def encode_page_streams(doc: Any) -> None:
+    """Give reportlab the pages' content streams as bytes. Left as text, each is encoded with
+    reportlab's PDFDocEncoding codec, a dictionary lookup per character: a twentieth of the
+    render of a large dossier. Content streams are ASCII (text is drawn as escaped glyph
+    codes), where that codec's bytes are the ASCII bytes, so the file is byte for byte the
+    same; a stream with anything else is left to reportlab."""
+    for page in doc.Pages.pages:
+        stream = page.stream
+        if isinstance(stream, str) and not _NOT_ASCII_PDFDOC.search(stream):
+            page.stream = stream.encode("ascii")
 
 
 def _render_raw(inp: DossierInput, on_progress: Callable[[str], None] | None) -> tuple[bytes, int]:
