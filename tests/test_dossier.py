@@ -859,3 +859,24 @@ def test_a_page_stream_reportlab_s_codec_would_refuse_is_left_to_reportlab() -> 
 
     encode_page_streams(Doc)
     assert [p.stream for p in Doc.Pages.pages] == [b"BT (a) Tj ET\n", "BT (\x18) Tj ET", "é", b"x"]
+
+
+def test_remembered_glyph_runs_make_the_same_file(
+    sample: SampleArchive, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """DossierFont.splitString remembers each text's runs per document: the file must be the
+    one reportlab's own splitting writes, accents, scripts and emoji included."""
+    from reportlab.pdfbase.ttfonts import TTFont
+
+    from archiver.dossier.fonts import DossierFont
+
+    # More distinct characters than one 256-code subset holds: texts split into several runs.
+    many = "".join(map(chr, [*range(0x100, 0x17F), *range(0x391, 0x3CE), *range(0x410, 0x44F)]))
+    notes = f"Relance n° 2 — {many} مرحبا 😀"
+    inp = replace(
+        _input(sample),
+        records={k: {**r, "notes": notes} for k, r in sample.records.items()},
+    )
+    remembered = render_dossier_bytes(inp)
+    monkeypatch.setattr(DossierFont, "splitString", TTFont.splitString)
+    assert render_dossier_bytes(inp) == remembered

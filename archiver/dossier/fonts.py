@@ -154,6 +154,23 @@ class DossierFont(TTFont):
         """The text code point ``cp`` of this font stands for."""
         return self.codes.text.get(cp, chr(cp))
 
+    def splitString(  # noqa: N802 (reportlab API)
+        self, text: str, doc: Any, encoding: str = "utf-8"
+    ) -> list[tuple[int, bytes]]:
+        """reportlab's (subset, codes) runs of ``text``, remembered per document: a dossier
+        draws the same labels, dates and statuses thousands of times, and reportlab walks
+        every character again each time. Exact: a character keeps the code it was first
+        given in a document, so a text seen before splits the same way again."""
+        state = self.state.get(doc)
+        seen: dict[str, tuple[tuple[int, bytes], ...]] | None = getattr(state, "splits", None)
+        if seen is not None and (runs := seen.get(text)) is not None:
+            return list(runs)
+        result: list[tuple[int, bytes]] = super().splitString(text, doc, encoding)
+        if seen is None:
+            seen = self.state[doc].splits = {}
+        seen[text] = tuple(result)
+        return result
+
     def addObjects(self, doc: Any) -> None:  # noqa: N802 (reportlab API)
         """reportlab's subsets, with our ToUnicode maps in place of reportlab's (which write
         code points above U+FFFF as 5 hex digits, an invalid string, and shaped glyphs as
