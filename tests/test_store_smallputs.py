@@ -5,6 +5,7 @@ credentials, retries, an answer before the whole body)."""
 from __future__ import annotations
 
 import hashlib
+import http.client
 import logging
 import re
 import socket
@@ -185,9 +186,10 @@ def test_a_closed_keep_alive_connection_is_replaced(pair: tuple[ObjectStore, Sma
     puts.put_bytes("a.json", b"a", lock=_lock(), content_type="text/plain")
     idle = puts._idle.get_nowait()
     assert idle.sock is not None
-    idle.sock.close()  # as if the server had closed it while idle
+    idle.sock.shutdown(socket.SHUT_RDWR)  # as if the server had closed it while idle
     puts._idle.put_nowait(idle)
     assert puts.put_bytes("b.json", b"b", lock=_lock(), content_type="text/plain").created
+    assert idle.sock is None  # dropped, not used
     puts.close()
     assert store.read_bytes("b.json") == b"b"
 
@@ -270,7 +272,12 @@ def test_a_small_file_goes_through_the_lean_put_and_stores_what_boto3_stores(
     media, sha = _media(tmp_path / "letter.pdf", SMALL)  # the largest that goes this way
     lock, meta = _lock(hold=True), {"kind": "letter"}
     through_boto3 = _boto3_puts(lean, monkeypatch)
-    put = {"sha256": sha, "size": SMALL, "lock": lock, "content_type": "application/pdf"}
+    put: dict[str, Any] = {
+        "sha256": sha,
+        "size": SMALL,
+        "lock": lock,
+        "content_type": "application/pdf",
+    }
     ours = lean.put_file("m/a.pdf", media, **put, metadata=meta)
     assert through_boto3 == []
     theirs = plain.put_file("m/a.pdf", media, **put, metadata=meta)
@@ -357,17 +364,48 @@ def test_a_file_over_the_small_size_keeps_boto3_s_streamed_upload(
     assert stored.created and through_boto3 == ["m/call.wav"]
 
 
-def test_an_answer_sent_before_the_whole_body_is_read_not_taken_for_a_lost_connection(
-    s3_server: LocalS3Server,
-) -> None:
+def _fake_puts(port: int) -> SmallPuts:
+    """SmallPuts towards a hand-written server on ``port`` (credentials that sign, no S3)."""
+    client = make_s3_client(
+        f"http://127.0.0.1:{port}",
+        aws_access_key_id="AKIDEXAMPLE",
+        aws_secret_access_key="not-a-secret",
+        region_name="us-east-1",
+    )
+    puts = small_puts(ObjectStore(client, "bucket"))
+    assert puts is not None
+    return puts
+
+
+def _read_request(conn: socket.socket) -> bytes:
+    """One whole request (headers and a Content-Length body) from ``conn``."""
+    data = b""
+    while b"\r\n\r\n" not in data:
+        data += conn.recv(65536)
+    head, _, body = data.partition(b"\r\n\r\n")
+    length = int(re.search(rb"(?i)content-length: *(\d+)", head).group(1))  # type: ignore[union-attr]
+    while len(body) < length:
+        body += conn.recv(65536)
+    return head
+
+
+def _listener(rcvbuf: int | None = None) -> socket.socket:
+    listener = socket.socket()
+    if rcvbuf is not None:
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(2)
+    return listener
+
+
+REFUSAL = b"<Error><Code>PreconditionFailed</Code><Message>taken</Message></Error>"
+
+
+def test_an_answer_sent_before_the_whole_body_is_read_not_taken_for_a_lost_connection() -> None:
     """S3 may refuse a PUT (a taken key, a bad signature) as soon as it has the headers, then
     close: the body still going out meets a broken pipe. The refusal is the answer that
     counts, and the half-used connection is not kept."""
-    listener = socket.socket()
-    listener.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)  # the body cannot all fit
-    listener.bind(("127.0.0.1", 0))
-    listener.listen(1)
-    refusal = b"<Error><Code>PreconditionFailed</Code><Message>taken</Message></Error>"
+    listener = _listener(rcvbuf=4096)  # the body cannot all fit
 
     def refuse_early() -> None:
         conn, _ = listener.accept()
@@ -376,7 +414,7 @@ def test_an_answer_sent_before_the_whole_body_is_read_not_taken_for_a_lost_conne
             seen += conn.recv(1024)
         conn.sendall(
             b"HTTP/1.1 412 Precondition Failed\r\nContent-Type: application/xml\r\n"
-            b"Content-Length: %d\r\n\r\n%s" % (len(refusal), refusal)
+            b"Content-Length: %d\r\n\r\n%s" % (len(REFUSAL), REFUSAL)
         )
         conn.shutdown(socket.SHUT_WR)
         threading.Event().wait(0.3)  # the client is still sending, into a full window
@@ -384,13 +422,86 @@ def test_an_answer_sent_before_the_whole_body_is_read_not_taken_for_a_lost_conne
 
     server = threading.Thread(target=refuse_early, daemon=True)
     server.start()
-    store = _store(s3_server, endpoint=f"http://127.0.0.1:{listener.getsockname()[1]}")
-    puts = small_puts(store)
-    assert puts is not None
+    puts = _fake_puts(listener.getsockname()[1])
     body = b"x" * (8 * 1024 * 1024)  # far more than the two sockets' buffers hold
-    status, answer, text = puts._send_once(f"/{store.bucket}/k", body, {"If-None-Match": "*"})
-    assert (status, text) == (412, refusal)
+    status, answer, text = puts._send_once("/bucket/k", body, {"If-None-Match": "*"})
+    assert (status, text) == (412, REFUSAL)
     assert answer["content-type"] == "application/xml"
     assert puts._idle.empty()
     server.join(5)
     listener.close()
+
+
+def test_a_reset_without_an_answer_is_a_failed_attempt() -> None:
+    listener = _listener(rcvbuf=4096)
+
+    def hang_up() -> None:
+        conn, _ = listener.accept()
+        conn.recv(1024)
+        conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
+        conn.close()  # a reset, no answer
+
+    server = threading.Thread(target=hang_up, daemon=True)
+    server.start()
+    puts = _fake_puts(listener.getsockname()[1])
+    with pytest.raises((OSError, http.client.HTTPException)):
+        puts._send_once("/bucket/k", b"x" * (8 * 1024 * 1024), {"If-None-Match": "*"})
+    assert puts._idle.empty()
+    server.join(5)
+    listener.close()
+
+
+def test_an_answer_waiting_on_an_idle_connection_is_nobody_s_answer() -> None:
+    """A server may write to an idle keep-alive connection unasked (a 408 before it closes
+    it): the next PUT goes on a new connection and gets its own answer."""
+    listener = _listener()
+    answered = threading.Event()
+
+    def serve() -> None:
+        first, _ = listener.accept()
+        _read_request(first)
+        first.sendall(b"HTTP/1.1 200 OK\r\nx-amz-version-id: v1\r\nContent-Length: 0\r\n\r\n")
+        answered.wait(5)  # the client has its answer and the connection is idle
+        first.sendall(
+            b"HTTP/1.1 408 Request Timeout\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+        )
+        first.close()  # as servers do after a 408
+        second, _ = listener.accept()
+        _read_request(second)
+        second.sendall(b"HTTP/1.1 200 OK\r\nx-amz-version-id: v2\r\nContent-Length: 0\r\n\r\n")
+        threading.Event().wait(0.5)
+        second.close()
+
+    server = threading.Thread(target=serve, daemon=True)
+    server.start()
+    puts = _fake_puts(listener.getsockname()[1])
+    assert puts._send_once("/bucket/a", b"a", {})[1]["x-amz-version-id"] == "v1"
+    answered.set()
+    threading.Event().wait(0.2)  # the unasked 408 is on the idle connection by now
+    status, answer, _ = puts._send_once("/bucket/b", b"b", {})
+    assert (status, answer["x-amz-version-id"]) == (200, "v2")
+    server.join(5)
+    listener.close()
+
+
+def test_uploads_are_signed_over_their_checksum_not_a_second_hash_of_the_body(
+    pair: tuple[ObjectStore, SmallPuts], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _, puts = pair
+    sent: list[dict[str, str]] = []
+    real = http.client.HTTPConnection.request
+
+    def recording(
+        self: Any, method: str, url: str, body: Any = None, headers: Any = None, **kw: Any
+    ) -> None:
+        sent.append(dict(headers or {}))
+        real(self, method, url, body, headers or {}, **kw)
+
+    monkeypatch.setattr(http.client.HTTPConnection, "request", recording)
+    assert puts.put_bytes("s.json", b"{}", lock=_lock(), content_type="application/json").created
+    (headers,) = sent
+    assert headers["X-Amz-Content-SHA256"] == "UNSIGNED-PAYLOAD"
+    signed = re.search(r"SignedHeaders=([^,]+)", headers["Authorization"]).group(1)  # type: ignore[union-attr]
+    assert {"x-amz-checksum-sha256", "if-none-match", "x-amz-object-lock-mode"} <= set(
+        signed.split(";")
+    )

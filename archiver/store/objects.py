@@ -151,7 +151,10 @@ class ObjectStore(BucketOps, LockOps):
             raise StorageError(
                 f"{path} is {actual} bytes, expected {size}", bucket=self.bucket, key=key
             )
-        if self.small is not None and size <= self.settings.small_file_bytes:
+        settings = self.settings
+        if self.small is not None and size <= min(
+            settings.small_file_bytes, settings.multipart_threshold
+        ):
             with path.open("rb") as file:
                 data = file.read(size + 1)
             if len(data) != size:

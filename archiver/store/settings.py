@@ -36,7 +36,7 @@ class StorageSettings:
         :class:`~archiver.store.smallputs.SmallPuts`, a third of boto3's CPU per object; an
         upload then holds the file, not one ``read_chunk``. Larger files keep boto3's
         streamed upload, whose ``Expect: 100-continue`` lets S3 refuse a taken key before the
-        body travels.
+        body travels; a file over ``multipart_threshold`` goes in parts whatever this says.
     """
 
     multipart_threshold: int = DEFAULT_MULTIPART_THRESHOLD

@@ -14,10 +14,11 @@ resolves for the bucket, over a pool of keep-alive connections.
 Only the sending is different: a refusal becomes the :class:`~botocore.exceptions.ClientError`
 boto3 would have raised, and goes through the same :meth:`ObjectStore._write_failed` (a
 rerun of the same bytes is fine, other bytes are an :class:`ObjectConflictError`, the rest
-is translated by :mod:`.s3errors`). An answer S3 sends before it has the whole body (then
-closing the connection) is read and counts. Connection failures and 5xx answers are retried
-as botocore's standard mode does (3 attempts). A client this path does not cover (a proxy, a
-client certificate, another signature version, no credentials) keeps boto3:
+is translated by :mod:`.s3errors`). An answer S3 sends before it has the whole body, then
+closing the connection, counts when it has arrived (else the attempt failed). Connection
+failures and 5xx answers are retried as botocore's standard mode does (3 attempts); an idle
+connection is reused only while nothing is waiting on it. A client this path does not cover
+(a proxy, a client certificate, another signature version, no credentials) keeps boto3:
 :func:`small_puts` then says None.
 """
 
@@ -29,6 +30,7 @@ import http.client
 import queue
 import random
 import re
+import select
 import ssl
 import time
 import urllib.request
@@ -221,7 +223,8 @@ class SmallPuts:
         request = AWSRequest("PUT", self._url(path), data=data, headers=headers)
         # Signed as boto3 signs our checksummed uploads (store.settings.make_s3_client):
         # X-Amz-Content-SHA256: UNSIGNED-PAYLOAD, the signature covering the checksum header.
-        # Left to itself the signer would hash the body once more over plain http.
+        # Left to itself the signer would hash the body once more (this bare request carries
+        # no checksum context, so it would over https too).
         request.context["client_config"] = _UNSIGNED_PAYLOAD
         # Signed per attempt: X-Amz-Date is part of the signature.
         S3SigV4Auth(self._credentials.get_frozen_credentials(), "s3", self._region).add_auth(
@@ -237,8 +240,8 @@ class SmallPuts:
                     sent = True
                 except (BrokenPipeError, ConnectionResetError):
                     # S3 may answer before it has the whole body (a taken key, a refused
-                    # signature) and close: that answer counts, and getresponse reads it.
-                    # With none, it raises as a connection that went away.
+                    # signature) and close: that answer counts, and getresponse reads it if
+                    # it arrived. With none, it raises as a connection that went away.
                     pass
                 response = conn.getresponse()
                 body = response.read()
@@ -261,10 +264,14 @@ class SmallPuts:
         return f"{self._base.scheme}://{self._base.netloc}{path}"
 
     def _connection(self) -> tuple[http.client.HTTPConnection, bool]:
-        try:
-            return self._idle.get_nowait(), True
-        except queue.Empty:
-            pass
+        while True:
+            try:
+                idle = self._idle.get_nowait()
+            except queue.Empty:
+                break
+            if _reusable(idle):
+                return idle, True
+            idle.close()
         host, port = self._base.hostname or "", self._base.port
         conn: http.client.HTTPConnection
         if self._context is not None:
@@ -291,6 +298,23 @@ class SmallPuts:
                 self._idle.get_nowait().close()
             except queue.Empty:
                 return
+
+
+def _reusable(conn: http.client.HTTPConnection) -> bool:
+    """Whether an idle keep-alive connection can carry the next request: open, with nothing
+    to read. One the server closed while idle reads as the end of the stream; one it wrote to
+    unasked (a 408 before closing) holds an answer to no request of ours. urllib3 checks the
+    same before it reuses a connection."""
+    sock = conn.sock
+    if sock is None:
+        return False
+    if isinstance(sock, ssl.SSLSocket) and sock.pending():
+        return False
+    try:
+        readable, _, _ = select.select([sock], [], [], 0)
+    except (OSError, ValueError):
+        return False
+    return not readable
 
 
 def _headers(args: Mapping[str, Any]) -> dict[str, str]:
