@@ -116,3 +116,4 @@ def test_a_run_that_draws_no_progress_does_not_load_rich() -> None:
     )
     assert "rich" not in loaded_after(code)
     assert "rich" in loaded_after(code + "with run_progress(True):\n    pass\n")
+    assert "rich" in loaded_after(code + "with sync_progress(True) as (a, b):\n    pass\n")

@@ -829,21 +829,57 @@ def test_on_demand_dossier_shows_the_events_after_its_manifest_apart(
     )
 
 
+def _raw(inp: DossierInput) -> bytes:
+    """reportlab's own output, before pikepdf rewrites it (which could hide a difference)."""
+    from archiver.dossier.render import _render_raw
+
+    return _render_raw(inp, None)[0]
+
+
+MIXED_NOTES = "Échéancier — Ελληνικά, кириллица, مرحبا بالعميل 😀 \x7f"
+
+
 def test_page_streams_handed_over_as_bytes_make_the_same_file(
     sample: SampleArchive, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """encode_page_streams is a shortcut past reportlab's PDFDocEncoding codec: the file must
-    be the one reportlab writes by itself, for Latin, Greek, Cyrillic, Arabic and emoji."""
+    """encode_page_streams is a shortcut past reportlab's PDFDocEncoding codec: reportlab must
+    write the very file it writes by itself, for Latin, Greek, Cyrillic, Arabic and emoji."""
     import archiver.dossier.render as render
 
-    notes = "Échéancier — Ελληνικά, кириллица, مرحبا بالعميل 😀 \x7f"
     mixed = replace(
         _input(sample),
-        records={k: {**r, "notes": f"{notes} {k}"} for k, r in sample.records.items()},
+        records={k: {**r, "notes": f"{MIXED_NOTES} {k}"} for k, r in sample.records.items()},
     )
-    handed = [render_dossier_bytes(_input(sample)), render_dossier_bytes(mixed)]
+    shortcut = render.encode_page_streams
+    taken: list[bool] = []
+
+    def checked(doc: Any) -> None:
+        shortcut(doc)
+        taken.append(all(isinstance(p.stream, bytes) for p in doc.Pages.pages))
+
+    monkeypatch.setattr(render, "encode_page_streams", checked)
+    handed = [_raw(_input(sample)), _raw(mixed)]
+    assert taken == [True, True]  # every page went the short way
     monkeypatch.setattr(render, "encode_page_streams", lambda doc: None)
-    assert [render_dossier_bytes(_input(sample)), render_dossier_bytes(mixed)] == handed
+    assert [_raw(_input(sample)), _raw(mixed)] == handed
+
+
+def test_reportlab_s_pdfdoc_codec_writes_exactly_those_characters_as_themselves() -> None:
+    """The premise of encode_page_streams, checked against the installed reportlab."""
+    import reportlab.pdfbase.pdfdoc  # noqa: F401 - registers the codec
+
+    from archiver.dossier.render import _NOT_ASCII_PDFDOC
+
+    for code in range(0x180):
+        char = chr(code)
+        try:
+            encoded: bytes | None = char.encode("extpdfdoc")
+        except UnicodeEncodeError:
+            encoded = None
+        if _NOT_ASCII_PDFDOC.search(char) is None:
+            assert encoded == bytes([code]), hex(code)
+        elif code < 0x80:
+            assert encoded is None, hex(code)  # U+0018-U+001F: refused, left to reportlab
 
 
 def test_a_page_stream_reportlab_s_codec_would_refuse_is_left_to_reportlab() -> None:
@@ -864,19 +900,28 @@ def test_a_page_stream_reportlab_s_codec_would_refuse_is_left_to_reportlab() -> 
 def test_remembered_glyph_runs_make_the_same_file(
     sample: SampleArchive, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """DossierFont.splitString remembers each text's runs per document: the file must be the
-    one reportlab's own splitting writes, accents, scripts and emoji included."""
+    """DossierFont.splitString remembers each text's runs per document: each file must be the
+    one reportlab's own splitting writes, accents, scripts and emoji included, after another
+    document and beside one rendered at the same time in another thread."""
+    from concurrent.futures import ThreadPoolExecutor
+
     from reportlab.pdfbase.ttfonts import TTFont
 
     from archiver.dossier.fonts import DossierFont
 
     # More distinct characters than one 256-code subset holds: texts split into several runs.
     many = "".join(map(chr, [*range(0x100, 0x17F), *range(0x391, 0x3CE), *range(0x410, 0x44F)]))
-    notes = f"Relance n° 2 — {many} مرحبا 😀"
-    inp = replace(
+    wide = replace(
         _input(sample),
-        records={k: {**r, "notes": notes} for k, r in sample.records.items()},
+        records={
+            k: {**r, "notes": f"Relance n° 2 — {many} مرحبا 😀"} for k, r in sample.records.items()
+        },
     )
-    remembered = render_dossier_bytes(inp)
+    mixed = replace(
+        _input(sample),
+        records={k: {**r, "notes": MIXED_NOTES} for k, r in sample.records.items()},
+    )
+    with ThreadPoolExecutor(2) as pool:
+        remembered = [_raw(wide), *pool.map(_raw, [mixed, wide])]
     monkeypatch.setattr(DossierFont, "splitString", TTFont.splitString)
-    assert render_dossier_bytes(inp) == remembered
+    assert [_raw(wide), _raw(mixed), _raw(wide)] == remembered

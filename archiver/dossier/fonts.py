@@ -160,7 +160,11 @@ class DossierFont(TTFont):
         """reportlab's (subset, codes) runs of ``text``, remembered per document: a dossier
         draws the same labels, dates and statuses thousands of times, and reportlab walks
         every character again each time. Exact: a character keeps the code it was first
-        given in a document, so a text seen before splits the same way again."""
+        given in a document, so a text seen before splits the same way again. (The split
+        also asks whether the font has each character; the private code points that
+        :meth:`add_code` adds for shaped glyphs exist before any text holds them; record
+        text never holds one otherwise, :meth:`FontSet.drawable` marks them, and ids are
+        ASCII, checked safe before anything is drawn.)"""
         state = self.state.get(doc)
         seen: dict[str, tuple[tuple[int, bytes], ...]] | None = getattr(state, "splits", None)
         if seen is not None and (runs := seen.get(text)) is not None:
