@@ -77,6 +77,13 @@ def test_python_dash_m_archiver_and_the_console_script_both_go_through_run() -> 
     assert script.value == "archiver.cli:run"
 
 
+def _python(code: str) -> str:
+    """What ``code`` prints in a fresh interpreter."""
+    return subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stdout
+
+
 def test_httpx_comes_without_its_command_line_client() -> None:
     """httpx imports its CLI (rich, pygments) unless told not to; the archiver tells it, and
     httpx itself still works: a request goes through a mock transport."""
@@ -87,10 +94,7 @@ def test_httpx_comes_without_its_command_line_client() -> None:
         "import sys\n"
         "print(sorted(m for m in ('rich', 'pygments', 'httpx._main') if sys.modules.get(m)))"
     )
-    out = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, check=True
-    ).stdout
-    assert out.strip() == "[]"
+    assert _python(code).strip() == "[]"
 
 
 def test_a_process_that_imported_httpx_first_keeps_its_cli() -> None:
@@ -100,10 +104,7 @@ def test_a_process_that_imported_httpx_first_keeps_its_cli() -> None:
         "import archiver\n"
         "print(had, sys.modules.get('httpx._main') is not None)"
     )
-    out = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, check=True
-    ).stdout
-    assert out.split() == ["True", "True"]
+    assert _python(code).split() == ["True", "True"]
 
 
 def test_a_run_that_draws_no_progress_does_not_load_rich() -> None:

@@ -75,6 +75,14 @@ def pair(s3_server: LocalS3Server) -> tuple[ObjectStore, SmallPuts]:
     return store, puts
 
 
+@pytest.fixture
+def lean(pair: tuple[ObjectStore, SmallPuts]) -> ObjectStore:
+    """A store whose small writes, small files included, take the lean PUT."""
+    store, puts = pair
+    store.small = puts
+    return store
+
+
 def test_a_small_put_stores_what_put_bytes_stores(pair: tuple[ObjectStore, SmallPuts]) -> None:
     store, puts = pair
     lock = _lock(hold=True)
@@ -317,10 +325,9 @@ def test_a_small_file_goes_through_the_lean_put_and_stores_what_boto3_stores(
 
 
 def test_a_small_file_that_does_not_match_its_measured_sha256_is_refused(
-    pair: tuple[ObjectStore, SmallPuts], tmp_path: Path
+    lean: ObjectStore, tmp_path: Path
 ) -> None:
-    store, puts = pair
-    store.small = puts
+    store = lean
     media, _ = _media(tmp_path / "r.wav", 4004)
     with pytest.raises(StorageError, match="do not match their SHA-256"):
         store.put_file(
@@ -330,10 +337,9 @@ def test_a_small_file_that_does_not_match_its_measured_sha256_is_refused(
 
 
 def test_a_small_file_that_changed_since_it_was_measured_is_refused_before_sending(
-    pair: tuple[ObjectStore, SmallPuts], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    lean: ObjectStore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    store, puts = pair
-    store.small = puts
+    store = lean
     media, sha = _media(tmp_path / "r.wav", 4000)
     real_stat = Path.stat
 
@@ -349,11 +355,10 @@ def test_a_small_file_that_changed_since_it_was_measured_is_refused_before_sendi
 
 
 def test_a_small_file_with_non_ascii_metadata_ends_as_through_boto3(
-    pair: tuple[ObjectStore, SmallPuts], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    lean: ObjectStore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The lean PUT leaves non-ASCII metadata to boto3, which refuses it as it always did."""
-    store, puts = pair
-    store.small = puts
+    store = lean
     media, sha = _media(tmp_path / "lettre.pdf", 3000)
     through_boto3 = _boto3_puts(store, monkeypatch)
     with pytest.raises(StorageError, match="ASCII"):
@@ -371,10 +376,9 @@ def test_a_small_file_with_non_ascii_metadata_ends_as_through_boto3(
 
 
 def test_a_file_over_the_small_size_keeps_boto3_s_streamed_upload(
-    pair: tuple[ObjectStore, SmallPuts], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    lean: ObjectStore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    store, puts = pair
-    store.small = puts
+    store = lean
     media, sha = _media(tmp_path / "call.wav", SMALL + 1)
     through_boto3 = _boto3_puts(store, monkeypatch)
     stored = store.put_file(
