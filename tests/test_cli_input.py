@@ -51,7 +51,7 @@ def test_missing_bucket_is_a_configuration_error(monkeypatch: pytest.MonkeyPatch
 
 def test_progress_display_survives_markup_in_ids_and_messages() -> None:
     err = io.StringIO()
-    with redirect_stderr(err), progress_display(True) as on_event:
+    with redirect_stderr(err), progress_display() as on_event:
         on_event(ArchiveEvent(ArchiveEventKind.DEBT_STARTED, debt_id="a[/]"))
         on_event(
             ArchiveEvent(ArchiveEventKind.MEDIA_FAILED, debt_id="a[/]", message="[/x] boom [bold]")

@@ -10,7 +10,8 @@ from rich.console import Console
 
 from archiver.archive.results import ArchiveEvent, ArchiveEventKind
 from archiver.cli import main
-from archiver.cli.progress import RunProgress, progress_display
+from archiver.cli.lazy_progress import run_progress
+from archiver.cli.progress import RunProgress
 
 K = ArchiveEventKind
 
@@ -109,7 +110,7 @@ def test_a_run_without_media_has_no_unknown_byte_total() -> None:
 )
 def test_no_progress_and_quiet_turn_the_display_off(args: list[str], drawn: bool) -> None:
     ctx = main.make_context("archiver", [*args, "version"])
-    with ctx.scope(), progress_display(True, console=_terminal()[0]) as on_event:
+    with ctx.scope(), run_progress(True, console=_terminal()[0]) as on_event:
         assert isinstance(getattr(on_event, "__self__", None), RunProgress) is drawn
 
 

@@ -13,15 +13,17 @@ from ._common import progress_wanted
 __all__ = ["run_progress", "sync_progress"]
 
 
-def run_progress(show: bool) -> AbstractContextManager[Callable[[Any], None]]:
-    """:func:`.progress.progress_display` for a run that draws (``show``: a terminal, and
-    neither --json, -q nor --no-progress); a do-nothing callback otherwise, without loading
-    rich at all (cron, Kubernetes, a pipe)."""
+def run_progress(
+    show: bool, *, console: Any = None
+) -> AbstractContextManager[Callable[[Any], None]]:
+    """:func:`.progress.progress_display` (on stderr, or ``console``) for a run that draws
+    (``show``: a terminal, and neither --json, -q nor --no-progress); a do-nothing callback
+    otherwise, without loading rich at all (cron, Kubernetes, a pipe)."""
     if not progress_wanted(show):
         return nullcontext(_no_display)
     from .progress import progress_display
 
-    return progress_display(show)
+    return progress_display(console=console)
 
 
 def sync_progress(
@@ -32,7 +34,7 @@ def sync_progress(
         return nullcontext((_no_display, _no_display))
     from .progress import sync_progress_display
 
-    return sync_progress_display(show)
+    return sync_progress_display()
 
 
 def _no_display(event: Any) -> None:

@@ -34,20 +34,16 @@ from rich.text import Text
 
 from archiver.archive.results import ArchiveEvent, ArchiveEventKind
 
-from ._common import printable, progress_wanted
+from ._common import printable
 
 __all__ = ["RunProgress", "progress_display"]
 
 
 @contextmanager
-def progress_display(
-    enabled: bool, *, console: Console | None = None
-) -> Iterator[Callable[[ArchiveEvent], None]]:
-    """A progress display on stderr (or ``console``) when ``enabled`` and neither -q nor
-    --no-progress was given; otherwise a callback that does nothing."""
-    if not progress_wanted(enabled):
-        yield lambda event: None
-        return
+def progress_display(*, console: Console | None = None) -> Iterator[Callable[[ArchiveEvent], None]]:
+    """A progress display on stderr (or ``console``). Whether a run draws at all (a terminal,
+    neither --json, -q nor --no-progress) is decided by :mod:`.lazy_progress`, which imports
+    this module, and rich, only for a run that draws."""
     display = RunProgress(console or Console(stderr=True))
     with display:
         yield display.on_event
@@ -55,13 +51,10 @@ def progress_display(
 
 @contextmanager
 def sync_progress_display(
-    enabled: bool, *, console: Console | None = None
+    *, console: Console | None = None
 ) -> Iterator[tuple[Callable[[ArchiveEvent], None], Callable[[Any], None]]]:
     """Like :func:`progress_display` for a sync: (run events, sync events) callbacks; only
     debts with problems get a line of their own (a sync touches thousands)."""
-    if not progress_wanted(enabled):
-        yield (lambda event: None), (lambda event: None)
-        return
     display = RunProgress(console or Console(stderr=True), every_debt=False)
     with display:
         yield display.on_event, display.on_sync
