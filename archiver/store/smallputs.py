@@ -151,7 +151,9 @@ class SmallPuts:
         """Store small ``data`` at ``key`` once, locked; a rerun with the same bytes is a
         no-op (the contract of :meth:`ObjectStore.put_bytes`)."""
         sha256 = hashlib.sha256(data).hexdigest()
-        return self._put_once(key, data, sha256, lock, content_type, metadata)
+        return self.put_measured(
+            key, data, sha256=sha256, lock=lock, content_type=content_type, metadata=metadata
+        )
 
     def put_measured(
         self,
